@@ -1,0 +1,281 @@
+"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes``.
+
+Exit codes: 0 success (``check`` returns 0 whatever the verdicts), 2 unusable input or
+arguments (one line on stderr saying why), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import BlinkgateError
+
+log = logging.getLogger("blinkgate")
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    from .database import default_db_path
+
+    return Path(args.db).expanduser() if args.db else default_db_path()
+
+
+def _gate_options(args: argparse.Namespace):
+    from .gate import GateOptions
+
+    return GateOptions(liveness_ms=args.liveness * 1000.0, eyes=args.eyes, tolerance=args.tolerance)
+
+
+def _open_gate(args: argparse.Namespace):
+    """A Gate on the enrolled database, or with nobody enrolled if there is no database yet."""
+    from .gate import Gate
+
+    db = _db_path(args)
+    if not db.exists():
+        log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
+        return Gate(None, _gate_options(args))
+    return Gate(db, _gate_options(args))
+
+
+# -- enrolment ---------------------------------------------------------------------------------
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .database import FaceDatabase
+    from .enroll import enroll_directory
+    from .recognize import FaceEncoder
+
+    with FaceDatabase(_db_path(args)) as db:
+        report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
+    print(report.format())
+    return 0
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    from .database import FaceDatabase
+
+    db_path = _db_path(args)
+    if not db_path.exists():
+        raise BlinkgateError(f"no face database at {db_path}: enrol people with `blinkgate enroll DIR`")
+    with FaceDatabase(db_path) as db:
+        people = db.people()
+    if args.json:
+        print(json.dumps([{"name": n, "images": c} for n, c in people]))
+    elif not people:
+        print(f"nobody enrolled in {db_path}")
+    else:
+        width = max(len(n) for n, _ in people)
+        for name, count in people:
+            print(f"{name:<{width}}  {count} image{'s' if count != 1 else ''}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from .database import FaceDatabase
+
+    db_path = _db_path(args)
+    if not db_path.exists():
+        raise BlinkgateError(f"no face database at {db_path}")
+    with FaceDatabase(db_path) as db:
+        removed = db.forget(args.name)
+    print(f"forgot {args.name} ({removed} image{'s' if removed != 1 else ''})")
+    return 0
+
+
+# -- run and check -----------------------------------------------------------------------------
+
+
+def _has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .annotate import draw
+    from .events import EventLog
+    from .sources import open_source
+
+    display = not args.no_display
+    if display and not _has_display():
+        log.warning("no display found: running headless (use --record OUT.mp4 to see the result)")
+        display = False
+    source = open_source(args.source, fps=args.fps)
+    gate = _open_gate(args)
+    events = EventLog(args.events, source.description) if args.events else None
+    writer = None
+    pace = display and not source.live  # play files at their own speed when someone watches
+    started, shown = time.monotonic(), 0
+    try:
+        for frame, result in gate.run(source):
+            if events:
+                events.write(result.events)
+            for ev in result.events:
+                if ev.kind in ("granted", "identity_changed", "expired"):
+                    log.info("%s track %d %s", ev.kind, ev.track_id, ev.name or "unknown")
+            if not (display or args.record):
+                continue
+            shown += 1
+            fps = shown / max(1e-6, time.monotonic() - started)
+            canvas = draw(frame.image, result, fps)
+            if args.record:
+                writer = writer or _video_writer(args.record, canvas.shape, source.fps or 20.0)
+                writer.write(canvas)
+            if display:
+                if pace:
+                    time.sleep(max(0.0, frame.timestamp_ms / 1000.0 - (time.monotonic() - started)))
+                cv2.imshow("blinkgate", canvas)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+    finally:
+        source.close()
+        if writer is not None:
+            writer.release()
+        if events:
+            events.close()
+        if display:
+            cv2.destroyAllWindows()
+    return 0
+
+
+def _video_writer(path: str, shape: tuple[int, ...], fps: float):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise BlinkgateError(f"cannot write video {path}")
+    return writer
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .check import check_source
+    from .sources import open_source
+
+    sources = [open_source(spec, fps=args.fps) for spec in args.inputs]  # fail fast on bad input
+    gate = _open_gate(args)
+    bar = tqdm(total=len(sources), unit="input", disable=args.quiet or len(sources) < 2, file=sys.stderr)
+    for spec, source in zip(args.inputs, sources):
+        with source:
+            verdict = check_source(gate, source, name=str(spec))
+        bar.write(json.dumps(verdict.to_json()) if args.json else verdict.format(), file=sys.stdout)
+        bar.update()
+    bar.close()
+    return 0
+
+
+# -- eye model ---------------------------------------------------------------------------------
+
+
+def cmd_train_eyes(args: argparse.Namespace) -> int:
+    try:
+        from .train_eyes import train_eyes
+    except ImportError as err:
+        raise BlinkgateError(f"training needs the [train] extra: pip install 'blinkgate[train]' ({err})") from err
+    result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_eval_eyes(args: argparse.Namespace) -> int:
+    from .eye_model import evaluate_eyes
+
+    result = evaluate_eyes(Path(args.data_dir), model_path=args.model)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"eye-state accuracy on {result['n']} test crops: {result['accuracy']:.4f}")
+        print(f"undecided with calibrated thresholds: {result['undecided_rate']:.2%}")
+        print(f"confusion (rows true closed/open, cols predicted closed/open): {result['confusion']}")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="face database (default: $BLINKGATE_DB or the user data directory)")
+
+
+def _add_gate(p: argparse.ArgumentParser) -> None:
+    _add_db(p)
+    p.add_argument("--fps", type=float, default=20.0, help="frame rate of a frame folder (default 20)")
+    p.add_argument("--eyes", choices=("landmarks", "haar"), default="landmarks", help="eye backend (default landmarks)")
+    p.add_argument("--liveness", type=float, default=10.0, metavar="S", help="a blink keeps a face live this long (default 10 s)")
+    p.add_argument("--tolerance", type=float, default=0.5, help="face distance accepted as a match (default 0.5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blinkgate", description="Face-liveness gate: grant only after the same face blinks.")
+    parser.add_argument("--version", action="version", version=f"blinkgate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("enroll", help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
+    p.add_argument("people_dir")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_db(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("people", help="list enrolled people")
+    p.add_argument("--json", action="store_true")
+    _add_db(p)
+    p.set_defaults(func=cmd_people)
+
+    p = sub.add_parser("forget", help="remove a person from the database")
+    p.add_argument("name")
+    _add_db(p)
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("run", help="watch a camera, video, frame folder or stream")
+    p.add_argument("--source", default="0", help="camera index, video file, frame folder or rtsp/http URL (default 0)")
+    p.add_argument("--no-display", action="store_true", help="run without a window")
+    p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video")
+    p.add_argument("--events", metavar="OUT.jsonl", help="append one JSON line per event")
+    _add_gate(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", help="print a liveness verdict for each video or frame folder")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_gate(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("train-eyes", help="train the eye-state CNN (needs the [train] extra)")
+    p.add_argument("data_dir")
+    p.add_argument("--out", default="eye_state.onnx", help="ONNX file to write (default eye_state.onnx)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="default: the shipped model's setting")
+    p.set_defaults(func=cmd_train_eyes)
+
+    p = sub.add_parser("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
+    p.add_argument("data_dir")
+    p.add_argument("--model", help="ONNX model (default: the shipped one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval_eyes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
+    try:
+        return args.func(args)
+    except BlinkgateError as err:
+        print(f"blinkgate: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Typed errors. Every error a user can cause is a BlinkgateError with a one-line message."""
+
+from __future__ import annotations
+
+
+class BlinkgateError(Exception):
+    """Base class: the CLI prints ``str(err)`` on one line and exits with code 2."""
+
+
+class SourceError(BlinkgateError):
+    """A camera, video, frame folder or stream cannot be opened or read."""
+
+
+class ImageError(BlinkgateError):
+    """An image file is missing, unreadable or corrupt."""
+
+
+class DatabaseError(BlinkgateError):
+    """The face database is corrupt, foreign or cannot be written."""
+
+
+class ModelError(BlinkgateError):
+    """A model file is missing or cannot be loaded."""

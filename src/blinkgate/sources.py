@@ -1,0 +1,214 @@
+"""Frame sources: a webcam index, a video file, a folder of frames, or an RTSP/HTTP URL.
+
+Every source yields :class:`Frame` objects with the source's own clock in milliseconds:
+a file's position (``CAP_PROP_POS_MSEC``, or index / fps when the container lacks it), a
+folder's ``index * 1000 / fps``, and a live device's monotonic wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR uint8 (H, W, 3)
+    timestamp_ms: float
+    index: int
+
+
+def natural_key(name: str) -> list:
+    """Sort 'f2' before 'f10' (frame dumps are rarely zero-padded)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+class FrameSource:
+    """Base class: iterate to get frames; a context manager that releases the device."""
+
+    description: str = ""
+    live: bool = False  # a camera or stream: no end, frames arrive in real time
+    fps: float | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _open_capture(target: int | str) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open {target!r}")
+    return cap
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+class VideoFileSource(FrameSource):
+    """A video file, read to its end as fast as the decoder allows."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SourceError(f"video file not found: {self.path}")
+        if self.path.is_dir():
+            raise SourceError(f"{self.path} is a folder, not a video")
+        self.description = str(self.path)
+        self._cap = _open_capture(str(self.path))
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else 30.0
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise SourceError(f"not a readable video: {self.path}")
+        self._first = first
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, image = 0, self._first
+        while image is not None:
+            # Index/fps is the container's clock for constant-rate files; POS_MSEC is
+            # unreliable in some backends (returns 0 or the *next* frame's time).
+            yield Frame(_as_bgr(image), index * 1000.0 / self.fps, index)
+            ok, image = self._cap.read()
+            index += 1
+            if not ok:
+                break
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class FolderSource(FrameSource):
+    """A folder of still frames, in natural name order, timed at a fixed ``fps``."""
+
+    def __init__(self, path: str | Path, fps: float = 20.0):
+        self.path = Path(path)
+        if fps <= 0:
+            raise SourceError(f"fps must be positive, got {fps}")
+        if not self.path.is_dir():
+            raise SourceError(f"frame folder not found: {self.path}")
+        self.files = sorted(
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: natural_key(p.name),
+        )
+        if not self.files:
+            raise SourceError(f"no images in folder {self.path}")
+        self.fps = fps
+        self.description = str(self.path)
+        self.frame_count = len(self.files)
+        self.skipped: list[Path] = []
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, file in enumerate(self.files):
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("skipping unreadable frame %s", file)
+                self.skipped.append(file)
+                continue
+            yield Frame(image, index * 1000.0 / self.fps, index)
+        if len(self.skipped) == len(self.files):
+            raise SourceError(f"no readable images in folder {self.path}")
+
+
+class LiveSource(FrameSource):
+    """A webcam or network stream; reconnects with exponential backoff when frames stop."""
+
+    live = True
+
+    def __init__(
+        self,
+        target: int | str,
+        max_retries: int = 10,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        opener: Callable[[int | str], cv2.VideoCapture] = _open_capture,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.target = target
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self._opener, self._sleep, self._clock = opener, sleep, clock
+        self.description = f"camera {target}" if isinstance(target, int) else str(target)
+        try:
+            self._cap = opener(target)
+        except SourceError:
+            what = f"camera {target}" if isinstance(target, int) else f"stream {target}"
+            hint = " (no camera? pass a video file or URL with --source)" if isinstance(target, int) else ""
+            raise SourceError(f"cannot open {what}{hint}") from None
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else None
+        self._t0 = clock()
+
+    def _reconnect(self) -> bool:
+        delay = self.backoff_s
+        for attempt in range(1, self.max_retries + 1):
+            log.warning("%s dropped; reconnect %d/%d in %.1fs", self.description, attempt, self.max_retries, delay)
+            self._sleep(delay)
+            self._cap.release()
+            try:
+                self._cap = self._opener(self.target)
+                return True
+            except SourceError:
+                delay = min(delay * 2, self.max_backoff_s)
+        return False
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        while True:
+            ok, image = self._cap.read()
+            if not ok or image is None:
+                if not self._reconnect():
+                    raise SourceError(f"{self.description} lost after {self.max_retries} reconnect attempts")
+                continue
+            yield Frame(_as_bgr(image), (self._clock() - self._t0) * 1000.0, index)
+            index += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def open_source(spec: str | int | Path, fps: float = 20.0) -> FrameSource:
+    """Open a source from a CLI-style spec: camera index, URL, video file or frame folder."""
+    text = str(spec).strip()
+    if isinstance(spec, int) or text.isdigit():
+        return LiveSource(int(text))
+    if text.lower().startswith(STREAM_PREFIXES):
+        return LiveSource(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return FolderSource(path, fps=fps)
+    if not path.exists():
+        raise SourceError(f"no such file, folder or camera: {text}")
+    return VideoFileSource(path)

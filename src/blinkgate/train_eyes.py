@@ -1,0 +1,357 @@
+"""Train the eye-state CNN (open vs closed) on CEW and export it as ONNX for cv2.dnn.
+
+Training needs the ``train`` extra (Keras 3 on the torch backend, onnx). Nothing here imports
+keras or torch at module import: the runtime package never needs them.
+
+The ONNX graph is written directly from the trained weights (batch norm folded into the
+convolutions) rather than traced: the result is small, has a dynamic batch dimension and uses
+only ops cv2.dnn runs fast. Input: float32 NHWC (N, 24, 24, 1) gray in [0, 1]; output (N, 1) =
+P(eye open). Every export is checked against Keras through cv2.dnn for batch sizes 1 and 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from blinkgate.cew import SIZE, CewData, load_cew
+from blinkgate.errors import BlinkgateError, ModelError
+
+EXPORT_TOLERANCE = 1e-4  # max |cv2.dnn - keras| accepted for an exported model
+TARGET_PRECISION = 0.99  # a confident 'open' / 'closed' must be at least this precise
+
+
+@dataclass(frozen=True)
+class EyeNetConfig:
+    """Architecture and training hyper-parameters (defaults: chosen by grouped CV on train)."""
+
+    filters: tuple[int, ...] = (16, 32, 64)  # one conv stage (conv-BN-ReLU-maxpool) each
+    dense: int = 64
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.05
+    augment: bool = True
+
+    def describe(self) -> str:
+        convs = "-".join(f"conv3x3({f})+BN+ReLU+maxpool" for f in self.filters)
+        return f"input 24x24x1 - {convs} - flatten - dropout({self.dropout}) - dense({self.dense})+ReLU - dense(1)+sigmoid"
+
+
+# ----------------------------------------------------------------------------- keras side
+
+
+def _keras() -> Any:
+    """Import keras on the torch backend (only here: importing blinkgate must stay cheap)."""
+    os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise BlinkgateError(
+            "training needs the train extra: pip install -e '.[train]'") from err
+    if keras.backend.backend() != "torch":
+        raise BlinkgateError(
+            f"keras was already imported with the {keras.backend.backend()} backend; "
+            "train in a fresh process")
+    return keras
+
+
+def build_model(config: EyeNetConfig) -> Any:
+    keras = _keras()
+    layers = keras.layers
+    stack: list[Any] = [keras.Input((SIZE, SIZE, 1), name="eye")]
+    for f in config.filters:
+        # No conv bias: batch norm right after supplies the shift and is folded at export.
+        stack += [layers.Conv2D(f, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+                  layers.ReLU(), layers.MaxPooling2D(2)]
+    stack += [layers.Flatten(), layers.Dropout(config.dropout),
+              layers.Dense(config.dense, activation="relu"), layers.Dense(1, activation="sigmoid")]
+    return keras.Sequential(stack, name="eye_state")
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random shift/rotation/scale, flip, brightness/contrast/gamma and blur of (N,24,24,1)."""
+    out = np.empty_like(images)
+    n = len(images)
+    angle = rng.uniform(-12, 12, n)
+    scale = rng.uniform(0.9, 1.1, n)
+    shift = rng.uniform(-2, 2, (n, 2))
+    flip = rng.random(n) < 0.5
+    blur = rng.random(n) < 0.2
+    centre = ((SIZE - 1) / 2, (SIZE - 1) / 2)
+    for i in range(n):
+        img = images[i, :, :, 0]
+        if flip[i]:
+            img = img[:, ::-1]
+        m = cv2.getRotationMatrix2D(centre, angle[i], scale[i])
+        m[:, 2] += shift[i]
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (SIZE, SIZE),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        if blur[i]:
+            img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 1.0))
+        out[i, :, :, 0] = img
+    # Photometric jitter, per image: contrast around the mean, brightness, gamma.
+    mean = out.mean(axis=(1, 2, 3), keepdims=True)
+    contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    bright = rng.uniform(-0.1, 0.1, (n, 1, 1, 1)).astype(np.float32)
+    out = np.clip((out - mean) * contrast + mean + bright, 0.0, 1.0)
+    gamma = rng.uniform(0.75, 1.33, (n, 1, 1, 1)).astype(np.float32)
+    return (out ** gamma).astype(np.float32)
+
+
+def fit(x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int = 0,
+        verbose: int = 0) -> Any:
+    """Train a fresh model on (x, y); deterministic for a given seed on CPU."""
+    keras = _keras()
+    keras.utils.set_random_seed(seed)  # python, numpy and torch generators
+    rng = np.random.default_rng(seed)
+    model = build_model(config)
+    steps = config.epochs * math.ceil(len(x) / config.batch_size)
+    warmup = max(1, steps // 20)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.lr / 10, decay_steps=steps - warmup, warmup_target=config.lr, warmup_steps=warmup)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"])
+    y = y.astype(np.float32).reshape(-1, 1)
+    for epoch in range(config.epochs):
+        # Fresh augmentation each epoch; the optimizer step count (and LR schedule) carries on.
+        xe = augment(x, rng) if config.augment else x
+        model.fit(xe, y, batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                  shuffle=True, verbose=verbose)
+    return model
+
+
+def predict_keras(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=512, verbose=0), dtype=np.float32).reshape(-1)
+
+
+def count_params(model: Any) -> int:
+    return int(model.count_params())
+
+
+# ----------------------------------------------------------------------------- ONNX export
+
+
+def _folded_conv(conv: Any, bn: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Keras Conv2D (+ following BatchNorm) -> ONNX OIHW weights and bias."""
+    w = np.asarray(conv.get_weights()[0], dtype=np.float64)  # (kh, kw, cin, cout)
+    b = np.asarray(conv.get_weights()[1], np.float64) if conv.use_bias else np.zeros(w.shape[-1])
+    if bn is not None:
+        gamma, beta, mean, var = (np.asarray(v, np.float64) for v in bn.get_weights())
+        scale = gamma / np.sqrt(var + bn.epsilon)
+        w = w * scale
+        b = (b - mean) * scale + beta
+    return w.transpose(3, 2, 0, 1).astype(np.float32), b.astype(np.float32)
+
+
+def to_onnx(model: Any) -> Any:
+    """Write the Sequential eye model as an ONNX graph (opset 13) that cv2.dnn runs."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    name = "eye"
+
+    def add(op: str, inputs: list[str], **attrs: Any) -> None:
+        nonlocal name
+        out = f"t{len(nodes)}"
+        nodes.append(helper.make_node(op, [name, *inputs], [out], **attrs))
+        name = out
+
+    def const(arr: np.ndarray) -> str:
+        cname = f"w{len(inits)}"
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, np.float32), cname))
+        return cname
+
+    add("Transpose", [], perm=[0, 3, 1, 2])  # NHWC -> NCHW
+    layers = [lyr for lyr in model.layers if type(lyr).__name__ not in ("Dropout", "InputLayer")]
+    shape = (SIZE, SIZE, 1)  # current h, w, c (Keras order) for the Flatten permutation
+    flat_from: tuple[int, int, int] | None = None
+    i = 0
+    while i < len(layers):
+        lyr, kind = layers[i], type(layers[i]).__name__
+        if kind == "Conv2D":
+            bn = layers[i + 1] if i + 1 < len(layers) and type(layers[i + 1]).__name__ == "BatchNormalization" else None
+            w, b = _folded_conv(lyr, bn)
+            k = lyr.kernel_size
+            add("Conv", [const(w), const(b)], kernel_shape=list(k),
+                pads=[k[0] // 2, k[1] // 2, k[0] // 2, k[1] // 2] if lyr.padding == "same" else [0, 0, 0, 0])
+            shape = (shape[0], shape[1], w.shape[0]) if lyr.padding == "same" else (
+                shape[0] - k[0] + 1, shape[1] - k[1] + 1, w.shape[0])
+            i += 2 if bn is not None else 1
+            if lyr.activation.__name__ == "relu":
+                add("Relu", [])
+            continue
+        if kind == "ReLU":
+            add("Relu", [])
+        elif kind == "MaxPooling2D":
+            p = lyr.pool_size
+            add("MaxPool", [], kernel_shape=list(p), strides=list(lyr.strides))
+            shape = (shape[0] // p[0], shape[1] // p[1], shape[2])
+        elif kind == "Flatten":
+            add("Flatten", [], axis=1)
+            flat_from = shape
+        elif kind == "Dense":
+            w, b = (np.asarray(v, np.float32) for v in lyr.get_weights())
+            if flat_from is not None:  # Keras flattened (h, w, c); ONNX flattens (c, h, w)
+                h, wd, c = flat_from
+                w = w.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(h * wd * c, -1)
+                flat_from = None
+            add("Gemm", [const(w), const(b)])
+            act = lyr.activation.__name__
+            if act in ("relu", "sigmoid"):
+                add({"relu": "Relu", "sigmoid": "Sigmoid"}[act], [])
+            elif act != "linear":
+                raise ModelError(f"cannot export activation {act!r}")
+        else:
+            raise ModelError(f"cannot export layer {kind}")
+        i += 1
+    nodes[-1].output[0] = "p_open"
+    graph = helper.make_graph(
+        nodes, "eye_state",
+        [helper.make_tensor_value_info("eye", TensorProto.FLOAT, ["N", SIZE, SIZE, 1])],
+        [helper.make_tensor_value_info("p_open", TensorProto.FLOAT, ["N", 1])],
+        inits)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                                   producer_name="blinkgate.train_eyes")
+    onnx_model.ir_version = 8  # readable by older onnx/cv2 readers
+    onnx.checker.check_model(onnx_model)
+    return onnx_model
+
+
+def export_onnx(model: Any, out_path: str | Path, probe: np.ndarray | None = None) -> float:
+    """Save ``model`` as ONNX and verify cv2.dnn matches Keras; returns the max abs difference."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(to_onnx(model).SerializeToString())
+    if probe is None:
+        probe = np.random.default_rng(0).random((2, SIZE, SIZE, 1), dtype=np.float32)
+    net = cv2.dnn.readNetFromONNX(str(out))
+    worst = 0.0
+    for batch in (probe[:1], probe[:2]):
+        net.setInput(np.ascontiguousarray(batch, np.float32))
+        got = net.forward().reshape(-1)
+        worst = max(worst, float(np.abs(got - predict_keras(model, batch)).max()))
+    if worst >= EXPORT_TOLERANCE:
+        raise ModelError(f"exported ONNX disagrees with Keras by {worst:.2e} (> {EXPORT_TOLERANCE})")
+    return worst
+
+
+# ----------------------------------------------------------------------------- CV and calibration
+
+
+def group_kfold(groups: np.ndarray, k: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """Fold index (0..k-1) per row; whole groups go to one fold, folds balanced by row count."""
+    uniq, counts = np.unique(groups, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    # Largest groups first (stable after the shuffle), each to the currently smallest fold.
+    order = order[np.argsort(-counts[order], kind="stable")]
+    sizes = np.zeros(k, dtype=np.int64)
+    fold_of = {}
+    for g in order:
+        f = int(np.argmin(sizes))
+        fold_of[uniq[g]] = f
+        sizes[f] += counts[g]
+    return [np.array([fold_of[g] for g in groups]) == f for f in range(k)]
+
+
+def out_of_fold(data: CewData, config: EyeNetConfig, seed: int = 0, k: int = 5,
+                log: Any = None) -> np.ndarray:
+    """P(open) for every row from a model that never saw that row's group."""
+    oof = np.full(len(data), np.nan, dtype=np.float32)
+    for f, val in enumerate(group_kfold(data.groups, k, seed)):
+        model = fit(data.images[~val], data.labels[~val], config, seed=seed * 100 + f)
+        oof[val] = predict_keras(model, data.images[val])
+        if log:
+            log(f"fold {f}: acc {np.mean((oof[val] >= 0.5) == data.labels[val]):.4f}")
+    return oof
+
+
+def calibrate(p_open: np.ndarray, labels: np.ndarray,
+              precision: float = TARGET_PRECISION) -> dict[str, float]:
+    """Widest thresholds with P(closed | p < closed_below) and P(open | p > open_above) >= precision.
+
+    Candidates are midpoints between sorted scores, so a threshold never sits on a sample;
+    ``closed_below <= 0.5 <= open_above`` always holds.
+    """
+    p = np.sort(np.unique(np.concatenate([p_open, [0.0, 0.5, 1.0]])))
+    cands = np.concatenate([[0.0], (p[1:] + p[:-1]) / 2, [1.0]])
+    closed_below, open_above = 0.0, 1.0
+    for t in cands[cands <= 0.5]:
+        sel = p_open < t
+        if sel.any() and np.mean(labels[sel] == 0) >= precision:
+            closed_below = float(t)
+    for t in cands[cands >= 0.5][::-1]:
+        sel = p_open > t
+        if sel.any() and np.mean(labels[sel] == 1) >= precision:
+            open_above = float(t)
+    return {"closed_below": round(closed_below, 4), "open_above": round(open_above, 4)}
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
+               epochs: int | None = None, calibration_folds: int = 5,
+               max_train_rows: int | None = None, config: EyeNetConfig | None = None,
+               log: Any = print) -> dict:
+    """Train on the ``train`` rows of CEW, export ONNX + sidecar JSON, return the metadata.
+
+    ``calibration_folds`` > 1 also trains that many grouped-CV models to pick the confidence
+    thresholds on out-of-fold predictions (0 = skip, thresholds fall back to 0.5/0.5).
+    ``max_train_rows`` trains on a random subset (for quick smoke tests). The test rows are
+    only scored, never used for any choice.
+    """
+    config = config or EyeNetConfig()
+    if epochs is not None:
+        config = EyeNetConfig(**{**asdict(config), "epochs": epochs})
+    log = log or (lambda *_: None)
+    data = load_cew(data_dir)
+    train, test = data.only("train"), data.only("test")
+    if max_train_rows is not None and max_train_rows < len(train):
+        train = train.subset(np.sort(np.random.default_rng(seed).choice(
+            len(train), max_train_rows, replace=False)))
+    thresholds = {"closed_below": 0.5, "open_above": 0.5}
+    if calibration_folds > 1:
+        log(f"calibrating on {calibration_folds}-fold grouped CV over {len(train)} train rows")
+        oof = out_of_fold(train, config, seed, calibration_folds, log)
+        thresholds = calibrate(oof, train.labels)
+    log(f"training on {len(train)} rows, {config.epochs} epochs, seed {seed}")
+    started = time.perf_counter()
+    model = fit(train.images, train.labels, config, seed=seed)
+    train_s = time.perf_counter() - started
+    diff = export_onnx(model, out_path, probe=test.images[:2])
+    p = predict_keras(model, test.images)
+    meta = {
+        "architecture": config.describe(),
+        "params": count_params(model),
+        "input": "float32 NHWC (N,24,24,1) gray in [0,1] (BGR2GRAY, INTER_AREA resize)",
+        "output": "(N,1) probability that the eye is open",
+        "seed": seed,
+        "config": asdict(config),
+        "train_rows": len(train),
+        "train_seconds": round(train_s, 1),
+        "test_rows": len(test),
+        "test_accuracy": round(float(np.mean((p >= 0.5) == test.labels)), 4),
+        "calibration": {"method": f"{calibration_folds}-fold grouped CV out-of-fold on train rows, "
+                                  f"precision >= {TARGET_PRECISION}", **thresholds},
+        **thresholds,
+        "onnx_max_abs_diff_vs_keras": diff,
+    }
+    sidecar = Path(out_path).with_suffix(".json")
+    sidecar.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    log(f"wrote {out_path} and {sidecar.name}: test accuracy {meta['test_accuracy']:.4f}")
+    return meta

@@ -1,0 +1,93 @@
+import pytest
+
+from blinkgate.blink import BlinkDetector, BlinkOptions
+from blinkgate.types import EyeState
+
+O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
+
+
+def feed(det: BlinkDetector, states, fps: float = 30.0, track: int = 1, t0: float = 0.0):
+    """Feed a state sequence at ``fps``; return the blinks found."""
+    out = []
+    for i, s in enumerate(states):
+        b = det.update(track, t0 + i * 1000.0 / fps, s)
+        if b:
+            out.append(b)
+    return out
+
+
+def test_open_closed_open_is_one_blink():
+    blinks = feed(BlinkDetector(), [O, O, O, C, C, C, O, O, O])
+    assert len(blinks) == 1
+    assert blinks[0].closed_frames == 3
+    assert blinks[0].closed_ms == pytest.approx(100.0)
+
+
+def test_needs_open_evidence_on_both_sides():
+    det = BlinkDetector()
+    assert feed(det, [O, C, O, O]) == []  # one open frame before is not enough
+    assert feed(BlinkDetector(), [O, O, C, O]) == []  # one open frame after is not enough
+
+
+def test_flicker_on_a_photo_is_not_a_blink():
+    # What a flickering cascade on a photo looks like: isolated closed or unknown readings.
+    noisy = [O, U, O, C, U, U, O, C, O, U, C, O, U, U, O]
+    assert feed(BlinkDetector(), noisy) == []
+
+
+def test_closure_longer_than_max_is_not_a_blink():
+    det = BlinkDetector(BlinkOptions(max_closed_ms=500))
+    assert feed(det, [O, O] + [C] * 20 + [O, O], fps=30) == []  # 667 ms closed
+    det = BlinkDetector(BlinkOptions(max_closed_ms=500))
+    assert len(feed(det, [O, O] + [C] * 12 + [O, O], fps=30)) == 1  # 400 ms closed
+
+
+def test_timing_is_in_milliseconds_not_frames():
+    # The same 6-frame closure is a blink at 30 fps (200 ms) and not at 10 fps (600 ms).
+    seq = [O, O] + [C] * 6 + [O, O]
+    assert len(feed(BlinkDetector(), seq, fps=30)) == 1
+    assert feed(BlinkDetector(), seq, fps=10) == []
+
+
+def test_tracks_never_share_state():
+    det = BlinkDetector()
+    det.update(1, 0, O)
+    det.update(1, 33, O)
+    det.update(1, 66, C)
+    # Track 2 reopening does not complete track 1's blink.
+    assert det.update(2, 100, O) is None
+    assert det.update(2, 133, O) is None
+    assert det.blinks(1) == 0 and det.blinks(2) == 0
+    assert det.update(1, 100, O) is None
+    assert det.update(1, 133, O) is not None
+    assert det.blinks(1) == 1 and det.blinks(2) == 0
+
+
+def test_drop_and_reset_forget_a_track():
+    det = BlinkDetector()
+    feed(det, [O, O, C, O, O])
+    assert det.blinks(1) == 1
+    det.drop(1)
+    assert det.blinks(1) == 0 and det.history(1) == []
+
+
+def test_history_is_bounded():
+    det = BlinkDetector(BlinkOptions(history=10))
+    feed(det, [O] * 100)
+    assert len(det.history(1)) == 10
+
+
+def test_timestamps_must_increase():
+    det = BlinkDetector()
+    det.update(1, 100.0, O)
+    with pytest.raises(ValueError, match="increase"):
+        det.update(1, 100.0, O)
+
+
+def test_one_unknown_frame_mid_closure_is_tolerated_two_are_not():
+    assert len(feed(BlinkDetector(), [O, O, C, U, C, O, O])) == 1
+    assert feed(BlinkDetector(), [O, O, C, U, U, C, O, O]) == []
+
+
+def test_consecutive_blinks_share_the_open_run():
+    assert len(feed(BlinkDetector(), [O, O, C, O, O, C, O, O])) == 2

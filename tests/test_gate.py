@@ -1,0 +1,187 @@
+"""Gate rules with scripted stages: no images needed, every security rule checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from blinkgate.gate import Gate, GateOptions
+from blinkgate.recognize import Recognizer
+from blinkgate.types import EyeReading, EyeState
+
+O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
+FRAME = np.zeros((480, 640, 3), np.uint8)
+ALICE_BOX = (100.0, 100.0, 200.0, 200.0)
+BOB_BOX = (400.0, 100.0, 500.0, 200.0)
+BLINK = [O, O, O, C, C, O, O, O]
+
+
+def _vec(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=128) * 0.2
+
+
+class FakeDetector:
+    def __init__(self):
+        self.boxes: list = []
+
+    def detect(self, gray):
+        return list(self.boxes)
+
+
+class FakeEncoder:
+    """Who stands at a box is set by the test; counts encode calls."""
+
+    def __init__(self):
+        self.identity: dict = {}
+        self.calls = 0
+
+    def encode(self, image, box):
+        self.calls += 1
+        return self.identity[tuple(box)]
+
+
+class FakeEyes:
+    name = "fake"
+
+    def __init__(self):
+        self.state: dict = {}
+
+    def read(self, gray, box):
+        return EyeReading(self.state.get(tuple(box), O))
+
+
+class Rig:
+    def __init__(self, **opts):
+        self.detector, self.encoder, self.eyes = FakeDetector(), FakeEncoder(), FakeEyes()
+        recognizer = Recognizer([_vec(1), _vec(2)], ["alice", "bob"], tolerance=0.5)
+        self.gate = Gate(options=GateOptions(**opts), recognizer=recognizer, encoder=self.encoder,
+                         detector=self.detector, eyes=self.eyes)
+        self.t = 0.0
+        self.events: list = []
+
+    def step(self, states: dict | None = None, dt: float = 33.3):
+        for box, s in (states or {}).items():
+            self.eyes.state[box] = s
+        self.t += dt
+        result = self.gate.process(FRAME, self.t)
+        self.events += result.events
+        return {f.box: f for f in result.faces}
+
+    def show(self, *boxes_and_people):
+        self.detector.boxes = [b for b, _ in boxes_and_people]
+        for box, seed in boxes_and_people:
+            self.encoder.identity[box] = _vec(seed) if seed else _vec(99) * 5  # far from everyone
+
+    def blink(self, box):
+        faces = {}
+        for s in BLINK:
+            faces = self.step({box: s})
+        return faces[box]
+
+    def kinds(self):
+        return [e.kind for e in self.events]
+
+
+def test_known_face_granted_only_after_a_blink():
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(20):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+        assert face.name == "alice" and not face.live and not face.granted
+    face = rig.blink(ALICE_BOX)
+    assert face.live and face.granted and face.blinks == 1
+    assert rig.kinds().count("granted") == 1
+
+
+def test_photo_right_after_a_grant_is_not_granted():
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).granted
+    # Alice walks away; a photo of her is held up a moment later: a new track, no blink.
+    rig.show()
+    for _ in range(20):
+        rig.step()
+    assert "lost" in rig.kinds()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(30):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+        assert face.name == "alice" and not face.granted
+
+
+def test_unknown_face_can_be_live_but_is_never_granted():
+    rig = Rig()
+    rig.show((ALICE_BOX, 0))
+    face = rig.blink(ALICE_BOX)
+    assert face.name is None and face.live and not face.granted
+    assert "granted" not in rig.kinds()
+
+
+def test_liveness_expires_and_needs_a_new_blink():
+    rig = Rig(liveness_ms=1000)
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).granted
+    for _ in range(40):  # 1.3 s of open eyes, no blink
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.granted and "expired" in rig.kinds()
+    assert rig.blink(ALICE_BOX).granted
+    assert rig.kinds().count("granted") == 2
+
+
+def test_a_blink_is_only_for_the_face_that_made_it():
+    rig = Rig()
+    rig.show((ALICE_BOX, 1), (BOB_BOX, 2))
+    for s in BLINK:
+        faces = rig.step({ALICE_BOX: s, BOB_BOX: O})
+    assert faces[ALICE_BOX].granted and faces[ALICE_BOX].name == "alice"
+    assert not faces[BOB_BOX].live and faces[BOB_BOX].name == "bob"
+    # Open-closed from one face and open from another is no blink: Alice (a photo with
+    # closed eyes, say) closes and stays closed while Bob's eyes stay open.
+    rig2 = Rig()
+    rig2.show((ALICE_BOX, 1), (BOB_BOX, 2))
+    for a in [O, O, O] + [C] * 30:
+        faces = rig2.step({ALICE_BOX: a, BOB_BOX: O})
+    assert not faces[ALICE_BOX].live and not faces[BOB_BOX].live
+
+
+def test_recognition_runs_once_per_track_and_periodically():
+    rig = Rig(recheck_ms=1000)
+    rig.show((ALICE_BOX, 1))
+    for _ in range(90):  # 3 s at 30 fps
+        rig.step({ALICE_BOX: O})
+    assert rig.encoder.calls == 3  # at the start, then at 1 s and 2 s: not 90
+
+
+def test_identity_change_revokes_the_grant():
+    rig = Rig(recheck_ms=500)
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).granted
+    rig.encoder.identity[ALICE_BOX] = _vec(2)  # Bob's photo slid into Alice's place
+    for _ in range(20):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name == "bob" and not face.live and not face.granted
+    assert "identity_changed" in rig.kinds()
+
+
+def test_lost_track_loses_liveness():
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).granted
+    rig.show()
+    rig.step(dt=1000)  # longer than max_gap_ms
+    lost = [e for e in rig.events if e.kind == "lost"]
+    assert len(lost) == 1 and lost[0].name == "alice"
+    assert rig.gate.blinks.blinks(lost[0].track_id) == 0
+
+
+def test_bad_frames_and_clock():
+    rig = Rig()
+    with pytest.raises(ValueError, match="BGR uint8"):
+        rig.gate.process(np.zeros((10, 10), np.uint8), 1.0)
+    rig.gate.process(FRAME, 5.0)
+    with pytest.raises(ValueError, match="increase"):
+        rig.gate.process(FRAME, 5.0)
+
+
+def test_unknown_eye_backend_is_rejected():
+    with pytest.raises(ValueError, match="eye backend"):
+        GateOptions(eyes="magic")

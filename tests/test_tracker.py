@@ -1,0 +1,45 @@
+import pytest
+
+from blinkgate.tracker import IoUTracker, iou
+
+
+def test_iou():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+def test_stable_ids_while_a_face_moves():
+    tr = IoUTracker()
+    first = tr.update([(100, 100, 200, 200)], 0).new[0].id
+    for i in range(1, 10):
+        up = tr.update([(100 + 3 * i, 100, 200 + 3 * i, 200)], i * 33)
+        assert [t.id for t in up.active] == [first] and not up.new and not up.lost
+
+
+def test_two_faces_keep_their_own_ids_and_new_face_gets_new_id():
+    tr = IoUTracker()
+    up = tr.update([(0, 0, 100, 100), (300, 0, 400, 100)], 0)
+    a, b = (t.id for t in up.new)
+    up = tr.update([(302, 0, 402, 100), (2, 0, 102, 100)], 33)
+    assert {t.id: t.box[0] for t in up.active} == {a: 2, b: 302}
+    up = tr.update([(600, 0, 700, 100)], 66)
+    assert len(up.new) == 1 and up.new[0].id not in (a, b)
+
+
+def test_gap_tolerance_and_loss_after_max_gap():
+    tr = IoUTracker(max_gap_ms=300)
+    tid = tr.update([(0, 0, 100, 100)], 0).new[0].id
+    up = tr.update([], 200)
+    assert up.active == [] and up.lost == []  # missed detection: kept, not shown
+    assert [t.id for t in tr.update([(0, 0, 100, 100)], 250).active] == [tid]
+    up = tr.update([], 600)
+    assert [t.id for t in up.lost] == [tid]
+    # The same place again is a new track: ids are never reused.
+    assert tr.update([(0, 0, 100, 100)], 633).new[0].id != tid
+
+
+def test_reset_returns_tracks():
+    tr = IoUTracker()
+    tr.update([(0, 0, 10, 10)], 0)
+    assert len(tr.reset()) == 1 and tr.tracks == {}
