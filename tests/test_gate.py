@@ -27,6 +27,9 @@ class FakeDetector:
     def detect(self, gray):
         return list(self.boxes)
 
+    def detect_around(self, gray, box):
+        return box if box in self.boxes else None
+
 
 class FakeEncoder:
     """Who stands at a box is set by the test; counts encode calls."""

@@ -43,3 +43,10 @@ def test_reset_returns_tracks():
     tr = IoUTracker()
     tr.update([(0, 0, 10, 10)], 0)
     assert len(tr.reset()) == 1 and tr.tracks == {}
+
+
+def test_dedupe_keeps_one_box_per_face():
+    from blinkgate.tracker import dedupe
+
+    face, inner, other = (100, 100, 300, 300), (140, 140, 260, 260), (400, 100, 500, 200)
+    assert dedupe([inner, face, other]) == [face, other]

@@ -1,13 +1,19 @@
 """Blink detection: a per-track state machine over (timestamp_ms, eye state).
 
-A blink is counted only on evidence a still photo cannot give: a run of confident OPEN
-frames, then a confident CLOSED run (both eyes agreeing) lasting at most ``max_closed_ms``,
-then another run of confident OPEN frames. Per-frame noise on a photo (an eye cascade that
-flickers, a crop that drifts) rarely produces that whole sequence, whereas the article's
-string match ``'1' + '0'*k + '1'`` fires on any single flicker.
+A blink is counted only on evidence a still photo cannot give:
+
+1. a run of at least ``min_open_before`` confident OPEN frames;
+2. then a *gap* with no confident OPEN frame, holding at least ``min_closed_frames``
+   confident CLOSED frames (both eyes agreeing), and lasting at most ``max_closed_ms`` from
+   the last OPEN frame to the next one — half-closed transition frames read UNKNOWN and are
+   part of the gap, as they are part of a real blink;
+3. then at least ``min_open_after`` confident OPEN frames again.
+
+The article's string match ``'1' + '0'*k + '1'`` fires on any single flickering reading; this
+needs open-closed-open evidence on both sides, timed in milliseconds from the source clock
+(so any frame rate works), and a closure short enough to be a blink.
 
 The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state)``.
-Time is in milliseconds from the source clock, so any frame rate works.
 """
 
 from __future__ import annotations
@@ -21,19 +27,19 @@ from .types import EyeState
 
 @dataclass(frozen=True)
 class BlinkOptions:
-    min_open_before: int = 2  # confident OPEN frames right before the closure
-    min_open_after: int = 2  # confident OPEN frames right after it
-    min_closed_frames: int = 1
-    max_closed_ms: float = 500.0  # longer closures are deliberate, not blinks
-    max_unknown_frames: int = 1  # UNKNOWN frames tolerated inside a run (blur, a missed eye)
+    min_open_before: int = 2  # confident OPEN frames before the closure
+    min_open_after: int = 2  # confident OPEN frames after it
+    min_closed_frames: int = 1  # confident CLOSED frames inside the gap
+    max_closed_ms: float = 600.0  # last open → next open; longer is a deliberate closure
+    max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
     history: int = 64  # observations kept per track, for display and debugging
 
 
 @dataclass(frozen=True)
 class Blink:
     track_id: int
-    start_ms: float  # first CLOSED frame
-    end_ms: float  # first OPEN frame after the closure
+    start_ms: float  # last OPEN frame before the closure
+    end_ms: float  # first OPEN frame after it
     closed_frames: int
 
     @property
@@ -43,24 +49,25 @@ class Blink:
 
 class _Phase(enum.Enum):
     OPEN = "open"  # counting confident open frames
-    CLOSED = "closed"  # inside a closure
-    REOPEN = "reopen"  # counting open frames after a closure
+    GAP = "gap"  # eyes not confidently open since ``last_open_ms``
+    REOPEN = "reopen"  # counting open frames after a gap with a closure
 
 
 @dataclass
 class _TrackState:
+    history: deque
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
-    closed_frames: int = 0
     unknown_run: int = 0
-    closed_start_ms: float = 0.0
+    last_open_ms: float = 0.0
+    closed_frames: int = 0
     reopen_ms: float = 0.0
     last_ms: float = float("-inf")
     blinks: int = 0
-    history: deque = field(default_factory=deque)
 
-    def restart(self, open_frames: int = 0) -> None:
-        self.phase, self.open_frames, self.closed_frames, self.unknown_run = _Phase.OPEN, open_frames, 0, 0
+    def restart(self, open_frames: int = 0, now: float = 0.0) -> None:
+        self.phase, self.open_frames, self.unknown_run, self.closed_frames = _Phase.OPEN, open_frames, 0, 0
+        self.last_open_ms = now
 
 
 class BlinkDetector:
@@ -83,61 +90,65 @@ class BlinkDetector:
 
     def reset(self, track_id: int) -> None:
         """Forget the eye history of a track (e.g. after its identity changed)."""
-        self._tracks[track_id] = _TrackState(history=deque(maxlen=self.options.history))
+        self._tracks[track_id] = _TrackState(deque(maxlen=self.options.history))
 
     def update(self, track_id: int, timestamp_ms: float, state: EyeState) -> Blink | None:
         """Feed one observation; returns a Blink when this observation completes one."""
         track = self._tracks.get(track_id)
         if track is None:
-            track = self._tracks[track_id] = _TrackState(history=deque(maxlen=self.options.history))
+            track = self._tracks[track_id] = _TrackState(deque(maxlen=self.options.history))
         if timestamp_ms <= track.last_ms:
             raise ValueError(
                 f"timestamps must increase per track: got {timestamp_ms} after {track.last_ms} on track {track_id}"
             )
         track.last_ms = timestamp_ms
         track.history.append((timestamp_ms, state))
+        step = {_Phase.OPEN: self._open_phase, _Phase.GAP: self._gap_phase, _Phase.REOPEN: self._reopen_phase}
+        return step[track.phase](track_id, track, timestamp_ms, state)
 
-        if state is EyeState.UNKNOWN:
-            track.unknown_run += 1
-            if track.unknown_run > self.options.max_unknown_frames:
-                track.restart()
-            return None
-        track.unknown_run = 0
+    def _open_phase(self, track_id: int, track: _TrackState, t: float, state: EyeState) -> None:
+        opts = self.options
         if state is EyeState.OPEN:
-            return self._on_open(track_id, track, timestamp_ms)
-        self._on_closed(track, timestamp_ms)
+            track.open_frames, track.unknown_run, track.last_open_ms = track.open_frames + 1, 0, t
+        elif track.open_frames >= opts.min_open_before:
+            track.phase, track.closed_frames = _Phase.GAP, int(state is EyeState.CLOSED)
+        elif state is EyeState.CLOSED:
+            track.restart()
+        else:
+            track.unknown_run += 1
+            if track.unknown_run > opts.max_unknown_frames:
+                track.restart()
         return None
 
-    def _on_open(self, track_id: int, track: _TrackState, t: float) -> Blink | None:
+    def _gap_phase(self, track_id: int, track: _TrackState, t: float, state: EyeState) -> None:
         opts = self.options
-        if track.phase is _Phase.OPEN:
-            track.open_frames += 1
+        if t - track.last_open_ms > opts.max_closed_ms:
+            track.restart()  # too long for a blink: deliberate closure, or eyes lost
+        elif state is EyeState.CLOSED:
+            track.closed_frames += 1
+        elif state is EyeState.OPEN:
+            if track.closed_frames >= opts.min_closed_frames:
+                track.phase, track.reopen_ms, track.open_frames, track.unknown_run = _Phase.REOPEN, t, 1, 0
+            else:  # only UNKNOWN readings since the last open frame: noise, not a closure
+                track.phase, track.open_frames, track.last_open_ms = _Phase.OPEN, track.open_frames + 1, t
+        return None
+
+    def _reopen_phase(self, track_id: int, track: _TrackState, t: float, state: EyeState) -> Blink | None:
+        opts = self.options
+        if state is EyeState.CLOSED:
+            # Lids flickering while reopening: the same closure goes on, still time-bounded.
+            track.phase, track.closed_frames = _Phase.GAP, track.closed_frames + 1
+            return self._gap_phase(track_id, track, t, EyeState.UNKNOWN)
+        if state is EyeState.UNKNOWN:
+            track.unknown_run += 1
+            if track.unknown_run > opts.max_unknown_frames:
+                track.restart()
             return None
-        if track.phase is _Phase.CLOSED:
-            if t - track.closed_start_ms > opts.max_closed_ms or track.closed_frames < opts.min_closed_frames:
-                track.restart(open_frames=1)
-                return None
-            track.phase, track.reopen_ms, track.open_frames = _Phase.REOPEN, t, 0
-        track.open_frames += 1
+        track.open_frames, track.unknown_run = track.open_frames + 1, 0
         if track.open_frames < opts.min_open_after:
             return None
-        blink = Blink(track_id, track.closed_start_ms, track.reopen_ms, track.closed_frames)
+        blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames)
         track.blinks += 1
         # The open run after this blink may serve as the run before the next one.
-        track.restart(open_frames=track.open_frames)
+        track.restart(open_frames=track.open_frames, now=t)
         return blink
-
-    def _on_closed(self, track: _TrackState, t: float) -> None:
-        opts = self.options
-        if track.phase is _Phase.OPEN:
-            if track.open_frames >= opts.min_open_before:
-                track.phase, track.closed_start_ms, track.closed_frames = _Phase.CLOSED, t, 1
-            else:
-                track.restart()
-            return
-        if track.phase is _Phase.REOPEN:
-            # A flicker while reopening: the closure goes on (its length is still bounded).
-            track.phase, track.open_frames = _Phase.CLOSED, 0
-        track.closed_frames += 1
-        if t - track.closed_start_ms > opts.max_closed_ms:
-            track.restart()

@@ -50,13 +50,12 @@ class CewData:
 def to_gray01(image: np.ndarray, size: int = SIZE) -> np.ndarray:
     """Any uint8 gray/BGR/BGRA crop -> float32 (size, size) gray in [0, 1]."""
     img = np.asarray(image)
+    if img.size == 0 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ImageError(f"eye crop must be a non-empty gray or BGR image, got shape {img.shape}")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    if img.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        img = cv2.cvtColor(img, code)
-    if img.ndim != 2 or img.size == 0:
-        raise ImageError(f"eye crop must be a non-empty gray or BGR image, got shape {img.shape}")
+    elif img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
     if img.shape != (size, size):
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     if img.dtype == np.uint8:

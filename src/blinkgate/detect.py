@@ -31,6 +31,7 @@ class FaceDetectorOptions:
     scale_factor: float = 1.15
     min_neighbors: int = 5
     min_face_px: int = 80  # smallest face side in full-resolution pixels (about 1.5 m from a webcam)
+    roi_face_px: int = 96  # around a known face, rescale so the face is about this wide
 
 
 class FaceDetector:
@@ -39,6 +40,31 @@ class FaceDetector:
     def __init__(self, options: FaceDetectorOptions | None = None):
         self.options = options or FaceDetectorOptions()
         self._cascade = cascade("haarcascade_frontalface_alt.xml")
+
+    def detect_around(self, gray: np.ndarray, box: Box) -> Box | None:
+        """Re-find a tracked face near its last box: a small, single-scale-band search.
+
+        Costs a few percent of a full-frame pass, so the gate uses it between full scans.
+        """
+        opts = self.options
+        x1, y1, x2, y2 = box
+        side = max(x2 - x1, y2 - y1)
+        h, w = gray.shape[:2]
+        rx1, ry1 = int(max(0, x1 - side / 2)), int(max(0, y1 - side / 2))
+        rx2, ry2 = int(min(w, x2 + side / 2)), int(min(h, y2 + side / 2))
+        if rx2 - rx1 < 24 or ry2 - ry1 < 24:
+            return None
+        scale = min(1.0, opts.roi_face_px / side)
+        roi = cv2.resize(gray[ry1:ry2, rx1:rx2], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        roi = cv2.equalizeHist(roi)
+        lo, hi = int(side * scale * 0.7), int(side * scale * 1.4)
+        found = np.asarray(
+            self._cascade.detectMultiScale(roi, scaleFactor=1.1, minNeighbors=opts.min_neighbors, minSize=(lo, lo), maxSize=(hi, hi))
+        ).reshape(-1, 4)
+        if not len(found):
+            return None
+        x, y, fw, fh = found[np.argmax(found[:, 2] * found[:, 3])]
+        return (rx1 + x / scale, ry1 + y / scale, rx1 + (x + fw) / scale, ry1 + (y + fh) / scale)
 
     def detect(self, gray: np.ndarray) -> list[Box]:
         """Detect faces in a full-resolution gray frame."""

@@ -28,7 +28,7 @@ from .detect import FaceDetector, FaceDetectorOptions
 from .eyes import EyeBackend, HaarEyes, LandmarkEyes
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder, Recognizer
 from .sources import Frame, FrameSource
-from .tracker import IoUTracker, Track
+from .tracker import IoUTracker, Track, dedupe
 from .types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
 EYE_BACKENDS = ("landmarks", "haar")
@@ -41,6 +41,7 @@ class GateOptions:
     tolerance: float = DEFAULT_TOLERANCE
     eyes: str = "landmarks"
     max_gap_ms: float = 400.0  # a track survives this long without a detection
+    full_scan_ms: float = 250.0  # between full-frame scans, faces are re-found near their tracks
     detector: FaceDetectorOptions = field(default_factory=FaceDetectorOptions)
     blink: BlinkOptions = field(default_factory=BlinkOptions)
 
@@ -109,6 +110,7 @@ class Gate:
         self.timer = StageTimer()
         self._tracks: dict[int, _TrackInfo] = {}
         self._last_ms = float("-inf")
+        self._last_scan_ms = float("-inf")
         self._index = 0
 
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
@@ -143,6 +145,7 @@ class Gate:
         self.blinks = BlinkDetector(self.options.blink)
         self._tracks.clear()
         self._last_ms = float("-inf")
+        self._last_scan_ms = float("-inf")
         self._index = 0
 
     # -- per frame ---------------------------------------------------------------------------
@@ -156,7 +159,7 @@ class Gate:
         self._last_ms = timestamp_ms
         t = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        boxes = self.detector.detect(gray)
+        boxes = self._detect(gray, timestamp_ms)
         t = self.timer.add("detect", t)
         update = self.tracker.update(boxes, timestamp_ms)
         t = self.timer.add("track", t)
@@ -176,6 +179,15 @@ class Gate:
         faces = [self._face(gray, track, timestamp_ms, events) for track in update.active]
         self._index += 1
         return FrameResult(self._index - 1, timestamp_ms, faces, events)
+
+    def _detect(self, gray: np.ndarray, now: float) -> list:
+        """A full-frame scan when due (new faces appear within ``full_scan_ms``), otherwise a
+        cheap search around each tracked face."""
+        if not self.tracker.tracks or now - self._last_scan_ms >= self.options.full_scan_ms:
+            self._last_scan_ms = now
+            return dedupe(self.detector.detect(gray))
+        found = (self.detector.detect_around(gray, t.box) for t in self.tracker.tracks.values())
+        return dedupe([b for b in found if b is not None])
 
     def _recognise_due(self, image: np.ndarray, active: list[Track], now: float, events: list[Event]) -> None:
         """New tracks are recognised at once; of the rest, the most overdue one per frame."""

@@ -19,6 +19,20 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def dedupe(boxes: list[Box]) -> list[Box]:
+    """Drop boxes whose centre lies inside a larger kept box: one face, one detection.
+
+    Haar cascades and the per-track searches can report the same face twice at two scales;
+    two boxes on one face would give it two tracks and split its eye history.
+    """
+    kept: list[Box] = []
+    for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        if not any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in kept):
+            kept.append(box)
+    return kept
+
+
 @dataclass
 class Track:
     id: int

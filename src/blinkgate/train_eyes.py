@@ -33,7 +33,8 @@ TARGET_PRECISION = 0.99  # a confident 'open' / 'closed' must be at least this p
 class EyeNetConfig:
     """Architecture and training hyper-parameters (defaults: chosen by grouped CV on train)."""
 
-    filters: tuple[int, ...] = (16, 32, 64)  # one conv stage (conv-BN-ReLU-maxpool) each
+    filters: tuple[int, ...] = (16, 32, 64)  # one stage (convs-BN-ReLU, maxpool) each
+    stage_convs: int = 1  # 3x3 convs per stage
     dense: int = 64
     dropout: float = 0.3
     epochs: int = 30
@@ -44,7 +45,7 @@ class EyeNetConfig:
     augment: bool = True
 
     def describe(self) -> str:
-        convs = "-".join(f"conv3x3({f})+BN+ReLU+maxpool" for f in self.filters)
+        convs = "-".join(f"{self.stage_convs}x[conv3x3({f})+BN+ReLU]+maxpool" for f in self.filters)
         return f"input 24x24x1 - {convs} - flatten - dropout({self.dropout}) - dense({self.dense})+ReLU - dense(1)+sigmoid"
 
 
@@ -71,9 +72,11 @@ def build_model(config: EyeNetConfig) -> Any:
     layers = keras.layers
     stack: list[Any] = [keras.Input((SIZE, SIZE, 1), name="eye")]
     for f in config.filters:
-        # No conv bias: batch norm right after supplies the shift and is folded at export.
-        stack += [layers.Conv2D(f, 3, padding="same", use_bias=False), layers.BatchNormalization(),
-                  layers.ReLU(), layers.MaxPooling2D(2)]
+        for _ in range(config.stage_convs):
+            # No conv bias: the batch norm after it supplies the shift and is folded at export.
+            stack += [layers.Conv2D(f, 3, padding="same", use_bias=False),
+                      layers.BatchNormalization(momentum=0.9), layers.ReLU()]
+        stack.append(layers.MaxPooling2D(2))
     stack += [layers.Flatten(), layers.Dropout(config.dropout),
               layers.Dense(config.dense, activation="relu"), layers.Dense(1, activation="sigmoid")]
     return keras.Sequential(stack, name="eye_state")
@@ -110,9 +113,13 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def fit(x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int = 0,
-        verbose: int = 0) -> Any:
+        verbose: int = 0, threads: int | None = None) -> Any:
     """Train a fresh model on (x, y); deterministic for a given seed on CPU."""
     keras = _keras()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # 1 is steadier when the 2 cores are shared
     keras.utils.set_random_seed(seed)  # python, numpy and torch generators
     rng = np.random.default_rng(seed)
     model = build_model(config)
@@ -287,8 +294,8 @@ def calibrate(p_open: np.ndarray, labels: np.ndarray,
     Candidates are midpoints between sorted scores, so a threshold never sits on a sample;
     ``closed_below <= 0.5 <= open_above`` always holds.
     """
-    p = np.sort(np.unique(np.concatenate([p_open, [0.0, 0.5, 1.0]])))
-    cands = np.concatenate([[0.0], (p[1:] + p[:-1]) / 2, [1.0]])
+    p = np.unique(np.concatenate([p_open, [0.0, 1.0]]))
+    cands = np.unique(np.concatenate([[0.0, 0.5, 1.0], (p[1:] + p[:-1]) / 2]))
     closed_below, open_above = 0.0, 1.0
     for t in cands[cands <= 0.5]:
         sel = p_open < t

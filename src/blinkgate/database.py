@@ -1,0 +1,316 @@
+"""The face database: enrolled people and one 128-d encoding per enrolled image, in SQLite.
+
+Safety properties the rest of blinkgate relies on:
+
+* every write is one transaction: an interrupted enrolment keeps everything committed before
+  it and never leaves half an image row (SQLite's atomic commit, WAL journal);
+* a file that is not ours is refused, never modified: a non-SQLite/corrupt file or a foreign
+  SQLite database raises DatabaseError("... is not a blinkgate database ..."); an empty 0-byte
+  file (or a missing one, when ``create=True``) becomes a new database;
+* the schema is versioned with ``PRAGMA user_version``; a new table (e.g. an access log) is
+  one more entry in ``_MIGRATIONS`` and older databases are upgraded on open;
+* encodings are stored as raw little-endian float64 bytes (never pickle).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Iterator
+
+import numpy as np
+from platformdirs import user_data_dir
+
+from .errors import DatabaseError
+from .types import as_encoding
+
+APPLICATION_ID = 0x426C4B47  # "BlKG": marks the file as ours in the SQLite header
+SQLITE_MAGIC = b"SQLite format 3\x00"
+ENCODING_DTYPE = np.dtype("<f8")
+ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
+
+# _MIGRATIONS[i] upgrades schema version i to i + 1, in one transaction. Append only; never
+# edit a released step (e.g. version 2 could add an access_log table).
+_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+        f"""CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            path TEXT NOT NULL UNIQUE,
+            sha256 TEXT NOT NULL,
+            encoding BLOB NOT NULL CHECK (length(encoding) = {ENCODING_BYTES}),
+            added_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX images_person ON images(person_id)",
+        "INSERT INTO meta (key, value) VALUES ('application', 'blinkgate')",
+    ),
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class EnrolledImage:
+    name: str
+    path: str
+    sha256: str
+    encoding: np.ndarray  # (128,) float64
+    added_at: str  # ISO 8601, UTC
+
+
+class UnknownPersonError(DatabaseError):
+    """``forget`` was given a name nobody is enrolled under."""
+
+
+def default_db_path() -> Path:
+    """``$BLINKGATE_DB`` if set, else ``<user data dir>/blinkgate/faces.db``. Creates nothing."""
+    env = os.environ.get("BLINKGATE_DB")
+    if env:
+        return Path(env).expanduser()
+    return Path(user_data_dir("blinkgate", appauthor=False)) / "faces.db"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class FaceDatabase:
+    """Enrolled people and their face encodings. Use as a context manager.
+
+    ``create=False`` refuses to create a missing database (for commands that only read it).
+    One instance per thread (sqlite3 connections are not shared across threads).
+    """
+
+    def __init__(self, path: Path | str, create: bool = True):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        fresh = self._check_file(create)
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._check_identity(fresh)
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
+        except sqlite3.Error as err:
+            self.close()
+            raise self._error(err) from err
+        except DatabaseError:
+            self.close()
+            raise
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _not_ours(self, why: str) -> DatabaseError:
+        return DatabaseError(f"{self.path} is not a blinkgate database ({why})")
+
+    def _error(self, err: sqlite3.Error) -> DatabaseError:
+        text = str(err)
+        if "not a database" in text or "malformed" in text:
+            return self._not_ours(f"corrupt: {text}")
+        return DatabaseError(f"face database {self.path}: {text}")
+
+    def _check_file(self, create: bool) -> bool:
+        """Decide from the bytes on disk, before SQLite touches the file. True → new database."""
+        if self.path.is_dir():
+            raise DatabaseError(f"face database path {self.path} is a directory")
+        if not self.path.exists():
+            if not create:
+                raise DatabaseError(f"no face database at {self.path} (enrol someone first)")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DatabaseError(f"cannot create {self.path.parent}: {err}") from err
+            return True
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(SQLITE_MAGIC))
+        except OSError as err:
+            raise DatabaseError(f"cannot read face database {self.path}: {err}") from err
+        if not header:
+            return True  # 0-byte file: e.g. made by touch or mktemp
+        if header != SQLITE_MAGIC:
+            raise self._not_ours("not an SQLite file")
+        return False
+
+    def _check_identity(self, fresh: bool) -> None:
+        conn = self._require()
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise DatabaseError(
+                    f"{self.path} has schema version {version}, newer than this blinkgate "
+                    f"understands ({SCHEMA_VERSION}); upgrade blinkgate"
+                )
+            return
+        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if fresh or (app_id == 0 and objects == 0):
+            return  # nothing in it yet: ours to initialise
+        raise self._not_ours(f"SQLite application_id {app_id:#x}, {objects} schema objects")
+
+    def _migrate(self) -> None:
+        conn = self._require()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self._transaction() as tx:
+                # Not executescript(): it would COMMIT first, outside our transaction.
+                for statement in _MIGRATIONS[target - 1]:
+                    tx.execute(statement)
+                tx.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                tx.execute(f"PRAGMA user_version = {target}")
+                tx.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(target),),
+                )
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise DatabaseError(f"face database {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, ROLLBACK on any exception; sqlite3 errors → DatabaseError."""
+        conn = self._require()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite may already have rolled back (e.g. after a disk I/O error)
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            raise
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self._require().execute(sql, params).fetchall()
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> FaceDatabase:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writes ----------------------------------------------------------------------
+
+    def add_image(self, name: str, path: str | Path, sha256: str, encoding: np.ndarray) -> bool:
+        """Store the encoding of one image of ``name``; replaces any earlier row for ``path``.
+
+        Returns True if an earlier encoding of ``path`` was replaced. Atomic.
+        """
+        if not name or not name.strip():
+            raise ValueError("person name must not be empty")
+        vector = as_encoding(encoding)
+        if not np.isfinite(vector).all():
+            raise ValueError("face encoding contains NaN or infinity")
+        blob = vector.astype(ENCODING_DTYPE).tobytes()
+        with self._transaction() as tx:
+            tx.execute("INSERT OR IGNORE INTO people (name) VALUES (?)", (name,))
+            (person_id,) = tx.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            replaced = tx.execute("DELETE FROM images WHERE path = ?", (str(path),)).rowcount > 0
+            tx.execute(
+                "INSERT INTO images (person_id, path, sha256, encoding, added_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (person_id, str(path), sha256, blob, _now()),
+            )
+            self._delete_orphans(tx)  # the replaced row may have been someone else's last
+        return replaced
+
+    def remove_image(self, path: str | Path) -> bool:
+        """Drop the encoding of ``path`` (e.g. its file no longer shows one face). Atomic."""
+        with self._transaction() as tx:
+            removed = tx.execute("DELETE FROM images WHERE path = ?", (str(path),)).rowcount > 0
+            self._delete_orphans(tx)
+        return removed
+
+    def forget(self, name: str) -> int:
+        """Remove a person and all their images; returns the number of images removed.
+
+        An unknown name raises UnknownPersonError listing who is enrolled: for a CLI user a
+        silent "0" would hide a typo while the person they meant stays enrolled.
+        """
+        with self._transaction() as tx:
+            row = tx.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                enrolled = [n for (n,) in tx.execute("SELECT name FROM people ORDER BY name")]
+                listing = ", ".join(enrolled) if enrolled else "nobody is enrolled"
+                raise UnknownPersonError(f"no enrolled person named {name!r} ({listing})")
+            count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
+            tx.execute("DELETE FROM people WHERE id = ?", row)
+        return count
+
+    @staticmethod
+    def _delete_orphans(tx: sqlite3.Connection) -> None:
+        tx.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM images)")
+
+    # -- reads -----------------------------------------------------------------------
+
+    def has_image(self, path: str | Path, sha256: str) -> bool:
+        """True if ``path`` is enrolled with exactly this content hash."""
+        rows = self._query("SELECT 1 FROM images WHERE path = ? AND sha256 = ?", (str(path), sha256))
+        return bool(rows)
+
+    def image_hashes(self) -> dict[str, str]:
+        """path → sha256 of every enrolled image (for incremental enrolment)."""
+        return dict(self._query("SELECT path, sha256 FROM images"))
+
+    def people(self) -> list[tuple[str, int]]:
+        """(name, number of enrolled images), sorted by name."""
+        return self._query(
+            "SELECT p.name, count(i.id) FROM people p LEFT JOIN images i ON i.person_id = p.id "
+            "GROUP BY p.id ORDER BY p.name"
+        )
+
+    def images(self, name: str | None = None) -> list[EnrolledImage]:
+        """Every enrolled image (of ``name`` only, if given), by name then enrolment order."""
+        where, params = ("WHERE p.name = ?", (name,)) if name is not None else ("", ())
+        rows = self._query(
+            "SELECT p.name, i.path, i.sha256, i.encoding, i.added_at "
+            f"FROM images i JOIN people p ON p.id = i.person_id {where} ORDER BY p.name, i.id",
+            params,
+        )
+        return [EnrolledImage(n, path, sha, self._decode(blob), at) for n, path, sha, blob, at in rows]
+
+    def known_encodings(self) -> tuple[np.ndarray, list[str]]:
+        """All encodings as an (N, 128) float64 array and the N matching names."""
+        rows = self._query(
+            "SELECT p.name, i.encoding FROM images i JOIN people p ON p.id = i.person_id "
+            "ORDER BY p.name, i.id"
+        )
+        encodings = np.empty((len(rows), 128), dtype=np.float64)
+        for k, (_, blob) in enumerate(rows):
+            encodings[k] = self._decode(blob)
+        return encodings, [name for name, _ in rows]
+
+    def _decode(self, blob: bytes) -> np.ndarray:
+        if len(blob) != ENCODING_BYTES:  # the CHECK constraint makes this unreachable unless tampered
+            raise self._not_ours(f"image encoding of {len(blob)} bytes")
+        return np.frombuffer(blob, dtype=ENCODING_DTYPE).astype(np.float64)

@@ -1,0 +1,184 @@
+"""Enrol everyone in PEOPLE_DIR/<person name>/*.jpg|jpeg|png into the face database.
+
+Incremental: an image whose path and content hash are already enrolled is not re-encoded; an
+image whose content changed is re-encoded and replaces its old encoding. Each image is its own
+transaction, so an interrupted run keeps what it finished and a rerun carries on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .database import FaceDatabase
+from .errors import ImageError
+from .recognize import FaceEncoder
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Phone photos are ~4000 px wide; HOG with one upsample on that takes seconds and GBs. Faces
+# in enrolment photos are large, so detecting and encoding at <= 1600 px loses nothing.
+MAX_SIDE = 1600
+
+ADDED, UNCHANGED, UPDATED, SKIPPED = "added", "unchanged", "updated", "skipped"
+
+
+class ImageOutcome(NamedTuple):
+    path: Path
+    status: str  # added | unchanged | updated | skipped
+    reason: str = ""
+
+
+@dataclass
+class EnrollReport:
+    """What happened to every image (and every unusable folder/file) under PEOPLE_DIR."""
+
+    people_dir: Path
+    outcomes: list[ImageOutcome] = field(default_factory=list)
+
+    def _count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def added(self) -> int:
+        return self._count(ADDED)
+
+    @property
+    def unchanged(self) -> int:
+        return self._count(UNCHANGED)
+
+    @property
+    def updated(self) -> int:
+        return self._count(UPDATED)
+
+    @property
+    def skipped(self) -> int:
+        return self._count(SKIPPED)
+
+    @property
+    def skipped_outcomes(self) -> list[ImageOutcome]:
+        return [o for o in self.outcomes if o.status == SKIPPED]
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.skipped} skipped"
+        )
+
+    def format(self) -> str:
+        """One line per skipped path with the reason, then the counts."""
+        lines = []
+        for o in self.skipped_outcomes:
+            try:
+                shown = o.path.relative_to(self.people_dir)
+            except ValueError:
+                shown = o.path
+            lines.append(f"skipped {shown}: {o.reason}")
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_image(path: Path) -> bool:
+    # Hidden files include macOS "._x.jpg" resource forks, which are not images.
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]:
+    """(person name, image path) pairs to process, plus outcomes for unusable entries."""
+    if not people_dir.exists():
+        raise ImageError(f"people directory not found: {people_dir}")
+    if not people_dir.is_dir():
+        raise ImageError(f"not a directory: {people_dir} (expected PEOPLE_DIR/<name>/*.jpg)")
+    entries = sorted(p for p in people_dir.iterdir() if not p.name.startswith("."))
+    folders = [p for p in entries if p.is_dir()]
+    loose = [p for p in entries if _is_image(p)]
+    if not folders:
+        hint = f"; move its {len(loose)} images into {people_dir}/<name>/" if loose else ""
+        raise ImageError(
+            f"no person folders in {people_dir} (expected PEOPLE_DIR/<name>/*.jpg{hint})"
+        )
+    todo: list[tuple[str, Path]] = []
+    notes = [ImageOutcome(p, SKIPPED, "not inside a person folder") for p in loose]
+    for folder in folders:
+        images = sorted(p for p in folder.iterdir() if _is_image(p))
+        if not images:
+            notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images"))
+        todo += [(folder.name, p) for p in images]
+    return todo, notes
+
+
+def _decode(data: bytes) -> np.ndarray | None:
+    """BGR uint8 image, downscaled to MAX_SIDE; None if OpenCV cannot decode the bytes."""
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        return None
+    scale = MAX_SIDE / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _enroll_one(
+    db: FaceDatabase, name: str, path: Path, known: dict[str, str], encoder: FaceEncoder
+) -> ImageOutcome:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return ImageOutcome(path, SKIPPED, f"unreadable ({err.strerror or err})")
+    digest = sha256_hex(data)
+    old = known.get(str(path))
+    if old == digest:
+        return ImageOutcome(path, UNCHANGED)
+
+    # Decode the very bytes we hashed (cv2.imread would re-read a file that may have changed).
+    image = _decode(data) if data else None
+    reason = ""
+    if image is None:
+        reason = "unreadable (not a decodable image)" if data else "unreadable (empty file)"
+    else:
+        boxes = encoder.detect(image)
+        if not boxes:
+            reason = "no face"
+        elif len(boxes) > 1:
+            reason = f"several faces ({len(boxes)})"
+    if reason:
+        if old is not None and db.remove_image(path):
+            # The old encoding no longer describes this file: keeping it would let a photo
+            # that was replaced (or broken) keep granting access.
+            reason += "; its earlier encoding was removed"
+        return ImageOutcome(path, SKIPPED, reason)
+
+    encoding = encoder.encode(image, boxes[0])
+    replaced = db.add_image(name, path, digest, encoding)
+    return ImageOutcome(path, UPDATED if replaced else ADDED)
+
+
+def enroll_directory(
+    db: FaceDatabase, people_dir: Path, encoder: FaceEncoder, progress: bool = True
+) -> EnrollReport:
+    """Enrol PEOPLE_DIR/<person name>/*.jpg|jpeg|png (suffix case-insensitive).
+
+    Each image needs exactly one face (HOG detector). Images are keyed by absolute path (not
+    following symlinks), so reruns from another working directory still recognise them.
+    Images deleted from disk stay enrolled: use ``FaceDatabase.forget``.
+    """
+    people_dir = Path(os.path.abspath(people_dir))
+    todo, notes = _scan(people_dir)
+    report = EnrollReport(people_dir, list(notes))
+    known = db.image_hashes()
+    bar = tqdm(todo, desc="enrolling", unit="img", file=sys.stderr, disable=not progress)
+    for name, path in bar:
+        bar.set_postfix_str(name, refresh=False)
+        report.outcomes.append(_enroll_one(db, name, path, known, encoder))
+    return report

@@ -1,0 +1,136 @@
+"""Run-time eye-state classifier: the shipped ONNX CNN through cv2.dnn (no keras/torch needed).
+
+The model takes float32 NHWC (N, 24, 24, 1) gray in [0, 1] and returns P(eye open). A JSON
+sidecar beside the ONNX file (same name, ``.json``) records how it was trained, its test
+accuracy and the calibrated thresholds ``closed_below`` / ``open_above``: a score below the
+first is a confident 'closed', above the second a confident 'open', in between 'unknown'.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from blinkgate.cew import SIZE, load_cew, to_gray01
+from blinkgate.errors import ModelError
+from blinkgate.types import EyeState
+
+DEFAULT_THRESHOLDS = {"closed_below": 0.5, "open_above": 0.5}  # for a model with no sidecar
+
+
+def default_model_path() -> Path:
+    """The ONNX model shipped inside the package."""
+    return Path(str(resources.files("blinkgate") / "models" / "eye_state.onnx"))
+
+
+def _read_sidecar(model_path: Path) -> dict:
+    sidecar = model_path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"eye model metadata {sidecar} is unreadable: {err}") from err
+    if not isinstance(meta, dict):
+        raise ModelError(f"eye model metadata {sidecar} is not a JSON object")
+    return meta
+
+
+class EyeClassifier:
+    """P(open) for eye crops. Loads the model on first use; safe to share between threads."""
+
+    def __init__(self, model_path: str | Path | None = None) -> None:
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self._net: cv2.dnn.Net | None = None
+        self._meta: dict | None = None
+        self._lock = threading.Lock()  # a cv2.dnn.Net is not re-entrant
+
+    @property
+    def metadata(self) -> dict:
+        if self._meta is None:
+            self._meta = _read_sidecar(self.model_path)
+        return self._meta
+
+    @property
+    def closed_below(self) -> float:
+        return float(self.metadata.get("closed_below", DEFAULT_THRESHOLDS["closed_below"]))
+
+    @property
+    def open_above(self) -> float:
+        return float(self.metadata.get("open_above", DEFAULT_THRESHOLDS["open_above"]))
+
+    def load(self) -> EyeClassifier:
+        """Read the ONNX file now (otherwise done on the first ``predict``)."""
+        if self._net is None:
+            if not self.model_path.is_file():
+                raise ModelError(f"eye model not found: {self.model_path}")
+            try:
+                net = cv2.dnn.readNetFromONNX(str(self.model_path))
+            except cv2.error as err:
+                raise ModelError(f"eye model {self.model_path} is corrupt or not ONNX "
+                                 f"({str(err).strip().splitlines()[-1][:120]})") from err
+            if net.empty():
+                raise ModelError(f"eye model {self.model_path} is empty")
+            self._net = net
+            self.metadata  # noqa: B018 - surface a bad sidecar at load time too
+        return self
+
+    def predict_batch(self, batch: np.ndarray) -> np.ndarray:
+        """P(open) for a ready float32 (N, 24, 24, 1) batch in [0, 1]."""
+        if len(batch) == 0:
+            return np.zeros(0, dtype=np.float32)
+        self.load()
+        with self._lock:
+            self._net.setInput(np.ascontiguousarray(batch, dtype=np.float32))
+            out = self._net.forward()
+        return out.reshape(-1).astype(np.float32)
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """P(open) per crop; crops are gray or BGR uint8 images of any size."""
+        if len(crops) == 0:
+            return np.zeros(0, dtype=np.float32)
+        batch = np.stack([to_gray01(c, SIZE) for c in crops])[..., None]
+        return self.predict_batch(batch)
+
+    def state(self, p_open: float) -> EyeState:
+        """Confident state for one score, UNKNOWN between the calibrated thresholds."""
+        if p_open < self.closed_below:
+            return EyeState.CLOSED
+        if p_open > self.open_above:
+            return EyeState.OPEN
+        return EyeState.UNKNOWN
+
+
+def evaluate_eyes(data_dir: str | Path, model_path: str | Path | None = None) -> dict:
+    """Score the model on the CEW ``test`` rows: accuracy at 0.5, confusion, undecided rate."""
+    clf = EyeClassifier(model_path).load()
+    test = load_cew(data_dir, split="test")
+    p = np.concatenate([clf.predict_batch(test.images[i:i + 256])
+                        for i in range(0, len(test), 256)])
+    y = test.labels
+    pred = (p >= 0.5).astype(np.int64)
+    closed = p < clf.closed_below
+    opened = p > clf.open_above
+    decided = closed | opened
+    confident_right = np.sum(closed & (y == 0)) + np.sum(opened & (y == 1))
+    return {
+        "model": str(clf.model_path),
+        "n": int(len(y)),
+        "accuracy": round(float(np.mean(pred == y)), 4),
+        # rows = true label, columns = predicted label
+        "confusion": {
+            "labels": ["closed", "open"],
+            "closed": [int(np.sum((y == 0) & (pred == 0))), int(np.sum((y == 0) & (pred == 1)))],
+            "open": [int(np.sum((y == 1) & (pred == 0))), int(np.sum((y == 1) & (pred == 1)))],
+        },
+        "closed_below": clf.closed_below,
+        "open_above": clf.open_above,
+        "undecided_rate": round(float(1 - decided.mean()), 4),
+        "decided_accuracy": round(float(confident_right / max(1, decided.sum())), 4),
+    }

@@ -1,0 +1,311 @@
+"""FaceDatabase with synthetic encodings: no models or shared data needed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blinkgate import database
+from blinkgate.database import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    FaceDatabase,
+    UnknownPersonError,
+    default_db_path,
+)
+from blinkgate.errors import BlinkgateError, DatabaseError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def enc(seed: float) -> np.ndarray:
+    """A deterministic, recognisable 128-d vector."""
+    return np.linspace(seed, seed + 1.0, 128)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "faces.db"
+
+
+def test_add_and_read_back(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        assert db.add_image("Ada", "/p/ada1.jpg", "a1", enc(1)) is False
+        db.add_image("Ada", "/p/ada2.jpg", "a2", enc(2))
+        db.add_image("Bob", "/p/bob1.jpg", "b1", enc(3))
+        assert db.people() == [("Ada", 2), ("Bob", 1)]
+        encodings, names = db.known_encodings()
+    assert names == ["Ada", "Ada", "Bob"]
+    assert encodings.shape == (3, 128) and encodings.dtype == np.float64
+    np.testing.assert_array_equal(encodings, np.stack([enc(1), enc(2), enc(3)]))  # bit-exact
+
+
+def test_images_lists_rows(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Bob", "/p/bob1.jpg", "b1", enc(3))
+        db.add_image("Ada", "/p/ada1.jpg", "a1", enc(1))
+        rows = db.images()
+        assert [(r.name, r.path, r.sha256) for r in rows] == [
+            ("Ada", "/p/ada1.jpg", "a1"), ("Bob", "/p/bob1.jpg", "b1")
+        ]
+        np.testing.assert_array_equal(rows[1].encoding, enc(3))
+        assert rows[0].added_at.endswith("+00:00")
+        assert [r.path for r in db.images("Bob")] == ["/p/bob1.jpg"]
+        assert db.images("Nobody") == []
+
+
+def test_empty_database(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        encodings, names = db.known_encodings()
+        assert encodings.shape == (0, 128) and names == []
+        assert db.people() == [] and db.image_hashes() == {}
+
+
+def test_encoding_is_raw_float64_bytes_not_pickle(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(7))
+    conn = sqlite3.connect(db_path)
+    (blob,) = conn.execute("SELECT encoding FROM images").fetchone()
+    conn.close()
+    assert len(blob) == 1024 and not blob.startswith(b"\x80")  # pickle protocol marker
+    np.testing.assert_array_equal(np.frombuffer(blob, dtype="<f8"), enc(7))
+
+
+def test_schema_is_marked_and_versioned(db_path: Path) -> None:
+    FaceDatabase(db_path).close()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    conn.close()
+    assert meta == {"application": "blinkgate", "schema_version": str(SCHEMA_VERSION)}
+
+
+def test_incremental_lookup_and_replace(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "old", enc(1))
+        assert db.has_image("/p/a.jpg", "old")
+        assert not db.has_image("/p/a.jpg", "new")
+        assert not db.has_image("/p/other.jpg", "old")
+        assert db.image_hashes() == {"/p/a.jpg": "old"}
+        # Same path, new content: replaces, never duplicates.
+        assert db.add_image("Ada", "/p/a.jpg", "new", enc(5)) is True
+        assert db.image_hashes() == {"/p/a.jpg": "new"}
+        assert db.people() == [("Ada", 1)]
+        np.testing.assert_array_equal(db.known_encodings()[0], [enc(5)])
+
+
+def test_path_moved_to_another_person_leaves_no_empty_person(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/x.jpg", "h", enc(1))
+        db.add_image("Bob", "/p/x.jpg", "h", enc(1))
+        assert db.people() == [("Bob", 1)]
+
+
+def test_remove_image(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+        db.add_image("Ada", "/p/b.jpg", "h", enc(2))
+        assert db.remove_image("/p/a.jpg") is True
+        assert db.remove_image("/p/a.jpg") is False
+        assert db.people() == [("Ada", 1)]
+        db.remove_image("/p/b.jpg")
+        assert db.people() == []
+
+
+def test_forget(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        for i in range(3):
+            db.add_image("Ada", f"/p/a{i}.jpg", f"h{i}", enc(i))
+        db.add_image("Bob", "/p/b.jpg", "hb", enc(9))
+        assert db.forget("Ada") == 3
+        assert db.people() == [("Bob", 1)]
+        assert db.known_encodings()[1] == ["Bob"]
+        with pytest.raises(UnknownPersonError, match=r"no enrolled person named 'ada' \(Bob\)"):
+            db.forget("ada")  # names are case-sensitive
+        assert db.people() == [("Bob", 1)]
+    assert issubclass(UnknownPersonError, BlinkgateError)
+
+
+def test_rejects_bad_input(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        with pytest.raises(ValueError, match="128"):
+            db.add_image("Ada", "/p/a.jpg", "h", np.zeros(127))
+        with pytest.raises(ValueError, match="NaN"):
+            db.add_image("Ada", "/p/a.jpg", "h", np.full(128, np.nan))
+        with pytest.raises(ValueError, match="empty"):
+            db.add_image("  ", "/p/a.jpg", "h", enc(1))
+        assert db.people() == []
+
+
+def test_reopen_keeps_data(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    with FaceDatabase(db_path) as db:
+        assert db.people() == [("Ada", 1)]
+        db.add_image("Bob", "/p/b.jpg", "h", enc(2))
+    with FaceDatabase(db_path, create=False) as db:
+        assert db.people() == [("Ada", 1), ("Bob", 1)]
+
+
+def test_creates_parent_dirs(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "faces.db"
+    with FaceDatabase(path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    assert path.is_file()
+
+
+def test_missing_database_not_created_when_reading(db_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="no face database"):
+        FaceDatabase(db_path, create=False)
+    assert not db_path.exists()
+
+
+def test_corrupt_file_is_refused_and_untouched(db_path: Path) -> None:
+    junk = np.random.default_rng(0).bytes(5000)
+    db_path.write_bytes(junk)
+    with pytest.raises(DatabaseError, match="is not a blinkgate database"):
+        FaceDatabase(db_path)
+    assert db_path.read_bytes() == junk
+
+
+def test_damaged_blinkgate_database_raises_database_error(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        for i in range(50):
+            db.add_image(f"P{i}", f"/p/{i}.jpg", "h", enc(i))
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # move everything into the main file
+    conn.close()
+    data = bytearray(db_path.read_bytes())
+    data[100:] = np.random.default_rng(1).bytes(len(data) - 100)  # keep only the file header
+    db_path.write_bytes(bytes(data))
+    with pytest.raises(DatabaseError, match="is not a blinkgate database"):
+        with FaceDatabase(db_path) as db:
+            db.known_encodings()
+
+
+def test_foreign_sqlite_file_is_refused_and_untouched(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO people (name) VALUES ('someone else')")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    with pytest.raises(DatabaseError, match="is not a blinkgate database"):
+        FaceDatabase(db_path)
+    assert db_path.read_bytes() == before
+
+
+def test_other_application_id_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA application_id = 1234")
+    conn.close()
+    with pytest.raises(DatabaseError, match="application_id 0x4d2"):
+        FaceDatabase(db_path)
+
+
+def test_empty_file_is_a_new_database(db_path: Path) -> None:
+    db_path.touch()
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    with FaceDatabase(db_path) as db:
+        assert db.people() == [("Ada", 1)]
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    FaceDatabase(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer than this blinkgate"):
+        FaceDatabase(db_path)
+
+
+def test_directory_path_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="is a directory"):
+        FaceDatabase(tmp_path)
+
+
+def test_failed_write_rolls_back_completely(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "old", enc(1))
+
+        def crash(tx: sqlite3.Connection) -> None:
+            raise RuntimeError("simulated crash after the old row was deleted")
+
+        # _delete_orphans runs after DELETE old row + INSERT new row, inside the transaction.
+        monkeypatch.setattr(FaceDatabase, "_delete_orphans", staticmethod(crash))
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            db.add_image("Bob", "/p/a.jpg", "new", enc(2))
+        monkeypatch.undo()
+        assert db.image_hashes() == {"/p/a.jpg": "old"}
+        assert db.people() == [("Ada", 1)]  # Bob's person row was rolled back too
+        np.testing.assert_array_equal(db.known_encodings()[0], [enc(1)])
+        db.add_image("Bob", "/p/b.jpg", "h", enc(3))  # the connection is still usable
+        assert db.people() == [("Ada", 1), ("Bob", 1)]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from blinkgate.database import FaceDatabase
+
+    with FaceDatabase(sys.argv[1]) as db:
+        for i in range(1_000_000):
+            db.add_image(f"P{i % 7}", f"/p/{i}.jpg", f"h{i}", np.full(128, float(i)))
+            print(i, flush=True)  # printed only after the commit
+    """
+)
+
+
+def test_killed_enrolment_loses_nothing_committed(db_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    committed = -1
+    try:
+        for line in proc.stdout:
+            committed = int(line)
+            if committed >= 200:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no cleanup, no rollback: like a power cut for the app
+        proc.wait()
+    assert committed >= 200, "writer did not get going"
+
+    with FaceDatabase(db_path) as db:
+        hashes = db.image_hashes()
+        encodings, _ = db.known_encodings()
+        # Every commit it reported survived; at most the in-flight ones beyond.
+        assert all(f"/p/{i}.jpg" in hashes for i in range(committed + 1))
+        # No gaps, no half rows: paths 0..n-1, each encoding exactly the vector written for it.
+        n = len(hashes)
+        assert sorted(int(p[len("/p/") : -len(".jpg")]) for p in hashes) == list(range(n))
+        assert sorted(encodings[:, 0].tolist()) == [float(i) for i in range(n)]
+        assert all((row == row[0]).all() for row in encodings)
+        assert sum(count for _, count in db.people()) == n
+        db.add_image("After", "/p/after.jpg", "h", enc(1))  # reopen and write works
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BLINKGATE_DB", str(tmp_path / "x" / "mine.db"))
+    assert default_db_path() == tmp_path / "x" / "mine.db"
+    assert not (tmp_path / "x").exists()  # computing the path creates nothing
+    monkeypatch.delenv("BLINKGATE_DB")
+    path = default_db_path()
+    assert path.name == "faces.db" and "blinkgate" in path.parent.name
+    assert path.parent == Path(database.user_data_dir("blinkgate", appauthor=False))

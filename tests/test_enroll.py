@@ -1,0 +1,189 @@
+"""enroll_directory on a PEOPLE_DIR built in tmp_path from links to the shared photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate import enroll as enroll_module
+from blinkgate.database import FaceDatabase
+from blinkgate.enroll import EnrollReport, enroll_directory
+from blinkgate.errors import BlinkgateError, ImageError
+from blinkgate.recognize import FaceEncoder, Recognizer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+LFW = DATA / "faces" / "lfw65"
+TWO_PEOPLE = DATA / "faces" / "fr-examples" / "examples" / "two_people.jpg"
+
+
+class CountingEncoder(FaceEncoder):
+    """A real encoder that counts calls, to prove unchanged images are not re-encoded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.detects = self.encodes = 0
+
+    def detect(self, image_bgr):
+        self.detects += 1
+        return super().detect(image_bgr)
+
+    def encode(self, image_bgr, box):
+        self.encodes += 1
+        return super().encode(image_bgr, box)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> CountingEncoder:
+    return CountingEncoder()
+
+
+def lfw(person: str, number: int) -> Path:
+    path = LFW / person / f"{person}_{number:04d}.jpg"
+    if not path.is_file():
+        pytest.skip(f"shared test data not found at {path} (see ../shared/data/README.md)")
+    return path
+
+
+def gray_png() -> bytes:
+    ok, buf = cv2.imencode(".png", np.full((240, 240, 3), 128, np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.fixture
+def people_dir(tmp_path: Path) -> Path:
+    """3 people x 2 photos, 1 photo under an upper-case suffix, and every kind of bad entry."""
+    if not TWO_PEOPLE.is_file():
+        pytest.skip(f"shared test data not found at {TWO_PEOPLE}")
+    root = tmp_path / "people"
+    for person in ("Hugo_Chavez", "Serena_Williams", "Tony_Blair"):
+        (root / person).mkdir(parents=True)
+        for n in (1, 2):
+            (root / person / f"{person}_{n:04d}.jpg").symlink_to(lfw(person, n))
+    jackie = root / "Jackie_Chan"
+    jackie.mkdir()
+    (jackie / "JC.JPEG").symlink_to(lfw("Jackie_Chan", 1))
+    (jackie / "broken.jpg").write_bytes(np.random.default_rng(0).bytes(3000))
+    (jackie / "empty.jpg").write_bytes(b"")
+    (jackie / "gray.png").write_bytes(gray_png())
+    (jackie / "notes.txt").write_text("not an image, ignored")
+    (jackie / ".hidden.jpg").write_bytes(b"ignored")
+    (root / "Group").mkdir()
+    (root / "Group" / "two_people.jpg").symlink_to(TWO_PEOPLE)
+    (root / "Nobody").mkdir()
+    (root / "loose.jpg").symlink_to(lfw("Tony_Blair", 3))
+    return root
+
+
+def statuses(report: EnrollReport, root: Path) -> dict[str, tuple[str, str]]:
+    return {str(o.path.relative_to(root)): (o.status, o.reason) for o in report.outcomes}
+
+
+def test_enrol_reports_every_image(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, people_dir, encoder, progress=True)
+        assert "enrolling" in capsys.readouterr().err  # tqdm bar on stderr
+        assert statuses(report, people_dir) == {
+            "Hugo_Chavez/Hugo_Chavez_0001.jpg": ("added", ""),
+            "Hugo_Chavez/Hugo_Chavez_0002.jpg": ("added", ""),
+            "Serena_Williams/Serena_Williams_0001.jpg": ("added", ""),
+            "Serena_Williams/Serena_Williams_0002.jpg": ("added", ""),
+            "Tony_Blair/Tony_Blair_0001.jpg": ("added", ""),
+            "Tony_Blair/Tony_Blair_0002.jpg": ("added", ""),
+            "Jackie_Chan/JC.JPEG": ("added", ""),
+            "Jackie_Chan/broken.jpg": ("skipped", "unreadable (not a decodable image)"),
+            "Jackie_Chan/empty.jpg": ("skipped", "unreadable (empty file)"),
+            "Jackie_Chan/gray.png": ("skipped", "no face"),
+            "Group/two_people.jpg": ("skipped", "several faces (2)"),
+            "Nobody": ("skipped", "person folder has no .jpg/.jpeg/.png images"),
+            "loose.jpg": ("skipped", "not inside a person folder"),
+        }
+        assert (report.added, report.unchanged, report.updated, report.skipped) == (7, 0, 0, 6)
+        assert db.people() == [
+            ("Hugo_Chavez", 2), ("Jackie_Chan", 1), ("Serena_Williams", 2), ("Tony_Blair", 2)
+        ]
+        text = report.format()
+        assert "skipped Group/two_people.jpg: several faces (2)" in text
+        assert "skipped Jackie_Chan/gray.png: no face" in text
+        assert text.splitlines()[-1] == "7 added, 0 updated, 0 unchanged, 6 skipped"
+
+        # What was enrolled recognises other photos of the same people.
+        rec = Recognizer(*db.known_encodings())
+        for person, n in (("Hugo_Chavez", 3), ("Serena_Williams", 3), ("Tony_Blair", 4)):
+            image = cv2.imread(str(lfw(person, n)))
+            (box,) = encoder.detect(image)
+            assert rec.match(encoder.encode(image, box)).name == person
+
+
+def test_rerun_is_incremental(people_dir: Path, tmp_path: Path, encoder) -> None:
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=False)
+        before = db.known_encodings()
+        encoder.encodes = 0
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert (report.added, report.unchanged, report.updated, report.skipped) == (0, 7, 0, 6)
+        assert encoder.encodes == 0  # unchanged images are hashed, not re-encoded
+        after = db.known_encodings()
+        np.testing.assert_array_equal(after[0], before[0])
+        assert after[1] == before[1]
+
+
+def test_changed_content_is_re_encoded(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=False)
+        target = people_dir / "Hugo_Chavez" / "Hugo_Chavez_0001.jpg"
+        (old,) = [i for i in db.images("Hugo_Chavez") if i.path == str(target)]
+        target.unlink()
+        target.write_bytes(lfw("Hugo_Chavez", 3).read_bytes())  # same path, another photo
+
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert capsys.readouterr().err == ""  # progress=False: quiet
+        assert statuses(report, people_dir)["Hugo_Chavez/Hugo_Chavez_0001.jpg"] == ("updated", "")
+        assert (report.added, report.unchanged, report.updated) == (0, 6, 1)
+        assert db.people()[0] == ("Hugo_Chavez", 2)  # replaced, not added
+
+        image = cv2.imread(str(target))
+        expected = encoder.encode(image, encoder.detect(image)[0])
+        (new,) = [i for i in db.images("Hugo_Chavez") if i.path == str(target)]
+        np.testing.assert_allclose(new.encoding, expected, atol=1e-9)
+        assert np.linalg.norm(new.encoding - old.encoding) > 0.1  # really a different photo
+        assert new.sha256 == enroll_module.sha256_hex(target.read_bytes()) != old.sha256
+
+
+def test_image_that_loses_its_face_loses_its_encoding(people_dir: Path, tmp_path: Path, encoder) -> None:
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=False)
+        target = people_dir / "Serena_Williams" / "Serena_Williams_0002.jpg"
+        target.unlink()
+        target.write_bytes(gray_png())  # PNG bytes under a .jpg name: decoded by content
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert statuses(report, people_dir)["Serena_Williams/Serena_Williams_0002.jpg"] == (
+            "skipped", "no face; its earlier encoding was removed"
+        )
+        assert ("Serena_Williams", 1) in db.people()
+        assert str(target) not in db.image_hashes()
+
+
+def test_bad_people_dir(tmp_path: Path, encoder) -> None:
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        with pytest.raises(ImageError, match="people directory not found"):
+            enroll_directory(db, tmp_path / "missing", encoder, progress=False)
+        (tmp_path / "file.jpg").write_bytes(gray_png())
+        with pytest.raises(ImageError, match="not a directory"):
+            enroll_directory(db, tmp_path / "file.jpg", encoder, progress=False)
+        flat = tmp_path / "flat"
+        flat.mkdir()
+        (flat / "me.jpg").write_bytes(gray_png())
+        with pytest.raises(ImageError, match=r"no person folders .*move its 1 images into"):
+            enroll_directory(db, flat, encoder, progress=False)
+        assert db.people() == []
+    assert issubclass(ImageError, BlinkgateError)
+
+
+def test_huge_images_are_downscaled_before_detection() -> None:
+    ok, buf = cv2.imencode(".png", np.zeros((2000, 4000, 3), np.uint8))
+    image = enroll_module._decode(buf.tobytes())
+    assert image is not None and image.shape == (800, 1600, 3)

@@ -1,0 +1,70 @@
+"""Training helpers (no keras needed) and a tiny end-to-end training run (needs the train extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate.eye_model import EyeClassifier
+from blinkgate.train_eyes import augment, calibrate, group_kfold
+
+CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
+
+
+def test_group_kfold_keeps_groups_whole_and_balanced():
+    groups = np.repeat(np.arange(50), np.arange(1, 51) % 4 + 1).astype(str)
+    folds = group_kfold(groups, k=5, seed=0)
+    assert np.array_equal(np.sum(folds, axis=0), np.ones(len(groups)))
+    for fold in folds:
+        assert not set(groups[fold]) & set(groups[~fold])
+    sizes = [f.sum() for f in folds]
+    assert max(sizes) - min(sizes) <= 4
+    assert all(np.array_equal(a, b) for a, b in zip(folds, group_kfold(groups, 5, 0)))
+
+
+def test_calibrate_reaches_the_precision_target():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    p = np.clip(y * 0.6 + 0.2 + rng.normal(0, 0.15, 2000), 0, 1)
+    t = calibrate(p, y, precision=0.99)
+    assert t["closed_below"] <= 0.5 <= t["open_above"]
+    assert np.mean(y[p < t["closed_below"]] == 0) >= 0.99
+    assert np.mean(y[p > t["open_above"]] == 1) >= 0.99
+    # Perfectly separated scores need no undecided band.
+    assert calibrate(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == {
+        "closed_below": 0.5, "open_above": 0.5}
+
+
+def test_augment_keeps_shape_range_and_is_seeded():
+    x = np.random.default_rng(0).random((8, 24, 24, 1), dtype=np.float32)
+    a = augment(x, np.random.default_rng(1))
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert np.array_equal(a, augment(x, np.random.default_rng(1)))
+
+
+@pytest.mark.slow
+def test_tiny_training_run_exports_onnx_that_cv2_loads(tmp_path):
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("keras/torch not installed: pip install -e '.[train]'")
+    if not (CEW / "split.csv").is_file():
+        pytest.skip(f"CEW data not found at {CEW} (tests read ../shared/data beside the repo)")
+    from blinkgate.train_eyes import train_eyes
+
+    out = tmp_path / "eye.onnx"
+    meta = train_eyes(CEW, out, seed=0, epochs=1, max_train_rows=300, calibration_folds=0, log=None)
+    assert meta["train_rows"] == 300 and meta["params"] < 100_000
+    assert meta["onnx_max_abs_diff_vs_keras"] < 1e-4
+    net = cv2.dnn.readNetFromONNX(str(out))
+    for n in (1, 2):
+        net.setInput(np.zeros((n, 24, 24, 1), np.float32))
+        assert net.forward().shape == (n, 1)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["seed"] == 0 and "test_accuracy" in sidecar
+    p = EyeClassifier(out).predict([np.zeros((30, 30, 3), np.uint8)])
+    assert p.shape == (1,)
