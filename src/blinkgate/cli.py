@@ -198,6 +198,29 @@ def cmd_eval_eyes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_blinks(args: argparse.Namespace) -> int:
+    from .evaluate_blinks import evaluate_blinks
+    from .gate import Gate
+
+    clips = [Path(c) for c in args.clips]
+    missing = [str(c) for c in clips if not c.is_file()]
+    if missing:
+        raise BlinkgateError(f"no such clip: {missing[0]}")
+    with Gate(None, _gate_options(args)) as gate:
+        result = evaluate_blinks(gate, clips, Path(args.labels) if args.labels else None)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for name, r in result.items():
+        print(f"{name:>12}: precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}  "
+              f"({r['detected']} detected, {r['labelled']} labelled; closed frames read closed "
+              f"{r['closed_frame_accuracy']:.1%}, open frames read open {r['open_frame_accuracy']:.1%})")
+        for c in r["clips"]:
+            if c["missed"] or c["false_at"]:
+                print(f"{'':>14}{c['clip']}: missed at {c['missed']}, false at {c['false_at']}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 
@@ -256,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="default: the shipped model's setting")
     p.set_defaults(func=cmd_train_eyes)
+
+    p = sub.add_parser("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
+    p.add_argument("clips", nargs="+", metavar="CLIP")
+    p.add_argument("--labels", help="label folder (default: labels/ beside each clip)")
+    p.add_argument("--json", action="store_true")
+    _add_gate(p)
+    p.set_defaults(func=cmd_eval_blinks)
 
     p = sub.add_parser("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
     p.add_argument("data_dir")

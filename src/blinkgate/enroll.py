@@ -111,7 +111,11 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
     todo: list[tuple[str, Path]] = []
     notes = [ImageOutcome(p, SKIPPED, "not inside a person folder") for p in loose]
     for folder in folders:
-        images = sorted(p for p in folder.iterdir() if _is_image(p))
+        try:
+            images = sorted(p for p in folder.iterdir() if _is_image(p))
+        except OSError as err:
+            notes.append(ImageOutcome(folder, SKIPPED, f"unreadable folder ({err.strerror or err})"))
+            continue
         if not images:
             notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images"))
         todo += [(folder.name, p) for p in images]
@@ -120,7 +124,10 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
 
 def _decode(data: bytes) -> np.ndarray | None:
     """BGR uint8 image, downscaled to MAX_SIDE; None if OpenCV cannot decode the bytes."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. a header claiming absurd dimensions
+        return None
     if image is None or image.size == 0:
         return None
     scale = MAX_SIDE / max(image.shape[:2])

@@ -220,7 +220,8 @@ class Gate:
             info.live_until_ms = None
             events.append(Event("expired", now, track.id, info.name, track.box))
         if blink is not None:
-            events.append(Event("blink", now, track.id, info.name, track.box, {"closed_ms": round(blink.closed_ms, 1)}))
+            detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms}
+            events.append(Event("blink", now, track.id, info.name, track.box, detail))
             was_live = info.live_until_ms is not None
             info.live_until_ms = now + self.options.liveness_ms
             if info.name is not None and not was_live:

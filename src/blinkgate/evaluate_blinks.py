@@ -1,0 +1,138 @@
+"""Blink detection measured against hand labels (``labels/<clip>.csv`` beside each clip).
+
+Label rows: ``start_frame,end_frame,peak_frame,kind,confidence,note`` (0-based, inclusive).
+``blink`` rows are positives; ``long_closure`` and ``downgaze`` are don't-care; ``half_closure``
+and ``wink`` are negatives (a detection there is a false positive). With ``sure_only``, blinks
+marked ``likely`` become don't-care too. A detection matches a blink when their frame intervals
+overlap, allowing ``slack`` frames of labelling uncertainty.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import BlinkgateError
+from .gate import Gate
+from .sources import VideoFileSource
+from .types import EyeState
+
+DONT_CARE = {"long_closure", "downgaze"}
+
+
+@dataclass(frozen=True)
+class Label:
+    start: int
+    end: int
+    kind: str
+    sure: bool
+
+
+@dataclass
+class ClipScore:
+    clip: str
+    labelled: int = 0
+    detected: int = 0
+    true_pos: int = 0
+    false_pos: int = 0
+    missed: list[int] = field(default_factory=list)  # start frames of labelled blinks not found
+    false_at: list[int] = field(default_factory=list)  # start frames of detections matching no blink
+    closed_frames: int = 0  # frames inside labelled blinks
+    closed_read: int = 0  # of those, read CLOSED by the eye stage
+    open_frames: int = 0  # frames outside every label
+    open_read: int = 0  # of those, read OPEN
+
+
+def read_labels(path: Path) -> list[Label]:
+    if not path.is_file():
+        raise BlinkgateError(f"no labels for this clip: {path}")
+    with path.open(newline="") as f:
+        return [
+            Label(int(r["start_frame"]), int(r["end_frame"]), r["kind"], r["confidence"] == "sure")
+            for r in csv.DictReader(f)
+        ]
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int], slack: int) -> bool:
+    return a[0] <= b[1] + slack and b[0] <= a[1] + slack
+
+
+def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[int, EyeState], float]:
+    """Run the gate over a clip: blink intervals in frames, eye state per frame, and fps."""
+    gate.reset()
+    with VideoFileSource(clip) as source:
+        fps = source.fps
+        blinks, states = [], {}
+        for frame, result in gate.run(source):
+            if result.faces:  # the biggest face is the clip's subject
+                face = max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                states[frame.index] = face.eyes.state
+            for ev in result.events:
+                if ev.kind == "blink":
+                    # The closure lies strictly between the last open and the first reopened frame.
+                    blinks.append((round(ev.detail["start_ms"] * fps / 1000) + 1, round(ev.detail["end_ms"] * fps / 1000) - 1))
+    return blinks, states, fps
+
+
+def score_clip(clip: Path, labels: list[Label], blinks: list[tuple[int, int]], states: dict[int, EyeState],
+               sure_only: bool = False, slack: int = 2) -> ClipScore:
+    positives = [lb for lb in labels if lb.kind == "blink" and (lb.sure or not sure_only)]
+    ignore = [lb for lb in labels if lb.kind in DONT_CARE or (lb.kind == "blink" and sure_only and not lb.sure)]
+    score = ClipScore(clip.name, labelled=len(positives))
+    matched = set()
+    for det in blinks:
+        hits = [i for i, lb in enumerate(positives) if _overlaps(det, (lb.start, lb.end), slack)]
+        if hits:
+            matched.update(hits)
+            score.detected += 1
+            score.true_pos += 1
+        elif not any(_overlaps(det, (lb.start, lb.end), slack) for lb in ignore):
+            score.detected += 1
+            score.false_pos += 1
+            score.false_at.append(det[0])
+    score.missed = [lb.start for i, lb in enumerate(positives) if i not in matched]
+    score.true_pos = len(matched)  # two detections on one blink count once
+    for lb in positives:
+        for i in range(lb.start, lb.end + 1):
+            score.closed_frames += 1
+            score.closed_read += states.get(i) is EyeState.CLOSED
+    labelled = {i for lb in labels for i in range(lb.start - slack, lb.end + slack + 1)}
+    for i, state in states.items():
+        if i not in labelled:
+            score.open_frames += 1
+            score.open_read += state is EyeState.OPEN
+    return score
+
+
+def summarise(scores: list[ClipScore]) -> dict:
+    tp = sum(s.true_pos for s in scores)
+    det = sum(s.detected for s in scores)
+    lab = sum(s.labelled for s in scores)
+    precision = (det - sum(s.false_pos for s in scores)) / det if det else 0.0
+    recall = tp / lab if lab else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    closed = sum(s.closed_frames for s in scores)
+    opened = sum(s.open_frames for s in scores)
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "labelled": lab,
+        "detected": det,
+        "closed_frame_accuracy": round(sum(s.closed_read for s in scores) / closed, 4) if closed else None,
+        "open_frame_accuracy": round(sum(s.open_read for s in scores) / opened, 4) if opened else None,
+        "clips": [asdict(s) for s in scores],
+    }
+
+
+def evaluate_blinks(gate: Gate, clips: list[Path], labels_dir: Path | None = None, slack: int = 2) -> dict:
+    """Score every clip, sure-only and sure+likely. Labels default to ``<clip dir>/labels``."""
+    runs = []
+    for clip in clips:
+        labels = read_labels((labels_dir or clip.parent / "labels") / f"{clip.stem}.csv")
+        runs.append((clip, labels, *detect_blinks(gate, clip)[:2]))
+    return {
+        name: summarise([score_clip(c, lb, b, s, sure_only=sure, slack=slack) for c, lb, b, s in runs])
+        for name, sure in (("sure", True), ("sure+likely", False))
+    }

@@ -1,0 +1,115 @@
+"""The command line as a user runs it: exit codes, one-line errors, output formats."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from blinkgate import __version__
+from blinkgate.cli import main
+
+from conftest import shared
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["check"])
+    assert exc.value.code == 2
+
+
+def test_check_missing_input_is_one_line_and_exit_2(capsys, tmp_path):
+    code, out, err = run(capsys, "check", str(tmp_path / "nope.mp4"), "--db", str(tmp_path / "f.db"))
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "no such file" in err
+
+
+def test_check_not_a_video_exit_2(capsys, tmp_path):
+    bad = tmp_path / "x.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    code, _, err = run(capsys, "check", str(bad), "--db", str(tmp_path / "f.db"))
+    assert code == 2 and "video" in err
+
+
+def test_people_without_database(capsys, tmp_path):
+    code, _, err = run(capsys, "people", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "no face database" in err
+
+
+def test_corrupt_database_is_a_clear_error(capsys, tmp_path):
+    db = tmp_path / "faces.db"
+    db.write_bytes(b"definitely not sqlite" * 100)
+    code, _, err = run(capsys, "people", "--db", str(db))
+    assert code == 2 and "not a blinkgate database" in err
+
+
+def test_enroll_people_forget_roundtrip(capsys, tmp_path):
+    lfw = shared("faces", "lfw65")
+    people = tmp_path / "people"
+    for name in ("Abdullah_Gul", "Alvaro_Uribe"):
+        (people / name).mkdir(parents=True)
+        for src in sorted((lfw / name).glob("*.jpg"))[:2]:
+            (people / name / src.name).symlink_to(src)
+    db = str(tmp_path / "faces.db")
+    code, out, _ = run(capsys, "enroll", str(people), "--db", db, "--quiet")
+    assert code == 0, out
+    code, out, _ = run(capsys, "people", "--db", db, "--json")
+    listed = {p["name"]: p["images"] for p in json.loads(out)}
+    assert set(listed) == {"Abdullah_Gul", "Alvaro_Uribe"} and all(1 <= n <= 2 for n in listed.values())
+    code, out, _ = run(capsys, "forget", "Alvaro_Uribe", "--db", db)
+    assert code == 0 and "forgot Alvaro_Uribe" in out
+    code, out, _ = run(capsys, "people", "--db", db, "--json")
+    assert [p["name"] for p in json.loads(out)] == ["Abdullah_Gul"]
+    code, _, err = run(capsys, "forget", "Nobody", "--db", db)
+    assert code == 2 and "Nobody" in err
+
+
+def test_env_var_selects_the_database(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BLINKGATE_DB", str(tmp_path / "env.db"))
+    code, _, err = run(capsys, "people")
+    assert code == 2 and "env.db" in err
+
+
+def test_check_json_on_a_blink_video(capsys, tmp_path):
+    clip = shared("blink-videos", "blink-detector.mp4")
+    code, out, _ = run(capsys, "check", str(clip), "--json", "--db", str(tmp_path / "none.db"))
+    assert code == 0
+    verdict = json.loads(out)
+    assert verdict["source"] == str(clip) and verdict["frames"] == 334 and verdict["live"] is True
+    face = verdict["faces"][0]
+    assert set(face) >= {"track", "name", "blinks", "live", "first_live_s"}
+    assert face["name"] is None and face["live"] and face["blinks"] >= 1 and 0 < face["first_live_s"] < 14
+
+
+def test_run_headless_writes_events_and_video(capsys, tmp_path):
+    clip = shared("blink-videos", "blink-detector.mp4")
+    events, video = tmp_path / "ev.jsonl", tmp_path / "out.mp4"
+    code, _, err = run(capsys, "run", "--source", str(clip), "--no-display", "--events", str(events),
+                       "--record", str(video), "--db", str(tmp_path / "none.db"))
+    assert code == 0, err
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    kinds = [e["event"] for e in lines]
+    assert kinds[0] == "appeared" and "blink" in kinds and kinds[-1] != "granted"
+    assert all({"time_ms", "track", "name", "box"} <= set(e) for e in lines)
+    assert "granted" not in kinds  # nobody is enrolled: live, but never granted
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 334
+    cap.release()
+
+
+def test_run_missing_camera(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "camera 9" in err and "--source" in err
