@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .gate import Gate
@@ -46,13 +47,19 @@ class Verdict:
         return f"{self.source}: {verdict} ({self.frames} frames, {len(self.faces)} faces, {blinks} blinks{when})"
 
 
-def check_source(gate: Gate, source: FrameSource, name: str | None = None) -> Verdict:
-    """Run ``gate`` over every frame of ``source`` and summarise each face track."""
+def check_source(
+    gate: Gate, source: FrameSource, name: str | None = None, on_frame: Callable[[], object] | None = None
+) -> Verdict:
+    """Run ``gate`` over every frame of ``source`` and summarise each face track.
+
+    ``on_frame`` is called once per frame (a progress bar's ``update``)."""
     gate.reset()
     verdict = Verdict(source=name or source.description)
     faces: dict[int, FaceVerdict] = {}
     for frame, result in gate.run(source):
         verdict.frames += 1
+        if on_frame:
+            on_frame()
         for face in result.faces:
             fv = faces.setdefault(face.track_id, FaceVerdict(face.track_id, face.name))
             fv.frames += 1

@@ -162,12 +162,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     sources = [open_source(spec, fps=args.fps) for spec in args.inputs]  # fail fast on bad input
     gate = _open_gate(args)
-    bar = tqdm(total=len(sources), unit="input", disable=args.quiet or len(sources) < 2, file=sys.stderr)
+    total = sum(getattr(s, "frame_count", None) or 0 for s in sources) or None
+    bar = tqdm(total=total, unit="frame", disable=args.quiet, file=sys.stderr, leave=False)
     for spec, source in zip(args.inputs, sources):
         with source:
-            verdict = check_source(gate, source, name=str(spec))
+            verdict = check_source(gate, source, name=str(spec), on_frame=bar.update)
         bar.write(json.dumps(verdict.to_json()) if args.json else verdict.format(), file=sys.stdout)
-        bar.update()
     bar.close()
     return 0
 
