@@ -83,7 +83,7 @@ def test_schema_is_marked_and_versioned(db_path: Path) -> None:
     FaceDatabase(db_path).close()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2  # 2 added the access log
     meta = dict(conn.execute("SELECT key, value FROM meta"))
     conn.close()
     assert meta == {"application": "blinkgate", "schema_version": str(SCHEMA_VERSION)}

@@ -1,4 +1,4 @@
-"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes``.
+"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | log | config``.
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts), 2 unusable input or
 arguments (one line on stderr saying why), 130 interrupted.
@@ -194,7 +194,10 @@ def cmd_eval_eyes(args: argparse.Namespace) -> int:
     else:
         print(f"eye-state accuracy on {result['n']} test crops: {result['accuracy']:.4f}")
         print(f"undecided with calibrated thresholds: {result['undecided_rate']:.2%}")
-        print(f"confusion (rows true closed/open, cols predicted closed/open): {result['confusion']}")
+        cm = result["confusion"]
+        print("confusion          predicted closed  predicted open")
+        for true in ("closed", "open"):
+            print(f"  true {true:<7} {cm[true][0]:>17} {cm[true][1]:>15}")
     return 0
 
 
@@ -218,6 +221,47 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
         for c in r["clips"]:
             if c["missed"] or c["false_at"]:
                 print(f"{'':>14}{c['clip']}: missed at {c['missed']}, false at {c['false_at']}")
+    return 0
+
+
+# -- evaluation harness ------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args)
+
+
+def cmd_simulate_attack(args: argparse.Namespace) -> int:
+    from .simulate import run_cli
+
+    return run_cli(args)
+
+
+# -- door mode ---------------------------------------------------------------------------------
+
+
+def cmd_door(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .doorrun import run_door
+
+    return run_door(resolve(args))
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .doorrun import show_log
+
+    return show_log(resolve(args), args.since, args.json, name=args.name, limit=args.limit,
+                    snapshot=args.snapshot, out=args.out, prune=args.prune)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import resolve
+
+    settings = resolve(args)
+    print(json.dumps(settings.to_json(), indent=2) if args.json else "\n".join(settings.lines()))
     return 0
 
 
@@ -292,6 +336,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="ONNX model (default: the shipped one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval_eyes)
+
+    p = sub.add_parser("eval", help="APCER/BPCER/ACER and time to accept over a manifest of live and attack inputs")
+    p.add_argument("manifests", nargs="+", metavar="MANIFEST", help="CSV or TOML manifest(s)")
+    p.add_argument("--json", action="store_true", help="print the summary and every outcome as JSON")
+    p.add_argument("--report", metavar="DIR", help="write report.md, results.json and plots here")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="bona fide must be accepted within this (default 10 s)")
+    p.add_argument("--pipeline", choices=("blinkgate", "article"), default="blinkgate", help="what to evaluate (default blinkgate)")
+    p.add_argument("--article-dir", metavar="DIR", help="folder with the article's model.json + model.h5 (for --pipeline article)")
+    p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_gate(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("simulate-attack", help="make reproducible simulated print-attack videos from still photos")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos (searched recursively)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos, manifest.csv and params.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int, default=None, help="sequences to make (default: one per photo)")
+    p.add_argument("--kinds", default="print,bent-print,folded-print", help="attack kinds to draw from (comma list)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per sequence (default: random 6-10)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate_attack)
+
+    from .config import add_arguments as add_door_settings
+
+    p = sub.add_parser("door", help="door opener: challenge-response, lockout, access log, unlock actions")
+    add_door_settings(p)
+    p.set_defaults(func=cmd_door)
+
+    p = sub.add_parser("log", help="show the door's access log")
+    p.add_argument("--since", metavar="AGE", help="only entries newer than this: 30m, 1h, 2d, 1w or an ISO date")
+    p.add_argument("--name", help="only this person")
+    p.add_argument("--limit", type=int, metavar="N", help="only the newest N entries")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--snapshot", type=int, metavar="ID", help="write the face snapshot of entry ID as a JPEG")
+    p.add_argument("--out", metavar="FILE.jpg", help="where --snapshot writes (default blinkgate-ID.jpg)")
+    p.add_argument("--prune", action="store_true", help="delete snapshots older than log.retention_days now")
+    add_door_settings(p)
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("config", help="print the effective door settings and where each came from")
+    p.add_argument("--json", action="store_true")
+    add_door_settings(p)
+    p.set_defaults(func=cmd_config)
     return parser
 
 

@@ -51,6 +51,26 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX images_person ON images(person_id)",
         "INSERT INTO meta (key, value) VALUES ('application', 'blinkgate')",
     ),
+    # 2: the door's access log (blinkgate.accesslog). One row per decision; the face
+    # snapshot is a JPEG BLOB, set to NULL when it passes the retention age.
+    (
+        """CREATE TABLE access_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            at_unix REAL NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            time_ms REAL,
+            track INTEGER,
+            name TEXT,
+            decision TEXT NOT NULL CHECK (decision IN ('granted', 'denied', 'revoked', 'expired')),
+            reason TEXT NOT NULL,
+            distance REAL,
+            detail TEXT NOT NULL DEFAULT '{}',
+            snapshot BLOB
+        )""",
+        "CREATE INDEX access_log_at ON access_log(at_unix)",
+        "CREATE INDEX access_log_name_at ON access_log(name, at_unix)",
+    ),
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -126,7 +126,7 @@ class Gate:
             return Recognizer([], [], tolerance=self.options.tolerance)
         from .database import FaceDatabase
 
-        with FaceDatabase(db) as store:
+        with FaceDatabase(db, create=False) as store:
             encodings, names = store.known_encodings()
         return Recognizer(encodings, names, tolerance=self.options.tolerance)
 

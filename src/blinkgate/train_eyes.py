@@ -43,6 +43,8 @@ class EyeNetConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.05
     augment: bool = True
+    mixup: float = 0.0  # Beta(a, a) mixup strength, 0 = off
+    ema: bool = False  # exponential moving average of the weights
 
     def describe(self) -> str:
         convs = "-".join(f"{self.stage_convs}x[conv3x3({f})+BN+ReLU]+maxpool" for f in self.filters)
@@ -112,6 +114,44 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (out ** gamma).astype(np.float32)
 
 
+def _batches(keras: Any, x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int) -> Any:
+    """A keras PyDataset of shuffled, augmented (and optionally mixed-up) batches.
+
+    Every batch draws from its own generator seeded by (seed, epoch, batch), so the data a
+    model sees depends only on the seed, not on how keras iterates.
+    """
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.order = np.random.default_rng([seed, 0]).permutation(len(x))
+
+        def __len__(self) -> int:
+            return math.ceil(len(x) / config.batch_size)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            rng = np.random.default_rng([seed, self.epoch, i])
+            idx = self.order[i * config.batch_size:(i + 1) * config.batch_size]
+            xb, yb = x[idx], y[idx]
+            if config.augment:
+                xb = augment(xb, rng)
+            if config.mixup > 0:
+                # Mix each sample with a partner from the same batch; the label mixes alike.
+                lam = rng.beta(config.mixup, config.mixup, (len(xb), 1)).astype(np.float32)
+                lam = np.maximum(lam, 1 - lam)  # keep the original sample dominant
+                j = rng.permutation(len(xb))
+                xb = lam[:, :, None, None] * xb + (1 - lam[:, :, None, None]) * xb[j]
+                yb = lam * yb + (1 - lam) * yb[j]
+            return xb, yb
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
+
+    return Batches()
+
+
 def fit(x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int = 0,
         verbose: int = 0, threads: int | None = None) -> Any:
     """Train a fresh model on (x, y); deterministic for a given seed on CPU."""
@@ -120,24 +160,34 @@ def fit(x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int = 0,
         import torch
 
         torch.set_num_threads(threads)  # 1 is steadier when the 2 cores are shared
-    keras.utils.set_random_seed(seed)  # python, numpy and torch generators
-    rng = np.random.default_rng(seed)
+    keras.utils.set_random_seed(seed)  # python, numpy and torch generators (weight init)
     model = build_model(config)
     steps = config.epochs * math.ceil(len(x) / config.batch_size)
     warmup = max(1, steps // 20)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.lr / 10, decay_steps=steps - warmup, warmup_target=config.lr, warmup_steps=warmup)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-        loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"])
-    y = y.astype(np.float32).reshape(-1, 1)
-    for epoch in range(config.epochs):
-        # Fresh augmentation each epoch; the optimizer step count (and LR schedule) carries on.
-        xe = augment(x, rng) if config.augment else x
-        model.fit(xe, y, batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                  shuffle=True, verbose=verbose)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                       use_ema=config.ema, ema_momentum=0.99)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=["accuracy"])
+    data = _batches(keras, x, y.astype(np.float32).reshape(-1, 1), config, seed)
+    model.fit(data, epochs=config.epochs, verbose=verbose)
+    if config.ema:
+        _refresh_bn_stats(model, x)  # the averaged weights need matching batch-norm statistics
     return model
+
+
+def _refresh_bn_stats(model: Any, x: np.ndarray, batch: int = 256) -> None:
+    """Recompute batch-norm moving statistics for the current weights (one pass, no updates)."""
+    bns = [lyr for lyr in model.layers if type(lyr).__name__ == "BatchNormalization"]
+    saved = [lyr.momentum for lyr in bns]
+    for n, i in enumerate(range(0, len(x), batch)):
+        for lyr in bns:
+            lyr.momentum = n / (n + 1)  # running mean over the passes
+        model(x[i:i + batch], training=True)
+    for lyr, m in zip(bns, saved):
+        lyr.momentum = m
 
 
 def predict_keras(model: Any, x: np.ndarray) -> np.ndarray:

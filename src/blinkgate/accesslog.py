@@ -1,0 +1,266 @@
+"""The access log: every door decision, in the face database, with a JPEG of the face.
+
+One row per decision (table ``access_log``, schema version 2 of the face database): wall time
+(UTC ISO 8601 and unix seconds), source, source-clock time, track, identity (NULL if unknown),
+``decision`` (granted, denied, revoked, expired) and ``reason`` (see
+:data:`blinkgate.door.REASONS`), the recognition distance, a JSON ``detail`` (the challenge:
+count asked, blinks seen and their onsets after the prompt, why it failed) and the face
+snapshot.
+
+Snapshots are stored as JPEG BLOBs in the same SQLite file rather than as loose files: one
+file to back up, protect (chmod 600) and delete, written in the same transaction as its row,
+so a row never points at a missing image. A face crop is 5–20 kB. Snapshots older than
+``retention_days`` are deleted (set to NULL; the row stays) when the log opens, hourly while
+a door runs, and by ``blinkgate log --prune``.
+
+:class:`AccessLogWriter` does the JPEG encoding and the SQLite writes on a background thread
+with its own connection, so a slow SD card never stalls the video loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .database import FaceDatabase
+from .errors import BlinkgateError
+
+log = logging.getLogger("blinkgate.accesslog")
+
+DEFAULT_RETENTION_DAYS = 30.0
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``1h``, ``30m``, ``2d``, ``90s``, ``1w`` ago, or an ISO date/time → unix seconds."""
+    now = time.time() if now is None else now
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if m:
+        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BlinkgateError(f"--since wants e.g. 30m, 1h, 2d or an ISO date, got {text!r}") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as a person types it
+    return when.timestamp()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes | None:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return buf.tobytes() if ok else None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    id: int
+    at: str
+    at_unix: float
+    source: str
+    time_ms: float | None
+    track: int | None
+    name: str | None
+    decision: str
+    reason: str
+    distance: float | None
+    detail: dict
+    snapshot_bytes: int  # 0 when there is none (never taken, or deleted by retention)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "at": self.at, "source": self.source, "time_ms": self.time_ms, "track": self.track,
+            "name": self.name, "decision": self.decision, "reason": self.reason, "distance": self.distance,
+            "detail": self.detail, "snapshot_bytes": self.snapshot_bytes,
+        }
+
+    def format(self) -> str:
+        who = self.name or "unknown"
+        why = self.detail.get("why")
+        extra = f" ({why})" if why else ""
+        if "count" in self.detail and self.decision in ("granted", "denied"):
+            extra += f" asked {self.detail['count']}, saw {self.detail.get('blinks', 0)}"
+        dist = f" d={self.distance:.2f}" if self.distance is not None else ""
+        snap = " [snapshot]" if self.snapshot_bytes else ""
+        return f"{self.at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
+
+
+class AccessLog:
+    """Reads and writes the ``access_log`` table of a face database. One instance per thread."""
+
+    def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS, create: bool = True):
+        if retention_days <= 0:
+            raise BlinkgateError("snapshot retention must be a positive number of days")
+        self.retention_days = retention_days
+        self.db = FaceDatabase(db_path, create=create)  # checks the file is ours, migrates to v2
+        self.path = self.db.path
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> AccessLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def record(self, decision, snapshot: bytes | None = None, source: str = "", at: float | None = None) -> int:
+        """Append one decision (a :class:`blinkgate.door.Decision`); returns the row id."""
+        at = time.time() if at is None else at
+        iso = datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")
+        with self.db._transaction() as tx:
+            cur = tx.execute(
+                "INSERT INTO access_log (at, at_unix, source, time_ms, track, name, decision, reason, distance, "
+                "detail, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (iso, at, source, decision.time_ms, decision.track_id, decision.name, decision.decision,
+                 decision.reason, decision.distance, json.dumps(decision.detail, default=str), snapshot),
+            )
+            return int(cur.lastrowid)
+
+    def entries(self, since: float | None = None, name: str | None = None, decision: str | None = None,
+                limit: int | None = None) -> list[LogEntry]:
+        """Rows, oldest first; ``since`` in unix seconds; ``limit`` keeps the newest."""
+        where, params = [], []
+        if since is not None:
+            where.append("at_unix >= ?")
+            params.append(since)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        if decision is not None:
+            where.append("decision = ?")
+            params.append(decision)
+        sql = ("SELECT id, at, at_unix, source, time_ms, track, name, decision, reason, distance, detail, "
+               "coalesce(length(snapshot), 0) FROM access_log")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self.db._query(sql, tuple(params))
+        return [LogEntry(*row[:10], json.loads(row[10] or "{}"), row[11]) for row in reversed(rows)]
+
+    def snapshot(self, entry_id: int) -> bytes | None:
+        rows = self.db._query("SELECT snapshot FROM access_log WHERE id = ?", (entry_id,))
+        if not rows:
+            raise BlinkgateError(f"no access-log entry #{entry_id}")
+        return rows[0][0]
+
+    def failures(self, name: str, since: float) -> list[float]:
+        """Unix times of failed challenges of ``name`` since ``since`` (to restore a lockout
+        count after a restart)."""
+        rows = self.db._query(
+            "SELECT at_unix FROM access_log WHERE name = ? AND at_unix >= ? AND decision = 'denied' "
+            "AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed') ORDER BY at_unix",
+            (name, since),
+        )
+        return [r[0] for r in rows]
+
+    def names_since(self, since: float) -> list[str]:
+        rows = self.db._query("SELECT DISTINCT name FROM access_log WHERE name IS NOT NULL AND at_unix >= ?", (since,))
+        return [r[0] for r in rows]
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete snapshots older than the retention; returns how many."""
+        cutoff = (time.time() if now is None else now) - self.retention_days * 86400.0
+        with self.db._transaction() as tx:
+            return tx.execute(
+                "UPDATE access_log SET snapshot = NULL WHERE snapshot IS NOT NULL AND at_unix < ?", (cutoff,)
+            ).rowcount
+
+
+class AccessLogWriter:
+    """Writes decisions on a background thread (its own SQLite connection).
+
+    ``record`` never blocks: it queues the decision and a copy of the face crop; the thread
+    encodes the JPEG and inserts the row. Snapshots past the retention are pruned at start and
+    every ``prune_every_s``. ``flush`` waits for the queue; ``close`` drains it and stops.
+    """
+
+    def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS,
+                 queue_size: int = 1024, prune_every_s: float = 3600.0, jpeg_quality: int = 85):
+        # Open once here so a bad path or a foreign file fails at start, in the caller's thread.
+        AccessLog(db_path, retention_days).close()
+        self.db_path, self.retention_days = Path(db_path), retention_days
+        self.prune_every_s, self.jpeg_quality = prune_every_s, jpeg_quality
+        self._queue: queue.Queue = queue.Queue(queue_size)
+        self.dropped = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="blinkgate-accesslog", daemon=True)
+        self._thread.start()
+
+    def record(self, decision, snapshot: np.ndarray | None = None, source: str = "") -> None:
+        try:
+            self._queue.put_nowait((decision, snapshot, source, time.time()))
+        except queue.Full:
+            self.dropped += 1
+            log.error("access log is not keeping up: decision %s/%s for %s not logged",
+                      decision.decision, decision.reason, decision.name)
+
+    def _run(self) -> None:
+        try:
+            store = AccessLog(self.db_path, self.retention_days)
+        except BlinkgateError as err:
+            log.error("access log: %s", err)
+            store = None
+        last_prune = float("-inf")
+        while True:
+            if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
+                last_prune = time.monotonic()
+                try:
+                    if n := store.prune():
+                        log.info("access log: deleted %d snapshots older than %g days", n, self.retention_days)
+                except BlinkgateError as err:
+                    log.error("access log prune: %s", err)
+            try:
+                item = self._queue.get(timeout=max(0.1, min(60.0, last_prune + self.prune_every_s - time.monotonic())))
+            except queue.Empty:
+                continue
+            try:
+                if item is None:
+                    break
+                decision, crop, source, at = item
+                if store is None:
+                    continue
+                jpeg = encode_jpeg(crop, self.jpeg_quality) if crop is not None and crop.size else None
+                try:
+                    store.record(decision, jpeg, source, at)
+                    self.written += 1
+                except BlinkgateError as err:
+                    log.error("access log: %s", err)
+            finally:
+                self._queue.task_done()
+        if store is not None:
+            store.close()
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.flush(timeout_s)
+        try:
+            self._queue.put(None, timeout=1.0)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=timeout_s)
+
+    def __enter__(self) -> AccessLogWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

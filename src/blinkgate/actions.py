@@ -1,0 +1,375 @@
+"""Unlock actions: run a command, POST a webhook, publish to MQTT — never in the frame loop.
+
+:class:`ActionRunner` takes granted :class:`~blinkgate.door.Decision` s from the video loop.
+``fire`` only checks the per-person cool-down and puts the grant on each action's bounded
+queue (``put_nowait``); every action has its own worker thread, so a hung relay script or an
+unreachable webhook never delays a frame, nor the other actions. When a queue is full the
+grant is dropped for that action and logged: a door that queues openings for later is worse
+than one that skips one.
+
+Security notes:
+
+* ``CommandAction`` never uses a shell. The command line is split once with :func:`shlex.split`
+  and the placeholders ``{name}``, ``{track}``, ``{time_ms}``, ``{distance}`` are substituted
+  inside each argument, so a person's name (whatever characters it holds) is always exactly
+  one argument and can never add options, pipes or commands.
+* ``WebhookAction`` accepts only http(s) URLs and signs each body with HMAC-SHA256:
+  ``X-Blinkgate-Signature: sha256=<hex of HMAC(secret, timestamp + "." + body)>`` and
+  ``X-Blinkgate-Timestamp: <unix seconds>``. Receivers should check it with a constant-time
+  comparison and refuse old timestamps. Every message has a unique ``id`` (retries repeat it)
+  so a receiver can drop duplicates.
+* MQTT messages are not retained: a broker restart must not replay an unlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import shlex
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .errors import BlinkgateError
+
+log = logging.getLogger("blinkgate.actions")
+
+PLACEHOLDERS = ("name", "track", "time_ms", "distance")
+SIGNATURE_HEADER = "X-Blinkgate-Signature"
+TIMESTAMP_HEADER = "X-Blinkgate-Timestamp"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an action is told about one opening."""
+
+    name: str
+    track: int
+    time_ms: float
+    distance: float | None
+    source: str = ""
+    id: str = ""
+    wall_time: str = ""
+
+    def payload(self) -> dict:
+        return {
+            "event": "granted",
+            "id": self.id,
+            "name": self.name,
+            "track": self.track,
+            "time_ms": round(self.time_ms, 1),
+            "distance": None if self.distance is None else round(self.distance, 3),
+            "source": self.source,
+            "wall_time": self.wall_time,
+        }
+
+
+class Action:
+    """One way of opening the door. ``run`` is called on the action's own worker thread."""
+
+    name = "action"
+
+    def run(self, grant: Grant) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+# -- command -----------------------------------------------------------------------------------
+
+
+class CommandAction(Action):
+    """Run ``template`` (e.g. ``"/usr/local/bin/open-door {name} {track}"``) without a shell."""
+
+    name = "command"
+
+    def __init__(self, template: str, timeout_s: float = 10.0):
+        try:
+            self.argv = shlex.split(template)
+        except ValueError as err:
+            raise BlinkgateError(f"--on-grant command cannot be parsed: {err}") from err
+        if not self.argv:
+            raise BlinkgateError("--on-grant command is empty")
+        self.timeout_s = timeout_s
+
+    def command(self, grant: Grant) -> list[str]:
+        values = {
+            "name": grant.name,
+            "track": str(grant.track),
+            "time_ms": f"{grant.time_ms:.0f}",
+            "distance": "" if grant.distance is None else f"{grant.distance:.3f}",
+        }
+        out = []
+        for arg in self.argv:
+            for key, value in values.items():
+                arg = arg.replace("{" + key + "}", value)
+            out.append(arg)
+        return out
+
+    def run(self, grant: Grant) -> None:
+        argv = self.command(grant)
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout_s,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
+            return
+        except OSError as err:
+            log.warning("on-grant command failed to start: %s (%s)", argv[0], err.strerror or err)
+            return
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            log.warning("on-grant command exited with %d: %s", done.returncode, tail[0][:200])
+        else:
+            log.info("on-grant command done for %s", grant.name)
+
+
+# -- webhook -----------------------------------------------------------------------------------
+
+
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """The ``X-Blinkgate-Signature`` value for ``body`` sent at ``timestamp``."""
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str | bytes, timestamp: str, body: bytes, signature: str, max_age_s: float = 300.0,
+           now: float | None = None) -> bool:
+    """Check a signature as a receiver should: constant-time, and not older than ``max_age_s``."""
+    try:
+        age = (time.time() if now is None else now) - float(timestamp)
+    except ValueError:
+        return False
+    if abs(age) > max_age_s:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookAction(Action):
+    """POST the grant as JSON to ``url``, signed with ``secret`` if given.
+
+    Connection errors, timeouts and 5xx answers are retried ``retries`` times with
+    exponential back-off (0.5 s, 1 s, 2 s, …); a 4xx answer is not retried.
+    """
+
+    name = "webhook"
+
+    def __init__(self, url: str, secret: str | None = None, timeout_s: float = 3.0, retries: int = 2,
+                 backoff_s: float = 0.5):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BlinkgateError(f"webhook URL must be http:// or https://, got {url!r}")
+        if retries < 0 or timeout_s <= 0:
+            raise BlinkgateError("webhook retries must be >= 0 and timeout > 0")
+        self.url, self.secret, self.timeout_s, self.retries, self.backoff_s = url, secret, timeout_s, retries, backoff_s
+        # Never follow redirects: a signed unlock must go where it was configured to go.
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def request(self, grant: Grant) -> urllib.request.Request:
+        body = json.dumps(grant.payload(), separators=(",", ":")).encode("utf-8")
+        headers = {"Content-Type": "application/json", "User-Agent": "blinkgate"}
+        if self.secret:
+            ts = str(int(time.time()))
+            headers[TIMESTAMP_HEADER] = ts
+            headers[SIGNATURE_HEADER] = sign(self.secret, ts, body)
+        return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+
+    def run(self, grant: Grant) -> None:
+        req = self.request(grant)
+        for attempt in range(self.retries + 1):
+            try:
+                with self._opener.open(req, timeout=self.timeout_s) as resp:
+                    resp.read(1024)
+                log.info("webhook: %s for %s", resp.status, grant.name)
+                return
+            except urllib.error.HTTPError as err:
+                if err.code < 500:
+                    log.warning("webhook refused with HTTP %d; not retrying", err.code)
+                    return
+                why = f"HTTP {err.code}"
+            except (urllib.error.URLError, TimeoutError, OSError) as err:
+                why = str(getattr(err, "reason", err))
+            if attempt < self.retries:
+                log.info("webhook attempt %d failed (%s); retrying", attempt + 1, why)
+                time.sleep(self.backoff_s * 2**attempt)
+            else:
+                log.warning("webhook failed after %d attempts (%s)", attempt + 1, why)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+# -- MQTT --------------------------------------------------------------------------------------
+
+
+class MqttAction(Action):
+    """Publish the grant as JSON to ``topic`` on an MQTT broker (QoS 1, not retained).
+
+    The connection is made on the worker thread at the first grant and kept; paho reconnects
+    in the background if the broker goes away. Home Assistant: trigger an automation on the
+    topic (README, "Door opener").
+    """
+
+    name = "mqtt"
+
+    def __init__(self, host: str, port: int = 1883, topic: str = "blinkgate/door/granted", *,
+                 username: str | None = None, password: str | None = None, tls: bool = False,
+                 qos: int = 1, client_id: str | None = None, timeout_s: float = 5.0):
+        try:
+            import paho.mqtt.client  # noqa: F401
+        except ImportError as err:  # pragma: no cover - a dependency
+            raise BlinkgateError("MQTT needs paho-mqtt: pip install 'paho-mqtt>=2.1,<3'") from err
+        if not topic or any(c in topic for c in "#+\x00"):
+            raise BlinkgateError(f"MQTT topic must be a plain topic name without wildcards, got {topic!r}")
+        if qos not in (0, 1, 2):
+            raise BlinkgateError("MQTT qos must be 0, 1 or 2")
+        self.host, self.port, self.topic, self.qos, self.timeout_s = host, int(port), topic, qos, timeout_s
+        self.username, self.password, self.tls = username, password, tls
+        self.client_id = client_id or f"blinkgate-{uuid.uuid4().hex[:8]}"
+        self._client = None
+
+    def _connect(self):
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set()
+        client.reconnect_delay_set(1, 30)
+        connected = threading.Event()
+        client.on_connect = lambda c, userdata, flags, rc, props=None: connected.set() if not rc.is_failure else None
+        client.connect(self.host, self.port, keepalive=60)
+        client.loop_start()
+        if not connected.wait(self.timeout_s):
+            client.loop_stop()
+            client.disconnect()
+            raise OSError(f"MQTT broker {self.host}:{self.port} did not accept the connection")
+        return client
+
+    def run(self, grant: Grant) -> None:
+        payload = json.dumps(grant.payload(), separators=(",", ":"))
+        try:
+            if self._client is None:
+                self._client = self._connect()
+            info = self._client.publish(self.topic, payload, qos=self.qos, retain=False)
+            info.wait_for_publish(self.timeout_s)
+            if info.is_published():
+                log.info("mqtt: published to %s for %s", self.topic, grant.name)
+            else:
+                log.warning("mqtt: publish to %s not confirmed within %.0f s", self.topic, self.timeout_s)
+        except (OSError, RuntimeError, ValueError) as err:
+            log.warning("mqtt: cannot publish to %s:%d (%s)", self.host, self.port, err)
+            self.close()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+
+
+# -- the runner ----------------------------------------------------------------------------------
+
+
+class _Worker(threading.Thread):
+    def __init__(self, action: Action, maxsize: int):
+        super().__init__(name=f"blinkgate-{action.name}", daemon=True)
+        self.action = action
+        self.queue: queue.Queue = queue.Queue(maxsize)
+        self.done = 0
+
+    def run(self) -> None:
+        while True:
+            grant = self.queue.get()
+            try:
+                if grant is None:
+                    return
+                self.action.run(grant)
+            except Exception:  # an action must never kill its worker
+                log.exception("%s action failed", self.action.name)
+            finally:
+                self.done += 1
+                self.queue.task_done()
+
+
+class ActionRunner:
+    """Fires each action for a grant, once per person per ``cooldown_s`` (one visit, one
+    opening), on background threads. ``clock`` (seconds, monotonic) is injectable for tests."""
+
+    def __init__(self, actions: list[Action], cooldown_s: float = 30.0, queue_size: int = 8,
+                 clock: Callable[[], float] = time.monotonic, source: str = ""):
+        self.actions, self.cooldown_s, self.clock, self.source = list(actions), cooldown_s, clock, source
+        self._last: dict[str, float] = {}
+        self._workers = [_Worker(a, queue_size) for a in self.actions]
+        for w in self._workers:
+            w.start()
+        self.fired = 0
+        self.skipped_cooldown = 0
+
+    def fire(self, decision) -> bool:
+        """Queue the actions for a granted decision; False if in cool-down (or no actions)."""
+        name = decision.name
+        if not self.actions or name is None:
+            return False
+        now = self.clock()
+        last = self._last.get(name)
+        if last is not None and now - last < self.cooldown_s:
+            self.skipped_cooldown += 1
+            log.info("%s granted again within the %.0f s cool-down: actions not fired", name, self.cooldown_s)
+            return False
+        self._last[name] = now
+        grant = Grant(name, decision.track_id, decision.time_ms, decision.distance, self.source,
+                      uuid.uuid4().hex, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        for w in self._workers:
+            try:
+                w.queue.put_nowait(grant)
+            except queue.Full:
+                log.warning("%s action is busy (%d queued): grant for %s dropped", w.action.name, w.queue.maxsize, name)
+        self.fired += 1
+        return True
+
+    def join(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued grant has been handled; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        for w in self._workers:
+            while w.queue.unfinished_tasks:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Finish what is queued (up to ``timeout_s``), then stop the workers."""
+        self.join(timeout_s)
+        for w in self._workers:
+            try:
+                w.queue.put(None, timeout=1.0)
+            except queue.Full:
+                pass
+        for w in self._workers:
+            w.join(timeout=1.0)
+        for a in self.actions:
+            try:
+                a.close()
+            except Exception:
+                log.exception("closing %s action", a.name)
+
+    def __enter__(self) -> ActionRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,291 @@
+"""Settings for ``blinkgate door``: defaults < ``blinkgate.toml`` < environment < command line.
+
+Every setting has a dotted key (``challenge.hold``); in the TOML file the part before the dot
+is a table (``[challenge]`` / ``hold = 4.0``), top-level keys have no table. Its environment
+variable is ``BLINKGATE_`` + the key in capitals with dots as underscores
+(``BLINKGATE_CHALLENGE_HOLD``; ``BLINKGATE_DB`` for ``db``). Its command-line flag, where it
+has one, is listed by ``blinkgate door --help``. Durations are in seconds.
+
+The file is the first of: ``--config PATH``, ``$BLINKGATE_CONFIG``, ``./blinkgate.toml``,
+``<user config dir>/blinkgate/blinkgate.toml``. An unknown key or a wrong type in it is an
+error, not silently ignored: a misspelt ``[lockout]`` must not leave the door unprotected.
+``blinkgate config`` prints every effective value and where it came from; secrets print as
+``***``. Prefer the file (``chmod 600``) or the environment for secrets: command-line
+arguments are visible to every user of the machine in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BlinkgateError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAME = "blinkgate.toml"
+CONFIG_ENV = "BLINKGATE_CONFIG"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: str  # str | float | int | bool | ints
+    default: object
+    help: str
+    flag: str | None = None
+    secret: bool = False
+    choices: tuple | None = None
+    minimum: float | None = None
+
+    @property
+    def env(self) -> str:
+        return "BLINKGATE_" + self.key.upper().replace(".", "_")
+
+    @property
+    def dest(self) -> str:
+        return "cfg_" + self.key.replace(".", "__")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # the gate
+    Setting("db", "str", None, "face database (default: the user data directory)", "--db"),
+    Setting("source", "str", "0", "camera index, video file, frame folder or rtsp/http URL", "--source"),
+    Setting("fps", "float", 20.0, "frame rate of a frame folder", "--fps", minimum=0.1),
+    Setting("eyes", "str", "landmarks", "eye backend", "--eyes", choices=("landmarks", "haar")),
+    Setting("tolerance", "float", 0.5, "face distance accepted as a match", "--tolerance", minimum=0.0),
+    Setting("liveness", "float", 10.0, "a grant lasts this long (s)", "--liveness", minimum=0.1),
+    Setting("display", "bool", True, "show a window", "--display"),
+    Setting("record", "str", None, "write the annotated video here", "--record"),
+    Setting("events", "str", None, "append one JSON line per event here", "--events"),
+    # challenge-response
+    Setting("challenge.enabled", "bool", True, "challenge-response: ask for 1-3 blinks at a random moment", "--challenge"),
+    Setting("challenge.counts", "ints", (1, 2, 3), "blink counts to ask for, drawn uniformly", "--challenge-counts"),
+    Setting("challenge.delay_min", "float", 0.5, "prompt comes at least this long after recognition (s)", "--challenge-delay-min", minimum=0.0),
+    Setting("challenge.delay_max", "float", 2.5, "... and at most this long (s)", "--challenge-delay-max", minimum=0.0),
+    Setting("challenge.min_reaction", "float", 0.2, "blinks starting sooner after the prompt do not count (s)", "--min-reaction", minimum=0.0),
+    Setting("challenge.max_reaction", "float", 1.2, "the first blink must start by then (s)", "--max-reaction", minimum=0.0),
+    Setting("challenge.max_interval", "float", 1.0, "onset to onset between the asked blinks (s)", "--max-interval", minimum=0.01),
+    Setting("challenge.hold", "float", 4.0, "eyes open, no blink, this long after the last (s)", "--hold", minimum=0.01),
+    Setting("challenge.settle", "float", 0.8, "wait for blinks still in progress before deciding (s)", "--settle", minimum=0.0),
+    Setting("challenge.max_closed", "float", 1.0, "eyes closed longer than this fail the challenge (s)", "--max-closed", minimum=0.01),
+    # lockout
+    Setting("lockout.failures", "int", 5, "failed challenges of one identity that lock it out (0: never)", "--lockout-failures", minimum=0),
+    Setting("lockout.window", "float", 180.0, "... within this long (s)", "--lockout-window", minimum=1.0),
+    Setting("lockout.cooldown", "float", 600.0, "a locked-out identity is refused this long (s)", "--lockout-cooldown", minimum=0.0),
+    Setting("lockout.max_cooldown", "float", 86400.0, "repeated lockouts double the cool-down up to this (s)", "--lockout-max-cooldown", minimum=0.0),
+    # unlock actions
+    Setting("actions.on_grant", "str", None, "command to run on a grant, e.g. 'open-door {name} {track}' (no shell)", "--on-grant"),
+    Setting("actions.command_timeout", "float", 10.0, "kill the on-grant command after this long (s)", "--on-grant-timeout", minimum=0.1),
+    Setting("actions.cooldown", "float", 30.0, "fire the actions at most once per person this often (s)", "--action-cooldown", minimum=0.0),
+    Setting("webhook.url", "str", None, "POST each grant as JSON to this http(s) URL", "--webhook"),
+    Setting("webhook.secret", "str", None, "HMAC-SHA256 key for the X-Blinkgate-Signature header", "--webhook-secret", secret=True),
+    Setting("webhook.timeout", "float", 3.0, "per-request timeout (s)", "--webhook-timeout", minimum=0.1),
+    Setting("webhook.retries", "int", 2, "retries after a failed POST", "--webhook-retries", minimum=0),
+    Setting("mqtt.host", "str", None, "publish each grant to this MQTT broker", "--mqtt-host"),
+    Setting("mqtt.port", "int", 1883, "MQTT broker port", "--mqtt-port", minimum=1),
+    Setting("mqtt.topic", "str", "blinkgate/door/granted", "MQTT topic", "--mqtt-topic"),
+    Setting("mqtt.username", "str", None, "MQTT user name", "--mqtt-username"),
+    Setting("mqtt.password", "str", None, "MQTT password", "--mqtt-password", secret=True),
+    Setting("mqtt.tls", "bool", False, "connect to the broker with TLS", "--mqtt-tls"),
+    Setting("mqtt.qos", "int", 1, "MQTT QoS", "--mqtt-qos", choices=(0, 1, 2)),
+    # access log
+    Setting("log.snapshots", "bool", True, "store a JPEG of the face with each decision", "--snapshots"),
+    Setting("log.retention_days", "float", 30.0, "delete snapshots older than this (days)", "--retention-days", minimum=0.001),
+)
+BY_KEY = {s.key: s for s in SETTINGS}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Effective settings: ``values[key]`` and ``origins[key]`` (default, file:PATH,
+    env:NAME, cli:--flag); ``file`` is the config file read, if any."""
+
+    values: dict[str, object]
+    origins: dict[str, str]
+    file: Path | None
+
+    def __getitem__(self, key: str):
+        return self.values[key]
+
+    def lines(self) -> list[str]:
+        width = max(len(k) for k in self.values)
+        out = [f"# config file: {self.file if self.file else 'none'}"]
+        for s in SETTINGS:
+            out.append(f"{s.key:<{width}} = {_show(s, self.values[s.key])}  # {self.origins[s.key]}")
+        return out
+
+    def to_json(self) -> dict:
+        return {
+            "file": str(self.file) if self.file else None,
+            "settings": {s.key: {"value": _masked(s, self.values[s.key]), "origin": self.origins[s.key]} for s in SETTINGS},
+        }
+
+
+def _masked(s: Setting, value):
+    if s.secret and value:
+        return "***"
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _show(s: Setting, value) -> str:
+    v = _masked(s, value)
+    return "unset" if v is None else json.dumps(v)
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+
+def _convert(s: Setting, value, where: str):
+    """A value from TOML (typed) or from a string (env, CLI) → the setting's type."""
+    def bad(why: str) -> BlinkgateError:
+        return BlinkgateError(f"{where}: {s.key} {why}, got {value!r}")
+
+    text = isinstance(value, str)
+    if s.type == "str":
+        if not text:
+            raise bad("must be a string")
+        out = value
+    elif s.type == "bool":
+        if isinstance(value, bool):
+            out = value
+        elif text and value.strip().lower() in _TRUE | _FALSE:
+            out = value.strip().lower() in _TRUE
+        else:
+            raise bad("must be true or false")
+    elif s.type in ("int", "float"):
+        if isinstance(value, bool) or not (text or isinstance(value, (int, float))):
+            raise bad(f"must be a number")
+        if s.type == "int" and isinstance(value, float):
+            raise bad("must be a whole number")
+        try:
+            out = int(value) if s.type == "int" else float(value)
+        except ValueError:
+            raise bad(f"must be {'a whole number' if s.type == 'int' else 'a number'}") from None
+        if s.minimum is not None and out < s.minimum:
+            raise bad(f"must be at least {s.minimum:g}")
+    elif s.type == "ints":
+        items = value.replace(",", " ").split() if text else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise bad("must be a list of whole numbers")
+        try:
+            out = tuple(int(v) for v in items if not isinstance(v, (bool, float)))
+        except (TypeError, ValueError):
+            raise bad("must be a list of whole numbers") from None
+        if len(out) != len(items) or any(v < 1 for v in out):
+            raise bad("must be a list of positive whole numbers")
+    else:  # pragma: no cover
+        raise AssertionError(s.type)
+    if s.choices is not None and out not in s.choices:
+        raise bad(f"must be one of {', '.join(map(str, s.choices))}")
+    return out
+
+
+def _flatten(table: Mapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read: explicit, $BLINKGATE_CONFIG, ./blinkgate.toml, user dir."""
+    for given in (explicit, env.get(CONFIG_ENV) or None):
+        if given:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise BlinkgateError(f"no config file at {path}")
+            return path
+    from platformdirs import user_config_dir
+
+    for path in (Path.cwd() / CONFIG_NAME, Path(user_config_dir("blinkgate", appauthor=False)) / CONFIG_NAME):
+        if path.is_file():
+            return path
+    return None
+
+
+def load_file(path: Path) -> dict[str, object]:
+    """The settings in a TOML file, converted; an unknown key is an error."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as err:
+        raise BlinkgateError(f"cannot read config file {path}: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise BlinkgateError(f"config file {path} is not valid TOML: {err}") from err
+    out = {}
+    for key, value in _flatten(data).items():
+        s = BY_KEY.get(key)
+        if s is None:
+            close = [k for k in BY_KEY if k.split(".")[-1] == key.split(".")[-1]]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise BlinkgateError(f"config file {path}: unknown setting {key!r}{hint}")
+        out[key] = _convert(s, value, f"config file {path}")
+    if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            import logging
+
+            logging.getLogger("blinkgate").warning(
+                "config file %s holds a secret and is readable by other users: chmod 600 %s", path, path)
+    return out
+
+
+def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None = None,
+            env: Mapping[str, str] | None = None) -> Resolved:
+    """Defaults < config file < environment < command line. ``cli`` holds only the flags
+    the user gave (see :func:`add_arguments`); ``config`` is the ``--config`` path."""
+    env = os.environ if env is None else env
+    given = vars(cli) if isinstance(cli, argparse.Namespace) else dict(cli or {})
+    if config is None:
+        config = given.get("config")
+    values = {s.key: s.default for s in SETTINGS}
+    origins = {s.key: "default" for s in SETTINGS}
+    path = find_config(config, env)
+    if path is not None:
+        for key, value in load_file(path).items():
+            values[key], origins[key] = value, f"file:{path}"
+    for s in SETTINGS:
+        raw = env.get(s.env)
+        if raw:  # an empty variable counts as unset
+            values[s.key], origins[s.key] = _convert(s, raw, f"${s.env}"), f"env:{s.env}"
+        if s.dest in given:
+            values[s.key] = _convert(s, given[s.dest], f"{s.flag}") if isinstance(given[s.dest], str) else given[s.dest]
+            origins[s.key] = f"cli:{s.flag}"
+    if values["challenge.delay_min"] > values["challenge.delay_max"]:
+        raise BlinkgateError("challenge.delay_min must not exceed challenge.delay_max")
+    if values["challenge.min_reaction"] >= values["challenge.max_reaction"]:
+        raise BlinkgateError("challenge.min_reaction must be less than challenge.max_reaction")
+    if values["challenge.hold"] < values["challenge.max_interval"]:
+        raise BlinkgateError("challenge.hold must be at least challenge.max_interval")
+    return Resolved(values, origins, path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and every setting's flag. Flags default to *absent*, so only what
+    the user typed overrides the file and the environment."""
+    parser.add_argument("--config", metavar="FILE", help=f"settings file (default: ./{CONFIG_NAME} or the user config dir)")
+    for s in SETTINGS:
+        if s.flag is None:
+            continue
+        extra = f" (default {_show(s, s.default)}; {s.key} / ${s.env})"
+        if s.type == "bool":
+            parser.add_argument(s.flag, dest=s.dest, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=s.help + extra)
+        else:
+            parser.add_argument(s.flag, dest=s.dest, default=argparse.SUPPRESS, metavar=s.key.split(".")[-1].upper(),
+                                help=s.help + extra)

@@ -1,0 +1,683 @@
+"""Door-opener mode: challenge-response, lockout and grant decisions on top of the Gate.
+
+The Gate says "this tracked face blinked". A phone replaying a video of the person blinking
+passes that. Door mode asks an *unpredictable question* instead: once a recognised face is
+tracked, at a random moment, it shows "blink k times now" (k random, 1–3) and grants only if
+exactly k blinks start inside a short response window after the prompt, close together,
+followed by a few seconds of open eyes. A recording cannot know when the prompt comes or
+which k it asks for. docs/door.md works out the chance that it answers correctly anyway.
+
+Layers:
+
+* :class:`DoorLogic` is pure: it consumes the Gate's :class:`~blinkgate.types.FrameResult`
+  (faces and events: appeared, recognised, blink with ``start_ms``/``end_ms``, granted,
+  expired, identity_changed, lost) on the source clock and returns door events and
+  :class:`Decision` s. No images, no threads, no I/O; the RNG is injected. Tests feed it
+  scripted frame results.
+* :class:`Door` owns a Gate, runs the logic on every frame, and hands decisions to the access
+  log (with a face snapshot) and granted decisions to the unlock actions. Both run on
+  background threads, so the frame loop never waits on a disk, a relay script or the network.
+
+Rules (each tested in tests/test_door.py):
+
+* a challenge is issued only to a recognised, not-locked-out face, at a random delay;
+* blinks are timed by their onset (``start_ms``: the last open frame before the closure);
+  blinks starting before ``prompt + min_reaction`` do not count, the first counted blink must
+  start by ``prompt + max_reaction``, each further one within ``max_interval`` of the previous,
+  and no blink may start within ``hold`` after the last; the count must be exactly k; eyes
+  closed for longer than ``max_closed`` at any time during the challenge fail it;
+* a failed, abandoned (face left) or face-swapped challenge counts as a failure of that
+  identity; ``failures`` failures within ``window`` lock the identity out for ``cooldown``;
+* a re-recognition that names someone else (``identity_changed``) revokes a grant and aborts
+  a challenge, and the new face starts from scratch;
+* a grant lasts ``grant_ms`` or until the track is lost; after that the face must answer a
+  new challenge. A photo of someone granted a moment ago is a new track and never blinks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .types import Box, Event, EyeState, FaceResult, FrameResult
+
+if TYPE_CHECKING:
+    from .gate import Gate
+    from .sources import Frame, FrameSource
+
+# Access-log decisions and the reasons each can carry.
+GRANTED, DENIED, REVOKED, EXPIRED = "granted", "denied", "revoked", "expired"
+REASONS = {
+    GRANTED: ("challenge_passed", "blink"),
+    DENIED: ("unknown", "no_blink", "challenge_failed", "locked_out", "expired", "identity_changed"),
+    REVOKED: ("identity_changed", "locked_out"),
+    EXPIRED: ("timeout", "lost"),
+}
+
+
+@dataclass(frozen=True)
+class ChallengePolicy:
+    """When the prompt comes and what counts as an answer. Times in ms on the source clock.
+
+    The defaults keep the chance that a video whose blinks come as a Poisson process answers
+    one challenge below 5 % at *every* blink rate (worst case 3.5 % near 16 blinks/min; see
+    :func:`replay_pass_probability` and docs/door.md), while a person who follows the prompt
+    has 1 s to start, up to 1 s between blinks, and then keeps the eyes open for 4 s.
+    """
+
+    enabled: bool = True
+    counts: tuple[int, ...] = (1, 2, 3)  # k is drawn uniformly from these
+    delay_min_ms: float = 500.0  # prompt comes this long after the face is recognised, at least
+    delay_max_ms: float = 2500.0  # ... and at most
+    min_reaction_ms: float = 200.0  # blinks starting sooner after the prompt are not answers
+    max_reaction_ms: float = 1200.0  # the first blink must start by then
+    max_interval_ms: float = 1000.0  # onset to onset within the answer
+    hold_ms: float = 4000.0  # no blink may start this long after the last one
+    settle_ms: float = 800.0  # wait for blinks still in progress before deciding (≥ max closure + 2 frames)
+    max_closed_ms: float = 1000.0  # eyes closed longer than this during a challenge: not an answer
+
+    def __post_init__(self) -> None:
+        if not self.counts or any(int(k) != k or k < 1 for k in self.counts):
+            raise ValueError(f"challenge counts must be positive integers, got {self.counts!r}")
+        object.__setattr__(self, "counts", tuple(int(k) for k in self.counts))
+        if not 0 <= self.delay_min_ms <= self.delay_max_ms:
+            raise ValueError("need 0 <= delay_min <= delay_max")
+        if not 0 <= self.min_reaction_ms < self.max_reaction_ms:
+            raise ValueError("need 0 <= min_reaction < max_reaction")
+        if self.max_interval_ms <= 0 or self.hold_ms < self.max_interval_ms:
+            raise ValueError("need 0 < max_interval <= hold")
+        if self.settle_ms < 0 or self.max_closed_ms <= 0:
+            raise ValueError("settle must not be negative and max_closed must be positive")
+
+    def prompt(self, k: int) -> str:
+        return f"Blink {k} time{'s' if k != 1 else ''} now, then keep your eyes open"
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """``failures`` failed challenges of one identity within ``window_ms`` lock it out for
+    ``cooldown_ms``; a lockout starting within ``escalate_ms`` of the end of the previous one
+    lasts twice as long as that one, up to ``max_cooldown_ms``. ``failures=0`` disables it."""
+
+    failures: int = 5
+    window_ms: float = 180_000.0
+    cooldown_ms: float = 600_000.0
+    escalate_ms: float = 86_400_000.0  # a new lockout this soon after the last one lasts twice as long
+    max_cooldown_ms: float = 86_400_000.0
+
+    def __post_init__(self) -> None:
+        if self.failures < 0 or self.window_ms <= 0 or self.cooldown_ms < 0:
+            raise ValueError("lockout failures must be >= 0, window > 0, cooldown >= 0")
+
+
+@dataclass(frozen=True)
+class DoorOptions:
+    challenge: ChallengePolicy = field(default_factory=ChallengePolicy)
+    lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    grant_ms: float = 10_000.0  # a door grant lasts this long on the source clock
+    unknown_after_ms: float = 500.0  # log an unknown face once it has been tracked this long
+
+    def __post_init__(self) -> None:
+        if self.grant_ms <= 0 or self.unknown_after_ms < 0:
+            raise ValueError("grant_ms must be positive and unknown_after_ms not negative")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One access decision, as it goes to the access log (``decision``, ``reason``) and, when
+    granted, to the unlock actions."""
+
+    time_ms: float
+    track_id: int
+    name: str | None
+    decision: str  # granted | denied | revoked | expired
+    reason: str
+    box: Box
+    distance: float | None = None
+    detail: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "decision": self.decision,
+            "reason": self.reason,
+            "time_ms": round(self.time_ms, 1),
+            "track": self.track_id,
+            "name": self.name,
+            "distance": None if self.distance is None else round(self.distance, 3),
+            "box": [round(v, 1) for v in self.box],
+            **self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class DoorFace:
+    """One tracked face on one frame, as door mode sees it.
+
+    ``state`` is one of ``pending`` (not recognised yet), ``unknown``, ``waiting`` (prompt
+    comes soon), ``challenge`` (prompt shown: ``prompt``/``count``/``deadline_ms``),
+    ``granted``, ``locked``.
+    """
+
+    face: FaceResult
+    state: str
+    granted: bool
+    prompt: str | None = None
+    count: int | None = None
+    answered: int = 0  # blinks counted towards the challenge so far
+    prompt_ms: float | None = None
+    locked_until_ms: float | None = None
+
+    @property
+    def track_id(self) -> int:
+        return self.face.track_id
+
+    @property
+    def name(self) -> str | None:
+        return self.face.name
+
+
+@dataclass(frozen=True)
+class DoorResult:
+    """The Gate's frame result plus the door's view: faces, door events, decisions."""
+
+    frame: FrameResult
+    faces: list[DoorFace]
+    events: list[Event]  # door events only: challenge, door_granted, door_denied, ...
+    decisions: list[Decision]
+
+    def __iter__(self) -> Iterator[DoorFace]:
+        return iter(self.faces)
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    @property
+    def granted(self) -> list[DoorFace]:
+        return [f for f in self.faces if f.granted]
+
+    @property
+    def timestamp_ms(self) -> float:
+        return self.frame.timestamp_ms
+
+
+class _RNG(Protocol):
+    def uniform(self, a: float, b: float) -> float: ...
+    def choice(self, seq): ...
+
+
+@dataclass
+class _Track:
+    id: int
+    first_ms: float
+    box: Box
+    state: str = "pending"
+    name: str | None = None
+    distance: float | None = None
+    prompt_ms: float | None = None  # waiting: when the prompt comes; challenge: when it came
+    count: int = 0
+    onsets: list[float] = field(default_factory=list)
+    granted_until_ms: float | None = None
+    logged_unknown: bool = False
+    logged_lock_until: float | None = None
+    closed_since: float | None = None  # first CLOSED reading since the last OPEN one
+    open_since: float | None = None  # first OPEN reading of the current run of OPEN readings
+
+
+class DoorLogic:
+    """The per-track challenge state machine. Pure: feed it each ``FrameResult`` in order.
+
+    ``rng`` draws the prompt delays and counts. The default is the operating system's
+    randomness (``random.SystemRandom``): the prompt must be unpredictable. Pass a seeded
+    ``random.Random`` only for tests and simulations.
+    """
+
+    def __init__(self, options: DoorOptions | None = None, rng: _RNG | None = None):
+        self.options = options or DoorOptions()
+        self.rng: _RNG = rng if rng is not None else random.SystemRandom()
+        self._tracks: dict[int, _Track] = {}
+        self._failures: dict[str, deque] = defaultdict(deque)
+        self._locked_until: dict[str, float] = {}
+        self._lockouts: dict[str, tuple[float, int]] = {}  # name -> (end of last lockout, escalation level)
+
+    # -- public state ------------------------------------------------------------------------
+
+    def locked_until(self, name: str, now_ms: float) -> float | None:
+        until = self._locked_until.get(name)
+        return until if until is not None and now_ms < until else None
+
+    def failures(self, name: str) -> int:
+        return len(self._failures.get(name, ()))
+
+    def seed_failures(self, name: str, times_ms: list[float]) -> float | None:
+        """Replay earlier failures of ``name`` (source-clock ms, e.g. from the access log after
+        a restart) through the lockout rule; returns when a lockout they cause ends, if any."""
+        for t in sorted(times_ms):
+            self._count_failure(name, t)
+        return self._locked_until.get(name)
+
+    def _count_failure(self, name: str, now: float) -> float | None:
+        """Count one failure; returns the end of the lockout it starts, if it starts one.
+
+        Each lockout of the same identity within ``escalate_ms`` of the previous one lasts
+        twice as long (capped at ``max_cooldown_ms``): a patient attacker gets five tries per
+        10 min, then per 20 min, 40 min, …"""
+        lock = self.options.lockout
+        if lock.failures <= 0 or self.locked_until(name, now) is not None:
+            return None
+        times = self._failures[name]
+        times.append(now)
+        while times and now - times[0] > lock.window_ms:
+            times.popleft()
+        if len(times) < lock.failures:
+            return None
+        times.clear()
+        previous = self._lockouts.get(name)
+        level = previous[1] + 1 if previous is not None and now - previous[0] <= lock.escalate_ms else 0
+        cooldown = min(lock.cooldown_ms * 2**level, max(lock.cooldown_ms, lock.max_cooldown_ms))
+        self._lockouts[name] = (now + cooldown, level)
+        self._locked_until[name] = now + cooldown
+        return now + cooldown
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. before another video). Lockouts and failures are kept."""
+        self._tracks.clear()
+
+    # -- per frame ---------------------------------------------------------------------------
+
+    def update(self, frame: FrameResult) -> DoorResult:
+        now = frame.timestamp_ms
+        events: list[Event] = []
+        decisions: list[Decision] = []
+        out = _Out(events, decisions)
+        for ev in frame.events:
+            self._on_event(ev, now, out)
+        faces = []
+        for face in frame.faces:
+            track = self._tracks.get(face.track_id)
+            if track is None:  # a track we never saw appear (e.g. logic attached late)
+                track = self._tracks[face.track_id] = _Track(face.track_id, now, face.box, name=face.name)
+                if face.name is not None:
+                    self._arm(track, now, out)
+            track.box = face.box
+            if face.distance is not None:
+                track.distance = face.distance
+            self._tick(track, face, now, out)
+            faces.append(self._view(track, face, now))
+        return DoorResult(frame, faces, events, decisions)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_event(self, ev: Event, now: float, out: _Out) -> None:
+        track = self._tracks.get(ev.track_id)
+        if ev.kind == "appeared" or track is None:
+            if ev.kind == "lost":
+                return
+            track = self._tracks.setdefault(ev.track_id, _Track(ev.track_id, now, ev.box))
+        track.box = ev.box
+        if ev.kind == "recognised":
+            track.distance = ev.detail.get("distance", track.distance)
+            if track.state == "pending":
+                track.name = ev.name
+                if ev.name is None:
+                    track.state = "unknown"
+                else:
+                    self._arm(track, now, out)
+        elif ev.kind == "identity_changed":
+            self._identity_changed(track, ev.name, now, out)
+        elif ev.kind == "blink":
+            if self.options.challenge.enabled and track.state == "challenge":
+                self._answer(track, float(ev.detail.get("start_ms", now)), now, out)
+        elif ev.kind == "lost":
+            self._lost(track, now, out)
+
+    def _identity_changed(self, track: _Track, new_name: str | None, now: float, out: _Out) -> None:
+        previous = track.name
+        detail = {"previous": previous, "new": new_name}
+        if track.state == "granted":
+            out.decide(track, now, REVOKED, "identity_changed", detail)
+        elif track.state == "challenge":
+            out.decide(track, now, DENIED, "identity_changed", detail)
+            if previous is not None:
+                self._failed(previous, now, track, out)
+        track.name, track.onsets, track.count, track.granted_until_ms = new_name, [], 0, None
+        track.logged_unknown, track.logged_lock_until = False, None
+        if new_name is None:
+            track.state, track.first_ms = "unknown", now
+        else:
+            self._arm(track, now, out)
+
+    def _lost(self, track: _Track, now: float, out: _Out) -> None:
+        self._tracks.pop(track.id, None)
+        if track.state == "challenge":
+            out.decide(track, now, DENIED, "expired", {"why": "face left before answering", **self._answer_detail(track, now)})
+            if track.name is not None:
+                self._failed(track.name, now, track, out)
+        elif track.state == "granted":
+            out.decide(track, now, EXPIRED, "lost")
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def _tick(self, track: _Track, face: FaceResult, now: float, out: _Out) -> None:
+        opts = self.options
+        if track.state in ("pending", "unknown"):
+            if not track.logged_unknown and now - track.first_ms >= opts.unknown_after_ms and track.name is None:
+                track.logged_unknown, track.state = True, "unknown"
+                out.decide(track, now, DENIED, "unknown")
+        elif track.state == "locked":
+            assert track.name is not None
+            if self.locked_until(track.name, now) is None:
+                self._arm(track, now, out)
+        elif track.state == "waiting":
+            assert track.name is not None
+            if self._check_locked(track, now, out):
+                return
+            if not opts.challenge.enabled:
+                if face.granted and face.name == track.name:  # the Gate's blink-only grant
+                    self._grant(track, now, out, "blink")
+            elif track.prompt_ms is not None and now >= track.prompt_ms:
+                self._issue(track, now, out)
+        elif track.state == "challenge":
+            state = face.eyes.state
+            if state is EyeState.OPEN:
+                track.closed_since = None
+                track.open_since = now if track.open_since is None else track.open_since
+            else:
+                track.open_since = None
+                if state is EyeState.CLOSED and track.closed_since is None:
+                    track.closed_since = now
+            if track.closed_since is not None and now - track.closed_since > self.options.challenge.max_closed_ms:
+                self._fail(track, now, out, "eyes closed", None)
+            else:
+                self._check_answer(track, now, out)
+        elif track.state == "granted":
+            if track.granted_until_ms is not None and now > track.granted_until_ms:
+                out.decide(track, now, EXPIRED, "timeout")
+                self._arm(track, now, out)
+
+    def _arm(self, track: _Track, now: float, out: _Out) -> None:
+        """A recognised face with nothing going on: schedule its next challenge."""
+        track.onsets, track.count, track.granted_until_ms = [], 0, None
+        if self._check_locked(track, now, out):
+            return
+        c = self.options.challenge
+        track.state = "waiting"
+        track.prompt_ms = now + self.rng.uniform(c.delay_min_ms, c.delay_max_ms) if c.enabled else None
+
+    def _check_locked(self, track: _Track, now: float, out: _Out) -> bool:
+        assert track.name is not None
+        until = self.locked_until(track.name, now)
+        if until is None:
+            return False
+        track.state, track.prompt_ms = "locked", None
+        if track.logged_lock_until != until:
+            track.logged_lock_until = until
+            out.decide(track, now, DENIED, "locked_out", {"locked_until_ms": round(until, 1)})
+        return True
+
+    def _issue(self, track: _Track, now: float, out: _Out) -> None:
+        c = self.options.challenge
+        track.state, track.prompt_ms, track.onsets, track.closed_since = "challenge", now, [], None
+        track.open_since = None
+        track.count = int(self.rng.choice(c.counts))
+        detail = {
+            "count": track.count,
+            "prompt": c.prompt(track.count),
+            "answer_from_ms": round(now + c.min_reaction_ms, 1),
+            "first_blink_by_ms": round(now + c.max_reaction_ms, 1),
+        }
+        out.events.append(Event("challenge", now, track.id, track.name, track.box, detail))
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def _answer(self, track: _Track, onset: float, now: float, out: _Out) -> None:
+        """A blink starting at ``onset`` while ``track`` is challenged."""
+        c = self.options.challenge
+        assert track.prompt_ms is not None
+        if onset < track.prompt_ms + c.min_reaction_ms:
+            return  # started before the prompt (or too soon to be a reaction to it): not an answer
+        if not track.onsets:
+            if onset > track.prompt_ms + c.max_reaction_ms:
+                self._fail(track, now, out, "late", onset)
+            else:
+                track.onsets.append(onset)
+            return
+        gap = onset - track.onsets[-1]
+        if gap > c.hold_ms:
+            return  # after the hold: the answer is already complete (decided on the next tick)
+        if gap > c.max_interval_ms:
+            self._fail(track, now, out, "blink during hold" if len(track.onsets) >= track.count else "too slow", onset)
+            return
+        track.onsets.append(onset)
+        if len(track.onsets) > track.count:
+            self._fail(track, now, out, "too many", onset)
+
+    def _settled(self, track: _Track, deadline: float, now: float) -> bool:
+        """True once no blink starting by ``deadline`` can still be reported: ``settle_ms``
+        after it, or as soon as the eyes have read open on every frame of the last
+        ``settle_ms`` (a blink still in progress would show a non-open frame there)."""
+        c = self.options.challenge
+        if now >= deadline + c.settle_ms:
+            return True
+        return now > deadline and track.open_since is not None and track.open_since <= now - c.settle_ms
+
+    def _check_answer(self, track: _Track, now: float, out: _Out) -> None:
+        c = self.options.challenge
+        assert track.prompt_ms is not None
+        if not track.onsets:
+            if self._settled(track, track.prompt_ms + c.max_reaction_ms, now):
+                self._fail(track, now, out, "no blink", None)
+            return
+        if self._settled(track, track.onsets[-1] + c.hold_ms, now):
+            if len(track.onsets) == track.count:
+                self._grant(track, now, out, "challenge_passed")
+            else:
+                self._fail(track, now, out, "too few", None)
+
+    def _answer_detail(self, track: _Track, now: float) -> dict:
+        base = track.prompt_ms if track.prompt_ms is not None else now
+        return {"count": track.count, "blinks": len(track.onsets),
+                "onsets_ms": [round(t - base, 1) for t in track.onsets]}
+
+    def _fail(self, track: _Track, now: float, out: _Out, why: str, onset: float | None) -> None:
+        detail = {"why": why, **self._answer_detail(track, now)}
+        if onset is not None and track.prompt_ms is not None:
+            detail["offending_onset_ms"] = round(onset - track.prompt_ms, 1)
+        reason = "no_blink" if why == "no blink" else "challenge_failed"
+        out.decide(track, now, DENIED, reason, detail)
+        assert track.name is not None
+        self._failed(track.name, now, track, out)
+        if track.state == "challenge":  # not locked out by this failure: try again after a delay
+            self._arm(track, now, out)
+
+    def _failed(self, name: str, now: float, track: _Track, out: _Out) -> None:
+        """Count a failure of ``name``; lock it out when there are too many."""
+        lock = self.options.lockout
+        until = self._count_failure(name, now)
+        if until is not None:
+            out.events.append(Event("lockout", now, track.id, name, track.box,
+                                    {"failures": lock.failures, "window_ms": lock.window_ms, "locked_until_ms": round(until, 1),
+                                     "cooldown_ms": round(until - now, 1)}))
+            for other in self._tracks.values():
+                if other.name == name and other.state in ("waiting", "challenge", "granted"):
+                    if other.state == "challenge" and other is not track:
+                        out.decide(other, now, DENIED, "expired", {"why": "identity locked out", **self._answer_detail(other, now)})
+                    if other.state == "granted":
+                        out.decide(other, now, REVOKED, "locked_out")
+                    self._check_locked(other, now, out)
+            if track.id not in self._tracks or self._tracks[track.id] is not track:
+                # the failing track is gone (lost, or its identity changed): log the lockout anyway
+                out.decide(track, now, DENIED, "locked_out", {"locked_until_ms": round(until, 1)}, name=name)
+
+    def _grant(self, track: _Track, now: float, out: _Out, reason: str) -> None:
+        assert track.name is not None
+        if self._check_locked(track, now, out):
+            return
+        detail = self._answer_detail(track, now) if reason == "challenge_passed" else {}
+        track.state, track.granted_until_ms = "granted", now + self.options.grant_ms
+        out.decide(track, now, GRANTED, reason, detail)
+
+    # -- views -------------------------------------------------------------------------------
+
+    def _view(self, track: _Track, face: FaceResult, now: float) -> DoorFace:
+        c = self.options.challenge
+        challenged = track.state == "challenge"
+        return DoorFace(
+            face=face,
+            state=track.state,
+            granted=track.state == "granted",
+            prompt=c.prompt(track.count) if challenged else None,
+            count=track.count if challenged else None,
+            answered=len(track.onsets) if challenged else 0,
+            prompt_ms=track.prompt_ms if challenged else None,
+            locked_until_ms=self.locked_until(track.name, now) if track.name else None,
+        )
+
+
+class _Out:
+    """Collects one frame's door events and decisions; every decision is also an event."""
+
+    def __init__(self, events: list[Event], decisions: list[Decision]):
+        self.events, self.decisions = events, decisions
+
+    def decide(self, track: _Track, now: float, decision: str, reason: str, detail: dict | None = None,
+               name: str | None = None) -> None:
+        assert reason in REASONS[decision], (decision, reason)
+        d = Decision(now, track.id, name if name is not None else track.name, decision, reason, track.box,
+                     track.distance, dict(detail or {}))
+        self.decisions.append(d)
+        self.events.append(Event(f"door_{decision}", now, track.id, d.name, track.box, {"reason": reason, **d.detail}))
+
+
+# -- the math ------------------------------------------------------------------------------------
+
+
+def replay_pass_probability(policy: ChallengePolicy, blinks_per_min: float) -> float:
+    """Chance that a video whose blinks start as a Poisson process at ``blinks_per_min``
+    answers one challenge, averaged over the uniformly drawn count k.
+
+    With λ the rate per ms, R = max_reaction − min_reaction, g = max_interval, h = hold:
+    the first counted blink must start in a window of length R (probability 1 − e^(−λR)),
+    each of the k − 1 further ones within g of the previous (1 − e^(−λg) each, by the
+    Poisson process's memorylessness), and none may start in the h after the last (e^(−λh)):
+
+        P(pass | k) = (1 − e^(−λR)) · (1 − e^(−λg))^(k−1) · e^(−λh)
+
+    Blinks before ``prompt + min_reaction`` are ignored, so they do not enter. Real blinking
+    has a refractory pause after each blink, which makes quick pairs rarer than Poisson: the
+    Poisson figure is the pessimistic one for k ≥ 2.
+    """
+    lam = blinks_per_min / 60_000.0
+    first = 1.0 - math.exp(-lam * (policy.max_reaction_ms - policy.min_reaction_ms))
+    more = 1.0 - math.exp(-lam * policy.max_interval_ms)
+    quiet = math.exp(-lam * policy.hold_ms)
+    return sum(first * more ** (k - 1) * quiet for k in policy.counts) / len(policy.counts)
+
+
+def worst_case_replay_probability(policy: ChallengePolicy, max_rate: float = 120.0) -> tuple[float, float]:
+    """(worst pass probability, the blink rate per minute where it happens), rates 0.5–max."""
+    rates = np.arange(0.5, max_rate + 0.01, 0.5)
+    probs = [replay_pass_probability(policy, r) for r in rates]
+    i = int(np.argmax(probs))
+    return float(probs[i]), float(rates[i])
+
+
+# -- the door: gate + logic + log + actions -------------------------------------------------------
+
+
+def face_snapshot(image: np.ndarray, box: Box, margin: float = 0.25, max_side: int = 256) -> np.ndarray | None:
+    """A copy of the face in ``box`` (plus ``margin`` each side), at most ``max_side`` px."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    x1, y1 = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    x2, y2 = min(w, int(math.ceil(x2 + mx))), min(h, int(math.ceil(y2 + my)))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    crop = image[y1:y2, x1:x2]
+    scale = max_side / max(crop.shape[:2])
+    if scale < 1.0:
+        import cv2
+
+        return cv2.resize(crop, (max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return crop.copy()
+
+
+class Door:
+    """A Gate with challenge-response, lockout, an access log and unlock actions.
+
+    Example::
+
+        from blinkgate.door import Door
+        with Door(Gate(db="faces.db")) as door:
+            for frame in open_source(0):
+                result = door.process(frame.image, frame.timestamp_ms)
+                for face in result:
+                    if face.prompt:
+                        show(face.prompt)          # "Blink 2 times now, then keep your eyes open"
+                for d in result.decisions:
+                    print(d.decision, d.reason, d.name)
+
+    ``access_log`` (an :class:`~blinkgate.accesslog.AccessLogWriter`) receives every decision
+    with a face snapshot; ``actions`` (an :class:`~blinkgate.actions.ActionRunner`) every grant.
+    Both work on their own threads; :meth:`process` only queues.
+    """
+
+    def __init__(self, gate: Gate, options: DoorOptions | None = None, *, rng: _RNG | None = None,
+                 access_log=None, actions=None, snapshots: bool = True, source: str = ""):
+        self.gate = gate
+        self.logic = DoorLogic(options, rng)
+        self.access_log = access_log
+        self.actions = actions
+        self.snapshots = snapshots
+        self.source = source
+
+    @property
+    def options(self) -> DoorOptions:
+        return self.logic.options
+
+    def process(self, image: np.ndarray, timestamp_ms: float) -> DoorResult:
+        result = self.logic.update(self.gate.process(image, timestamp_ms))
+        for decision in result.decisions:
+            if self.access_log is not None:
+                crop = face_snapshot(image, decision.box) if self.snapshots else None
+                self.access_log.record(decision, snapshot=crop, source=self.source)
+            if decision.decision == GRANTED and self.actions is not None:
+                self.actions.fire(decision)
+        return result
+
+    def run(self, source: FrameSource) -> Iterator[tuple[Frame, DoorResult]]:
+        for frame in source:
+            yield frame, self.process(frame.image, frame.timestamp_ms)
+
+    def reset(self) -> None:
+        self.gate.reset()
+        self.logic.reset()
+
+    def close(self) -> None:
+        """Close the gate; drain and stop the access log and the actions."""
+        try:
+            self.gate.close()
+        finally:
+            for part in (self.actions, self.access_log):
+                if part is not None:
+                    part.close()
+
+    def __enter__(self) -> Door:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def door_faces_for_drawing(result: DoorResult) -> FrameResult:
+    """The Gate's frame result with ``live``/``granted`` replaced by the door's decision, for
+    drawing: in door mode a face is green only when the door grants it."""
+    faces = [replace(f.face, granted=f.granted, live=f.granted) for f in result.faces]
+    return replace(result.frame, faces=faces)

@@ -1,0 +1,248 @@
+"""``blinkgate door``, ``blinkgate log`` and ``blinkgate config``: wiring settings to the door.
+
+:func:`build_door` turns resolved settings (:mod:`blinkgate.config`) into a ready
+:class:`~blinkgate.door.Door` — gate, challenge policy, access log, unlock actions — for the
+CLI or for a program of your own. :func:`run_door` is the camera loop with the prompt drawn
+on screen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import Resolved
+from .door import ChallengePolicy, Door, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
+from .errors import BlinkgateError
+
+log = logging.getLogger("blinkgate")
+
+
+def db_path(settings: Resolved) -> Path:
+    from .database import default_db_path
+
+    return Path(settings["db"]).expanduser() if settings["db"] else default_db_path()
+
+
+def door_options(settings: Resolved) -> DoorOptions:
+    s = settings
+    challenge = ChallengePolicy(
+        enabled=s["challenge.enabled"],
+        counts=tuple(s["challenge.counts"]),
+        delay_min_ms=s["challenge.delay_min"] * 1000.0,
+        delay_max_ms=s["challenge.delay_max"] * 1000.0,
+        min_reaction_ms=s["challenge.min_reaction"] * 1000.0,
+        max_reaction_ms=s["challenge.max_reaction"] * 1000.0,
+        max_interval_ms=s["challenge.max_interval"] * 1000.0,
+        hold_ms=s["challenge.hold"] * 1000.0,
+        settle_ms=s["challenge.settle"] * 1000.0,
+        max_closed_ms=s["challenge.max_closed"] * 1000.0,
+    )
+    lockout = LockoutPolicy(s["lockout.failures"], s["lockout.window"] * 1000.0, s["lockout.cooldown"] * 1000.0,
+                            max_cooldown_ms=s["lockout.max_cooldown"] * 1000.0)
+    return DoorOptions(challenge=challenge, lockout=lockout, grant_ms=s["liveness"] * 1000.0)
+
+
+def build_actions(settings: Resolved, source: str = ""):
+    """The ActionRunner for the configured command, webhook and MQTT broker (None if none)."""
+    from .actions import ActionRunner, CommandAction, MqttAction, WebhookAction
+
+    s, actions = settings, []
+    if s["actions.on_grant"]:
+        actions.append(CommandAction(s["actions.on_grant"], timeout_s=s["actions.command_timeout"]))
+    if s["webhook.url"]:
+        if not s["webhook.secret"]:
+            log.warning("webhook without --webhook-secret: anyone who can reach it can forge an unlock")
+        actions.append(WebhookAction(s["webhook.url"], s["webhook.secret"], s["webhook.timeout"], s["webhook.retries"]))
+    elif s["webhook.secret"]:
+        raise BlinkgateError("--webhook-secret given without --webhook URL")
+    if s["mqtt.host"]:
+        actions.append(MqttAction(s["mqtt.host"], s["mqtt.port"], s["mqtt.topic"], username=s["mqtt.username"],
+                                  password=s["mqtt.password"], tls=s["mqtt.tls"], qos=s["mqtt.qos"]))
+    if not actions:
+        return None
+    return ActionRunner(actions, cooldown_s=s["actions.cooldown"], source=source)
+
+
+def build_door(settings: Resolved, source: str = "", gate=None) -> Door:
+    """Gate + challenge + access log + actions, from settings. Restores lockout counts of
+    the last ``lockout.window`` from the access log, so a restart does not reset them."""
+    from .accesslog import AccessLogWriter
+    from .gate import Gate, GateOptions
+
+    db = db_path(settings)
+    if gate is None:
+        options = GateOptions(liveness_ms=settings["liveness"] * 1000.0, eyes=settings["eyes"],
+                              tolerance=settings["tolerance"])
+        if not db.exists():
+            log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
+            gate = Gate(None, options)
+        else:
+            gate = Gate(db, options)
+    writer = AccessLogWriter(db, retention_days=settings["log.retention_days"])
+    try:
+        actions = build_actions(settings, source)
+    except BaseException:
+        writer.close()
+        raise
+    door = Door(gate, door_options(settings), access_log=writer, actions=actions,
+                snapshots=settings["log.snapshots"], source=source)
+    _restore_failures(door, db, settings)
+    return door
+
+
+def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
+    """Replay failures logged in the last day (or longer cool-down) onto the new source clock,
+    whose origin (0 ms) is about now: a restart neither forgets failures nor lifts a lockout."""
+    from .accesslog import AccessLog
+
+    if settings["lockout.failures"] <= 0:
+        return
+    now = time.time()
+    since = now - settings["lockout.window"] - max(settings["lockout.cooldown"], settings["lockout.max_cooldown"], 86400.0)
+    with AccessLog(db, settings["log.retention_days"]) as store:
+        for name in store.names_since(since):
+            times = store.failures(name, since)
+            if times and door.logic.seed_failures(name, [(t - now) * 1000.0 for t in times]) is not None:
+                log.warning("%s is still locked out after too many failed challenges", name)
+
+
+# -- drawing -----------------------------------------------------------------------------------
+
+
+def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -> np.ndarray:
+    """The Gate's drawing (with the door's grant), and a banner on top with each face's
+    prompt or state in large letters."""
+    import cv2
+
+    from .annotate import draw
+
+    out = draw(image, door_faces_for_drawing(result), fps)
+    lines = []
+    for face in result.faces:
+        who = f"#{face.track_id} {face.name or 'unknown'}: "
+        if face.prompt:
+            lines.append((f"BLINK {face.count}x NOW", (0, 215, 255)))
+            lines.append((f"then keep eyes open ({face.answered}/{face.count})", (0, 215, 255)))
+        elif face.state == "granted":
+            lines.append((who + "OPEN", (0, 200, 0)))
+        elif face.state == "locked":
+            lines.append((who + "LOCKED OUT (too many failed attempts)", (0, 0, 230)))
+        elif face.state == "waiting":
+            lines.append((who + "look at the camera...", (255, 255, 255)))
+    if not lines:
+        return out
+    scale = max(0.6, image.shape[1] / 1000)
+    height = int(36 * scale)
+    band = out[: height * len(lines) + 10]
+    band[:] = (band * 0.35).astype(np.uint8)
+    for i, (text, colour) in enumerate(lines):
+        y = height * (i + 1) - 4
+        cv2.putText(out, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+    return out
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_door(settings: Resolved) -> int:
+    import cv2
+
+    from .events import EventLog
+    from .sources import open_source
+
+    source = open_source(settings["source"], fps=settings["fps"])
+    display = settings["display"]
+    if display and not _has_display():
+        log.warning("no display found: running headless (use --record OUT.mp4 to see the result)")
+        display = False
+    door = build_door(settings, source=source.description)
+    c = door.options.challenge
+    log.info("door: challenge %s, lockout after %d failures in %.0f s; access log in %s",
+             f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s)" if c.enabled else "OFF (blink only)",
+             door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
+    events = EventLog(settings["events"], source.description) if settings["events"] else None
+    writer = None
+    pace = display and not source.live
+    started, shown = time.monotonic(), 0
+    try:
+        for frame, result in door.run(source):
+            if events:
+                events.write(result.frame.events + result.events)
+            for ev in result.events:
+                if ev.kind == "challenge":
+                    log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
+                elif ev.kind.startswith("door_") or ev.kind == "lockout":
+                    why = ev.detail.get("why")
+                    log.info("%s %s track %d %s%s", ev.kind, ev.detail.get("reason", ""), ev.track_id,
+                             ev.name or "unknown", f" ({why})" if why else "")
+            if not (display or settings["record"]):
+                continue
+            shown += 1
+            canvas = draw_door(frame.image, result, shown / max(1e-6, time.monotonic() - started))
+            if settings["record"]:
+                if writer is None:
+                    writer = cv2.VideoWriter(str(settings["record"]), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             source.fps or 20.0, (canvas.shape[1], canvas.shape[0]))
+                    if not writer.isOpened():
+                        raise BlinkgateError(f"cannot write video {settings['record']}")
+                writer.write(canvas)
+            if display:
+                if pace:
+                    time.sleep(max(0.0, frame.timestamp_ms / 1000.0 - (time.monotonic() - started)))
+                cv2.imshow("blinkgate door", canvas)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+    finally:
+        source.close()
+        door.close()
+        if writer is not None:
+            writer.release()
+        if events:
+            events.close()
+        if display:
+            cv2.destroyAllWindows()
+    return 0
+
+
+def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | None = None,
+             limit: int | None = None, snapshot: int | None = None, out: str | None = None,
+             prune: bool = False) -> int:
+    from .accesslog import AccessLog, parse_since
+
+    db = db_path(settings)
+    if not db.exists():
+        raise BlinkgateError(f"no face database at {db}: nothing logged yet")
+    with AccessLog(db, settings["log.retention_days"], create=False) as store:
+        if prune:
+            n = store.prune()
+            print(f"deleted {n} snapshot{'s' if n != 1 else ''} older than {settings['log.retention_days']:g} days")
+            return 0
+        if snapshot is not None:
+            jpeg = store.snapshot(snapshot)
+            if not jpeg:
+                raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, or past retention)")
+            target = Path(out or f"blinkgate-{snapshot}.jpg")
+            target.write_bytes(jpeg)
+            print(f"wrote {target} ({len(jpeg)} bytes)")
+            return 0
+        entries = store.entries(since=parse_since(since) if since else None, name=name, limit=limit)
+    if as_json:
+        for e in entries:
+            print(json.dumps(e.to_json()))
+    elif not entries:
+        print("no access-log entries" + (f" since {since}" if since else ""))
+    else:
+        for e in entries:
+            print(e.format())
+    return 0

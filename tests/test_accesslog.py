@@ -1,0 +1,212 @@
+"""The access log: schema migration, records with snapshots, queries, retention, the CLI, and
+a whole door session whose every decision lands in the log with its reason."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate.accesslog import AccessLog, AccessLogWriter, encode_jpeg, parse_since
+from blinkgate.actions import ActionRunner, WebhookAction
+from blinkgate.cli import main
+from blinkgate.database import _MIGRATIONS, APPLICATION_ID, FaceDatabase
+from blinkgate.door import Decision, DoorOptions, LockoutPolicy
+from blinkgate.errors import BlinkgateError
+from blinkgate.types import EyeState
+
+from test_actions import Hook
+from test_door import DoorRig
+
+BOX = (10.0, 10.0, 60.0, 60.0)
+
+
+def decision(reason="no_blink", kind="denied", name="alice", t=1000.0, **detail) -> Decision:
+    return Decision(t, 3, name, kind, reason, BOX, 0.42, detail)
+
+
+def face_image() -> np.ndarray:
+    img = np.zeros((64, 64, 3), np.uint8)
+    cv2.circle(img, (32, 32), 20, (200, 180, 160), -1)
+    return img
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_people(tmp_path):
+    path = tmp_path / "faces.db"
+    conn = sqlite3.connect(path)
+    for statement in _MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO people (name) VALUES ('alice')")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with AccessLog(path) as log:
+        log.record(decision())
+        assert [e.reason for e in log.entries()] == ["no_blink"]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 2
+    assert conn.execute("SELECT name FROM people").fetchall() == [("alice",)]
+    conn.close()
+    with FaceDatabase(path) as db:  # the face database API is unchanged
+        assert db.people() == [("alice", 0)]
+
+
+def test_records_round_trip_with_a_jpeg_snapshot(tmp_path):
+    with AccessLog(tmp_path / "f.db") as log:
+        jpeg = encode_jpeg(face_image())
+        i = log.record(decision("challenge_failed", why="too many", count=2, blinks=3), jpeg, source="cam 0")
+        log.record(decision("challenge_passed", "granted", count=2, blinks=2))
+        a, b = log.entries()
+        assert (a.id, a.decision, a.reason, a.name, a.track, a.source) == (i, "denied", "challenge_failed", "alice", 3, "cam 0")
+        assert a.distance == pytest.approx(0.42) and a.time_ms == 1000.0 and a.detail["why"] == "too many"
+        assert a.snapshot_bytes == len(jpeg) and b.snapshot_bytes == 0
+        decoded = cv2.imdecode(np.frombuffer(log.snapshot(i), np.uint8), cv2.IMREAD_COLOR)
+        assert decoded.shape == (64, 64, 3)
+        assert "asked 2, saw 3" in a.format() and "[snapshot]" in a.format()
+        assert json.loads(json.dumps(a.to_json()))["reason"] == "challenge_failed"
+
+
+def test_queries_by_time_name_and_limit(tmp_path):
+    now = time.time()
+    with AccessLog(tmp_path / "f.db") as log:
+        for k, age in enumerate([7200, 1800, 60]):
+            log.record(decision(name=["alice", "bob", "alice"][k]), at=now - age)
+        assert len(log.entries(since=now - 3600)) == 2
+        assert [e.name for e in log.entries(name="alice")] == ["alice", "alice"]
+        assert [e.at_unix for e in log.entries(limit=1)] == [pytest.approx(now - 60)]
+        assert log.failures("alice", now - 3600) == [pytest.approx(now - 60)]
+
+
+def test_retention_deletes_old_snapshots_but_keeps_the_rows(tmp_path):
+    now = time.time()
+    jpeg = encode_jpeg(face_image())
+    with AccessLog(tmp_path / "f.db", retention_days=30) as log:
+        old = log.record(decision(), jpeg, at=now - 31 * 86400)
+        new = log.record(decision(), jpeg, at=now - 29 * 86400)
+        assert log.prune(now) == 1
+        assert log.snapshot(old) is None and log.snapshot(new) == jpeg
+        assert len(log.entries()) == 2
+    # The background writer prunes when it starts.
+    with AccessLog(tmp_path / "g.db") as log:
+        old = log.record(decision(), jpeg, at=now - 40 * 86400)
+    writer = AccessLogWriter(tmp_path / "g.db", retention_days=30)
+    writer.close()
+    with AccessLog(tmp_path / "g.db") as log:
+        assert log.snapshot(old) is None
+
+
+def test_the_writer_does_not_block_and_writes_everything(tmp_path):
+    writer = AccessLogWriter(tmp_path / "f.db")
+    t = time.perf_counter()
+    for k in range(50):
+        writer.record(decision(t=float(k)), snapshot=face_image())
+    assert time.perf_counter() - t < 0.05
+    writer.close()
+    with AccessLog(tmp_path / "f.db") as log:
+        entries = log.entries()
+    assert len(entries) == 50 and all(e.snapshot_bytes > 100 for e in entries)
+
+
+def test_a_foreign_file_is_refused(tmp_path):
+    path = tmp_path / "x.db"
+    path.write_bytes(b"not a database at all" * 50)
+    with pytest.raises(BlinkgateError, match="not a blinkgate database"):
+        AccessLog(path)
+
+
+def test_parse_since():
+    assert parse_since("1h", now=10_000) == 6400
+    assert parse_since("30m", now=10_000) == 8200
+    assert parse_since("2d", now=200_000) == 200_000 - 172_800
+    assert parse_since("2024-01-02T03:04:05+00:00") == 1704164645
+    with pytest.raises(BlinkgateError):
+        parse_since("yesterday")
+
+
+def test_log_cli(tmp_path, capsys):
+    db = tmp_path / "f.db"
+    now = time.time()
+    with AccessLog(db) as log:
+        log.record(decision("unknown", name=None), at=now - 7200)
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()), at=now - 60)
+    assert main(["log", "--db", str(db), "--since", "1h", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["decision"], r["reason"], r["name"]) for r in rows] == [("granted", "challenge_passed", "alice")]
+    assert main(["log", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "unknown" in out and "challenge_passed" in out
+    target = tmp_path / "snap.jpg"
+    assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
+    assert cv2.imread(str(target)) is not None
+    assert main(["log", "--db", str(tmp_path / "none.db")]) == 2
+
+
+# -- a whole door session --------------------------------------------------------------------------------
+
+
+def test_the_log_records_every_decision_with_its_reason_and_the_webhook_fires_once_per_visit(tmp_path):
+    db = tmp_path / "faces.db"
+    hook = Hook()
+    rig = DoorRig(seed=1, lockout=LockoutPolicy(failures=3, window_ms=180_000, cooldown_ms=600_000))
+    rig.door.access_log = AccessLogWriter(db)
+    rig.door.actions = ActionRunner([WebhookAction(hook.url, secret="k")], cooldown_s=30)
+
+    def leave():
+        rig.show(None)
+        rig.step(20)
+
+    rig.show(1)  # alice answers her challenge
+    rig.respond()
+    leave()  # ... walks through: her grant ends (expired, lost)
+    rig.show(1)  # she comes back at once, answers again: logged, but the door fires once per visit
+    rig.respond()
+    leave()
+    rig.show(None)
+    rig.show(0)  # a stranger
+    rig.step(40)
+    leave()
+    rig.show(1)  # alice's face appears, is challenged, leaves before answering
+    rig.until_challenge()
+    leave()
+    rig.show(2)  # bob: a photo, never blinks
+    rig.until_challenge()
+    before = len(rig.decisions)
+    while len(rig.decisions) == before:
+        rig.step()
+    count = rig.until_challenge()  # then blinks one time too many
+    rig.step(12)
+    for _ in range(count + 1):
+        rig.blink()
+        rig.step(6)
+    for _ in range(400):  # the next challenge goes unanswered: the third failure locks bob out
+        if rig.step().decisions and rig.decisions[-1].reason == "locked_out":
+            break
+    rig.step(30)
+    leave()
+    rig.door.close()
+    hook.close()
+
+    with AccessLog(db) as log:
+        entries = log.entries()
+    got = [(e.decision, e.reason, e.name) for e in entries]
+    assert got == [
+        ("granted", "challenge_passed", "alice"),
+        ("expired", "lost", "alice"),
+        ("granted", "challenge_passed", "alice"),
+        ("expired", "lost", "alice"),
+        ("denied", "unknown", None),
+        ("denied", "expired", "alice"),
+        ("denied", "no_blink", "bob"),
+        ("denied", "challenge_failed", "bob"),
+        ("denied", "no_blink", "bob"),
+        ("denied", "locked_out", "bob"),
+    ], got
+    assert entries[7].detail["why"] == "too many" and entries[7].detail["blinks"] == entries[7].detail["count"] + 1
+    assert all(e.snapshot_bytes > 0 for e in entries) and all(e.source == "" for e in entries)
+    assert all(e.distance is not None for e in entries if e.name)
+    assert len(hook.requests) == 1 and json.loads(hook.requests[0][1])["name"] == "alice"

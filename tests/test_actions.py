@@ -1,0 +1,292 @@
+"""Unlock actions: command without a shell, signed webhook against a local HTTP server, MQTT
+against a real mosquitto broker, all off the frame loop, once per visit."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from blinkgate.actions import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Action,
+    ActionRunner,
+    CommandAction,
+    Grant,
+    MqttAction,
+    WebhookAction,
+    sign,
+    verify,
+)
+from blinkgate.door import Decision
+from blinkgate.errors import BlinkgateError
+
+BOX = (0.0, 0.0, 10.0, 10.0)
+
+
+def grant(name: str = "alice", track: int = 7, t: float = 1234.0) -> Decision:
+    return Decision(t, track, name, "granted", "challenge_passed", BOX, 0.31)
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Recorder(Action):
+    name = "recorder"
+
+    def __init__(self, delay: float = 0.0):
+        self.grants: list[Grant] = []
+        self.delay = delay
+
+    def run(self, g: Grant) -> None:
+        time.sleep(self.delay)
+        self.grants.append(g)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the runner ----------------------------------------------------------------------------------------
+
+
+def test_fire_never_waits_for_a_slow_action():
+    slow = Recorder(delay=1.0)
+    runner = ActionRunner([slow], cooldown_s=0, queue_size=2)
+    t = time.perf_counter()
+    for i in range(5):  # more than the queue holds: the extra ones are dropped, not waited for
+        runner.fire(grant(f"p{i}"))
+    assert time.perf_counter() - t < 0.1
+    runner.close()
+    assert 1 <= len(slow.grants) <= 3
+
+
+def test_one_visit_fires_once_per_person():
+    clock, rec = Clock(), Recorder()
+    runner = ActionRunner([rec], cooldown_s=30, clock=clock)
+    assert runner.fire(grant("alice", 1))
+    clock.t += 5
+    assert not runner.fire(grant("alice", 2))  # re-granted on a new track, same visit
+    assert runner.fire(grant("bob", 3))  # someone else is not held back
+    clock.t += 30
+    assert runner.fire(grant("alice", 4))  # a later visit
+    runner.close()
+    assert [(g.name, g.track) for g in rec.grants] == [("alice", 1), ("bob", 3), ("alice", 4)]
+    assert len({g.id for g in rec.grants}) == 3 and runner.skipped_cooldown == 1
+
+
+def test_an_action_that_raises_does_not_stop_the_others():
+    class Boom(Action):
+        name = "boom"
+
+        def run(self, g):
+            raise RuntimeError("relay on fire")
+
+    rec = Recorder()
+    runner = ActionRunner([Boom(), rec], cooldown_s=0)
+    runner.fire(grant("a"))
+    runner.fire(grant("b"))
+    runner.close()
+    assert [g.name for g in rec.grants] == ["a", "b"]
+
+
+# -- command -------------------------------------------------------------------------------------------
+
+
+def test_command_placeholders_are_substituted_per_argument_without_a_shell(tmp_path):
+    out = tmp_path / "argv.json"
+    script = "import json,sys; json.dump(sys.argv[1:], open(sys.argv[1], 'w'))"
+    action = CommandAction(f"{sys.executable} -c \"{script}\" {out} {{name}} track={{track}} '{{name}} x'")
+    evil = "Robert'); rm -rf / #; $(reboot) `id` | tee"
+    action.run(Grant(evil, 12, 99.0, 0.2))
+    assert json.loads(out.read_text()) == [str(out), evil, "track=12", f"{evil} x"]
+
+
+def test_bad_command_lines_are_refused():
+    with pytest.raises(BlinkgateError):
+        CommandAction("open-door 'unbalanced")
+    with pytest.raises(BlinkgateError):
+        CommandAction("   ")
+
+
+def test_a_hung_command_is_killed_after_its_timeout():
+    action = CommandAction(f"{sys.executable} -c 'import time; time.sleep(30)'", timeout_s=0.3)
+    t = time.perf_counter()
+    action.run(Grant("a", 1, 0.0, None))
+    assert time.perf_counter() - t < 5
+
+
+# -- webhook -------------------------------------------------------------------------------------------
+
+
+class Hook:
+    """A local HTTP server that records POSTs; ``status`` lists the answers to give."""
+
+    def __init__(self, status: list[int] | None = None):
+        self.requests: list[tuple[dict, bytes]] = []
+        self.status = list(status or [])
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.requests.append((dict(self.headers), body))
+                code = hook.status.pop(0) if hook.status else 200
+                self.send_response(code)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/door"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook():
+    h = Hook()
+    yield h
+    h.close()
+
+
+def test_webhook_posts_signed_json_exactly_once_per_visit(hook):
+    clock = Clock()
+    runner = ActionRunner([WebhookAction(hook.url, secret="s3cret")], cooldown_s=30, clock=clock)
+    runner.fire(grant("alice", 1))
+    clock.t += 3
+    runner.fire(grant("alice", 2))  # the same visit: no second POST
+    runner.close()
+    assert len(hook.requests) == 1
+    headers, body = hook.requests[0]
+    payload = json.loads(body)
+    assert payload["event"] == "granted" and payload["name"] == "alice" and payload["track"] == 1
+    assert payload["distance"] == 0.31 and len(payload["id"]) == 32
+    ts, sig = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert sig == sign("s3cret", ts, body) and verify("s3cret", ts, body, sig)
+    assert not verify("wrong", ts, body, sig)
+    assert not verify("s3cret", ts, body.replace(b"alice", b"mallory"), sig)
+    assert not verify("s3cret", str(int(ts) - 3600), body, sign("s3cret", str(int(ts) - 3600), body))  # too old
+
+
+def test_webhook_retries_server_errors_but_not_refusals():
+    h = Hook(status=[503, 500, 200])
+    WebhookAction(h.url, timeout_s=2, retries=3, backoff_s=0.01).run(Grant("a", 1, 0.0, None))
+    assert len(h.requests) == 3
+    h.requests.clear()
+    h.status = [403]
+    WebhookAction(h.url, timeout_s=2, retries=3, backoff_s=0.01).run(Grant("a", 1, 0.0, None))
+    assert len(h.requests) == 1
+    h.close()
+
+
+def test_webhook_gives_up_on_an_unreachable_server_within_its_timeouts():
+    action = WebhookAction(f"http://127.0.0.1:{free_port()}/x", timeout_s=0.5, retries=1, backoff_s=0.01)
+    t = time.perf_counter()
+    action.run(Grant("a", 1, 0.0, None))
+    assert time.perf_counter() - t < 3
+
+
+def test_webhook_only_takes_http_urls():
+    for url in ("file:///etc/passwd", "ftp://x/y", "localhost:8000", "gopher://x"):
+        with pytest.raises(BlinkgateError):
+            WebhookAction(url)
+
+
+# -- MQTT ----------------------------------------------------------------------------------------------
+
+
+def _mosquitto() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None)
+    if not found:
+        pytest.skip("mosquitto not installed (apt-get install mosquitto; .ci/run installs it)")
+    return found
+
+
+@pytest.fixture
+def broker(tmp_path):
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([_mosquitto(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"mosquitto did not start: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(5)
+
+
+def _subscribe(port: int, topic: str):
+    import paho.mqtt.client as mqtt
+
+    got: list = []
+    ready = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub")
+    client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+    client.on_subscribe = lambda c, u, mid, rcs, p=None: ready.set()
+    client.on_message = lambda c, u, msg: got.append((msg.topic, json.loads(msg.payload), msg.retain))
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    assert ready.wait(5), "subscription not acknowledged"
+    return client, got
+
+
+def test_mqtt_publishes_exactly_one_message_per_visit(broker):
+    sub, got = _subscribe(broker, "home/door/#")
+    clock = Clock()
+    runner = ActionRunner([MqttAction("127.0.0.1", broker, "home/door/granted")], cooldown_s=30, clock=clock)
+    runner.fire(grant("alice", 1))
+    clock.t += 2
+    runner.fire(grant("alice", 2))  # same visit
+    clock.t += 60
+    runner.fire(grant("alice", 3))  # next visit
+    runner.close()
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # anything extra would arrive now
+    sub.loop_stop()
+    sub.disconnect()
+    assert [(t, m["name"], m["track"], r) for t, m, r in got] == [
+        ("home/door/granted", "alice", 1, False), ("home/door/granted", "alice", 3, False)]
+
+
+def test_mqtt_broker_down_is_logged_not_raised(caplog):
+    action = MqttAction("127.0.0.1", free_port(), "x/y", timeout_s=0.5)
+    action.run(Grant("a", 1, 0.0, None))
+    assert "cannot publish" in caplog.text
+
+
+def test_mqtt_topic_must_not_be_a_wildcard():
+    with pytest.raises(BlinkgateError):
+        MqttAction("127.0.0.1", 1883, "home/#")

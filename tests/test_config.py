@@ -1,0 +1,143 @@
+"""Settings: defaults < blinkgate.toml < environment < command line, each value's origin."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from blinkgate.cli import build_parser, main
+from blinkgate.config import SETTINGS, find_config, resolve
+from blinkgate.doorrun import build_actions, door_options
+from blinkgate.errors import BlinkgateError
+
+TOML = """
+source = "door.mp4"
+liveness = 8
+
+[challenge]
+hold = 5.0
+counts = [2, 3]
+
+[lockout]
+failures = 3
+
+[webhook]
+url = "http://127.0.0.1:9/hook"
+secret = "from-file"
+"""
+
+
+def cli(*argv: str):
+    return build_parser().parse_args(["door", *argv])
+
+
+@pytest.fixture
+def conf(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no stray ./blinkgate.toml
+    path = tmp_path / "door.toml"
+    path.write_text(TOML)
+    path.chmod(0o600)
+    return path
+
+
+def test_defaults_with_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    r = resolve(cli(), env={})
+    assert r.file is None and set(r.origins.values()) == {"default"}
+    assert r["challenge.enabled"] is True and r["challenge.counts"] == (1, 2, 3) and r["lockout.failures"] == 5
+    opts = door_options(r)
+    assert opts.challenge.hold_ms == 4000 and opts.lockout.window_ms == 180_000 and opts.grant_ms == 10_000
+
+
+def test_precedence_and_origins(conf):
+    env = {"BLINKGATE_CHALLENGE_HOLD": "6", "BLINKGATE_LOCKOUT_FAILURES": "4", "BLINKGATE_CONFIG": str(conf)}
+    r = resolve(cli("--hold", "7", "--no-challenge"), env=env)
+    assert r.file == conf
+    assert (r["source"], r.origins["source"]) == ("door.mp4", f"file:{conf}")
+    assert (r["liveness"], r["challenge.counts"]) == (8.0, (2, 3))
+    assert (r["lockout.failures"], r.origins["lockout.failures"]) == (4, "env:BLINKGATE_LOCKOUT_FAILURES")
+    assert (r["challenge.hold"], r.origins["challenge.hold"]) == (7.0, "cli:--hold")
+    assert (r["challenge.enabled"], r.origins["challenge.enabled"]) == (False, "cli:--challenge")
+    assert (r["fps"], r.origins["fps"]) == (20.0, "default")
+
+
+def test_config_file_discovery(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert find_config(None, {}) is None
+    (tmp_path / "blinkgate.toml").write_text('source = "x"\n')
+    assert find_config(None, {}) == tmp_path / "blinkgate.toml"
+    with pytest.raises(BlinkgateError, match="no config file"):
+        find_config(str(tmp_path / "missing.toml"), {})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[lockuot]\nfailures = 1\n", "unknown setting 'lockuot.failures'.*did you mean lockout.failures"),
+        ("[challenge]\nhold = \"long\"\n", "challenge.hold must be a number"),
+        ("[challenge]\nenabled = 1\n", "challenge.enabled must be true or false"),
+        ("[challenge]\ncounts = [0, 2]\n", "counts must be a list of positive"),
+        ("[lockout]\nfailures = 2.5\n", "whole number"),
+        ("eyes = \"magic\"\n", "eyes must be one of landmarks, haar"),
+        ("[challenge\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_errors(conf, text, message):
+    conf.write_text(text)
+    with pytest.raises(BlinkgateError, match=message):
+        resolve(cli("--config", str(conf)), env={})
+
+
+def test_env_values_are_parsed_and_checked(conf):
+    r = resolve(cli(), env={"BLINKGATE_CHALLENGE_ENABLED": "off", "BLINKGATE_CHALLENGE_COUNTS": "1,3",
+                            "BLINKGATE_MQTT_TLS": "yes", "BLINKGATE_DB": ""})
+    assert r["challenge.enabled"] is False and r["challenge.counts"] == (1, 3) and r["mqtt.tls"] is True
+    assert r.origins["db"] == "default"  # an empty variable is unset
+    with pytest.raises(BlinkgateError, match="BLINKGATE_LOCKOUT_FAILURES"):
+        resolve(cli(), env={"BLINKGATE_LOCKOUT_FAILURES": "many"})
+    with pytest.raises(BlinkgateError, match="min_reaction"):
+        resolve(cli("--min-reaction", "2"), env={})
+
+
+def test_every_setting_has_a_flag_and_an_env_name():
+    flags = [s.flag for s in SETTINGS]
+    assert all(flags) and len(set(flags)) == len(flags)
+    assert all(s.env.startswith("BLINKGATE_") for s in SETTINGS)
+
+
+def test_config_command_shows_values_and_origins_and_hides_secrets(conf, capsys, monkeypatch):
+    monkeypatch.setenv("BLINKGATE_MQTT_PASSWORD", "hunter2")
+    assert main(["config", "--config", str(conf), "--hold", "4.5"]) == 0
+    out = capsys.readouterr().out
+    assert f"# config file: {conf}" in out
+    assert "challenge.hold          = 4.5  # cli:--hold" in out
+    assert f"lockout.failures        = 3  # file:{conf}" in out
+    assert "mqtt.password           = \"***\"  # env:BLINKGATE_MQTT_PASSWORD" in out
+    assert "from-file" not in out and "hunter2" not in out
+    assert main(["config", "--config", str(conf), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["settings"]["webhook.secret"] == {"value": "***", "origin": f"file:{conf}"}
+    assert data["settings"]["challenge.counts"]["value"] == [2, 3]
+
+
+def test_a_secret_in_a_world_readable_file_is_warned_about(conf, caplog):
+    conf.chmod(0o644)
+    resolve(cli("--config", str(conf)), env={})
+    assert "chmod 600" in caplog.text
+
+
+def test_actions_are_built_from_settings(conf):
+    r = resolve(cli("--config", str(conf), "--on-grant", "relay {name}", "--action-cooldown", "12"), env={})
+    runner = build_actions(r)
+    try:
+        assert [a.name for a in runner.actions] == ["command", "webhook"] and runner.cooldown_s == 12
+        assert runner.actions[1].secret == "from-file"
+    finally:
+        runner.close()
+    assert build_actions(resolve(cli(), env={})) is None
+    with pytest.raises(BlinkgateError, match="without --webhook"):
+        build_actions(resolve(cli("--webhook-secret", "x"), env={}))
