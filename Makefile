@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCE ?= 0
 ARGS ?=
 
-.PHONY: run test install dev clean
+.PHONY: run test install dev clean eval bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# APCER/BPCER/ACER table (docs/evaluation.md): real data plus simulated print attacks, which are
+# made once into out/sim (about an hour on 2 cores). Report in out/eval.
+SIM_COUNT ?= 510
+SIM_SEED ?= 0
+out/sim/manifest.csv: | $(VENV)/.dev
+	$(VENV)/bin/blinkgate simulate-attack ../shared/data/faces ../shared/data/photo-attack/nuaa/ClientRaw \
+		--out out/sim --seed $(SIM_SEED) --count $(SIM_COUNT) --jobs 2
+
+eval: $(VENV)/.dev out/sim/manifest.csv
+	$(VENV)/bin/blinkgate eval manifests/real.toml out/sim/manifest.csv --report out/eval
+
+# Speed table (docs/benchmarks.md): blinkgate against the article's pipeline, one core. Report in out/bench.
+bench: $(VENV)/.dev
+	$(PY) benchmarks/speed.py --report out/bench
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -68,6 +68,7 @@ def run(data_dir: str, config: EyeNetConfig, seeds: list[int], k: int, jobs: int
         "min": round(float(accs.min()), 4), "max": round(float(accs.max()), 4),
         "thresholds": cal, "oof_undecided": undecided,
         "minutes": round((time.perf_counter() - started) / 60, 1),
+        "oof": np.stack([oof[s] for s in seeds]),
     }
 
 
@@ -79,9 +80,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
     ap.add_argument("--json", help="append the result as one JSON line to this file")
+    ap.add_argument("--oof", help="save the out-of-fold P(open) per seed to this .npy file")
     args = ap.parse_args()
     result = run(args.data_dir, parse_set(args.set), args.seeds, args.folds, args.jobs)
     result["overrides"] = args.set
+    oof = result.pop("oof")
+    if args.oof:
+        np.save(args.oof, oof)
     print(f"{' '.join(args.set) or 'defaults'}: OOF acc {result['mean']:.4f} ± {result['std']:.4f} "
           f"(seeds {args.seeds}, {result['minutes']} min)")
     if args.json:

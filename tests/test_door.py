@@ -559,3 +559,52 @@ def test_a_mid_track_face_swap_revokes_the_grant():
     # Bob has to answer his own challenge.
     rig.respond()
     assert [(d.decision, d.name) for d in rig.decisions if d.decision == "granted"] == [("granted", "alice"), ("granted", "bob")]
+
+
+# -- the real pipeline on a real clip --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only_would_open(tmp_path):
+    """The person in blink-detector.mp4 is enrolled from one of its frames; the clip is then
+    played to the door, as a phone held up to the camera would. Blink-only liveness grants
+    it; the door challenges it, logs every refusal with a snapshot, and locks it out."""
+    import cv2
+
+    from blinkgate.accesslog import AccessLog
+    from blinkgate.config import resolve
+    from blinkgate.database import FaceDatabase
+    from blinkgate.doorrun import build_door, draw_door
+    from blinkgate.enroll import enroll_directory
+    from blinkgate.recognize import FaceEncoder
+    from blinkgate.sources import open_source
+
+    clip = shared("blink-videos", "blink-detector.mp4")
+    cap = cv2.VideoCapture(str(clip))
+    for _ in range(30):
+        ok, image = cap.read()
+    cap.release()
+    (tmp_path / "people" / "subject").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "people" / "subject" / "a.png"), image)
+    db = tmp_path / "faces.db"
+    with FaceDatabase(db) as store:
+        enroll_directory(store, tmp_path / "people", FaceEncoder(), progress=False)
+
+    settings = resolve({"cfg_db": str(db), "config": None}, env={})
+    door = build_door(settings, source="phone replay")
+    door.logic.rng = random.Random(5)
+    kinds, drawn = [], None
+    with open_source(str(clip)) as source:
+        for frame, result in door.run(source):
+            kinds += [e.kind for e in result.frame.events + result.events]
+            if result.faces and result.faces[0].prompt and drawn is None:
+                drawn = draw_door(frame.image, result)
+    door.close()
+    assert "granted" in kinds  # the Gate alone: it blinked, so blink-only liveness would open
+    assert "challenge" in kinds and "door_granted" not in kinds
+    assert drawn is not None and drawn.shape == image.shape
+    with AccessLog(db) as log:
+        entries = log.entries()
+    assert entries and all(e.decision == "denied" and e.name == "subject" for e in entries)
+    assert {e.reason for e in entries} <= {"no_blink", "challenge_failed", "locked_out"}
+    assert all(e.snapshot_bytes > 1000 and e.source == "phone replay" for e in entries)

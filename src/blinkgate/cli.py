@@ -344,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="bona fide must be accepted within this (default 10 s)")
     p.add_argument("--pipeline", choices=("blinkgate", "article"), default="blinkgate", help="what to evaluate (default blinkgate)")
     p.add_argument("--article-dir", metavar="DIR", help="folder with the article's model.json + model.h5 (for --pipeline article)")
+    p.add_argument("--eye-model", metavar="ONNX", help="eye-state model for blinkgate (default: the shipped one)")
     p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

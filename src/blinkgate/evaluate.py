@@ -33,7 +33,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -192,32 +192,32 @@ def _presentation(raw: dict, base: Path, defaults: dict, where: str) -> Presenta
     return p
 
 
-def _load_csv(path: Path) -> list[Presentation]:
+def _load_csv(path: Path, defaults: dict) -> list[Presentation]:
     with path.open(newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if any((v or "").strip() for v in r.values())]
     out = []
     for i, row in enumerate(rows, start=2):
         raw = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
-        out.append(_presentation(raw, path.parent, {}, f"{path}:{i}"))
+        out.append(_presentation(raw, path.parent, defaults, f"{path}:{i}"))
     return out
 
 
-def _load_toml(path: Path, seen: set[Path]) -> list[Presentation]:
+def _load_toml(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ManifestError(f"{path}: not valid TOML ({err})") from None
     base = (path.parent / doc["root"]) if "root" in doc else path.parent
-    defaults = doc.get("defaults", {})
+    defaults = {**defaults, **doc.get("defaults", {})}
     out: list[Presentation] = []
     for inc in doc.get("include", []):
-        out += _load(path.parent / inc, seen)
+        out += _load(path.parent / inc, seen, defaults)
     for i, raw in enumerate(doc.get("input", []), start=1):
         out.append(_presentation(raw, base, defaults, f"{path} input #{i}"))
     return out
 
 
-def _load(path: Path, seen: set[Path]) -> list[Presentation]:
+def _load(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
@@ -226,13 +226,13 @@ def _load(path: Path, seen: set[Path]) -> list[Presentation]:
         raise ManifestError(f"manifest {path} includes itself")
     seen = seen | {key}
     if path.suffix.lower() == ".csv":
-        return _load_csv(path)
+        return _load_csv(path, defaults)
     if path.suffix.lower() == ".toml":
-        return _load_toml(path, seen)
+        return _load_toml(path, seen, defaults)
     raise ManifestError(f"{path}: a manifest is a .csv or .toml file")
 
 
-def load_manifest(*paths: str | Path, check: bool = True) -> list[Presentation]:
+def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 20.0) -> list[Presentation]:
     """Read one or more manifests (CSV or TOML) into presentations, in order.
 
     CSV columns: ``id,label,source`` and optionally ``fps,identity,group,simulated,
@@ -245,11 +245,12 @@ def load_manifest(*paths: str | Path, check: bool = True) -> list[Presentation]:
     with either ``frame_numbers = [..]`` (timestamps ``n * 1000 / fps``: frames sampled from a
     capture at ``fps``) or ``times_ms = [..]``. Without them, frame *i* is at ``i * 1000 / fps``.
 
+    ``default_fps`` applies to inputs that give none (video files use their own frame rate).
     With ``check``, every input must exist and ids must be unique.
     """
     out: list[Presentation] = []
     for path in paths:
-        out += _load(Path(path), set())
+        out += _load(Path(path), set(), {"fps": default_fps})
     if check:
         ids: set[str] = set()
         for p in out:
@@ -608,7 +609,7 @@ def iter_outcomes_json(outcomes: Iterable[Outcome]) -> Iterator[dict]:
 # -- command line ------------------------------------------------------------------------------------
 
 
-def make_pipeline(kind: str, db: str | None, options: dict, article_dir: str | None) -> Pipeline:
+def make_pipeline(kind: str, db: str | None, options: dict, article_dir: str | None, eye_model: str | None = None) -> Pipeline:
     """Build a pipeline by name (top level, so that worker processes can build their own)."""
     if kind == "article":
         from .article import ArticlePipeline, load_article_model
@@ -625,7 +626,7 @@ def make_pipeline(kind: str, db: str | None, options: dict, article_dir: str | N
         return ArticleAdapter(ArticlePipeline(load_article_model(folder / "model.json", folder / "model.h5"), known, names))
     from .gate import Gate, GateOptions
 
-    return GatePipeline(Gate(db, GateOptions(**options)))
+    return GatePipeline(Gate(db, GateOptions(**options), eye_model=eye_model))
 
 
 def run_cli(args) -> int:
@@ -633,7 +634,7 @@ def run_cli(args) -> int:
     import functools
     import json
 
-    presentations = load_manifest(*args.manifests)
+    presentations = load_manifest(*args.manifests, default_fps=args.fps)
     if args.only:
         presentations = [p for p in presentations if re.search(args.only, p.id)]
         if not presentations:
@@ -644,10 +645,15 @@ def run_cli(args) -> int:
         if not Path(db).is_file():
             raise BlinkgateError(f"no face database at {db}")
     options = {"liveness_ms": args.liveness * 1000.0, "eyes": args.eyes, "tolerance": args.tolerance}
-    factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir)
+    eye_model = getattr(args, "eye_model", None)
+    if eye_model and not Path(eye_model).is_file():
+        raise BlinkgateError(f"eye model not found: {eye_model}")
+    factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir, eye_model)
     if args.jobs <= 1:
-        factory()  # fail fast (a missing model) before the progress bar
-    outcomes = evaluate(presentations, factory, check_grant=db is not None, jobs=args.jobs, progress=not args.quiet)
+        pipeline = factory()  # built before the progress bar: a missing model fails at once
+        outcomes = evaluate(presentations, lambda: pipeline, check_grant=db is not None, progress=not args.quiet)
+    else:
+        outcomes = evaluate(presentations, factory, check_grant=db is not None, jobs=args.jobs, progress=not args.quiet)
     summary = summarise(outcomes, args.time_limit)
     if args.json:
         print(json.dumps({"pipeline": args.pipeline, "summary": summary, "outcomes": [o.to_json() for o in outcomes]}))

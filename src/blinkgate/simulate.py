@@ -508,7 +508,6 @@ class AttackRenderer:
         rot, trans = self.pose(t)
         local = self.surface(t)
         world = local @ rot.T + trans  # camera coordinates, cm
-        nv, nu = world.shape[:2]
         img_pts = self.project(world).reshape(-1, 2)
         # normals by finite differences across the grid
         gx = np.gradient(world, axis=1)
@@ -591,14 +590,19 @@ class AttackRenderer:
             maps[ys, xs, 4] = area[tid] > 0
         full = cv2.resize(maps, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         mask = cv2.resize(cover, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        # texture level: about one texel per pixel (bilinear sampling aliases when minifying)
+        # Texture level: about one texel per pixel (bilinear sampling aliases when minifying),
+        # blended between the two nearest pyramid levels so that no frame jumps in sharpness.
         span = float(np.ptp(img_pts[:, 0])) + 1e-6
-        ratio = self.print.levels[0].shape[1] / span
-        level = int(np.clip(math.floor(math.log2(max(ratio, 1.0))), 0, len(self.print.levels) - 1))
-        k = np.float32(0.5 ** level)
-        mx = (full[..., 0] + 0.5) * k - 0.5
-        my = (full[..., 1] + 0.5) * k - 0.5
-        colour = cv2.remap(self.print.levels[level], mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lod = min(max(math.log2(max(self.print.levels[0].shape[1] / span, 1.0)), 0.0), len(self.print.levels) - 1.0)
+        colour = None
+        base = int(math.floor(lod))
+        for level, weight in ((base, 1.0 - (lod - base)), (base + 1, lod - base)):
+            if weight <= 1e-3 or level >= len(self.print.levels):
+                continue
+            k = np.float32(0.5 ** level)
+            sample = cv2.remap(self.print.levels[level], (full[..., 0] + 0.5) * k - 0.5, (full[..., 1] + 0.5) * k - 0.5,
+                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            colour = sample * np.float32(weight) if colour is None else colour + sample * np.float32(weight)
         front = np.clip(full[..., 4:5], 0, 1)
         colour = colour * front + np.float32([232.0, 236.0, 238.0]) * (1 - front)  # the back of the paper
         colour *= np.clip(full[..., 2:3], 0.05, 2.0)

@@ -1,0 +1,180 @@
+"""Simulated print attacks: geometry, reproducibility, and that the gate rejects them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate.cli import main
+from blinkgate.errors import BlinkgateError
+from blinkgate.evaluate import evaluate, load_manifest, make_pipeline, summarise
+from blinkgate.simulate import (
+    KINDS,
+    AttackRenderer,
+    Photo,
+    _profile,
+    draw_params,
+    flex_value,
+    identity_of,
+    simulate,
+)
+
+from conftest import shared
+
+
+def test_identity_from_file_names(tmp_path):
+    assert identity_of(tmp_path / "0012_01_05_03_117.jpg") == "nuaa-0012"
+    assert identity_of(tmp_path / "Hugh_Grant_0003.jpg") == "Hugh_Grant"
+    assert identity_of(tmp_path / "obama2.jpg") == "obama2"
+
+
+def test_flex_over_time():
+    assert flex_value({"base": 0.3, "amp": 0.0, "mode": "static"}, 5.0) == 0.3
+    sine = {"base": 0.5, "amp": 0.2, "mode": "sine", "freq": 1.0, "phase": 0.0}
+    assert flex_value(sine, 0.25) == pytest.approx(0.7)
+    pulse = {"base": 0.0, "amp": 1.4, "mode": "pulses", "pulses": [[1.0, 0.2]]}
+    assert [flex_value(pulse, t) for t in (0.9, 1.0, 1.2, 1.3)] == [0.0, 0.0, pytest.approx(0.0), 0.0]
+    assert flex_value(pulse, 1.1) == pytest.approx(1.4)  # folded flat out at the middle of the pulse
+
+
+def test_bending_keeps_paper_length():
+    xs = np.linspace(-8, 6, 400)
+    angle = 0.1 * xs + 1.2 * (np.tanh((xs + 1) / 0.1) - np.tanh((xs - 1) / 0.1)) / 2
+    along, depth = _profile(xs, angle)
+    assert np.hypot(np.diff(along), np.diff(depth)).sum() == pytest.approx(14.0, rel=1e-6)
+    assert np.interp(0.0, xs, along) == pytest.approx(0.0) and np.interp(0.0, xs, depth) == pytest.approx(0.0)
+    assert np.ptp(along) < 14.0 - 1.0  # the pleat and the curve take up length
+
+
+def test_parameters_are_reproducible_and_serialisable():
+    for kind in KINDS:
+        a = draw_params(np.random.default_rng(5), kind)
+        b = draw_params(np.random.default_rng(5), kind)
+        assert json.dumps(a) == json.dumps(b) and a["kind"] == kind and 6.0 <= a["duration_s"] <= 10.0
+    folded = [draw_params(np.random.default_rng(s), "folded-print")["shape"] for s in range(40)]
+    assert {f["variant"].split("/")[0] for f in folded} == {"pleat", "fold"}
+    assert {f["variant"].split("/")[1] for f in folded} == {"pulses", "sine"}
+    pulses = [p for f in folded if f["variant"].endswith("pulses") for p in f[f["variant"].split("/")[0]]["pulses"]]
+    assert pulses and all(0.12 <= d <= 0.5 for _, d in pulses)  # blink-like: 120-500 ms
+    with pytest.raises(BlinkgateError, match="unknown attack kind"):
+        draw_params(np.random.default_rng(0), "screen-replay")
+
+
+def _stripe_photo() -> Photo:
+    """A synthetic 'photo': grey face, a red band exactly on the eye line, fake landmarks."""
+    img = np.full((300, 240, 3), 170, np.uint8)
+    img[140:156] = (0, 0, 255)
+    pts = np.zeros((68, 2))
+    pts[:, 0] = np.linspace(60, 180, 68)
+    pts[:, 1] = 200
+    for eye, cx in ((slice(36, 42), 90), (slice(42, 48), 150)):
+        pts[eye] = [(cx - 15, 148), (cx - 5, 142), (cx + 5, 142), (cx + 15, 148), (cx + 5, 154), (cx - 5, 154)]
+    return Photo(Path("stripe.png"), img, pts, "stripe")
+
+
+def _still_params(kind: str = "folded-print") -> dict:
+    p = draw_params(np.random.default_rng(1), kind, duration=1.0)
+    p["fps"] = 10.0
+    pose = p["pose"]
+    pose.update(yaw=0.0, pitch=0.0, roll=0.0, drift_xy_cm=0.0, drift_z=0.0, approach=[0.0, 0.1, 0.0], drift_deg=0.0,
+                tremor_cm=0.0, tremor_deg=0.0, jitter_cm=0.0, at=[0.0, 0.0], iod_px=80.0)
+    p["print"].update(border=0.0, grain=0.0, saturation=1.0, cast=[1.0, 1.0, 1.0], sharpness=0.0, black=0.0, white=255.0, gamma=1.0)
+    p["light"].update(gloss=0.0, flicker=[0.0, 0.1, 0.0], switch=None, gain=1.0, temperature=[1.0, 1.0, 1.0], ambient=1.0)
+    p["camera"].update(defocus=0.3, noise=0.0, chroma_noise=0.0)
+    p["hand"]["grip"], p["hand"]["body"] = "none", False
+    return p
+
+
+def _red_rows(frame: np.ndarray) -> int:
+    b, g, r = (frame[..., i].astype(int) for i in range(3))
+    return int(((r > 150) & (g < 110) & (b < 110)).any(axis=1).sum())
+
+
+def test_a_flat_still_print_lands_where_asked():
+    p = _still_params("print")
+    p["shape"]["kx"]["base"] = p["shape"]["ky"]["base"] = 0.0
+    frame = AttackRenderer(_stripe_photo(), p, [0, 0, 0]).frame()
+    rows = np.flatnonzero(((frame[..., 2] > 150) & (frame[..., 1] < 110)).any(axis=1))
+    assert abs(rows.mean() - 240) < 3  # the eye line at the frame's centre
+    assert _red_rows(frame) == pytest.approx(16 * 80 / 60, abs=2)  # 16 px band, eyes 60 px apart shown 80 px apart
+
+
+def test_a_pleat_over_the_eyes_hides_them_and_gives_them_back():
+    """The blink-imitating attack: at the pulse's peak the band on the eye line is folded away."""
+    p = _still_params()
+    sh = p["shape"]
+    sh["variant"] = "pleat/pulses"
+    sh.update(pleat_at=0.0, pleat_h=1.4, crease_w=0.05, kx={"base": 0.0, "amp": 0.0, "mode": "static"},
+              ky={"base": 0.0, "amp": 0.0, "mode": "static"})
+    sh["pleat"] = {"base": 0.0, "amp": math.radians(88), "mode": "pulses", "pulses": [[0.3, 0.4]]}
+    r = AttackRenderer(_stripe_photo(), p, [0, 0, 0])
+    visible = [_red_rows(r.frame()) for _ in range(10)]  # t = 0.0 .. 0.9 s
+    assert visible[0] >= 10 and visible[9] >= 10
+    assert visible[5] <= visible[0] / 4  # t = 0.5 s: the strip is edge-on, a line where the band was
+    assert visible[4] < visible[0] and visible[6] < visible[0]  # folding and unfolding
+
+
+def test_simulate_attack_is_reproducible(tmp_path, capsys):
+    photos = [str(shared("faces", "lfw65", "Hugh_Grant")), str(shared("photo-attack", "nuaa", "ClientRaw", "0004"))]
+    args = [*photos, "--count", "3", "--duration", "1.0", "-q"]
+    assert main(["simulate-attack", *args, "--out", str(tmp_path / "a"), "--seed", "11"]) == 0
+    assert "3 SIMULATED attack sequences" in capsys.readouterr().out
+    simulate(photos, tmp_path / "b", seed=11, count=3, duration=1.0)
+    simulate(photos, tmp_path / "c", seed=12, count=3, duration=1.0)
+    a = sorted((tmp_path / "a").glob("*.avi"))
+    assert [f.name for f in a] == ["sim-s11-0000.avi", "sim-s11-0001.avi", "sim-s11-0002.avi"]
+    assert all(f.read_bytes() == (tmp_path / "b" / f.name).read_bytes() for f in a)
+    assert (tmp_path / "a" / "params.jsonl").read_text() == (tmp_path / "b" / "params.jsonl").read_text()
+    assert a[0].read_bytes() != (tmp_path / "c" / "sim-s12-0000.avi").read_bytes()
+    rows = list(csv.DictReader((tmp_path / "a" / "manifest.csv").open()))
+    assert [r["label"] for r in rows] == list(KINDS) and all(r["simulated"] == "true" for r in rows)
+    assert all("SIMULATED" in r["note"] for r in rows)
+    inputs = load_manifest(tmp_path / "a" / "manifest.csv")
+    assert all(p.simulated and p.attack for p in inputs)
+    cap = cv2.VideoCapture(str(a[0]))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert "SIMULATED" in (tmp_path / "a" / "README.txt").read_text()
+
+
+def test_simulate_attack_errors(tmp_path, capsys):
+    assert main(["simulate-attack", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such photo" in capsys.readouterr().err
+    photo = shared("faces", "lfw65", "Hugh_Grant")
+    assert main(["simulate-attack", str(photo), "--out", str(tmp_path / "o"), "--kinds", "print,mask"]) == 2
+    assert "unknown attack kind" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def seeded_attacks(tmp_path_factory):
+    """42 seeded 3-second sequences (14 of each kind) from the shared photos, and their outcomes."""
+    photos = [str(shared("faces")), str(shared("photo-attack", "nuaa", "ClientRaw"))]
+    out = tmp_path_factory.mktemp("sim")
+    simulate(photos, out, seed=2024, count=42, duration=3.0)
+    inputs = load_manifest(out / "manifest.csv")
+    return evaluate(inputs, lambda: make_pipeline("blinkgate", None, {}, None))
+
+
+@pytest.mark.slow
+def test_simulated_attacks_show_the_gate_a_face(seeded_attacks):
+    """The attacks are presentations the gate actually sees (else rejecting them proves nothing)."""
+    frames = sum(o.frames for o in seeded_attacks)
+    assert len(seeded_attacks) == 42 and frames >= 42 * 3 * 15
+    assert sum(o.face_frames for o in seeded_attacks) / frames > 0.8
+    assert sum(o.open_frames for o in seeded_attacks) / sum(o.face_frames for o in seeded_attacks) > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap (docs/evaluation.md): the gate accepts some simulated prints — eye "
+                                       "scores flickering on small, noisy faces, and pleats folded over the eyes in "
+                                       "blink-like pulses. Remove this mark once it passes.")
+def test_every_simulated_attack_is_rejected(seeded_attacks):
+    s = summarise(seeded_attacks)["accepted"]["simulated_attacks"]
+    accepted = {label: row["accepted_ids"] for label, row in s.items() if row["accepted"]}
+    assert not accepted, f"simulated attacks accepted: {accepted}"
