@@ -171,9 +171,6 @@ def test_simulated_attacks_show_the_gate_a_face(seeded_attacks):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap (docs/evaluation.md): the gate accepts some simulated prints — eye "
-                                       "scores flickering on small, noisy faces, and pleats folded over the eyes in "
-                                       "blink-like pulses. Remove this mark once it passes.")
 def test_every_simulated_attack_is_rejected(seeded_attacks):
     s = summarise(seeded_attacks)["accepted"]["simulated_attacks"]
     accepted = {label: row["accepted_ids"] for label, row in s.items() if row["accepted"]}
