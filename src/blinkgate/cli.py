@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,27 +90,16 @@ def cmd_forget(args: argparse.Namespace) -> int:
 # -- run and check -----------------------------------------------------------------------------
 
 
-def _has_display() -> bool:
-    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    import cv2
-
     from .annotate import draw
     from .events import EventLog
     from .sources import open_source
+    from .viewer import Viewer
 
-    display = not args.no_display
-    if display and not _has_display():
-        log.warning("no display found: running headless (use --record OUT.mp4 to see the result)")
-        display = False
     source = open_source(args.source, fps=args.fps)
     gate = _open_gate(args)
     events = EventLog(args.events, source.description) if args.events else None
-    writer = None
-    pace = display and not source.live  # play files at their own speed when someone watches
-    started, shown = time.monotonic(), 0
+    viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live)
     try:
         for frame, result in gate.run(source):
             if events:
@@ -120,38 +107,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             for ev in result.events:
                 if ev.kind in ("granted", "identity_changed", "expired"):
                     log.info("%s track %d %s", ev.kind, ev.track_id, ev.name or "unknown")
-            if not (display or args.record):
-                continue
-            shown += 1
-            fps = shown / max(1e-6, time.monotonic() - started)
-            canvas = draw(frame.image, result, fps)
-            if args.record:
-                writer = writer or _video_writer(args.record, canvas.shape, source.fps or 20.0)
-                writer.write(canvas)
-            if display:
-                if pace:
-                    time.sleep(max(0.0, frame.timestamp_ms / 1000.0 - (time.monotonic() - started)))
-                cv2.imshow("blinkgate", canvas)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    break
+            if viewer.active and not viewer.show(draw(frame.image, result, viewer.rate), frame.timestamp_ms):
+                break
     finally:
         source.close()
-        if writer is not None:
-            writer.release()
+        viewer.close()
         if events:
             events.close()
-        if display:
-            cv2.destroyAllWindows()
     return 0
-
-
-def _video_writer(path: str, shape: tuple[int, ...], fps: float):
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (shape[1], shape[0]))
-    if not writer.isOpened():
-        raise BlinkgateError(f"cannot write video {path}")
-    return writer
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -151,30 +149,19 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 # -- commands ----------------------------------------------------------------------------------
 
 
-def _has_display() -> bool:
-    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def run_door(settings: Resolved) -> int:
-    import cv2
-
     from .events import EventLog
     from .sources import open_source
+    from .viewer import Viewer
 
     source = open_source(settings["source"], fps=settings["fps"])
-    display = settings["display"]
-    if display and not _has_display():
-        log.warning("no display found: running headless (use --record OUT.mp4 to see the result)")
-        display = False
     door = build_door(settings, source=source.description)
     c = door.options.challenge
     log.info("door: challenge %s, lockout after %d failures in %.0f s; access log in %s",
              f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s)" if c.enabled else "OFF (blink only)",
              door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
     events = EventLog(settings["events"], source.description) if settings["events"] else None
-    writer = None
-    pace = display and not source.live
-    started, shown = time.monotonic(), 0
+    viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live)
     try:
         for frame, result in door.run(source):
             if events:
@@ -186,32 +173,14 @@ def run_door(settings: Resolved) -> int:
                     why = ev.detail.get("why")
                     log.info("%s %s track %d %s%s", ev.kind, ev.detail.get("reason", ""), ev.track_id,
                              ev.name or "unknown", f" ({why})" if why else "")
-            if not (display or settings["record"]):
-                continue
-            shown += 1
-            canvas = draw_door(frame.image, result, shown / max(1e-6, time.monotonic() - started))
-            if settings["record"]:
-                if writer is None:
-                    writer = cv2.VideoWriter(str(settings["record"]), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             source.fps or 20.0, (canvas.shape[1], canvas.shape[0]))
-                    if not writer.isOpened():
-                        raise BlinkgateError(f"cannot write video {settings['record']}")
-                writer.write(canvas)
-            if display:
-                if pace:
-                    time.sleep(max(0.0, frame.timestamp_ms / 1000.0 - (time.monotonic() - started)))
-                cv2.imshow("blinkgate door", canvas)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    break
+            if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
+                break
     finally:
         source.close()
         door.close()
-        if writer is not None:
-            writer.release()
+        viewer.close()
         if events:
             events.close()
-        if display:
-            cv2.destroyAllWindows()
     return 0
 
 
