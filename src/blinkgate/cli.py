@@ -132,6 +132,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             verdict = check_source(gate, source, name=str(spec), on_frame=bar.update)
         bar.write(json.dumps(verdict.to_json()) if args.json else verdict.format(), file=sys.stdout)
     bar.close()
+    frames = max(1, gate.timer.calls["decode"])
+    log.debug("ms per frame: " + ", ".join(f"{k} {v / frames:.2f}" for k, v in gate.timer.total_ms.items()))
     return 0
 
 
