@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
 from blinkgate.door import (
@@ -23,6 +22,7 @@ from blinkgate.recognize import Recognizer
 from blinkgate.types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
 from conftest import shared
+from fakes import FRAME, FakeDetector, FakeEncoder, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
 BOX = (100.0, 100.0, 200.0, 200.0)
@@ -423,32 +423,6 @@ def test_gate_blink_timeline_of_a_live_clip_replayed_passes_at_most_5_percent(cl
 # -- the door on a real Gate with scripted stages --------------------------------------------------------
 
 
-FRAME = np.zeros((480, 640, 3), np.uint8)
-
-
-def _vec(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=128) * 0.2
-
-
-class FakeDetector:
-    def __init__(self):
-        self.boxes: list = []
-
-    def detect(self, gray):
-        return list(self.boxes)
-
-    def detect_around(self, gray, box):
-        return box if box in self.boxes else None
-
-
-class FakeEncoder:
-    def __init__(self):
-        self.identity: dict = {}
-
-    def encode(self, image, box):
-        return self.identity[tuple(box)]
-
-
 class FakeEyes:
     name = "fake"
 
@@ -464,7 +438,7 @@ class DoorRig:
 
     def __init__(self, seed: int = 0, **door_opts):
         self.detector, self.encoder, self.eyes = FakeDetector(), FakeEncoder(), FakeEyes()
-        recognizer = Recognizer([_vec(1), _vec(2)], ["alice", "bob"], tolerance=0.5)
+        recognizer = Recognizer([vec(1), vec(2)], ["alice", "bob"], tolerance=0.5)
         gate = Gate(options=GateOptions(recheck_ms=1000), recognizer=recognizer, encoder=self.encoder,
                     detector=self.detector, eyes=self.eyes)
         self.door = Door(gate, DoorOptions(**door_opts), rng=random.Random(seed))
@@ -476,7 +450,7 @@ class DoorRig:
     def show(self, person: int | None) -> None:
         self.detector.boxes = [BOX] if person is not None else []
         if person is not None:
-            self.encoder.identity[BOX] = _vec(person)
+            self.encoder.identity[BOX] = vec(person)
 
     def step(self, n: int = 1, eyes: EyeState = O):
         for _ in range(n):
@@ -548,7 +522,7 @@ def test_a_mid_track_face_swap_revokes_the_grant():
     assert rig.last.faces[0].granted
     # Bob's face replaces Alice's under the same track (same box): the Gate's 1-s re-check
     # notices, and the door revokes the grant at once.
-    rig.encoder.identity[BOX] = _vec(2)
+    rig.encoder.identity[BOX] = vec(2)
     for _ in range(40):
         result = rig.step()
         if "identity_changed" in [e.kind for e in result.frame.events]:

@@ -8,39 +8,12 @@ import pytest
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.types import EyeReading, EyeState
+from fakes import FRAME, FakeDetector, FakeEncoder, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
-FRAME = np.zeros((480, 640, 3), np.uint8)
 ALICE_BOX = (100.0, 100.0, 200.0, 200.0)
 BOB_BOX = (400.0, 100.0, 500.0, 200.0)
 BLINK = [O, O, O, C, C, O, O, O]
-
-
-def _vec(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=128) * 0.2
-
-
-class FakeDetector:
-    def __init__(self):
-        self.boxes: list = []
-
-    def detect(self, gray):
-        return list(self.boxes)
-
-    def detect_around(self, gray, box):
-        return box if box in self.boxes else None
-
-
-class FakeEncoder:
-    """Who stands at a box is set by the test; counts encode calls."""
-
-    def __init__(self):
-        self.identity: dict = {}
-        self.calls = 0
-
-    def encode(self, image, box):
-        self.calls += 1
-        return self.identity[tuple(box)]
 
 
 class FakeEyes:
@@ -56,7 +29,7 @@ class FakeEyes:
 class Rig:
     def __init__(self, **opts):
         self.detector, self.encoder, self.eyes = FakeDetector(), FakeEncoder(), FakeEyes()
-        recognizer = Recognizer([_vec(1), _vec(2)], ["alice", "bob"], tolerance=0.5)
+        recognizer = Recognizer([vec(1), vec(2)], ["alice", "bob"], tolerance=0.5)
         self.gate = Gate(options=GateOptions(**opts), recognizer=recognizer, encoder=self.encoder,
                          detector=self.detector, eyes=self.eyes)
         self.t = 0.0
@@ -73,7 +46,7 @@ class Rig:
     def show(self, *boxes_and_people):
         self.detector.boxes = [b for b, _ in boxes_and_people]
         for box, seed in boxes_and_people:
-            self.encoder.identity[box] = _vec(seed) if seed else _vec(99) * 5  # far from everyone
+            self.encoder.identity[box] = vec(seed) if seed else vec(99) * 5  # far from everyone
 
     def blink(self, box):
         faces = {}
@@ -158,7 +131,7 @@ def test_identity_change_revokes_the_grant():
     rig = Rig(recheck_ms=500)
     rig.show((ALICE_BOX, 1))
     assert rig.blink(ALICE_BOX).granted
-    rig.encoder.identity[ALICE_BOX] = _vec(2)  # Bob's photo slid into Alice's place
+    rig.encoder.identity[ALICE_BOX] = vec(2)  # Bob's photo slid into Alice's place
     for _ in range(20):
         face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert face.name == "bob" and not face.live and not face.granted

@@ -1,0 +1,37 @@
+"""Scripted pipeline stages for Gate and Door tests: no images, no models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FRAME = np.zeros((480, 640, 3), np.uint8)
+
+
+def vec(seed: int) -> np.ndarray:
+    """A reproducible 128-d face encoding; different seeds are different people."""
+    return np.random.default_rng(seed).normal(size=128) * 0.2
+
+
+class FakeDetector:
+    """Finds exactly the boxes a test puts in ``boxes``."""
+
+    def __init__(self):
+        self.boxes: list = []
+
+    def detect(self, gray):
+        return list(self.boxes)
+
+    def detect_around(self, gray, box):
+        return box if box in self.boxes else None
+
+
+class FakeEncoder:
+    """Who stands at a box is set by the test in ``identity``; counts encode calls."""
+
+    def __init__(self):
+        self.identity: dict = {}
+        self.calls = 0
+
+    def encode(self, image, box):
+        self.calls += 1
+        return self.identity[tuple(box)]
