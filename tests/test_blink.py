@@ -99,3 +99,41 @@ def test_reopening_must_be_confirmed():
 
 def test_consecutive_blinks_share_the_open_run():
     assert len(feed(BlinkDetector(), [O, O, C, O, O, C, O, O])) == 2
+
+
+def feed_signals(det: BlinkDetector, frames, fps: float = 30.0):
+    """Feed (state, ear, crease) triples at ``fps``; return the blinks found."""
+    out = []
+    for i, (s, ear, crease) in enumerate(frames):
+        b = det.update(1, i * 1000.0 / fps, s, ear=ear, crease=crease)
+        if b:
+            out.append(b)
+    return out
+
+
+def test_a_closure_counts_only_when_the_lids_meet():
+    open_run = [(O, 0.30, None)] * 5
+    real = open_run + [(C, 0.12, 0.0)] * 3 + open_run
+    assert len(feed_signals(BlinkDetector(), real)) == 1
+    # The CNN says closed but the landmarks' lids stay apart (a flexing print, a blurry eye).
+    lids_apart = open_run + [(C, 0.28, 0.0)] * 3 + open_run
+    assert feed_signals(BlinkDetector(), lids_apart) == []
+    edge = BlinkOptions().closed_ear_ratio * 0.30
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, edge * 0.99, 0.0)] + open_run)) == 1
+    assert feed_signals(BlinkDetector(), open_run + [(C, edge * 1.01, 0.0)] + open_run) == []
+
+
+def test_a_crease_across_the_face_voids_the_closure():
+    open_run = [(O, 0.30, None)] * 5
+    limit = BlinkOptions().max_crease
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, limit * 0.9)] * 3 + open_run)) == 1
+    folded = open_run + [(C, 0.1, 0.0), (C, 0.1, limit), (C, 0.1, 0.0)] + open_run
+    assert feed_signals(BlinkDetector(), folded) == []
+    # A crease on a half-closed (UNKNOWN) transition frame of the gap voids it too.
+    assert feed_signals(BlinkDetector(), open_run + [(U, 0.2, 1.0), (C, 0.1, 0.0)] + open_run) == []
+
+
+def test_without_landmark_signals_only_the_state_counts():
+    """The Haar backend gives no EAR or crease: the state machine alone decides."""
+    frames = [(O, None, None)] * 5 + [(C, None, None)] * 3 + [(O, None, None)] * 5
+    assert len(feed_signals(BlinkDetector(), frames)) == 1

@@ -18,10 +18,13 @@ from blinkgate.simulate import (
     KINDS,
     AttackRenderer,
     Photo,
+    PhotoLoader,
     _profile,
     draw_params,
+    find_photos,
     flex_value,
     identity_of,
+    make_sequence,
     simulate,
 )
 
@@ -175,3 +178,27 @@ def test_every_simulated_attack_is_rejected(seeded_attacks):
     s = summarise(seeded_attacks)["accepted"]["simulated_attacks"]
     accepted = {label: row["accepted_ids"] for label, row in s.items() if row["accepted"]}
     assert not accepted, f"simulated attacks accepted: {accepted}"
+
+
+# Sequences of the 510-sequence run (seed 0, docs/evaluation.md) that the gate accepted before
+# it checked the eye aspect ratio and fold creases: pleats and folds over the eyes, and bent
+# prints of blurry eyes behind glasses.
+ONCE_ACCEPTED = {2: "pleat/sine", 17: "fold/sine", 26: "pleat/pulses", 89: "pleat/pulses",
+                 224: "pleat/sine", 277: "vfold/static", 289: "vfold/sine", 454: "cylinder-v/sine"}
+
+
+@pytest.mark.slow
+def test_folded_prints_that_once_passed_are_rejected(tmp_path):
+    pools = find_photos([shared("faces"), shared("photo-attack", "nuaa", "ClientRaw")])
+    loader = PhotoLoader()
+    rows = [make_sequence(loader, pools[i % len(pools)], i, KINDS[i % len(KINDS)], 0, tmp_path)
+            for i in ONCE_ACCEPTED]
+    assert [r["variant"] for r in rows] == list(ONCE_ACCEPTED.values())  # the very sequences of that run
+    with open(tmp_path / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "label", "source", "fps", "group", "simulated", "identity"])
+        writer.writerows([r["id"], r["label"], r["source"], r["fps"], "simulated", "true", r["identity"]] for r in rows)
+    outcomes = evaluate(load_manifest(tmp_path / "manifest.csv"), lambda: make_pipeline("blinkgate", None, {}, None))
+    assert all(o.error is None for o in outcomes)
+    assert sum(o.face_frames for o in outcomes) / sum(o.frames for o in outcomes) > 0.8  # the gate saw faces
+    assert [o.id for o in outcomes if o.accepted] == []

@@ -13,12 +13,22 @@ The article's string match ``'1' + '0'*k + '1'`` fires on any single flickering 
 needs open-closed-open evidence on both sides, timed in milliseconds from the source clock
 (so any frame rate works), and a closure short enough to be a blink.
 
-The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state)``.
+With the landmark eye backend two more signals guard against folded or flickering prints:
+
+* the lids must really meet: a CNN 'closed' counts only if the eye aspect ratio (EAR) is at
+  most ``closed_ear_ratio`` of the track's recent open EAR, otherwise it reads UNKNOWN. A real
+  blink halves the EAR; a print flexing at the eyes, or a blurry eye behind glasses that the
+  CNN misreads, leaves the landmarks' lids apart;
+* no crease: a non-open frame whose face is crossed by a straight fold line
+  (``fold.crease_score`` at least ``max_crease``) voids the closure in progress.
+
+The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state, ...)``.
 """
 
 from __future__ import annotations
 
 import enum
+import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -32,6 +42,9 @@ class BlinkOptions:
     min_closed_frames: int = 1  # confident CLOSED frames inside the gap
     max_closed_ms: float = 600.0  # last open → next open; longer is a deliberate closure
     max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
+    closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
+    open_ear_frames: int = 15  # recent OPEN frames whose median EAR is the track's open EAR
+    max_crease: float = 0.375  # fold.crease_score at which a closure is taken for a folded print
     history: int = 64  # observations kept per track, for display and debugging
 
 
@@ -56,6 +69,7 @@ class _Phase(enum.Enum):
 @dataclass
 class _TrackState:
     history: deque
+    open_ears: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.open_ear_frames))
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
     unknown_run: int = 0
@@ -90,19 +104,41 @@ class BlinkDetector:
 
     def reset(self, track_id: int) -> None:
         """Forget the eye history of a track (e.g. after its identity changed)."""
-        self._tracks[track_id] = _TrackState(deque(maxlen=self.options.history))
+        self._tracks[track_id] = self._new_track()
 
-    def update(self, track_id: int, timestamp_ms: float, state: EyeState) -> Blink | None:
-        """Feed one observation; returns a Blink when this observation completes one."""
+    def _new_track(self) -> _TrackState:
+        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=self.options.open_ear_frames))
+
+    def _fuse(self, track: _TrackState, state: EyeState, ear: float | None) -> EyeState:
+        """CNN state plus EAR: a 'closed' whose lids did not come together is not evidence."""
+        if ear is None:
+            return state
+        if state is EyeState.OPEN:
+            track.open_ears.append(ear)
+        elif state is EyeState.CLOSED:
+            if not track.open_ears or ear > self.options.closed_ear_ratio * statistics.median(track.open_ears):
+                return EyeState.UNKNOWN
+        return state
+
+    def update(self, track_id: int, timestamp_ms: float, state: EyeState,
+               ear: float | None = None, crease: float | None = None) -> Blink | None:
+        """Feed one observation; returns a Blink when this observation completes one.
+
+        ``ear`` and ``crease`` (landmark backend) are optional: without them only ``state`` counts.
+        """
         track = self._tracks.get(track_id)
         if track is None:
-            track = self._tracks[track_id] = _TrackState(deque(maxlen=self.options.history))
+            track = self._tracks[track_id] = self._new_track()
         if timestamp_ms <= track.last_ms:
             raise ValueError(
                 f"timestamps must increase per track: got {timestamp_ms} after {track.last_ms} on track {track_id}"
             )
         track.last_ms = timestamp_ms
+        state = self._fuse(track, state, ear)
         track.history.append((timestamp_ms, state))
+        if state is not EyeState.OPEN and crease is not None and crease >= self.options.max_crease:
+            track.restart()  # a fold line across the face: whatever closure this is, it is paper
+            return None
         step = {_Phase.OPEN: self._open_phase, _Phase.GAP: self._gap_phase, _Phase.REOPEN: self._reopen_phase}
         return step[track.phase](track_id, track, timestamp_ms, state)
 

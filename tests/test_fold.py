@@ -1,0 +1,76 @@
+"""The crease detector on drawn faces: a fold line across the eye band, and what is not one."""
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate.blink import BlinkOptions
+from blinkgate.fold import crease_score
+
+EYE_Y = 200.0
+LIMIT = BlinkOptions().max_crease  # the score at which the blink detector voids a closure
+
+
+def face(rng: np.random.Generator, roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A textured 400×400 gray image and 68 landmarks with the eyes 80 px apart at row 200."""
+    img = cv2.GaussianBlur(rng.normal(128, 25, (400, 400)).astype(np.float32), (0, 0), 2.0)
+    pts = np.zeros((68, 2))
+    pts[36], pts[39] = (145, EYE_Y), (175, EYE_Y)  # subject's right eye, outer then inner corner
+    pts[42], pts[45] = (225, EYE_Y), (255, EYE_Y)
+    # Eyes and brows as dark blobs: structure the detector must ignore.
+    for cx in (160, 240):
+        cv2.ellipse(img, (cx, int(EYE_Y)), (16, 7), 0, 0, 360, 40, -1)
+        cv2.ellipse(img, (cx, int(EYE_Y) - 28), (22, 5), 0, 0, 360, 60, -1)
+    if roll_deg:
+        m = cv2.getRotationMatrix2D((200, 200), roll_deg, 1.0)
+        img = cv2.warpAffine(img, m, (400, 400), borderMode=cv2.BORDER_REFLECT)
+        pts = pts @ m[:, :2].T + m[:, 2]
+    return img, pts
+
+
+def line(img: np.ndarray, x0: float, x1: float, y: float, slope: float = 0.0, value: int = 20) -> np.ndarray:
+    out = img.copy()
+    cv2.line(out, (int(x0), int(round(y + slope * (x0 - 200)))), (int(x1), int(round(y + slope * (x1 - 200)))),
+             value, 2, cv2.LINE_AA)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_line_scores_low(seed):
+    img, pts = face(np.random.default_rng(seed))
+    assert crease_score(img.astype(np.uint8), pts) < 0.2
+
+
+@pytest.mark.parametrize("dy,slope,value", [(0, 0.0, 20), (8, 0.0, 230), (-10, 0.05, 20), (4, -0.1, 230)])
+def test_a_fold_line_across_the_eye_band_scores_high(dy, slope, value):
+    img, pts = face(np.random.default_rng(1))
+    folded = line(img, 0, 399, EYE_Y + dy, slope, value)
+    assert crease_score(folded.astype(np.uint8), pts) > 0.8
+
+
+def test_the_line_is_found_on_a_rolled_face():
+    img, pts = face(np.random.default_rng(2))
+    folded = line(img, 0, 399, EYE_Y)
+    rolled = cv2.warpAffine(folded, cv2.getRotationMatrix2D((200, 200), 20, 1.0), (400, 400),
+                            borderMode=cv2.BORDER_REFLECT)
+    m = cv2.getRotationMatrix2D((200, 200), 20, 1.0)
+    assert crease_score(rolled.astype(np.uint8), pts @ m[:, :2].T + m[:, 2]) > 0.8
+
+
+@pytest.mark.parametrize("x0,x1,why", [
+    (180, 220, "a glasses bridge: over the nose only"),
+    (0, 130, "an edge beside the face that does not cross the nose"),
+])
+def test_lines_that_do_not_cross_the_whole_band_score_low(x0, x1, why):
+    img, pts = face(np.random.default_rng(3))
+    assert crease_score(line(img, x0, x1, EYE_Y).astype(np.uint8), pts) < LIMIT, why
+
+
+def test_a_line_far_from_the_eyes_is_not_a_crease():
+    img, pts = face(np.random.default_rng(4))
+    assert crease_score(line(img, 0, 399, EYE_Y + 60).astype(np.uint8), pts) < LIMIT  # a mouth-level edge
+
+
+def test_coincident_eye_landmarks_are_refused():
+    with pytest.raises(ValueError):
+        crease_score(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))
