@@ -395,7 +395,14 @@ def write_report(results: dict, outdir: Path) -> Path:
             md.append(f"| {n} | {r['decode']['fps']:.0f} | {r['blinkgate']['fps']:.1f} | {a['fps']:.2f} | "
                       f"{r['blinkgate']['fps'] / a['fps']:.1f}× |" if a else
                       f"| {n} | {r['decode']['fps']:.0f} | {r['blinkgate']['fps']:.1f} | — | — |")
-        md += ["", "![scaling](scaling.png)", ""]
+        md += ["", "![scaling](scaling.png)", "", "blinkgate ms per frame by stage against the number of faces:", "",
+               "| faces | faces found per frame | " + " | ".join(GATE_STAGES + ["other"]) + " | total |",
+               "|---:|---:|" + "---:|" * (len(GATE_STAGES) + 2)]
+        for n, r in sorted(results["scaling"].items(), key=lambda kv: int(kv[0])):
+            ms = r["blinkgate"]["ms_per_frame"]
+            md.append(f"| {n} | {r['blinkgate']['faces_per_frame']:.1f} | " + " | ".join(f"{ms[c]:.2f}" for c in GATE_STAGES + ["other"])
+                      + f" | {sum(ms.values()):.2f} |")
+        md.append("")
     if results.get("memory"):
         md += ["## Peak resident memory (fresh process each)", "", "| pipeline | peak RSS |", "|---|---:|"]
         for k, v in results["memory"].items():
@@ -419,12 +426,16 @@ def main() -> int:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last one)")
     parser.add_argument("--report", metavar="DIR", help="write benchmarks.md, results.json and the charts here")
+    parser.add_argument("--from-json", metavar="RESULTS", help="only rewrite the report from a results.json of an earlier run")
     parser.add_argument("--memory-probe", choices=("blinkgate", "article"), help=argparse.SUPPRESS)
     parser.add_argument("--clip", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
     if args.memory_probe:
         memory_probe(args.memory_probe, Path(args.clip), cpu)
+        return 0
+    if args.from_json:
+        print("report:", write_report(json.loads(Path(args.from_json).read_text()), Path(args.report or ".")))
         return 0
     if not DATA.is_dir():
         print(f"shared data not found at {DATA}", file=sys.stderr)

@@ -32,7 +32,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,10 +117,6 @@ class Presentation:
             return FrameListSource(self.frames, times, self.id)
         assert self.source is not None
         return open_source(self.source, fps=self.fps)
-
-    def describe(self) -> dict:
-        return {"id": self.id, "label": self.label, "group": self.group, "simulated": self.simulated,
-                "expect_blink": self.expect_blink, "identity": self.identity}
 
 
 def _as_bool(value: Any, where: str) -> bool:
@@ -599,11 +595,6 @@ def format_summary(summary: dict, pipeline: str = "blinkgate") -> str:
         for i, e in summary["errors"].items():
             lines.append(f"error in {i}: {e}")
     return "\n".join(lines)
-
-
-def iter_outcomes_json(outcomes: Iterable[Outcome]) -> Iterator[dict]:
-    for o in outcomes:
-        yield o.to_json()
 
 
 # -- command line ------------------------------------------------------------------------------------
