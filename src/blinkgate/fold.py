@@ -53,16 +53,20 @@ def _ridges(canvas: np.ndarray) -> np.ndarray:
     return ridge > 4.0 * float(np.median(ridge[30:100])) + 2.0
 
 
+def _line_cells() -> tuple[np.ndarray, np.ndarray]:
+    """Canvas (rows, cols) of every candidate line: (tilts, rows, bridge + outside columns)."""
+    cols = np.concatenate([BRIDGE, *OUTSIDE])
+    rows = np.round(ROWS[None, :, None] + TILTS[:, None, None] * (cols[None, None, :] - CANVAS / 2)).astype(int)
+    return rows.clip(0, CANVAS - 1), np.broadcast_to(cols, rows.shape)
+
+
+_ROWS, _COLS = _line_cells()  # small index arrays, computed once
+
+
 def crease_score(gray: np.ndarray, pts: np.ndarray) -> float:
     """0..1: how completely one straight line crosses the nose bridge and the area past the face."""
-    marked = _ridges(eye_canvas(gray, pts))
-    cols = np.concatenate([BRIDGE, *OUTSIDE])
-    best = 0.0
-    for tilt in TILTS:
-        rows = np.round(ROWS[:, None] + tilt * (cols[None, :] - CANVAS / 2)).astype(int)
-        hit = marked[rows.clip(0, CANVAS - 1), cols[None, :]]
-        n = len(BRIDGE)
-        bridge = hit[:, :n].mean(axis=1)
-        side = np.maximum(hit[:, n:n + len(OUTSIDE[0])].mean(axis=1), hit[:, n + len(OUTSIDE[0]):].mean(axis=1))
-        best = max(best, float(np.minimum(bridge, side).max()))
-    return best
+    hit = _ridges(eye_canvas(gray, pts))[_ROWS, _COLS]  # (tilts, rows, columns)
+    n, m = len(BRIDGE), len(OUTSIDE[0])
+    bridge = hit[..., :n].mean(axis=-1)
+    side = np.maximum(hit[..., n:n + m].mean(axis=-1), hit[..., n + m:].mean(axis=-1))
+    return float(np.minimum(bridge, side).max())
