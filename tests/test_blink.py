@@ -123,14 +123,20 @@ def test_a_closure_counts_only_when_the_lids_meet():
     assert feed_signals(BlinkDetector(), open_run + [(C, edge * 1.01, 0.0)] + open_run) == []
 
 
-def test_a_crease_across_the_face_voids_the_closure():
-    open_run = [(O, 0.30, None)] * 5
-    limit = BlinkOptions().max_crease
-    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, limit * 0.9)] * 3 + open_run)) == 1
-    folded = open_run + [(C, 0.1, 0.0), (C, 0.1, limit), (C, 0.1, 0.0)] + open_run
+def test_a_crease_that_appears_with_the_closure_voids_it():
+    rise = BlinkOptions().crease_rise
+    open_run = [(O, 0.30, 0.1)] * 5
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.1 + rise * 0.9)] * 3 + open_run)) == 1
+    folded = open_run + [(C, 0.1, 0.1), (C, 0.1, 0.1 + rise), (C, 0.1, 0.1)] + open_run
     assert feed_signals(BlinkDetector(), folded) == []
     # A crease on a half-closed (UNKNOWN) transition frame of the gap voids it too.
-    assert feed_signals(BlinkDetector(), open_run + [(U, 0.2, 1.0), (C, 0.1, 0.0)] + open_run) == []
+    assert feed_signals(BlinkDetector(), open_run + [(U, 0.2, 1.0), (C, 0.1, 0.1)] + open_run) == []
+
+
+def test_a_line_that_was_there_all_along_is_not_a_fold():
+    """Glasses or a shelf behind the head score on open frames too: only a rise counts."""
+    steady = [(O, 0.30, 0.8)] * 5 + [(C, 0.1, 0.85)] * 3 + [(O, 0.30, 0.8)] * 5
+    assert len(feed_signals(BlinkDetector(), steady)) == 1
 
 
 def test_without_landmark_signals_only_the_state_counts():

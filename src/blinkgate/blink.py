@@ -19,8 +19,10 @@ With the landmark eye backend two more signals guard against folded or flickerin
   most ``closed_ear_ratio`` of the track's recent open EAR, otherwise it reads UNKNOWN. A real
   blink halves the EAR; a print flexing at the eyes, or a blurry eye behind glasses that the
   CNN misreads, leaves the landmarks' lids apart;
-* no crease: a non-open frame whose face is crossed by a straight fold line
-  (``fold.crease_score`` at least ``max_crease``) voids the closure in progress.
+* no new crease: a non-open frame whose ``fold.crease_score`` (a straight line across the
+  face at eye level) rose by ``crease_rise`` or more over the track's recent open frames voids
+  the closure in progress. The rise, not the level, is what counts: glasses and lines in the
+  background score on open and closed frames alike, a fold appears with the closure.
 
 The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state, ...)``.
 """
@@ -43,8 +45,8 @@ class BlinkOptions:
     max_closed_ms: float = 600.0  # last open → next open; longer is a deliberate closure
     max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
     closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
-    open_ear_frames: int = 15  # recent OPEN frames whose median EAR is the track's open EAR
-    max_crease: float = 0.375  # fold.crease_score at which a closure is taken for a folded print
+    baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
+    crease_rise: float = 0.3  # rise of fold.crease_score over the open frames' that voids a closure
     history: int = 64  # observations kept per track, for display and debugging
 
 
@@ -69,7 +71,8 @@ class _Phase(enum.Enum):
 @dataclass
 class _TrackState:
     history: deque
-    open_ears: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.open_ear_frames))
+    open_ears: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.baseline_frames))
+    open_creases: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.baseline_frames))
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
     unknown_run: int = 0
@@ -107,7 +110,12 @@ class BlinkDetector:
         self._tracks[track_id] = self._new_track()
 
     def _new_track(self) -> _TrackState:
-        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=self.options.open_ear_frames))
+        n = self.options.baseline_frames
+        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=n), deque(maxlen=n))
+
+    @staticmethod
+    def _median(values: deque) -> float:
+        return statistics.median(values) if values else 0.0
 
     def _fuse(self, track: _TrackState, state: EyeState, ear: float | None) -> EyeState:
         """CNN state plus EAR: a 'closed' whose lids did not come together is not evidence."""
@@ -136,9 +144,12 @@ class BlinkDetector:
         track.last_ms = timestamp_ms
         state = self._fuse(track, state, ear)
         track.history.append((timestamp_ms, state))
-        if state is not EyeState.OPEN and crease is not None and crease >= self.options.max_crease:
-            track.restart()  # a fold line across the face: whatever closure this is, it is paper
-            return None
+        if crease is not None:
+            if state is EyeState.OPEN:
+                track.open_creases.append(crease)
+            elif crease - self._median(track.open_creases) >= self.options.crease_rise:
+                track.restart()  # a fold line appeared across the face: this closure is paper
+                return None
         step = {_Phase.OPEN: self._open_phase, _Phase.GAP: self._gap_phase, _Phase.REOPEN: self._reopen_phase}
         return step[track.phase](track_id, track, timestamp_ms, state)
 

@@ -7,8 +7,8 @@ Two localisation backends share one CNN (``eye_model.EyeClassifier``, P(open) pe
   haarcascade_righteye_2splits / lefteye_2splits on each half of the face, which also fire on
   closed eyes. Every crop found goes through the CNN.
 * ``landmarks`` — dlib's 68-point shape predictor: each eye is cut out rotation-normalised
-  around its landmarks with CEW-like framing, and the eye aspect ratio (EAR) is measured;
-  when the eyes do not read open, the face is also checked for a paper crease (``fold``).
+  around its landmarks with CEW-like framing; the eye aspect ratio (EAR) and the paper-crease
+  score (``fold``) are measured alongside.
 
 A face is CLOSED only when both eyes are found and both are confidently closed, OPEN only
 when both are confidently open: one eye alone (a wink, a missed detection) is UNKNOWN.
@@ -174,6 +174,6 @@ class LandmarkEyes:
         )
         ear = (eye_aspect_ratio(eyes[0]) + eye_aspect_ratio(eyes[1])) / 2.0
         state = decide(p_right, p_left, self.classifier.closed_below, self.classifier.open_above)
-        # Only closures need it, and it costs more than the CNN: skip it on open eyes.
-        crease = None if state is EyeState.OPEN else crease_score(gray, pts)
+        # On every frame: the blink detector compares a closure with the open frames before it.
+        crease = crease_score(gray, pts)
         return EyeReading(state, (p_right, p_left), boxes, self.name, ear, crease)

@@ -39,7 +39,7 @@ class EyeReading:
     boxes: tuple[Box, ...] = ()
     method: str = ""
     ear: float | None = None  # mean eye aspect ratio of both eyes (landmark backend only)
-    crease: float | None = None  # fold.crease_score when the eyes were not open (landmark backend only)
+    crease: float | None = None  # fold.crease_score of the face (landmark backend only)
 
 
 @dataclass(frozen=True)
