@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import time
 from dataclasses import asdict, fields, replace
 
 import numpy as np
 
 from blinkgate.cew import load_cew
-from blinkgate.train_eyes import EyeNetConfig, calibrate, fit, group_kfold, predict_keras
+from blinkgate.train_eyes import OPEN_ABOVE, EyeNetConfig, calibrate, out_of_fold
 
 
 def parse_set(items: list[str]) -> EyeNetConfig:
@@ -38,37 +37,36 @@ def parse_set(items: list[str]) -> EyeNetConfig:
     return config
 
 
-def _fold_job(args: tuple) -> tuple[int, int, np.ndarray]:
-    data_dir, config_dict, seed, fold, k = args
-    config = EyeNetConfig(**{**config_dict, "filters": tuple(config_dict["filters"])})
-    train = load_cew(data_dir, split="train")
-    val = group_kfold(train.groups, k, seed)[fold]
-    model = fit(train.images[~val], train.labels[~val], config, seed=seed * 100 + fold, threads=1)
-    return seed, fold, predict_keras(model, train.images[val])
-
-
-def run(data_dir: str, config: EyeNetConfig, seeds: list[int], k: int, jobs: int) -> dict:
-    train = load_cew(data_dir, split="train")
-    jobs_args = [(data_dir, asdict(config), s, f, k) for s in seeds for f in range(k)]
-    oof = {s: np.full(len(train), np.nan, dtype=np.float32) for s in seeds}
+def run(data_dir: str, config: EyeNetConfig, seeds: list[int], k: int, jobs: int,
+        rows: int | None = None) -> dict:
     started = time.perf_counter()
-    with mp.get_context("spawn").Pool(jobs) as pool:
-        for seed, fold, p in pool.imap_unordered(_fold_job, jobs_args):
-            oof[seed][group_kfold(train.groups, k, seed)[fold]] = p
-    y = train.labels
-    per_seed = {s: float(np.mean((oof[s] >= 0.5) == y)) for s in seeds}
-    cal = {s: calibrate(oof[s], y) for s in seeds}
-    undecided = {s: float(np.mean((oof[s] >= cal[s]["closed_below"]) & (oof[s] <= cal[s]["open_above"])))
-                 for s in seeds}
-    accs = np.array(list(per_seed.values()))
+    subset = None
+    y = load_cew(data_dir, split="train").labels
+    if rows is not None and rows < len(y):  # smoke runs: a fixed random subset of train rows
+        subset = np.sort(np.random.default_rng(0).choice(len(y), rows, replace=False))
+        y = y[subset]
+    oof, oof_flip = out_of_fold(data_dir, config, seeds, k, jobs, subset, flipped=True)
+    accs = np.array([np.mean((o >= 0.5) == y) for o in oof])
+    # Flip test-time averaging: mean P(open) of the crop and its mirror (same fold models).
+    tta = np.array([np.mean(((o + f) / 2 >= 0.5) == y) for o, f in zip(oof, oof_flip)])
+    cal = [calibrate(o, y) for o in oof]
+    undecided = [float(np.mean((o >= c["closed_below"]) & (o <= c["open_above"])))
+                 for o, c in zip(oof, cal)]
     return {
         "config": asdict(config), "k": k, "seeds": seeds,
-        "oof_accuracy": per_seed, "mean": round(float(accs.mean()), 4),
+        "oof_accuracy": [round(float(a), 4) for a in accs],
+        "mean": round(float(accs.mean()), 4),
         "std": round(float(accs.std(ddof=1)) if len(accs) > 1 else 0.0, 4),
         "min": round(float(accs.min()), 4), "max": round(float(accs.max()), 4),
         "thresholds": cal, "oof_undecided": undecided,
+        # Undecided with the shipped policy: calibrated closed_below, open_above = OPEN_ABOVE.
+        "oof_undecided_policy": [round(float(np.mean((o >= c["closed_below"]) & (o <= OPEN_ABOVE))), 4)
+                                 for o, c in zip(oof, cal)],
+        "rows": len(y),
+        "flip_tta_oof_accuracy": [round(float(a), 4) for a in tta],
+        "flip_tta_mean": round(float(tta.mean()), 4),
         "minutes": round((time.perf_counter() - started) / 60, 1),
-        "oof": np.stack([oof[s] for s in seeds]),
+        "oof": oof,
     }
 
 
@@ -79,16 +77,17 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
+    ap.add_argument("--rows", type=int, help="use only this many random train rows (smoke tests)")
     ap.add_argument("--json", help="append the result as one JSON line to this file")
     ap.add_argument("--oof", help="save the out-of-fold P(open) per seed to this .npy file")
     args = ap.parse_args()
-    result = run(args.data_dir, parse_set(args.set), args.seeds, args.folds, args.jobs)
+    result = run(args.data_dir, parse_set(args.set), args.seeds, args.folds, args.jobs, args.rows)
     result["overrides"] = args.set
     oof = result.pop("oof")
     if args.oof:
         np.save(args.oof, oof)
     print(f"{' '.join(args.set) or 'defaults'}: OOF acc {result['mean']:.4f} ± {result['std']:.4f} "
-          f"(seeds {args.seeds}, {result['minutes']} min)")
+          f"(seeds {args.seeds}, {result['minutes']} min); flip-TTA {result['flip_tta_mean']:.4f}")
     if args.json:
         with open(args.json, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(result) + "\n")

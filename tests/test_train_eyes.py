@@ -48,12 +48,16 @@ def test_augment_keeps_shape_range_and_is_seeded():
     assert np.array_equal(a, augment(x, np.random.default_rng(1)))
 
 
-@pytest.mark.slow
-def test_tiny_training_run_exports_onnx_that_cv2_loads(tmp_path):
+def _needs_training_data() -> None:
     if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
         pytest.skip("keras/torch not installed: pip install -e '.[train]'")
     if not (CEW / "split.csv").is_file():
         pytest.skip(f"CEW data not found at {CEW} (tests read ../shared/data beside the repo)")
+
+
+@pytest.mark.slow
+def test_tiny_training_run_exports_onnx_that_cv2_loads(tmp_path):
+    _needs_training_data()
     from blinkgate.train_eyes import train_eyes
 
     out = tmp_path / "eye.onnx"
@@ -68,3 +72,24 @@ def test_tiny_training_run_exports_onnx_that_cv2_loads(tmp_path):
     assert sidecar["seed"] == 0 and "test_accuracy" in sidecar
     p = EyeClassifier(out).predict([np.zeros((30, 30, 3), np.uint8)])
     assert p.shape == (1,)
+
+
+@pytest.mark.slow
+def test_calibrated_run_keeps_open_policy_and_out_of_fold_covers_every_row(tmp_path):
+    _needs_training_data()
+    from blinkgate.train_eyes import OPEN_ABOVE, EyeNetConfig, out_of_fold, train_eyes
+
+    rows = np.arange(0, 3000, 25)  # 120 train rows
+    oof, flipped = out_of_fold(CEW, EyeNetConfig(epochs=1), seeds=[0], k=2, jobs=1, rows=rows,
+                               flipped=True)
+    assert oof.shape == flipped.shape == (1, len(rows))
+    assert np.isfinite(oof).all() and np.isfinite(flipped).all()
+    assert not np.array_equal(oof, flipped)  # the mirrored crops are really scored apart
+
+    out = tmp_path / "eye.onnx"
+    meta = train_eyes(CEW, out, seed=0, epochs=1, max_train_rows=120, calibration_folds=2,
+                      jobs=1, log=None)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["open_above"] == OPEN_ABOVE == 0.5  # policy, whatever calibration found
+    assert sidecar["open_above_calibrated"] >= 0.5 >= sidecar["closed_below"]
+    assert sidecar["cv_oof_accuracy"] is not None and meta["train_rows"] == 120

@@ -145,7 +145,8 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
         from .train_eyes import train_eyes
     except ImportError as err:
         raise BlinkgateError(f"training needs the [train] extra: pip install 'blinkgate[train]' ({err})") from err
-    result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs)
+    result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
+                        calibration_folds=args.calibration_folds, jobs=args.jobs)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -287,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="eye_state.onnx", help="ONNX file to write (default eye_state.onnx)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="default: the shipped model's setting")
+    p.add_argument("--calibration-folds", type=int, default=5,
+                   help="grouped CV folds to calibrate closed_below on (0 = skip; default 5)")
+    p.add_argument("--jobs", type=int, default=2, help="processes for the calibration folds (default 2)")
     p.set_defaults(func=cmd_train_eyes)
 
     p = sub.add_parser("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
