@@ -4,8 +4,8 @@
         --clip ../shared/data/blink-videos/blink-detector.mp4 [--clip ...] [--oof oof.npy] [--model m.onnx]
 
 Writes docs/img/eye-reliability.png (reliability diagram + P(open) histograms of the test rows,
-and of out-of-fold train predictions if ``--oof`` is given), docs/img/eye-failures.png (every
-misclassified test crop) and docs/img/eye-trace-<clip>.png (EAR and P(open) per frame over a
+and of out-of-fold train predictions if ``--oof`` is given), out/eye-model/eye-failures.png (every
+misclassified test crop; CEW images, so never in docs/) and docs/img/eye-trace-<clip>.png (EAR and P(open) per frame over a
 labelled clip, labelled events shaded, landmark backend), and prints the numbers as JSON. The test rows
 are only scored here; nothing is chosen on them.
 """
@@ -161,7 +161,9 @@ def main() -> None:
                     help="labelled clip for a trace plot (labels/<name>.csv beside it); repeatable")
     ap.add_argument("--model", help="ONNX eye model (default: the shipped one)")
     ap.add_argument("--oof", help="out-of-fold P(open) of the train rows (.npy from eye_cv.py, first seed used)")
-    ap.add_argument("--out", default=str(IMG), help="folder for the PNGs (default docs/img)")
+    ap.add_argument("--out", default=str(IMG), help="folder for the plots (default docs/img)")
+    ap.add_argument("--failures-out", default="out/eye-model",
+                    help="folder for the montage of misclassified crops (shared data: kept out of the repo)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,8 +184,11 @@ def main() -> None:
         report[f"{name} undecided_rate"] = round(float(1 - np.mean(closed | opened)), 4)
         report[f"{name} closed precision"] = round(float(np.mean(yy[closed] == 0)), 4)
         report[f"{name} closed recall"] = round(float(np.mean(closed[yy == 0])), 4)
+    # The montage shows CEW crops, which are shared data: it goes to --failures-out, never docs/.
+    failures = Path(args.failures_out)
+    failures.mkdir(parents=True, exist_ok=True)
     report["misclassified"] = plot_failures(test.images, test.labels, p, test.paths,
-                                            out / "eye-failures.png")
+                                            failures / "eye-failures.png")
     report["traces"] = []
     for spec in args.clip:
         clip = Path(spec)
