@@ -32,7 +32,7 @@ from __future__ import annotations
 import enum
 import statistics
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .types import EyeState
 
@@ -46,7 +46,7 @@ class BlinkOptions:
     max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
     closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
     baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
-    crease_rise: float = 0.3  # rise of fold.crease_score over the open frames' that voids a closure
+    crease_rise: float = 0.3  # rise of fold.crease_score over the open baseline that voids a closure
     history: int = 64  # observations kept per track, for display and debugging
 
 
@@ -71,8 +71,8 @@ class _Phase(enum.Enum):
 @dataclass
 class _TrackState:
     history: deque
-    open_ears: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.baseline_frames))
-    open_creases: deque = field(default_factory=lambda: deque(maxlen=BlinkOptions.baseline_frames))
+    open_ears: deque  # EAR of the recent OPEN frames: the baseline a closure is compared with
+    open_creases: deque  # fold.crease_score of the same frames
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
     unknown_run: int = 0
