@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blinkgate.fold import crease_score
+from blinkgate.fold import crease_score, eye_canvas
 
 EYE_Y = 200.0
 LOW = 0.25  # well under the rise that voids a closure (BlinkOptions.crease_rise) from zero
@@ -70,6 +70,8 @@ def test_a_line_far_from_the_eyes_is_not_a_crease():
     assert crease_score(line(img, 0, 399, EYE_Y + 60).astype(np.uint8), pts) < LOW  # a mouth-level edge
 
 
-def test_coincident_eye_landmarks_are_refused():
+def test_coincident_eye_landmarks_give_no_evidence_instead_of_an_error():
+    """The eye stage runs this on every frame: a degenerate landmark fit must not stop the gate."""
+    assert crease_score(np.zeros((50, 50), np.uint8), np.zeros((68, 2))) == 0.0
     with pytest.raises(ValueError):
-        crease_score(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))
+        eye_canvas(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))

@@ -86,6 +86,8 @@ def _line_share(marked: np.ndarray, cells: tuple[np.ndarray, np.ndarray]) -> np.
 
 def crease_score(gray: np.ndarray, pts: np.ndarray) -> float:
     """0..1: how completely one straight line crosses the nose bridge and the area past the face."""
+    if np.linalg.norm((pts[42] + pts[45] - pts[36] - pts[39]) / 2.0) < 1.0:
+        return 0.0  # degenerate landmarks: no geometry to judge (and no usable eye crops either)
     canvas, m = eye_canvas(gray, pts)
     bridge = bridge_columns(pts, m)
     if len(bridge) < 3:
