@@ -244,13 +244,7 @@ def run_article(pipe, clip: Path, max_frames: int | None) -> dict:
     n, faces, crops = 0, 0, 0
     t, c = time.perf_counter(), time.process_time()
     with VideoFileSource(clip) as src:
-        it = iter(src)
-        while True:
-            t0 = time.perf_counter()
-            frame = next(it, None)
-            pipe.timer.add("decode", t0)
-            if frame is None:
-                break
+        for frame in pipe.timer.frames(src):
             found = pipe.process(frame.image, frame.timestamp_ms)
             n += 1
             faces += len(found)

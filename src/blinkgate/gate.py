@@ -74,6 +74,17 @@ class StageTimer:
         self.calls[stage] += 1
         return now
 
+    def frames(self, source: FrameSource) -> Iterator[Frame]:
+        """The frames of a source, each read timed as the ``decode`` stage."""
+        frames = iter(source)
+        while True:
+            t = time.perf_counter()
+            frame = next(frames, None)
+            self.add("decode", t)
+            if frame is None:
+                return
+            yield frame
+
 
 class Gate:
     """A live-person gate over a stream of frames.
@@ -244,11 +255,5 @@ class Gate:
 
     def run(self, source: FrameSource) -> Iterator[tuple[Frame, FrameResult]]:
         """Process every frame of a source, yielding each frame with its result."""
-        frames = iter(source)
-        while True:
-            t = time.perf_counter()
-            frame = next(frames, None)
-            self.timer.add("decode", t)
-            if frame is None:
-                return
+        for frame in self.timer.frames(source):
             yield frame, self.process(frame.image, frame.timestamp_ms)
