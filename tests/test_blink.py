@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from blinkgate.blink import BlinkDetector, BlinkOptions
@@ -42,6 +43,16 @@ def test_closure_longer_than_max_is_not_a_blink():
     assert len(feed(det, [O, O] + [C] * 12 + [O, O], fps=30)) == 1  # 400 ms closed
 
 
+def test_a_one_frame_flicker_at_30_fps_is_too_short_for_a_blink():
+    """Last open → next open must last ``min_blink_ms`` (80): one closed frame at 30 fps is
+    67 ms, a flexing print's flicker; real blinks measured 100 ms or more."""
+    assert feed(BlinkDetector(), [O, O, C, O, O], fps=30) == []
+    assert len(feed(BlinkDetector(), [O, O, C, C, O, O], fps=30)) == 1  # 100 ms
+    assert len(feed(BlinkDetector(), [O, O, C, O, O], fps=15)) == 1  # 133 ms: a frame is longer
+    # The flicker does not break the open run: a real blink right after it still counts.
+    assert len(feed(BlinkDetector(), [O, O, C, O, O, C, C, O, O], fps=30)) == 1
+
+
 def test_timing_is_in_milliseconds_not_frames():
     # The same 6-frame closure is a blink at 30 fps (200 ms) and not at 10 fps (600 ms).
     seq = [O, O] + [C] * 6 + [O, O]
@@ -54,18 +65,19 @@ def test_tracks_never_share_state():
     det.update(1, 0, O)
     det.update(1, 33, O)
     det.update(1, 66, C)
+    det.update(1, 100, C)
     # Track 2 reopening does not complete track 1's blink.
-    assert det.update(2, 100, O) is None
     assert det.update(2, 133, O) is None
+    assert det.update(2, 166, O) is None
     assert det.blinks(1) == 0 and det.blinks(2) == 0
-    assert det.update(1, 100, O) is None
-    assert det.update(1, 133, O) is not None
+    assert det.update(1, 133, O) is None
+    assert det.update(1, 166, O) is not None
     assert det.blinks(1) == 1 and det.blinks(2) == 0
 
 
 def test_drop_and_reset_forget_a_track():
     det = BlinkDetector()
-    feed(det, [O, O, C, O, O])
+    feed(det, [O, O, C, C, O, O])
     assert det.blinks(1) == 1
     det.drop(1)
     assert det.blinks(1) == 0 and det.history(1) == []
@@ -98,14 +110,14 @@ def test_reopening_must_be_confirmed():
 
 
 def test_consecutive_blinks_share_the_open_run():
-    assert len(feed(BlinkDetector(), [O, O, C, O, O, C, O, O])) == 2
+    assert len(feed(BlinkDetector(), [O, O, C, C, O, O, C, C, O, O])) == 2
 
 
 def feed_signals(det: BlinkDetector, frames, fps: float = 30.0):
-    """Feed (state, ear, crease) triples at ``fps``; return the blinks found."""
+    """Feed (state, ear, crease[, crease_lines]) tuples at ``fps``; return the blinks found."""
     out = []
-    for i, (s, ear, crease) in enumerate(frames):
-        b = det.update(1, i * 1000.0 / fps, s, ear=ear, crease=crease)
+    for i, (s, ear, crease, *lines) in enumerate(frames):
+        b = det.update(1, i * 1000.0 / fps, s, ear=ear, crease=crease, crease_lines=lines[0] if lines else None)
         if b:
             out.append(b)
     return out
@@ -119,8 +131,8 @@ def test_a_closure_counts_only_when_the_lids_meet():
     lids_apart = open_run + [(C, 0.28, 0.0)] * 3 + open_run
     assert feed_signals(BlinkDetector(), lids_apart) == []
     edge = BlinkOptions().closed_ear_ratio * 0.30
-    assert len(feed_signals(BlinkDetector(), open_run + [(C, edge * 0.99, 0.0)] + open_run)) == 1
-    assert feed_signals(BlinkDetector(), open_run + [(C, edge * 1.01, 0.0)] + open_run) == []
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, edge * 0.99, 0.0)] * 2 + open_run)) == 1
+    assert feed_signals(BlinkDetector(), open_run + [(C, edge * 1.01, 0.0)] * 2 + open_run) == []
 
 
 def test_a_crease_that_appears_with_the_closure_voids_it():
@@ -137,6 +149,22 @@ def test_a_line_that_was_there_all_along_is_not_a_fold():
     """Glasses or a shelf behind the head score on open frames too: only a rise counts."""
     steady = [(O, 0.30, 0.8)] * 5 + [(C, 0.1, 0.85)] * 3 + [(O, 0.30, 0.8)] * 5
     assert len(feed_signals(BlinkDetector(), steady)) == 1
+
+
+def test_a_new_line_beside_an_old_one_voids_the_closure():
+    """A fold landing beside a glasses rim leaves the best line's score where it was; compared
+    line by line with the open frames, it is a new line."""
+    rise = BlinkOptions().line_rise
+    rim = np.zeros((13, 33), np.float32)
+    rim[6, 10] = 0.8
+    beside = rim.copy()
+    beside[6, 14] = 0.8  # same level, another line
+    open_run = [(O, 0.30, 0.8, rim)] * 5
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.8, rim)] * 2 + open_run)) == 1
+    assert feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.8, beside)] * 2 + open_run) == []
+    faint = rim.copy()
+    faint[6, 14] = rise * 0.9  # a line that grew a little (glasses jitter) is not a fold
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.8, faint)] * 2 + open_run)) == 1
 
 
 def test_without_landmark_signals_only_the_state_counts():

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from blinkgate.fold import crease_score, eye_canvas
+from blinkgate.blink import BlinkOptions
+from blinkgate.fold import crease_lines, crease_score, eye_canvas
 
 EYE_Y = 200.0
 LOW = 0.25  # well under the rise that voids a closure (BlinkOptions.crease_rise) from zero
@@ -70,8 +71,22 @@ def test_a_line_far_from_the_eyes_is_not_a_crease():
     assert crease_score(line(img, 0, 399, EYE_Y + 60).astype(np.uint8), pts) < LOW  # a mouth-level edge
 
 
+def test_a_second_line_beside_the_first_is_new_line_by_line():
+    """A fold landing just below a glasses rim: the best line scores as before, but compared
+    line by line (what ``BlinkOptions.line_rise`` checks) a new line has appeared."""
+    img, pts = face(np.random.default_rng(5))
+    rim = line(img, 0, 399, EYE_Y - 6)
+    both = line(rim, 0, 399, EYE_Y + 8)
+    before, after = crease_lines(rim.astype(np.uint8), pts), crease_lines(both.astype(np.uint8), pts)
+    assert crease_score(rim.astype(np.uint8), pts) == pytest.approx(float(before.max()))
+    assert float(before.max()) > 0.8
+    assert float(after.max()) - float(before.max()) < BlinkOptions().crease_rise  # the level barely moves
+    assert float((after - before).max()) > BlinkOptions().line_rise  # line by line it is new
+
+
 def test_coincident_eye_landmarks_give_no_evidence_instead_of_an_error():
     """The eye stage runs this on every frame: a degenerate landmark fit must not stop the gate."""
     assert crease_score(np.zeros((50, 50), np.uint8), np.zeros((68, 2))) == 0.0
+    assert not crease_lines(np.zeros((50, 50), np.uint8), np.zeros((68, 2))).any()
     with pytest.raises(ValueError):
         eye_canvas(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))

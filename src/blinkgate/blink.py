@@ -4,14 +4,16 @@ A blink is counted only on evidence a still photo cannot give:
 
 1. a run of at least ``min_open_before`` confident OPEN frames;
 2. then a *gap* with no confident OPEN frame, holding at least ``min_closed_frames``
-   confident CLOSED frames (both eyes agreeing), and lasting at most ``max_closed_ms`` from
-   the last OPEN frame to the next one — half-closed transition frames read UNKNOWN and are
-   part of the gap, as they are part of a real blink;
+   confident CLOSED frames (both eyes agreeing), and lasting at least ``min_blink_ms`` and at
+   most ``max_closed_ms`` from the last OPEN frame to the next one — half-closed transition
+   frames read UNKNOWN and are part of the gap, as they are part of a real blink;
 3. then at least ``min_open_after`` confident OPEN frames again.
 
 The article's string match ``'1' + '0'*k + '1'`` fires on any single flickering reading; this
 needs open-closed-open evidence on both sides, timed in milliseconds from the source clock
-(so any frame rate works), and a closure short enough to be a blink.
+(so any frame rate works), and a closure as long as a blink: not a one-frame flicker of a
+flexing print at 30 fps (67 ms open to open; real blinks measured 100 ms or more), nor a
+deliberate closure.
 
 With the landmark eye backend two more signals guard against folded or flickering prints:
 
@@ -19,10 +21,13 @@ With the landmark eye backend two more signals guard against folded or flickerin
   most ``closed_ear_ratio`` of the track's recent open EAR, otherwise it reads UNKNOWN. A real
   blink halves the EAR; a print flexing at the eyes, or a blurry eye behind glasses that the
   CNN misreads, leaves the landmarks' lids apart;
-* no new crease: a non-open frame whose ``fold.crease_score`` (a straight line across the
-  face at eye level) rose by ``crease_rise`` or more over the track's recent open frames voids
-  the closure in progress. The rise, not the level, is what counts: glasses and lines in the
-  background score on open and closed frames alike, a fold appears with the closure.
+* no new crease: a non-open frame voids the closure in progress if its ``fold.crease_score``
+  (the best straight line across the face at eye level) rose by ``crease_rise`` or more over
+  the track's recent open frames, or if any one candidate line (``fold.crease_lines``) rose
+  by ``line_rise`` over the same line on those frames. The rise, not the level, is what
+  counts: glasses and lines in the background score on open and closed frames alike, a fold
+  appears with the closure. Line by line sees a fold that lands beside a glasses rim, which
+  leaves the best line's score where it was.
 
 The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state, ...)``.
 """
@@ -34,6 +39,8 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from .types import EyeState
 
 
@@ -42,11 +49,13 @@ class BlinkOptions:
     min_open_before: int = 2  # confident OPEN frames before the closure
     min_open_after: int = 2  # confident OPEN frames after it
     min_closed_frames: int = 1  # confident CLOSED frames inside the gap
+    min_blink_ms: float = 80.0  # last open → next open; shorter is a flicker (one frame at 30 fps)
     max_closed_ms: float = 600.0  # last open → next open; longer is a deliberate closure
     max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
     closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
     baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
     crease_rise: float = 0.3  # rise of fold.crease_score over the open baseline that voids a closure
+    line_rise: float = 0.5  # rise of any one fold.crease_lines line over its open baseline, same effect
     history: int = 64  # observations kept per track, for display and debugging
 
 
@@ -73,6 +82,7 @@ class _TrackState:
     history: deque
     open_ears: deque  # EAR of the recent OPEN frames: the baseline a closure is compared with
     open_creases: deque  # fold.crease_score of the same frames
+    open_lines: deque  # fold.crease_lines of the same frames
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
     unknown_run: int = 0
@@ -111,7 +121,7 @@ class BlinkDetector:
 
     def _new_track(self) -> _TrackState:
         n = self.options.baseline_frames
-        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=n), deque(maxlen=n))
+        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=n), deque(maxlen=n), deque(maxlen=n))
 
     @staticmethod
     def _median(values: deque) -> float:
@@ -128,11 +138,30 @@ class BlinkDetector:
                 return EyeState.UNKNOWN
         return state
 
+    def _fold_appeared(self, track: _TrackState, state: EyeState, crease: float | None,
+                       lines: np.ndarray | None) -> bool:
+        """Keeps the open frames' crease baselines; True if a non-open frame shows a new line."""
+        if state is EyeState.OPEN:
+            if crease is not None:
+                track.open_creases.append(crease)
+            if lines is not None:
+                track.open_lines.append(lines)
+            return False
+        opts = self.options
+        if crease is not None and crease - self._median(track.open_creases) >= opts.crease_rise:
+            return True
+        if lines is None:
+            return False
+        base = np.median(np.stack(track.open_lines), axis=0) if track.open_lines else 0.0
+        return float((lines - base).max()) >= opts.line_rise
+
     def update(self, track_id: int, timestamp_ms: float, state: EyeState,
-               ear: float | None = None, crease: float | None = None) -> Blink | None:
+               ear: float | None = None, crease: float | None = None,
+               crease_lines: np.ndarray | None = None) -> Blink | None:
         """Feed one observation; returns a Blink when this observation completes one.
 
-        ``ear`` and ``crease`` (landmark backend) are optional: without them only ``state`` counts.
+        ``ear``, ``crease`` and ``crease_lines`` (landmark backend) are optional: without them
+        only ``state`` counts.
         """
         track = self._tracks.get(track_id)
         if track is None:
@@ -144,12 +173,9 @@ class BlinkDetector:
         track.last_ms = timestamp_ms
         state = self._fuse(track, state, ear)
         track.history.append((timestamp_ms, state))
-        if crease is not None:
-            if state is EyeState.OPEN:
-                track.open_creases.append(crease)
-            elif crease - self._median(track.open_creases) >= self.options.crease_rise:
-                track.restart()  # a fold line appeared across the face: this closure is paper
-                return None
+        if self._fold_appeared(track, state, crease, crease_lines):
+            track.restart()  # a fold line appeared across the face: this closure is paper
+            return None
         step = {_Phase.OPEN: self._open_phase, _Phase.GAP: self._gap_phase, _Phase.REOPEN: self._reopen_phase}
         return step[track.phase](track_id, track, timestamp_ms, state)
 
@@ -174,9 +200,9 @@ class BlinkDetector:
         elif state is EyeState.CLOSED:
             track.closed_frames += 1
         elif state is EyeState.OPEN:
-            if track.closed_frames >= opts.min_closed_frames:
+            if track.closed_frames >= opts.min_closed_frames and t - track.last_open_ms >= opts.min_blink_ms:
                 track.phase, track.reopen_ms, track.open_frames, track.unknown_run = _Phase.REOPEN, t, 1, 0
-            else:  # only UNKNOWN readings since the last open frame: noise, not a closure
+            else:  # only UNKNOWN readings, or a flicker too short for a blink: noise, not a closure
                 track.phase, track.open_frames, track.last_open_ms = _Phase.OPEN, track.open_frames + 1, t
         return None
 

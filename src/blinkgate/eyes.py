@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .detect import cascade
-from .fold import crease_score
+from .fold import crease_lines
 from .types import Box, EyeReading, EyeState
 
 if TYPE_CHECKING:
@@ -175,5 +175,5 @@ class LandmarkEyes:
         ear = (eye_aspect_ratio(eyes[0]) + eye_aspect_ratio(eyes[1])) / 2.0
         state = decide(p_right, p_left, self.classifier.closed_below, self.classifier.open_above)
         # On every frame: the blink detector compares a closure with the open frames before it.
-        crease = crease_score(gray, pts)
-        return EyeReading(state, (p_right, p_left), boxes, self.name, ear, crease)
+        lines = crease_lines(gray, pts)
+        return EyeReading(state, (p_right, p_left), boxes, self.name, ear, float(lines.max()), lines)

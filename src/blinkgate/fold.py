@@ -11,9 +11,10 @@ columns over the middle of the nose bridge and over the better of the two areas 
 face. The score is the best line's smaller share, 0..1.
 
 Glasses (bridge and arms), a fringe or a shelf behind the head can score high on every frame
-of a real face, so the blink detector uses the *rise* of the score during a closure over the
-open frames before it, never the level (``blink.BlinkOptions.crease_rise``; the measurements
-behind it are in docs/evaluation.md).
+of a real face, so the blink detector uses the *rise* during a closure over the open frames
+before it, never the level: of the best line (``blink.BlinkOptions.crease_rise``) and of every
+candidate line against itself (``crease_lines``, ``blink.BlinkOptions.line_rise``), which sees
+a fold that lands next to a glasses rim. The measurements are in docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -84,14 +85,22 @@ def _line_share(marked: np.ndarray, cells: tuple[np.ndarray, np.ndarray]) -> np.
     return marked[cells].mean(axis=-1)
 
 
-def crease_score(gray: np.ndarray, pts: np.ndarray) -> float:
-    """0..1: how completely one straight line crosses the nose bridge and the area past the face."""
+def crease_lines(gray: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """(tilts, rows) float32, 0..1 per candidate line: the smaller of its marked share over the
+    nose bridge and over the better side past the face. All zero for degenerate landmarks
+    (no geometry to judge, and no usable eye crops either)."""
+    lines = np.zeros((len(TILTS), len(ROWS)), np.float32)
     if np.linalg.norm((pts[42] + pts[45] - pts[36] - pts[39]) / 2.0) < 1.0:
-        return 0.0  # degenerate landmarks: no geometry to judge (and no usable eye crops either)
+        return lines
     canvas, m = eye_canvas(gray, pts)
     bridge = bridge_columns(pts, m)
     if len(bridge) < 3:
-        return 0.0  # eyes so close together on the canvas that there is no bridge to look at
+        return lines  # eyes so close together on the canvas that there is no bridge to look at
     marked = _ridges(canvas)
     side = np.maximum(*(_line_share(marked, cells) for cells in _OUTSIDE_CELLS))
-    return float(np.minimum(_line_share(marked, _line_cells(bridge)), side).max())
+    return np.minimum(_line_share(marked, _line_cells(bridge)), side).astype(np.float32)
+
+
+def crease_score(gray: np.ndarray, pts: np.ndarray) -> float:
+    """0..1: how completely one straight line crosses the nose bridge and the area past the face."""
+    return float(crease_lines(gray, pts).max())

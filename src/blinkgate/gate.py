@@ -226,7 +226,8 @@ class Gate:
         t = time.perf_counter()
         info.eyes = self.eyes.read(gray, track.box)
         t = self.timer.add("eyes", t)
-        blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease)
+        blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
+                                   info.eyes.crease_lines)
         if info.live_until_ms is not None and now > info.live_until_ms:
             info.live_until_ms = None
             events.append(Event("expired", now, track.id, info.name, track.box))

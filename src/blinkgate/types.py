@@ -40,6 +40,7 @@ class EyeReading:
     method: str = ""
     ear: float | None = None  # mean eye aspect ratio of both eyes (landmark backend only)
     crease: float | None = None  # fold.crease_score of the face (landmark backend only)
+    crease_lines: np.ndarray | None = field(default=None, compare=False, repr=False)  # fold.crease_lines
 
 
 @dataclass(frozen=True)
