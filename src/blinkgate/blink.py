@@ -83,6 +83,7 @@ class _TrackState:
     open_ears: deque  # EAR of the recent OPEN frames: the baseline a closure is compared with
     open_creases: deque  # fold.crease_score of the same frames
     open_lines: deque  # fold.crease_lines of the same frames
+    lines_base: np.ndarray | None = None  # their per-line median, kept until the next OPEN frame
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
     unknown_run: int = 0
@@ -146,14 +147,17 @@ class BlinkDetector:
                 track.open_creases.append(crease)
             if lines is not None:
                 track.open_lines.append(lines)
+                track.lines_base = None
             return False
         opts = self.options
         if crease is not None and crease - self._median(track.open_creases) >= opts.crease_rise:
             return True
         if lines is None:
             return False
-        base = np.median(np.stack(track.open_lines), axis=0) if track.open_lines else 0.0
-        return float((lines - base).max()) >= opts.line_rise
+        if track.lines_base is None:  # once per closure: the open frames do not change during it
+            opened = np.stack(track.open_lines) if track.open_lines else np.zeros_like(lines)[None]
+            track.lines_base = np.median(opened, axis=0)
+        return float((lines - track.lines_base).max()) >= opts.line_rise
 
     def update(self, track_id: int, timestamp_ms: float, state: EyeState,
                ear: float | None = None, crease: float | None = None,
