@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 from blinkgate.errors import ModelError
-from blinkgate.eye_model import EyeClassifier, default_model_path, evaluate_eyes
+from blinkgate.eye_model import EyeClassifier, default_model_path, evaluate_eyes, normalize_input
 from blinkgate.types import EyeState
 
 CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
@@ -104,3 +106,35 @@ def test_speed_per_crop_is_small(clf):
     for _ in range(n):
         clf.predict_batch(batch)
     assert (time.perf_counter() - start) / (2 * n) < 1e-3
+
+
+def test_normalize_input_modes():
+    x = np.random.default_rng(3).random((3, 24, 24, 1), dtype=np.float32)
+    x[2] = 0.4  # a flat crop must stay finite
+    assert normalize_input(x, "none") is x
+    z = normalize_input(x, "crop")
+    assert z.dtype == np.float32 and np.isfinite(z).all()
+    assert np.allclose(z[:2].mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    assert np.allclose(z[:2].std(axis=(1, 2, 3)), 1, atol=1e-4)
+    assert np.allclose(normalize_input(x * 0.5 + 0.2, "crop")[:2], z[:2], atol=1e-4)  # affine-invariant
+    with pytest.raises(ModelError, match="input_norm"):
+        normalize_input(x, "global")
+
+
+def _model_copy(tmp_path, **sidecar) -> Path:
+    out = tmp_path / "eye.onnx"
+    shutil.copy(default_model_path(), out)
+    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+    out.with_suffix(".json").write_text(json.dumps({**meta, **sidecar}))
+    return out
+
+
+def test_sidecar_input_norm_is_applied_and_defaults_to_none(tmp_path, clf):
+    assert clf.input_norm == "none"  # the shipped sidecar has no input_norm: inputs as they are
+    x = np.random.default_rng(4).random((2, 24, 24, 1), dtype=np.float32)
+    normed = EyeClassifier(_model_copy(tmp_path, input_norm="crop"))
+    assert normed.input_norm == "crop"
+    assert np.allclose(normed.predict_batch(x), clf.predict_batch(normalize_input(x, "crop")),
+                       atol=1e-6)
+    with pytest.raises(ModelError, match="input_norm"):
+        EyeClassifier(_model_copy(tmp_path, input_norm="global")).load()

@@ -93,3 +93,21 @@ def test_calibrated_run_keeps_open_policy_and_out_of_fold_covers_every_row(tmp_p
     assert sidecar["open_above"] == OPEN_ABOVE == 0.5  # policy, whatever calibration found
     assert sidecar["open_above_calibrated"] >= 0.5 >= sidecar["closed_below"]
     assert sidecar["cv_oof_accuracy"] is not None and meta["train_rows"] == 120
+
+
+@pytest.mark.slow
+def test_input_norm_is_recorded_and_applied_at_run_time(tmp_path):
+    _needs_training_data()
+    from blinkgate.eye_model import normalize_input
+    from blinkgate.train_eyes import EyeNetConfig, train_eyes
+
+    out = tmp_path / "eye.onnx"
+    meta = train_eyes(CEW, out, seed=0, max_train_rows=200, calibration_folds=0, log=None,
+                      config=EyeNetConfig(epochs=1, input_norm="crop"))
+    assert meta["input_norm"] == "crop" and meta["config"]["input_norm"] == "crop"
+    clf = EyeClassifier(out)
+    assert clf.input_norm == "crop"
+    x = np.random.default_rng(0).random((3, 24, 24, 1), dtype=np.float32)
+    net = cv2.dnn.readNetFromONNX(str(out))
+    net.setInput(normalize_input(x, "crop"))
+    assert np.allclose(clf.predict_batch(x), net.forward().reshape(-1), atol=1e-6)

@@ -7,6 +7,8 @@ The ONNX graph is written directly from the trained weights (batch norm folded i
 convolutions) rather than traced: the result is small, has a dynamic batch dimension and uses
 only ops cv2.dnn runs fast. Input: float32 NHWC (N, 24, 24, 1) gray in [0, 1]; output (N, 1) =
 P(eye open). Every export is checked against Keras through cv2.dnn for batch sizes 1 and 2.
+A config with ``input_norm="crop"`` trains on per-crop standardised inputs
+(``eye_model.normalize_input``); the sidecar records it and ``EyeClassifier`` applies it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from blinkgate.cew import SIZE, CewData, load_cew
 from blinkgate.errors import BlinkgateError, ModelError
+from blinkgate.eye_model import normalize_input
 
 EXPORT_TOLERANCE = 1e-4  # max |cv2.dnn - keras| accepted for an exported model
 TARGET_PRECISION = 0.99  # a confident 'open' / 'closed' must be at least this precise
@@ -52,6 +55,7 @@ class EyeNetConfig:
     mixup: float = 0.0  # Beta(a, a) mixup strength, 0 = off
     ema: bool = False  # exponential moving average of the weights
     distill: float = 0.0  # weight of a bigger teacher's P(open) in the targets, 0 = no teacher
+    input_norm: str = "none"  # "crop": standardise each crop (eye_model.normalize_input)
 
     def describe(self) -> str:
         convs = "-".join(f"{n}x[conv3x3({f})+BN+ReLU]+maxpool"
@@ -162,7 +166,7 @@ def _batches(keras: Any, x: np.ndarray, y: np.ndarray, config: EyeNetConfig, see
                 # The teacher scores the very images the student sees (after augmentation).
                 soft = np.asarray(teacher.predict_on_batch(xb), np.float32).reshape(yb.shape)
                 yb = config.distill * soft + (1 - config.distill) * yb
-            return xb, yb
+            return normalize_input(xb, config.input_norm), yb
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -196,7 +200,8 @@ def fit(x: np.ndarray, y: np.ndarray, config: EyeNetConfig, seed: int = 0,
     data = _batches(keras, x, y.astype(np.float32).reshape(-1, 1), config, seed, teacher)
     model.fit(data, epochs=config.epochs, verbose=verbose)
     if config.ema:
-        _refresh_bn_stats(model, x)  # the averaged weights need matching batch-norm statistics
+        # The averaged weights need matching batch-norm statistics.
+        _refresh_bn_stats(model, normalize_input(x, config.input_norm))
     return model
 
 
@@ -355,7 +360,8 @@ def _fold_job(args: tuple) -> tuple[int, int, np.ndarray, np.ndarray]:
     val = group_kfold(train.groups, k, seed)[fold]
     model = fit(train.images[~val], train.labels[~val], config, seed=seed * 100 + fold)
     x = train.images[val]
-    return seed, fold, predict_keras(model, x), predict_keras(model, x[:, :, ::-1].copy())
+    return seed, fold, *(predict_keras(model, normalize_input(v, config.input_norm))
+                         for v in (x, x[:, :, ::-1].copy()))
 
 
 def _train_rows(data_dir: str | Path, rows: np.ndarray | None = None) -> CewData:
@@ -443,11 +449,14 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
     started = time.perf_counter()
     model = fit(train.images, train.labels, config, seed=seed)
     train_s = time.perf_counter() - started
-    diff = export_onnx(model, out_path, probe=train.images[:2])
+    diff = export_onnx(model, out_path, probe=normalize_input(train.images[:2], config.input_norm))
     meta = {
         "architecture": config.describe(),
         "params": count_params(model),
-        "input": "float32 NHWC (N,24,24,1) gray in [0,1] (BGR2GRAY, INTER_AREA resize)",
+        "input": "float32 NHWC (N,24,24,1) gray in [0,1] (BGR2GRAY, INTER_AREA resize)"
+                 + ("" if config.input_norm == "none" else
+                    f", then input_norm {config.input_norm!r} (eye_model.normalize_input)"),
+        "input_norm": config.input_norm,
         "output": "(N,1) probability that the eye is open",
         "seed": seed,
         "fold_seeds": "fold f of seed s trains with seed s*100+f" if calibration_folds > 1 else None,
@@ -457,7 +466,7 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
         "train_rows": len(train),
         "train_seconds": round(train_s, 1),
         "cv_oof_accuracy": oof_acc,
-        **_score_test(out_path, data_dir),
+        **_score_test(out_path, data_dir, config.input_norm),
         "calibration": f"{calibration_folds}-fold grouped CV, out-of-fold, train rows only: "
                        f"closed_below = widest cut-off whose 'closed' calls are >= "
                        f"{TARGET_PRECISION:.0%} precise; open_above = {OPEN_ABOVE} by policy "
@@ -472,11 +481,11 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
     return meta
 
 
-def _score_test(onnx_path: str | Path, data_dir: str | Path) -> dict:
+def _score_test(onnx_path: str | Path, data_dir: str | Path, input_norm: str = "none") -> dict:
     """Accuracy at 0.5 of the exported model (through cv2.dnn) on the test rows: report only."""
     test = load_cew(data_dir, split="test")
     net = cv2.dnn.readNetFromONNX(str(onnx_path))
-    net.setInput(test.images)
+    net.setInput(normalize_input(test.images, input_norm))
     p = net.forward().reshape(-1)
     return {"test_rows": len(test),
             "test_accuracy": round(float(np.mean((p >= 0.5) == test.labels)), 4)}
