@@ -130,9 +130,28 @@ def test_a_closure_counts_only_when_the_lids_meet():
     # The CNN says closed but the landmarks' lids stay apart (a flexing print, a blurry eye).
     lids_apart = open_run + [(C, 0.28, 0.0)] * 3 + open_run
     assert feed_signals(BlinkDetector(), lids_apart) == []
-    edge = BlinkOptions().closed_ear_ratio * 0.30
-    assert len(feed_signals(BlinkDetector(), open_run + [(C, edge * 0.99, 0.0)] * 2 + open_run)) == 1
-    assert feed_signals(BlinkDetector(), open_run + [(C, edge * 1.01, 0.0)] * 2 + open_run) == []
+    per_frame = BlinkOptions(blink_ear_ratio=1.0)  # the per-frame limit alone
+    edge = per_frame.closed_ear_ratio * 0.30
+    assert len(feed_signals(BlinkDetector(per_frame), open_run + [(C, edge * 0.99, 0.0)] * 2 + open_run)) == 1
+    assert feed_signals(BlinkDetector(per_frame), open_run + [(C, edge * 1.01, 0.0)] * 2 + open_run) == []
+
+
+def test_the_lids_must_come_far_enough_together_somewhere_in_the_closure():
+    """sim-s3-0045: a blurry folded print whose one lids-met frame sat just under the per-frame
+    limit (EAR 0.71 of open). A real blink's lowest EAR was at most 0.65 of open in every clip."""
+    opts = BlinkOptions()
+    open_run = [(O, 0.30, None)] * 5
+    shallow = opts.blink_ear_ratio * 1.02 * 0.30  # passes closed_ear_ratio, not blink_ear_ratio
+    assert shallow <= opts.closed_ear_ratio * 0.30
+    assert feed_signals(BlinkDetector(), open_run + [(C, shallow, None)] * 3 + open_run) == []
+    deep = opts.blink_ear_ratio * 0.98 * 0.30
+    blinks = feed_signals(BlinkDetector(), open_run + [(C, shallow, None), (C, deep, None)] + open_run)
+    assert len(blinks) == 1 and blinks[0].ear_low == pytest.approx(0.98 * opts.blink_ear_ratio)
+    # The lowest point may fall on a half-closed transition frame the CNN read UNKNOWN.
+    assert len(feed_signals(BlinkDetector(), open_run + [(U, deep, None), (C, shallow, None)] + open_run)) == 1
+    # A closure voided for it leaves the open run after it for the next blink.
+    twice = open_run + [(C, shallow, None)] * 2 + [(O, 0.30, None)] * 2 + [(C, deep, None)] * 2 + open_run
+    assert len(feed_signals(BlinkDetector(), twice)) == 1
 
 
 def test_a_crease_that_appears_with_the_closure_voids_it():

@@ -188,6 +188,9 @@ def test_every_simulated_attack_is_rejected(seeded_attacks):
 ONCE_ACCEPTED = {2: "pleat/sine", 17: "fold/sine", 26: "pleat/pulses", 89: "pleat/pulses",
                  224: "pleat/sine", 277: "vfold/static", 289: "vfold/sine", 454: "cylinder-v/sine",
                  509: "pleat/pulses"}
+# The held-out seed-3 run (folded and bent prints only): 45, a blurry V-fold whose lids never
+# came far enough together, is stopped by the blink-depth rule (BlinkOptions.blink_ear_ratio).
+ONCE_ACCEPTED_SEED3 = {45: "vfold/sine"}
 
 
 @pytest.mark.slow
@@ -196,7 +199,11 @@ def test_folded_prints_that_once_passed_are_rejected(tmp_path):
     loader = PhotoLoader()
     rows = [make_sequence(loader, pools[i % len(pools)], i, KINDS[i % len(KINDS)], 0, tmp_path)
             for i in ONCE_ACCEPTED]
-    assert [r["variant"] for r in rows] == list(ONCE_ACCEPTED.values())  # the very sequences of that run
+    s3_kinds = ["folded-print", "bent-print"]
+    rows += [make_sequence(loader, pools[i % len(pools)], i, s3_kinds[i % 2], 3, tmp_path)
+             for i in ONCE_ACCEPTED_SEED3]
+    # the very sequences of those runs
+    assert [r["variant"] for r in rows] == [*ONCE_ACCEPTED.values(), *ONCE_ACCEPTED_SEED3.values()]
     with open(tmp_path / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "label", "source", "fps", "group", "simulated", "identity"])

@@ -20,7 +20,9 @@ With the landmark eye backend two more signals guard against folded or flickerin
 * the lids must really meet: a CNN 'closed' counts only if the eye aspect ratio (EAR) is at
   most ``closed_ear_ratio`` of the track's recent open EAR, otherwise it reads UNKNOWN. A real
   blink halves the EAR; a print flexing at the eyes, or a blurry eye behind glasses that the
-  CNN misreads, leaves the landmarks' lids apart;
+  CNN misreads, leaves the landmarks' lids apart. And somewhere in the closure (on any non-open
+  frame) the EAR must reach ``blink_ear_ratio`` of the open EAR: one misread frame that only
+  just passes the per-frame limit is not a blink;
 * no new crease: a non-open frame voids the closure in progress if its ``fold.crease_score``
   (the best straight line across the face at eye level) rose by ``crease_rise`` or more over
   the track's recent open frames, or if any one candidate line (``fold.crease_lines``) rose
@@ -53,6 +55,7 @@ class BlinkOptions:
     max_closed_ms: float = 600.0  # last open → next open; longer is a deliberate closure
     max_unknown_frames: int = 1  # consecutive UNKNOWN frames tolerated inside an open run
     closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
+    blink_ear_ratio: float = 0.68  # the closure's lowest EAR must be at most this share of the open EAR
     baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
     crease_rise: float = 0.3  # rise of fold.crease_score over the open baseline that voids a closure
     line_rise: float = 0.5  # rise of any one fold.crease_lines line over its open baseline, same effect
@@ -65,6 +68,7 @@ class Blink:
     start_ms: float  # last OPEN frame before the closure
     end_ms: float  # first OPEN frame after it
     closed_frames: int
+    ear_low: float | None = None  # the closure's lowest EAR over the open EAR (landmark backend)
 
     @property
     def closed_ms(self) -> float:
@@ -92,6 +96,8 @@ class _TrackState:
     reopen_ms: float = 0.0
     last_ms: float = float("-inf")
     blinks: int = 0
+    ear_ratio: float | None = None  # this frame's EAR over the open EAR
+    ear_low: float | None = None  # the lowest such ratio on a non-open frame of the closure in progress
 
     def restart(self, open_frames: int = 0, now: float = 0.0) -> None:
         self.phase, self.open_frames, self.unknown_run, self.closed_frames = _Phase.OPEN, open_frames, 0, 0
@@ -130,14 +136,20 @@ class BlinkDetector:
 
     def _fuse(self, track: _TrackState, state: EyeState, ear: float | None) -> EyeState:
         """CNN state plus EAR: a 'closed' whose lids did not come together is not evidence."""
+        track.ear_ratio = ear / statistics.median(track.open_ears) if ear is not None and track.open_ears else None
         if ear is None:
             return state
         if state is EyeState.OPEN:
             track.open_ears.append(ear)
         elif state is EyeState.CLOSED:
-            if not track.open_ears or ear > self.options.closed_ear_ratio * statistics.median(track.open_ears):
+            if track.ear_ratio is None or track.ear_ratio > self.options.closed_ear_ratio:
                 return EyeState.UNKNOWN
         return state
+
+    @staticmethod
+    def _track_low(track: _TrackState) -> None:
+        if track.ear_ratio is not None and (track.ear_low is None or track.ear_ratio < track.ear_low):
+            track.ear_low = track.ear_ratio
 
     def _fold_appeared(self, track: _TrackState, state: EyeState, crease: float | None,
                        lines: np.ndarray | None) -> bool:
@@ -188,7 +200,8 @@ class BlinkDetector:
         if state is EyeState.OPEN:
             track.open_frames, track.unknown_run, track.last_open_ms = track.open_frames + 1, 0, t
         elif track.open_frames >= opts.min_open_before:
-            track.phase, track.closed_frames = _Phase.GAP, int(state is EyeState.CLOSED)
+            track.phase, track.closed_frames, track.ear_low = _Phase.GAP, int(state is EyeState.CLOSED), None
+            self._track_low(track)
         elif state is EyeState.CLOSED:
             track.restart()
         else:
@@ -201,9 +214,10 @@ class BlinkDetector:
         opts = self.options
         if t - track.last_open_ms > opts.max_closed_ms:
             track.restart()  # too long for a blink: deliberate closure, or eyes lost
-        elif state is EyeState.CLOSED:
-            track.closed_frames += 1
-        elif state is EyeState.OPEN:
+        elif state is not EyeState.OPEN:
+            track.closed_frames += state is EyeState.CLOSED
+            self._track_low(track)
+        else:
             if track.closed_frames >= opts.min_closed_frames and t - track.last_open_ms >= opts.min_blink_ms:
                 track.phase, track.reopen_ms, track.open_frames, track.unknown_run = _Phase.REOPEN, t, 1, 0
             else:  # only UNKNOWN readings, or a flicker too short for a blink: noise, not a closure
@@ -224,8 +238,10 @@ class BlinkDetector:
         track.open_frames, track.unknown_run = track.open_frames + 1, 0
         if track.open_frames < opts.min_open_after:
             return None
-        blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames)
-        track.blinks += 1
-        # The open run after this blink may serve as the run before the next one.
+        blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames, track.ear_low)
+        # The open run after this closure may serve as the run before the next one.
         track.restart(open_frames=track.open_frames, now=t)
+        if blink.ear_low is not None and blink.ear_low > opts.blink_ear_ratio:
+            return None  # the lids never came far enough together: a misread, not a blink
+        track.blinks += 1
         return blink

@@ -232,7 +232,8 @@ class Gate:
             info.live_until_ms = None
             events.append(Event("expired", now, track.id, info.name, track.box))
         if blink is not None:
-            detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms}
+            detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
+                      "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3)}
             events.append(Event("blink", now, track.id, info.name, track.box, detail))
             was_live = info.live_until_ms is not None
             info.live_until_ms = now + self.options.liveness_ms
