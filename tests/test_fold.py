@@ -90,3 +90,32 @@ def test_coincident_eye_landmarks_give_no_evidence_instead_of_an_error():
     assert not crease_lines(np.zeros((50, 50), np.uint8), np.zeros((68, 2))).any()
     with pytest.raises(ValueError):
         eye_canvas(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))
+
+
+
+@pytest.mark.parametrize("seed", range(6, 9))
+def test_a_fold_shadow_over_a_dark_background_is_marked_past_the_face(seed):
+    """A fold's shadow dims the paper by the same share everywhere: over a dark room beside
+    the face it is as much a line as over the skin (held-out ``sim-s4-0053``). In linear grey
+    levels this 30% shadow scored 0 here: the part past the face fell under the threshold."""
+    img, pts = face(np.random.default_rng(seed))
+    beside = (np.arange(400) < 120) | (np.arange(400) > 280)
+    img[:, beside] *= 0.15  # dark background past the face outline on both sides
+    folded = img.copy()
+    folded[int(EYE_Y) + 8:int(EYE_Y) + 11] *= 0.7
+    assert crease_score(img.astype(np.uint8), pts) < LOW
+    assert crease_score(folded.astype(np.uint8), pts) > 0.8
+
+
+@pytest.mark.parametrize("seed", range(10, 13))
+def test_a_faint_fold_shadow_on_bright_paper_is_marked(seed):
+    """A 10% shadow on a pale face under dark hair: in log intensity the dark areas set the
+    threshold and the line falls under it (``sim-s4-0116``); in grey levels it is plain."""
+    img, pts = face(np.random.default_rng(seed))
+    img = img * 0.4 + 150  # bright paper, mean about 200
+    img[:150] *= 0.2  # dark hair above the brows, dark clothes below the mouth
+    img[250:] *= 0.2
+    folded = img.copy()
+    folded[int(EYE_Y) + 8:int(EYE_Y) + 11] *= 0.9
+    assert crease_score(img.astype(np.uint8), pts) < LOW
+    assert crease_score(folded.astype(np.uint8), pts) > 0.8

@@ -191,19 +191,22 @@ ONCE_ACCEPTED = {2: "pleat/sine", 17: "fold/sine", 26: "pleat/pulses", 89: "plea
 # The held-out seed-3 run (folded and bent prints only): 45, a blurry V-fold whose lids never
 # came far enough together, is stopped by the blink-depth rule (BlinkOptions.blink_ear_ratio).
 ONCE_ACCEPTED_SEED3 = {45: "vfold/sine"}
+# The held-out seed-4 run (all kinds): 53, a flexing pleat whose shadow crosses a dark room
+# beside the face, is stopped since fold.crease_lines also marks ridges in log intensity; 116,
+# a pale pleat, got through a version that marked them in log intensity only.
+ONCE_ACCEPTED_SEED4 = {53: "pleat/sine", 116: "pleat/pulses"}
 
 
 @pytest.mark.slow
 def test_folded_prints_that_once_passed_are_rejected(tmp_path):
     pools = find_photos([shared("faces"), shared("photo-attack", "nuaa", "ClientRaw")])
     loader = PhotoLoader()
-    rows = [make_sequence(loader, pools[i % len(pools)], i, KINDS[i % len(KINDS)], 0, tmp_path)
-            for i in ONCE_ACCEPTED]
-    s3_kinds = ["folded-print", "bent-print"]
-    rows += [make_sequence(loader, pools[i % len(pools)], i, s3_kinds[i % 2], 3, tmp_path)
-             for i in ONCE_ACCEPTED_SEED3]
+    runs = [(0, KINDS, ONCE_ACCEPTED), (3, ["folded-print", "bent-print"], ONCE_ACCEPTED_SEED3),
+            (4, KINDS, ONCE_ACCEPTED_SEED4)]
+    rows = [make_sequence(loader, pools[i % len(pools)], i, kinds[i % len(kinds)], seed, tmp_path)
+            for seed, kinds, once in runs for i in once]
     # the very sequences of those runs
-    assert [r["variant"] for r in rows] == [*ONCE_ACCEPTED.values(), *ONCE_ACCEPTED_SEED3.values()]
+    assert [r["variant"] for r in rows] == [v for _, _, once in runs for v in once.values()]
     with open(tmp_path / "manifest.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "label", "source", "fps", "group", "simulated", "identity"])

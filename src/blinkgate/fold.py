@@ -5,10 +5,10 @@ like a blink. The fold leaves what a blinking face does not: one straight line r
 the eye band, over the bridge of the nose *and* past the face outline on at least one side.
 
 ``crease_score`` measures that in a canvas aligned to the eye landmarks (eye corners level,
-inter-ocular distance ``IOD`` pixels): thin horizontal ridges (dark or bright) are marked, and
-for every straight line near the eye row (small tilts allowed) we take the share of marked
-columns over the middle of the nose bridge and over the better of the two areas outside the
-face. The score is the best line's smaller share, 0..1.
+inter-ocular distance ``IOD`` pixels): thin horizontal ridges (dark or bright, in grey levels
+or in log intensity) are marked, and for every straight line near the eye row (small tilts
+allowed) we take the share of marked columns over the middle of the nose bridge and over the
+better of the two areas outside the face. The score is the best line's smaller share, 0..1.
 
 Glasses (bridge and arms), a fringe or a shelf behind the head can score high on every frame
 of a real face, so the blink detector uses the *rise* during a closure over the open frames
@@ -29,6 +29,9 @@ BRIDGE_SHARE = 0.5  # the middle half of the gap between the inner eye corners: 
 OUTSIDE = (np.arange(0, 32), np.arange(128, 160))  # columns beyond the face on each side
 ROWS = np.arange(EYE_ROW - 16, EYE_ROW + 17)  # candidate line rows: the eye band, ±0.4 IOD
 TILTS = np.linspace(-0.15, 0.15, 13)  # line slopes (rows per column) relative to the eye line
+GREY_FLOOR = 2.0  # least ridge strength in grey levels on a featureless face
+LOG_OFFSET = 10.0  # grey levels added before the log: a step of one level near black is no 50% dip
+LOG_FLOOR = 0.02  # the same floor in log units: about a 2% dip or rise
 
 
 def eye_canvas(gray: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,13 +65,27 @@ def bridge_columns(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
     return cols[(cols >= 0) & (cols < CANVAS)]
 
 
-def _ridges(canvas: np.ndarray) -> np.ndarray:
-    """Boolean map of thin horizontal lines (either polarity), ±1 row tolerant."""
-    smooth = cv2.GaussianBlur(canvas.astype(np.float32), (0, 0), 1.2)
+def _marked(image: np.ndarray, floor: float) -> np.ndarray:
+    """Boolean map of thin horizontal lines (either polarity) in ``image``, ±1 row tolerant."""
+    smooth = cv2.GaussianBlur(image, (0, 0), 1.2)
     ridge = np.abs(cv2.Sobel(smooth, cv2.CV_32F, 0, 2, ksize=3))
     ridge = cv2.dilate(ridge, np.ones((3, 1), np.uint8))
     # Relative to the face's own texture, so contrast and exposure do not matter.
-    return ridge > 4.0 * float(np.median(ridge[30:100])) + 2.0
+    return ridge > 4.0 * float(np.median(ridge[30:100])) + floor
+
+
+def _ridges(canvas: np.ndarray) -> np.ndarray:
+    """Thin horizontal lines in grey levels or in log intensity.
+
+    A fold's shadow or highlight scales the light the paper reflects, so over a dark room
+    beside the face it is as strong a line in log intensity as over the skin, but a fifth as
+    strong in grey levels: there the part past the face went unmarked (held-out
+    ``sim-s4-0053``). In log intensity alone the dark hair and brows set a high threshold and a
+    faint shadow on pale paper fell under it (``sim-s4-0116``), so a line marked on either scale
+    counts.
+    """
+    grey = canvas.astype(np.float32)
+    return _marked(grey, GREY_FLOOR) | _marked(np.log(grey + LOG_OFFSET), LOG_FLOOR)
 
 
 def _line_cells(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
