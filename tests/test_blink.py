@@ -155,13 +155,23 @@ def test_the_lids_must_come_far_enough_together_somewhere_in_the_closure():
 
 
 def test_a_crease_that_appears_with_the_closure_voids_it():
-    rise = BlinkOptions().crease_rise
+    rise = BlinkOptions().crease_change
     open_run = [(O, 0.30, 0.1)] * 5
     assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.1 + rise * 0.9)] * 3 + open_run)) == 1
     folded = open_run + [(C, 0.1, 0.1), (C, 0.1, 0.1 + rise), (C, 0.1, 0.1)] + open_run
     assert feed_signals(BlinkDetector(), folded) == []
     # A crease on a half-closed (UNKNOWN) transition frame of the gap voids it too.
     assert feed_signals(BlinkDetector(), open_run + [(U, 0.2, 1.0), (C, 0.1, 0.1)] + open_run) == []
+
+
+def test_a_line_that_goes_away_with_the_closure_voids_it():
+    """sim-s5-0149: a flexing pleat whose line crossed the face on the open frames and was gone
+    on the one closed frame. A blink does not move a line that runs past the face outline; real
+    closures changed the best line's score by -0.09 to +0.19."""
+    change = BlinkOptions().crease_change
+    open_run = [(O, 0.30, 0.9)] * 5
+    assert feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.9 - change * 1.01)] * 2 + open_run) == []
+    assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.9 - change * 0.9)] * 2 + open_run)) == 1
 
 
 def test_a_line_that_was_there_all_along_is_not_a_fold():

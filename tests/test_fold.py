@@ -8,7 +8,7 @@ from blinkgate.blink import BlinkOptions
 from blinkgate.fold import crease_lines, crease_score, eye_canvas
 
 EYE_Y = 200.0
-LOW = 0.25  # well under the rise that voids a closure (BlinkOptions.crease_rise) from zero
+LOW = 0.25  # well under the rise that voids a closure (BlinkOptions.crease_change) from zero
 
 
 def face(rng: np.random.Generator, roll_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def test_a_second_line_beside_the_first_is_new_line_by_line():
     before, after = crease_lines(rim.astype(np.uint8), pts), crease_lines(both.astype(np.uint8), pts)
     assert crease_score(rim.astype(np.uint8), pts) == pytest.approx(float(before.max()))
     assert float(before.max()) > 0.8
-    assert float(after.max()) - float(before.max()) < BlinkOptions().crease_rise  # the level barely moves
+    assert float(after.max()) - float(before.max()) < BlinkOptions().crease_change  # the level barely moves
     assert float((after - before).max()) > BlinkOptions().line_rise  # line by line it is new
 
 

@@ -12,7 +12,7 @@ better of the two areas outside the face. The score is the best line's smaller s
 
 Glasses (bridge and arms), a fringe or a shelf behind the head can score high on every frame
 of a real face, so the blink detector uses the *rise* during a closure over the open frames
-before it, never the level: of the best line (``blink.BlinkOptions.crease_rise``) and of every
+before it, never the level: of the best line (``blink.BlinkOptions.crease_change``) and of every
 candidate line against itself (``crease_lines``, ``blink.BlinkOptions.line_rise``), which sees
 a fold that lands next to a glasses rim. The measurements are in docs/evaluation.md.
 """
