@@ -195,6 +195,9 @@ ONCE_ACCEPTED_SEED3 = {45: "vfold/sine"}
 # beside the face, is stopped since fold.crease_lines also marks ridges in log intensity; 116,
 # a pale pleat, got through a version that marked them in log intensity only.
 ONCE_ACCEPTED_SEED4 = {53: "pleat/sine", 116: "pleat/pulses"}
+# The held-out seed-5 run (all kinds): 149, a flexing pleat whose line was gone on the one
+# closed frame, is stopped since a crease that falls voids a closure (BlinkOptions.crease_change).
+ONCE_ACCEPTED_SEED5 = {149: "pleat/sine"}
 
 
 @pytest.mark.slow
@@ -202,7 +205,7 @@ def test_folded_prints_that_once_passed_are_rejected(tmp_path):
     pools = find_photos([shared("faces"), shared("photo-attack", "nuaa", "ClientRaw")])
     loader = PhotoLoader()
     runs = [(0, KINDS, ONCE_ACCEPTED), (3, ["folded-print", "bent-print"], ONCE_ACCEPTED_SEED3),
-            (4, KINDS, ONCE_ACCEPTED_SEED4)]
+            (4, KINDS, ONCE_ACCEPTED_SEED4), (5, KINDS, ONCE_ACCEPTED_SEED5)]
     rows = [make_sequence(loader, pools[i % len(pools)], i, kinds[i % len(kinds)], seed, tmp_path)
             for seed, kinds, once in runs for i in once]
     # the very sequences of those runs
