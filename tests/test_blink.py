@@ -172,6 +172,10 @@ def test_a_line_that_goes_away_with_the_closure_voids_it():
     open_run = [(O, 0.30, 0.9)] * 5
     assert feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.9 - change * 1.01)] * 2 + open_run) == []
     assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.9 - change * 0.9)] * 2 + open_run)) == 1
+    # Only a line that was on every open frame can go: NUAA live 0008_00_00_02 blinks 450 ms
+    # into its track, after three open frames scoring 0.0, 0.46 and 0.31.
+    noisy = [(O, 0.30, c) for c in (0.0, 0.46, 0.31)]
+    assert len(feed_signals(BlinkDetector(), noisy + [(C, 0.1, 0.0)] * 2 + noisy)) == 1
 
 
 def test_a_line_that_was_there_all_along_is_not_a_fold():

@@ -24,8 +24,9 @@ With the landmark eye backend two more signals guard against folded or flickerin
   frame) the EAR must reach ``blink_ear_ratio`` of the open EAR: one misread frame that only
   just passes the per-frame limit is not a blink;
 * no crease comes or goes: a non-open frame voids the closure in progress if its
-  ``fold.crease_score`` (the best straight line across the face at eye level) rose or fell by
-  ``crease_change`` or more against the track's recent open frames, or if any one candidate
+  ``fold.crease_score`` (the best straight line across the face at eye level) rose by
+  ``crease_change`` or more over the median of the track's recent open frames, or fell by as
+  much under the lowest of them (a line that was on every one is gone), or if any one candidate
   line (``fold.crease_lines``) rose by ``line_rise`` over the same line on those frames. The
   change, not the level, is what counts: glasses and lines in the background score on open and
   closed frames alike, while a fold appears with the closure, and a pleat that flexes can
@@ -59,7 +60,7 @@ class BlinkOptions:
     closed_ear_ratio: float = 0.75  # a CLOSED frame's EAR must be at most this share of the open EAR
     blink_ear_ratio: float = 0.68  # the closure's lowest EAR must be at most this share of the open EAR
     baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
-    crease_change: float = 0.3  # rise or fall of fold.crease_score against the open baseline that voids a closure
+    crease_change: float = 0.3  # rise (over the open median) or fall (under the open minimum) of crease_score
     line_rise: float = 0.5  # rise of any one fold.crease_lines line over its open baseline, same effect
     history: int = 64  # observations kept per track, for display and debugging
 
@@ -155,7 +156,8 @@ class BlinkDetector:
 
     def _fold_appeared(self, track: _TrackState, state: EyeState, crease: float | None,
                        lines: np.ndarray | None) -> bool:
-        """Keeps the open frames' crease baselines; True if a non-open frame shows a new line."""
+        """Keeps the open frames' crease baselines; True if a non-open frame shows a new line or
+        lost a steady one."""
         if state is EyeState.OPEN:
             if crease is not None:
                 track.open_creases.append(crease)
@@ -164,8 +166,11 @@ class BlinkDetector:
                 track.lines_base = None
             return False
         opts = self.options
-        if crease is not None and abs(crease - self._median(track.open_creases)) >= opts.crease_change:
-            return True
+        if crease is not None:
+            if crease - self._median(track.open_creases) >= opts.crease_change:
+                return True  # a line appeared
+            if track.open_creases and min(track.open_creases) - crease >= opts.crease_change:
+                return True  # a line that was on every recent open frame is gone
         if lines is None:
             return False
         if track.lines_base is None:  # once per closure: the open frames do not change during it
