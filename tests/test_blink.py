@@ -179,7 +179,7 @@ def test_a_line_that_goes_away_with_the_closure_voids_it():
 
 
 def test_a_line_that_was_there_all_along_is_not_a_fold():
-    """Glasses or a shelf behind the head score on open frames too: only a rise counts."""
+    """Glasses or a shelf behind the head score on open frames too: only a change counts."""
     steady = [(O, 0.30, 0.8)] * 5 + [(C, 0.1, 0.85)] * 3 + [(O, 0.30, 0.8)] * 5
     assert len(feed_signals(BlinkDetector(), steady)) == 1
 

@@ -92,7 +92,6 @@ def test_coincident_eye_landmarks_give_no_evidence_instead_of_an_error():
         eye_canvas(np.zeros((50, 50), np.uint8), np.zeros((68, 2)))
 
 
-
 @pytest.mark.parametrize("seed", range(6, 9))
 def test_a_fold_shadow_over_a_dark_background_is_marked_past_the_face(seed):
     """A fold's shadow dims the paper by the same share everywhere: over a dark room beside

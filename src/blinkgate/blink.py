@@ -154,7 +154,7 @@ class BlinkDetector:
         if track.ear_ratio is not None and (track.ear_low is None or track.ear_ratio < track.ear_low):
             track.ear_low = track.ear_ratio
 
-    def _fold_appeared(self, track: _TrackState, state: EyeState, crease: float | None,
+    def _fold_changed(self, track: _TrackState, state: EyeState, crease: float | None,
                        lines: np.ndarray | None) -> bool:
         """Keeps the open frames' crease baselines; True if a non-open frame shows a new line or
         lost a steady one."""
@@ -196,7 +196,7 @@ class BlinkDetector:
         track.last_ms = timestamp_ms
         state = self._fuse(track, state, ear)
         track.history.append((timestamp_ms, state))
-        if self._fold_appeared(track, state, crease, crease_lines):
+        if self._fold_changed(track, state, crease, crease_lines):
             track.restart()  # a fold line appeared across the face: this closure is paper
             return None
         step = {_Phase.OPEN: self._open_phase, _Phase.GAP: self._gap_phase, _Phase.REOPEN: self._reopen_phase}

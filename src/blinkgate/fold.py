@@ -11,10 +11,11 @@ allowed) we take the share of marked columns over the middle of the nose bridge 
 better of the two areas outside the face. The score is the best line's smaller share, 0..1.
 
 Glasses (bridge and arms), a fringe or a shelf behind the head can score high on every frame
-of a real face, so the blink detector uses the *rise* during a closure over the open frames
-before it, never the level: of the best line (``blink.BlinkOptions.crease_change``) and of every
-candidate line against itself (``crease_lines``, ``blink.BlinkOptions.line_rise``), which sees
-a fold that lands next to a glasses rim. The measurements are in docs/evaluation.md.
+of a real face, so the blink detector uses the *change* during a closure against the open
+frames before it, never the level: of the best line, up or down
+(``blink.BlinkOptions.crease_change``), and the rise of every candidate line against itself
+(``crease_lines``, ``blink.BlinkOptions.line_rise``), which sees a fold that lands next to a
+glasses rim. The measurements are in docs/evaluation.md.
 """
 
 from __future__ import annotations
