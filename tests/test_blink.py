@@ -113,11 +113,13 @@ def test_consecutive_blinks_share_the_open_run():
     assert len(feed(BlinkDetector(), [O, O, C, C, O, O, C, C, O, O])) == 2
 
 
-def feed_signals(det: BlinkDetector, frames, fps: float = 30.0):
-    """Feed (state, ear, crease[, crease_lines]) tuples at ``fps``; return the blinks found."""
+def feed_signals(det: BlinkDetector, frames, fps: float = 30.0, sharpness: float | None = None):
+    """Feed (state, ear, crease[, crease_lines]) tuples at ``fps``, every frame with the same eye
+    ``sharpness``; return the blinks found."""
     out = []
     for i, (s, ear, crease, *lines) in enumerate(frames):
-        b = det.update(1, i * 1000.0 / fps, s, ear=ear, crease=crease, crease_lines=lines[0] if lines else None)
+        b = det.update(1, i * 1000.0 / fps, s, ear=ear, crease=crease, crease_lines=lines[0] if lines else None,
+                       sharpness=sharpness)
         if b:
             out.append(b)
     return out
@@ -204,3 +206,26 @@ def test_without_landmark_signals_only_the_state_counts():
     """The Haar backend gives no EAR or crease: the state machine alone decides."""
     frames = [(O, None, None)] * 5 + [(C, None, None)] * 3 + [(O, None, None)] * 5
     assert len(feed_signals(BlinkDetector(), frames)) == 1
+
+
+def test_no_blink_is_counted_on_eyes_too_blurred_to_show_lids():
+    """sim-s6-0136: a blurred print flexing at 25 fps, read confidently closed on single frames
+    (EAR 0.52-0.65 of open, no crease). Its open frames' median eye sharpness was 0.05-0.08; on
+    real video it never fell under 0.115."""
+    floor = BlinkOptions().min_sharpness
+    flicker = [(O, 0.35, 0.0)] * 18 + [(C, 0.21, 0.0)] + [(O, 0.35, 0.0)] * 10
+    assert feed_signals(BlinkDetector(), flicker, fps=25.0, sharpness=floor * 0.6) == []
+    blinks = feed_signals(BlinkDetector(), flicker, fps=25.0, sharpness=floor * 2)
+    assert len(blinks) == 1 and blinks[0].sharpness == pytest.approx(floor * 2)
+    assert len(feed_signals(BlinkDetector(), flicker, fps=25.0)) == 1  # no sharpness (Haar eyes): no floor
+
+
+def test_the_sharpness_floor_looks_at_the_open_frames_only():
+    """A closed eye shows less detail than an open one (no iris, no lid edge): the floor is the
+    median over the track's recent open frames, so a real closure is not judged by itself."""
+    det = BlinkDetector()
+    floor = det.options.min_sharpness
+    # Most frames of this track are closed ones: over all frames, the median would be under the floor.
+    frames = [(O, 0.30, None, floor * 2)] * 2 + [(C, 0.10, None, floor * 0.2)] * 8 + [(O, 0.30, None, floor * 2)] * 2
+    found = [det.update(1, i * 33.3, s, ear=e, crease=c, sharpness=sh) for i, (s, e, c, sh) in enumerate(frames)]
+    assert [b.sharpness for b in found if b] == [pytest.approx(floor * 2)]

@@ -32,7 +32,12 @@ With the landmark eye backend two more signals guard against folded or flickerin
   closed frames alike, while a fold appears with the closure, and a pleat that flexes can
   also take its line away as the printed lids meet (held-out ``sim-s5-0149``). A blink moves
   the lids, not a line running past the face outline. Line by line sees a fold that lands
-  beside a glasses rim, which leaves the best line's score where it was.
+  beside a glasses rim, which leaves the best line's score where it was;
+* the eyes are sharp enough to show lids: no closure counts while the median
+  ``eyes.eye_sharpness`` of the track's recent open frames is under ``min_sharpness``. On a
+  blurred eye the CNN and the landmarks guess, and a blurry print that flexes makes the guesses
+  flicker shut for single frames (held-out ``sim-s6-0136``: 0.05-0.08; the lowest on any real
+  video track was 0.115). A camera that cannot focus on the face cannot see a blink.
 
 The detector is a pure object: no images, only ``update(track_id, timestamp_ms, state, ...)``.
 """
@@ -62,6 +67,7 @@ class BlinkOptions:
     baseline_frames: int = 15  # recent OPEN frames whose median EAR and crease score are the baseline
     crease_change: float = 0.3  # rise (over the open median) or fall (under the open minimum) of crease_score
     line_rise: float = 0.5  # rise of any one fold.crease_lines line over its open baseline, same effect
+    min_sharpness: float = 0.1  # median eyes.eye_sharpness of the recent OPEN frames a closure needs
     history: int = 64  # observations kept per track, for display and debugging
 
 
@@ -72,6 +78,7 @@ class Blink:
     end_ms: float  # first OPEN frame after it
     closed_frames: int
     ear_low: float | None = None  # the closure's lowest EAR over the open EAR (landmark backend)
+    sharpness: float | None = None  # median eye sharpness of the recent open frames (landmark backend)
 
     @property
     def closed_ms(self) -> float:
@@ -90,6 +97,7 @@ class _TrackState:
     open_ears: deque  # EAR of the recent OPEN frames: the baseline a closure is compared with
     open_creases: deque  # fold.crease_score of the same frames
     open_lines: deque  # fold.crease_lines of the same frames
+    open_sharpness: deque  # eyes.eye_sharpness of the same frames
     lines_base: np.ndarray | None = None  # their per-line median, kept until the next OPEN frame
     phase: _Phase = _Phase.OPEN
     open_frames: int = 0
@@ -131,7 +139,7 @@ class BlinkDetector:
 
     def _new_track(self) -> _TrackState:
         n = self.options.baseline_frames
-        return _TrackState(deque(maxlen=self.options.history), deque(maxlen=n), deque(maxlen=n), deque(maxlen=n))
+        return _TrackState(deque(maxlen=self.options.history), *(deque(maxlen=n) for _ in range(4)))
 
     @staticmethod
     def _median(values: deque) -> float:
@@ -180,11 +188,11 @@ class BlinkDetector:
 
     def update(self, track_id: int, timestamp_ms: float, state: EyeState,
                ear: float | None = None, crease: float | None = None,
-               crease_lines: np.ndarray | None = None) -> Blink | None:
+               crease_lines: np.ndarray | None = None, sharpness: float | None = None) -> Blink | None:
         """Feed one observation; returns a Blink when this observation completes one.
 
-        ``ear``, ``crease`` and ``crease_lines`` (landmark backend) are optional: without them
-        only ``state`` counts.
+        ``ear``, ``crease``, ``crease_lines`` and ``sharpness`` (landmark backend) are optional:
+        without them only ``state`` counts.
         """
         track = self._tracks.get(track_id)
         if track is None:
@@ -195,6 +203,8 @@ class BlinkDetector:
             )
         track.last_ms = timestamp_ms
         state = self._fuse(track, state, ear)
+        if state is EyeState.OPEN and sharpness is not None:
+            track.open_sharpness.append(sharpness)
         track.history.append((timestamp_ms, state))
         if self._fold_changed(track, state, crease, crease_lines):
             track.restart()  # a fold line appeared across the face: this closure is paper
@@ -245,10 +255,13 @@ class BlinkDetector:
         track.open_frames, track.unknown_run = track.open_frames + 1, 0
         if track.open_frames < opts.min_open_after:
             return None
-        blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames, track.ear_low)
+        sharpness = statistics.median(track.open_sharpness) if track.open_sharpness else None
+        blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames, track.ear_low, sharpness)
         # The open run after this closure may serve as the run before the next one.
         track.restart(open_frames=track.open_frames, now=t)
         if blink.ear_low is not None and blink.ear_low > opts.blink_ear_ratio:
             return None  # the lids never came far enough together: a misread, not a blink
+        if sharpness is not None and sharpness < opts.min_sharpness:
+            return None  # eyes too blurred to show lids: the closed readings were guesses
         track.blinks += 1
         return blink

@@ -227,13 +227,14 @@ class Gate:
         info.eyes = self.eyes.read(gray, track.box)
         t = self.timer.add("eyes", t)
         blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
-                                   info.eyes.crease_lines)
+                                   info.eyes.crease_lines, info.eyes.sharpness)
         if info.live_until_ms is not None and now > info.live_until_ms:
             info.live_until_ms = None
             events.append(Event("expired", now, track.id, info.name, track.box))
         if blink is not None:
             detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
-                      "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3)}
+                      "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3),
+                      "sharpness": None if blink.sharpness is None else round(blink.sharpness, 3)}
             events.append(Event("blink", now, track.id, info.name, track.box, detail))
             was_live = info.live_until_ms is not None
             info.live_until_ms = now + self.options.liveness_ms

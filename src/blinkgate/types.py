@@ -41,6 +41,7 @@ class EyeReading:
     ear: float | None = None  # mean eye aspect ratio of both eyes (landmark backend only)
     crease: float | None = None  # fold.crease_score of the face (landmark backend only)
     crease_lines: np.ndarray | None = field(default=None, compare=False, repr=False)  # fold.crease_lines
+    sharpness: float | None = None  # eyes.eye_sharpness of the blurrier eye crop (landmark backend only)
 
 
 @dataclass(frozen=True)
