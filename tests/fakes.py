@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from blinkgate.types import EyeReading, EyeState
+
 FRAME = np.zeros((480, 640, 3), np.uint8)
 
 
@@ -35,3 +37,16 @@ class FakeEncoder:
     def encode(self, image, box):
         self.calls += 1
         return self.identity[tuple(box)]
+
+
+class FakeEyes:
+    """Eye state (default OPEN) and crop sharpness per box, set by the test."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.state: dict = {}
+        self.sharpness: dict = {}  # per box; none: no sharpness reading (like the Haar backend)
+
+    def read(self, gray, box):
+        return EyeReading(self.state.get(tuple(box), EyeState.OPEN), sharpness=self.sharpness.get(tuple(box)))

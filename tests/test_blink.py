@@ -229,3 +229,16 @@ def test_the_sharpness_floor_looks_at_the_open_frames_only():
     frames = [(O, 0.30, None, floor * 2)] * 2 + [(C, 0.10, None, floor * 0.2)] * 8 + [(O, 0.30, None, floor * 2)] * 2
     found = [det.update(1, i * 33.3, s, ear=e, crease=c, sharpness=sh) for i, (s, e, c, sh) in enumerate(frames)]
     assert [b.sharpness for b in found if b] == [pytest.approx(floor * 2)]
+
+
+def test_blurred_says_whether_a_closure_could_count_now():
+    det = BlinkDetector()
+    floor = det.options.min_sharpness
+    assert not det.blurred(1)  # unseen track
+    det.update(1, 0.0, O)
+    assert not det.blurred(1)  # no sharpness reading (Haar eyes)
+    for i, sharpness in enumerate([floor * 0.5] * 3, start=1):
+        det.update(1, i * 33.3, O, sharpness=sharpness)
+    assert det.blurred(1)
+    det.update(1, 200.0, C, sharpness=floor * 10)  # closed frames do not move the baseline
+    assert det.blurred(1)

@@ -7,23 +7,13 @@ import pytest
 
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
-from blinkgate.types import EyeReading, EyeState
-from fakes import FRAME, FakeDetector, FakeEncoder, vec
+from blinkgate.types import EyeState
+from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
 ALICE_BOX = (100.0, 100.0, 200.0, 200.0)
 BOB_BOX = (400.0, 100.0, 500.0, 200.0)
 BLINK = [O, O, O, C, C, O, O, O]
-
-
-class FakeEyes:
-    name = "fake"
-
-    def __init__(self):
-        self.state: dict = {}
-
-    def read(self, gray, box):
-        return EyeReading(self.state.get(tuple(box), O))
 
 
 class Rig:
@@ -67,6 +57,21 @@ def test_known_face_granted_only_after_a_blink():
     face = rig.blink(ALICE_BOX)
     assert face.live and face.granted and face.blinks == 1
     assert rig.kinds().count("granted") == 1
+
+
+def test_a_blink_of_eyes_too_blurred_to_see_is_not_granted_and_the_face_says_why():
+    floor = GateOptions().blink.min_sharpness
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    rig.eyes.sharpness[ALICE_BOX] = floor * 0.5
+    face = rig.blink(ALICE_BOX)
+    assert face.name == "alice" and face.eyes_blurred and not face.live and not face.granted
+    assert "blink" not in rig.kinds()
+    rig.eyes.sharpness[ALICE_BOX] = floor * 2  # focused: the open frames' median climbs past the floor
+    for _ in range(15):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.eyes_blurred
+    assert rig.blink(ALICE_BOX).granted
 
 
 def test_photo_right_after_a_grant_is_not_granted():

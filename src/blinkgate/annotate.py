@@ -27,7 +27,8 @@ def draw_face(image: np.ndarray, face: FaceResult) -> None:
         cv2.rectangle(image, (int(ex1), int(ey1)), (int(ex2), int(ey2)), EYE_COLOURS[face.eyes.state], 1)
     who = face.name or "unknown"
     _label(image, f"#{face.track_id} {who}", (x1, max(20, y1 - 4)), colour, scale)
-    status = "LIVE - GRANTED" if face.granted else "LIVE (not enrolled)" if face.live else "blink to enter"
+    status = "LIVE - GRANTED" if face.granted else "LIVE (not enrolled)" if face.live else (
+        "eyes too blurred: focus or come closer" if face.eyes_blurred else "blink to enter")
     _label(image, f"{status} | eyes {face.eyes.state.value} | blinks {face.blinks}", (x1, y2 + 24), colour, scale * 0.8)
 
 

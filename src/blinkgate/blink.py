@@ -126,6 +126,13 @@ class BlinkDetector:
         state = self._tracks.get(track_id)
         return state.blinks if state else 0
 
+    def blurred(self, track_id: int) -> bool:
+        """True while the track's recent open eyes are too blurred for a closure to count."""
+        state = self._tracks.get(track_id)
+        if state is None or not state.open_sharpness:
+            return False
+        return statistics.median(state.open_sharpness) < self.options.min_sharpness
+
     def history(self, track_id: int) -> list[tuple[float, EyeState]]:
         state = self._tracks.get(track_id)
         return list(state.history) if state else []

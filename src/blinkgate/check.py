@@ -19,7 +19,9 @@ class FaceVerdict:
     live: bool = False
     granted: bool = False
     first_live_s: float | None = None
+    eyes_blurred: bool = False  # on most of the track's frames: too blurred for a blink to count
     frames: int = 0
+    blurred_frames: int = 0
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Verdict:
         out = asdict(self)
         for face in out["faces"]:
             face.pop("frames")
+            face.pop("blurred_frames")
         return out
 
     def format(self) -> str:
@@ -44,7 +47,9 @@ class Verdict:
         blinks = sum(f.blinks for f in self.faces)
         first = min((f.first_live_s for f in self.faces if f.first_live_s is not None), default=None)
         when = f", first live at {first:.2f}s" if first is not None else ""
-        return f"{self.source}: {verdict} ({self.frames} frames, {len(self.faces)} faces, {blinks} blinks{when})"
+        blurred = any(f.eyes_blurred and not f.live for f in self.faces)
+        why = "; eyes too blurred to see a blink" if blurred else ""
+        return f"{self.source}: {verdict} ({self.frames} frames, {len(self.faces)} faces, {blinks} blinks{when}{why})"
 
 
 def check_source(
@@ -67,6 +72,9 @@ def check_source(
             if face.live and not fv.live:
                 fv.live, fv.first_live_s = True, round(frame.timestamp_ms / 1000.0, 3)
             fv.granted = fv.granted or face.granted
+            fv.blurred_frames += face.eyes_blurred
+    for fv in faces.values():
+        fv.eyes_blurred = 2 * fv.blurred_frames > fv.frames
     verdict.faces = [f for f in faces.values() if f.frames >= MIN_TRACK_FRAMES or f.live]
     verdict.live = any(f.live for f in verdict.faces)
     verdict.granted = any(f.granted for f in verdict.faces)

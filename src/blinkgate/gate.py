@@ -252,6 +252,7 @@ class Gate:
             live=live,
             granted=live and info.name is not None,
             live_until_ms=info.live_until_ms,
+            eyes_blurred=self.blinks.blurred(track.id),
         )
 
     # -- whole sources -------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class FaceResult:
     live: bool
     granted: bool
     live_until_ms: float | None = None
+    eyes_blurred: bool = False  # too blurred for a blink to count (blink.BlinkDetector.blurred)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""Batch verdicts: what `blinkgate check` prints and returns for each source."""
+
+from blinkgate.check import FaceVerdict, Verdict, check_source
+from blinkgate.gate import Gate, GateOptions
+from blinkgate.recognize import Recognizer
+from blinkgate.sources import Frame, FrameSource
+from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
+
+
+def test_a_face_never_live_on_blurred_eyes_is_told_why():
+    blurred = Verdict("clip.mp4", frames=90, faces=[FaceVerdict(1, "alice", frames=90, eyes_blurred=True)])
+    assert blurred.format().endswith("0 blinks; eyes too blurred to see a blink)")
+    assert blurred.to_json()["faces"][0]["eyes_blurred"] is True
+    sharp = Verdict("clip.mp4", frames=90, faces=[FaceVerdict(1, "alice", frames=90)])
+    assert "blurred" not in sharp.format()
+    # Once live, blur earlier in the clip is no reason to give.
+    live = Verdict("clip.mp4", frames=90, live=True,
+                   faces=[FaceVerdict(1, "alice", blinks=1, live=True, first_live_s=1.0, frames=90, eyes_blurred=True)])
+    assert "blurred" not in live.format()
+    assert set(live.to_json()["faces"][0]) == {"track", "name", "blinks", "live", "granted", "first_live_s",
+                                               "eyes_blurred"}
+
+
+class Frames(FrameSource):
+    def __init__(self, n: int):
+        self.n, self.description = n, "frames"
+
+    def __iter__(self):
+        return (Frame(FRAME, i * 33.3, i) for i in range(self.n))
+
+
+def test_check_source_says_eyes_blurred_when_most_frames_were():
+    floor = GateOptions().blink.min_sharpness
+    box = (100.0, 100.0, 200.0, 200.0)
+    detector, encoder, eyes = FakeDetector(), FakeEncoder(), FakeEyes()
+    detector.boxes, encoder.identity[box] = [box], vec(1)
+    gate = Gate(recognizer=Recognizer([vec(1)], ["alice"]), encoder=encoder, detector=detector, eyes=eyes)
+    eyes.sharpness[box] = floor * 0.5
+    verdict = check_source(gate, Frames(30))
+    assert [f.eyes_blurred for f in verdict.faces] == [True] and not verdict.live
+    eyes.sharpness[box] = floor * 2
+    assert [f.eyes_blurred for f in check_source(gate, Frames(30)).faces] == [False]
