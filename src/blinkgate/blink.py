@@ -15,7 +15,8 @@ needs open-closed-open evidence on both sides, timed in milliseconds from the so
 flexing print at 30 fps (67 ms open to open; real blinks measured 100 ms or more), nor a
 deliberate closure.
 
-With the landmark eye backend two more signals guard against folded or flickering prints:
+With the landmark eye backend three more signals guard against folded, blurred or flickering
+prints:
 
 * the lids must really meet: a CNN 'closed' counts only if the eye aspect ratio (EAR) is at
   most ``closed_ear_ratio`` of the track's recent open EAR, otherwise it reads UNKNOWN. A real
