@@ -24,13 +24,13 @@ from collections.abc import Iterable, Iterator
 
 import cv2
 
-from blinkgate.evaluate import load_manifest
 from blinkgate.blink import BlinkOptions
+from blinkgate.evaluate import load_manifest
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.sources import Frame, open_source
 from blinkgate.types import EyeState
 
-WINDOW = 15  # = BlinkOptions.baseline_frames
+WINDOW = BlinkOptions().baseline_frames  # the open frames the blink detector takes the median of
 SIGMAS = (0, 1, 2, 3, 4, 6, 8)
 
 

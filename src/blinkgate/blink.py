@@ -130,9 +130,13 @@ class BlinkDetector:
     def blurred(self, track_id: int) -> bool:
         """True while the track's recent open eyes are too blurred for a closure to count."""
         state = self._tracks.get(track_id)
-        if state is None or not state.open_sharpness:
-            return False
-        return statistics.median(state.open_sharpness) < self.options.min_sharpness
+        sharpness = self._open_sharpness(state) if state else None
+        return sharpness is not None and sharpness < self.options.min_sharpness
+
+    @staticmethod
+    def _open_sharpness(track: _TrackState) -> float | None:
+        """Median eye sharpness of the recent open frames; None without readings (Haar eyes)."""
+        return statistics.median(track.open_sharpness) if track.open_sharpness else None
 
     def history(self, track_id: int) -> list[tuple[float, EyeState]]:
         state = self._tracks.get(track_id)
@@ -263,7 +267,7 @@ class BlinkDetector:
         track.open_frames, track.unknown_run = track.open_frames + 1, 0
         if track.open_frames < opts.min_open_after:
             return None
-        sharpness = statistics.median(track.open_sharpness) if track.open_sharpness else None
+        sharpness = self._open_sharpness(track)
         blink = Blink(track_id, track.last_open_ms, track.reopen_ms, track.closed_frames, track.ear_low, sharpness)
         # The open run after this closure may serve as the run before the next one.
         track.restart(open_frames=track.open_frames, now=t)
