@@ -22,7 +22,7 @@ from blinkgate.recognize import Recognizer
 from blinkgate.types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
 from conftest import shared
-from fakes import FRAME, FakeDetector, FakeEncoder, vec
+from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
 BOX = (100.0, 100.0, 200.0, 200.0)
@@ -423,16 +423,6 @@ def test_gate_blink_timeline_of_a_live_clip_replayed_passes_at_most_5_percent(cl
 # -- the door on a real Gate with scripted stages --------------------------------------------------------
 
 
-class FakeEyes:
-    name = "fake"
-
-    def __init__(self):
-        self.state = O
-
-    def read(self, gray, box):
-        return EyeReading(self.state)
-
-
 class DoorRig:
     """A real Gate (scripted detector, encoder and eyes) under a real Door."""
 
@@ -454,7 +444,7 @@ class DoorRig:
 
     def step(self, n: int = 1, eyes: EyeState = O):
         for _ in range(n):
-            self.eyes.state = eyes
+            self.eyes.state[BOX] = eyes
             self.t += 33.3
             self.last = self.door.process(FRAME, self.t)
             self.events += self.last.frame.events + self.last.events
