@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import pytest
@@ -42,6 +45,20 @@ def test_check_not_a_video_exit_2(capsys, tmp_path):
     bad.write_bytes(b"\x00" * 1000)
     code, _, err = run(capsys, "check", str(bad), "--db", str(tmp_path / "f.db"))
     assert code == 2 and "video" in err
+
+
+def test_corrupt_video_is_one_line_without_ffmpeg_noise(tmp_path):
+    """FFmpeg logs its own complaint about a broken MP4; only -v shows it beside ours."""
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"garbage, not an mp4")
+    cmd = [sys.executable, "-m", "blinkgate", "check", str(bad), "--db", str(tmp_path / "f.db")]
+    # A fresh process as a user starts it: main() run in this one may have set the variable.
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert quiet.returncode == 2 and quiet.stdout == ""
+    assert quiet.stderr.strip().splitlines() == [f"blinkgate: error: cannot open '{bad}'"]
+    verbose = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True, timeout=120, env=env)
+    assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
 
 
 def test_people_without_database(capsys, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -358,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
+    if not args.verbose:
+        # FFmpeg's own log lines ("moov atom not found") would land beside our one-line error
+        # for the same file; -v keeps them. OpenCV reads this when it first opens a video.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     try:
         return args.func(args)
     except BlinkgateError as err:
