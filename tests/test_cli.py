@@ -47,18 +47,31 @@ def test_check_not_a_video_exit_2(capsys, tmp_path):
     assert code == 2 and "video" in err
 
 
+def _fresh(*argv: str) -> subprocess.CompletedProcess:
+    """blinkgate in a fresh process, as a user starts it (main() run in this one may have set
+    the FFmpeg log variable, which children would inherit)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    return subprocess.run([sys.executable, "-m", "blinkgate", *argv], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
 def test_corrupt_video_is_one_line_without_ffmpeg_noise(tmp_path):
     """FFmpeg logs its own complaint about a broken MP4; only -v shows it beside ours."""
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"garbage, not an mp4")
-    cmd = [sys.executable, "-m", "blinkgate", "check", str(bad), "--db", str(tmp_path / "f.db")]
-    # A fresh process as a user starts it: main() run in this one may have set the variable.
-    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
-    quiet = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    args = ["check", str(bad), "--db", str(tmp_path / "f.db")]
+    quiet = _fresh(*args)
     assert quiet.returncode == 2 and quiet.stdout == ""
     assert quiet.stderr.strip().splitlines() == [f"blinkgate: error: cannot open '{bad}'"]
-    verbose = subprocess.run(cmd[:3] + ["-v"] + cmd[3:], capture_output=True, text=True, timeout=120, env=env)
+    verbose = _fresh("-v", *args)
     assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
+
+
+def test_missing_camera_is_one_line_without_opencv_noise(tmp_path):
+    quiet = _fresh("run", "--source", "99", "--no-display", "--db", str(tmp_path / "f.db"))
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines() == [
+        "blinkgate: error: cannot open camera 99 (no camera? pass a video file or URL with --source)"]
 
 
 def test_people_without_database(capsys, tmp_path):

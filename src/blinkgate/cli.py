@@ -356,13 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_native_logs() -> None:
+    """Hide OpenCV's and FFmpeg's own log lines; -v keeps them.
+
+    They would land beside our one-line error for the same cause: a missing camera gives five
+    lines of V4L2/FFmpeg/obsensor warnings, a broken MP4 "moov atom not found".
+    """
+    # OpenCV reads this when it first opens a video, so it must be set before that.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
     if not args.verbose:
-        # FFmpeg's own log lines ("moov atom not found") would land beside our one-line error
-        # for the same file; -v keeps them. OpenCV reads this when it first opens a video.
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+        _quiet_native_logs()
     try:
         return args.func(args)
     except BlinkgateError as err:
