@@ -2,6 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
+from blinkgate.blink import BlinkOptions
 from blinkgate.errors import SourceError
 from blinkgate.sources import FolderSource, LiveSource, VideoFileSource, natural_key, open_source
 
@@ -109,3 +110,63 @@ def test_missing_camera_says_so():
 
     with pytest.raises(SourceError, match="cannot open camera 7.*--source"):
         LiveSource(7, opener=opener)
+
+
+class StampedCapture:
+    """A live capture whose frames carry the backend's capture times (``CAP_PROP_POS_MSEC``)."""
+
+    def __init__(self, capture_ms):
+        self.pending, self.current = list(capture_ms), 0.0
+
+    def read(self):
+        if not self.pending:
+            return False, None
+        self.current = self.pending.pop(0)
+        return True, np.zeros((8, 8, 3), np.uint8)
+
+    def get(self, prop):
+        return self.current if prop == cv2.CAP_PROP_POS_MSEC else 0.0
+
+    def release(self):
+        pass
+
+
+def live_times(capture_ms, read_ms, max_frames=None):
+    """Frame times of a LiveSource whose frames were captured and read at these times (ms)."""
+    clock = iter([0.0] + [t / 1000.0 for t in read_ms])  # the first reading is the source's start
+    src = LiveSource(0, max_retries=0, opener=lambda _: StampedCapture(capture_ms), clock=lambda: next(clock))
+    out = []
+    with pytest.raises(SourceError):  # the scripted stream ends
+        for frame in src:
+            out.append(frame.timestamp_ms)
+    return out
+
+
+def test_live_frames_queued_during_a_stall_keep_their_capture_times():
+    # A 30 fps camera (kernel time ~5,000 s). The gate stalls ~200 ms on frame 0 (a new face's
+    # recognition), then drains the frames queued in the driver 5 ms apart. Frames 1-4 are a
+    # quick blink: open, closed, closed, open.
+    capture = [5_000_000.0 + 33.3 * i for i in range(8)]
+    read = [0.0, 200.0, 205.0, 210.0, 215.0, 233.3, 266.6, 300.0]
+    times = live_times(capture, read)
+    assert times == pytest.approx([33.3 * i for i in range(8)])
+    # Open to open took 100 ms. Stamped when read it would be 15 ms: a "flicker" under the
+    # blink detector's 80 ms minimum, and the blink would be refused.
+    assert times[4] - times[1] == pytest.approx(99.9)
+    assert read[4] - read[1] < BlinkOptions().min_blink_ms
+
+
+def test_live_frames_without_capture_times_take_the_read_clock():
+    assert live_times([0.0] * 4, [10.0, 45.0, 80.0, 112.0]) == pytest.approx([10.0, 45.0, 80.0, 112.0])
+
+
+def test_live_capture_clock_that_restarts_or_drifts_falls_back_to_the_read_clock():
+    # A reconnect restarts the capture clock (frame 3): that frame takes its read time, and the
+    # next ones are anchored to it.
+    times = live_times([1000.0, 1033.0, 1066.0, 10.0, 43.0], [0.0, 33.0, 66.0, 500.0, 533.0])
+    assert times == pytest.approx([0.0, 33.0, 66.0, 500.0, 533.0])
+    # A made-up capture clock that runs at half speed is never more than max_lag_ms (1 s) behind.
+    read = [100.0 * i for i in range(40)]
+    times = live_times([1.0 + 50.0 * i for i in range(40)], read)
+    assert all(r - 1000.0 <= t <= r for t, r in zip(times, read))
+    assert all(b > a for a, b in zip(times, times[1:]))

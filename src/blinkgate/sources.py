@@ -2,7 +2,7 @@
 
 Every source yields :class:`Frame` objects with the source's own clock in milliseconds:
 a file's position (``CAP_PROP_POS_MSEC``, or index / fps when the container lacks it), a
-folder's ``index * 1000 / fps``, and a live device's monotonic wall clock.
+folder's ``index * 1000 / fps``, and a live device's capture time (:class:`CaptureClock`).
 """
 
 from __future__ import annotations
@@ -140,6 +140,37 @@ class FolderSource(FrameSource):
             raise SourceError(f"no readable images in folder {self.path}")
 
 
+class CaptureClock:
+    """Times of live frames, in ms since the first one: when the frame was captured, not read.
+
+    After a stall in the gate (a new face's ~150 ms recognition, a slow box) the frames queued
+    in the driver come out back to back. Stamped when read, a blink queued there would look a
+    third as long as it was, and be refused as a flicker. So a frame takes the backend's capture
+    time (``CAP_PROP_POS_MSEC``: the V4L2 buffer time, a stream's presentation time) on the read
+    clock's scale whenever it is sane: later than the last frame, not ahead of the read clock,
+    and at most ``max_lag_ms`` behind it. Otherwise (no capture time, a restart after a
+    reconnect, a drifting or made-up clock) the frame takes its read time, and the next capture
+    times are anchored to it. So a lying backend can shift times by at most ``max_lag_ms``.
+    """
+
+    def __init__(self, max_lag_ms: float = 1000.0):
+        self.max_lag_ms = max_lag_ms
+        self._offset: float | None = None  # read clock minus capture clock, from the anchor frame
+        self._last = float("-inf")
+
+    def stamp(self, capture_ms: float, read_ms: float) -> float:
+        t = read_ms
+        if capture_ms > 0:
+            if self._offset is None or not self._sane(capture_ms + self._offset, read_ms):
+                self._offset = read_ms - capture_ms  # anchor: this frame counts as read at once
+            t = capture_ms + self._offset
+        self._last = t = max(t, self._last + 1e-3)  # strictly increasing, as the gate expects
+        return t
+
+    def _sane(self, t: float, read_ms: float) -> bool:
+        return self._last < t <= read_ms and read_ms - t <= self.max_lag_ms
+
+
 class LiveSource(FrameSource):
     """A webcam or network stream; reconnects with exponential backoff when frames stop."""
 
@@ -170,6 +201,7 @@ class LiveSource(FrameSource):
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else None
         self._t0 = clock()
+        self._times = CaptureClock()
 
     def _reconnect(self) -> bool:
         delay = self.backoff_s
@@ -192,7 +224,9 @@ class LiveSource(FrameSource):
                 if not self._reconnect():
                     raise SourceError(f"{self.description} lost after {self.max_retries} reconnect attempts")
                 continue
-            yield Frame(_as_bgr(image), (self._clock() - self._t0) * 1000.0, index)
+            read_ms = (self._clock() - self._t0) * 1000.0
+            capture_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+            yield Frame(_as_bgr(image), self._times.stamp(capture_ms, read_ms), index)
             index += 1
 
     def close(self) -> None:
