@@ -141,11 +141,11 @@ class FolderSource(FrameSource):
 
 
 class CaptureClock:
-    """Times of live frames, in ms since the first one: when the frame was captured, not read.
+    """Times of live frames on the source's read clock (ms): when captured, not when read.
 
     After a stall in the gate (a new face's ~150 ms recognition, a slow box) the frames queued
     in the driver come out back to back. Stamped when read, a blink queued there would look a
-    third as long as it was, and be refused as a flicker. So a frame takes the backend's capture
+    fraction as long as it was, and be refused as a flicker. So a frame takes the backend's capture
     time (``CAP_PROP_POS_MSEC``: the V4L2 buffer time, a stream's presentation time) on the read
     clock's scale whenever it is sane: later than the last frame, not ahead of the read clock,
     and at most ``max_lag_ms`` behind it. Otherwise (no capture time, a restart after a
