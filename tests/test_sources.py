@@ -4,7 +4,12 @@ import pytest
 
 from blinkgate.blink import BlinkOptions
 from blinkgate.errors import SourceError
+from blinkgate.gate import Gate
+from blinkgate.recognize import Recognizer
 from blinkgate.sources import FolderSource, LiveSource, VideoFileSource, natural_key, open_source
+from blinkgate.types import EyeState
+
+from fakes import FakeDetector, FakeEncoder, FakeEyes, vec
 
 
 def _write_frames(folder, names):
@@ -170,3 +175,34 @@ def test_live_capture_clock_that_restarts_or_drifts_falls_back_to_the_read_clock
     times = live_times([1.0 + 50.0 * i for i in range(40)], read)
     assert all(r - 1000.0 <= t <= r for t, r in zip(times, read))
     assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def blinks_seen_live(capture_ms, read_ms, states):
+    """Blinks a Gate (scripted stages) counts on a LiveSource with these capture/read times."""
+    box = (100.0, 100.0, 200.0, 200.0)
+    detector, encoder, eyes = FakeDetector(), FakeEncoder(), FakeEyes()
+    detector.boxes, encoder.identity[box] = [box], vec(1)
+    gate = Gate(recognizer=Recognizer([vec(1)], ["alice"]), encoder=encoder, detector=detector, eyes=eyes)
+    clock = iter([0.0] + [t / 1000.0 for t in read_ms])
+    src = LiveSource(0, max_retries=0, opener=lambda _: StampedCapture(capture_ms), clock=lambda: next(clock))
+    blinks = 0
+    with pytest.raises(SourceError):
+        for frame in src:
+            eyes.state[box] = states[frame.index]
+            blinks += sum(ev.kind == "blink" for ev in gate.process(frame.image, frame.timestamp_ms).events)
+    return blinks
+
+
+def test_a_blink_drained_after_a_stall_is_still_a_blink():
+    # 30 fps; open 0-9, closed 10-11, open from 12: 100 ms from last open to reopen. The gate
+    # stalls 200 ms on frame 8, then reads the queued frames 5 ms apart until it catches up.
+    n = 24
+    states = [EyeState.CLOSED if i in (10, 11) else EyeState.OPEN for i in range(n)]
+    capture = [33.3 * i for i in range(n)]
+    read = [c + 5.0 for c in capture[:9]]
+    for c in capture[9:]:
+        read.append(max(c + 5.0, read[-1] + (200.0 if len(read) == 9 else 5.0)))
+    assert blinks_seen_live([1000.0 + c for c in capture], read, states) == 1
+    # The same frames from a backend without capture times: the burst squeezes the blink
+    # into 15 ms, under the 80 ms minimum, and it is lost.
+    assert blinks_seen_live([0.0] * n, read, states) == 0
