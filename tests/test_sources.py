@@ -136,15 +136,16 @@ class StampedCapture:
         pass
 
 
-def live_times(capture_ms, read_ms, max_frames=None):
-    """Frame times of a LiveSource whose frames were captured and read at these times (ms)."""
+def scripted_live(capture_ms, read_ms):
+    """The frames of a LiveSource whose frames were captured and read at these times (ms)."""
     clock = iter([0.0] + [t / 1000.0 for t in read_ms])  # the first reading is the source's start
     src = LiveSource(0, max_retries=0, opener=lambda _: StampedCapture(capture_ms), clock=lambda: next(clock))
-    out = []
     with pytest.raises(SourceError):  # the scripted stream ends
-        for frame in src:
-            out.append(frame.timestamp_ms)
-    return out
+        yield from src
+
+
+def live_times(capture_ms, read_ms):
+    return [frame.timestamp_ms for frame in scripted_live(capture_ms, read_ms)]
 
 
 def test_live_frames_queued_during_a_stall_keep_their_capture_times():
@@ -183,13 +184,10 @@ def blinks_seen_live(capture_ms, read_ms, states):
     detector, encoder, eyes = FakeDetector(), FakeEncoder(), FakeEyes()
     detector.boxes, encoder.identity[box] = [box], vec(1)
     gate = Gate(recognizer=Recognizer([vec(1)], ["alice"]), encoder=encoder, detector=detector, eyes=eyes)
-    clock = iter([0.0] + [t / 1000.0 for t in read_ms])
-    src = LiveSource(0, max_retries=0, opener=lambda _: StampedCapture(capture_ms), clock=lambda: next(clock))
     blinks = 0
-    with pytest.raises(SourceError):
-        for frame in src:
-            eyes.state[box] = states[frame.index]
-            blinks += sum(ev.kind == "blink" for ev in gate.process(frame.image, frame.timestamp_ms).events)
+    for frame in scripted_live(capture_ms, read_ms):
+        eyes.state[box] = states[frame.index]
+        blinks += sum(ev.kind == "blink" for ev in gate.process(frame.image, frame.timestamp_ms).events)
     return blinks
 
 
