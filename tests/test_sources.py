@@ -198,8 +198,9 @@ def test_a_blink_drained_after_a_stall_is_still_a_blink():
     states = [EyeState.CLOSED if i in (10, 11) else EyeState.OPEN for i in range(n)]
     capture = [33.3 * i for i in range(n)]
     read = [c + 5.0 for c in capture[:9]]
-    for c in capture[9:]:
-        read.append(max(c + 5.0, read[-1] + (200.0 if len(read) == 9 else 5.0)))
+    read.append(read[-1] + 200.0)  # frame 9, after the stall on frame 8
+    for c in capture[10:]:
+        read.append(max(c + 5.0, read[-1] + 5.0))  # drained 5 ms apart until caught up
     assert blinks_seen_live([1000.0 + c for c in capture], read, states) == 1
     # The same frames from a backend without capture times: the burst squeezes the blink
     # into 15 ms, under the 80 ms minimum, and it is lost.
