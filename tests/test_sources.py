@@ -1,14 +1,18 @@
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
+from blinkgate import sources
 from blinkgate.blink import BlinkOptions
 from blinkgate.errors import SourceError
 from blinkgate.gate import Gate
 from blinkgate.recognize import Recognizer
-from blinkgate.sources import FolderSource, LiveSource, VideoFileSource, natural_key, open_source
+from blinkgate.sources import FileClock, FolderSource, LiveSource, VideoFileSource, natural_key, open_source
 from blinkgate.types import EyeState
 
+from conftest import shared
 from fakes import FakeDetector, FakeEncoder, FakeEyes, vec
 
 
@@ -66,6 +70,34 @@ def test_video_file_clock(tmp_path):
     assert len(frames) == 10
     assert frames[1].timestamp_ms == pytest.approx(40.0)
     assert frames[-1].index == 9
+
+
+def test_file_clock_follows_the_container_from_zero():
+    clock = FileClock(fps=30)
+    # A variable-rate phone clip that starts at 1 s: 33 ms frames, then 67 ms ones in dim light.
+    assert [clock.stamp(t) for t in (1000.0, 1033.3, 1066.7, 1133.3, 1200.0)] == [0.0, 33.3, 66.7, 133.3, 200.0]
+
+
+def test_file_clock_rounds_away_float_noise():
+    # 25 fps from a container whose times are not exact in binary: one closed frame between two
+    # open ones must stay exactly 80 ms, on whichever side of the limit 80 ms falls.
+    clock = FileClock(fps=25)
+    times = [clock.stamp(t) for t in (0.0, 40.00000000000001, 79.99999999999999, 120.0)]
+    assert times == [0.0, 40.0, 80.0, 120.0]
+
+
+def test_file_clock_without_container_times_counts_frames():
+    clock = FileClock(fps=20)
+    assert [clock.stamp(0.0) for _ in range(4)] == [0.0, 50.0, 100.0, 150.0]
+    nan = FileClock(fps=20)
+    assert [nan.stamp(float("nan")) for _ in range(3)] == [0.0, 50.0, 100.0]
+
+
+def test_file_clock_that_resets_is_anchored_after_the_last_frame():
+    # Two recordings joined into one file: the second restarts at 0.
+    clock = FileClock(fps=10)
+    times = [clock.stamp(t) for t in (0.0, 100.0, 200.0, 0.0, 100.0, 250.0)]
+    assert times == [0.0, 100.0, 200.0, 300.0, 400.0, 550.0]
 
 
 def test_natural_key():
@@ -178,17 +210,22 @@ def test_live_capture_clock_that_restarts_or_drifts_falls_back_to_the_read_clock
     assert all(b > a for a, b in zip(times, times[1:]))
 
 
-def blinks_seen_live(capture_ms, read_ms, states):
-    """Blinks a Gate (scripted stages) counts on a LiveSource with these capture/read times."""
+def blinks_seen(frames, states):
+    """Blinks a Gate with scripted stages counts over these frames, eye states by frame index."""
     box = (100.0, 100.0, 200.0, 200.0)
     detector, encoder, eyes = FakeDetector(), FakeEncoder(), FakeEyes()
     detector.boxes, encoder.identity[box] = [box], vec(1)
     gate = Gate(recognizer=Recognizer([vec(1)], ["alice"]), encoder=encoder, detector=detector, eyes=eyes)
     blinks = 0
-    for frame in scripted_live(capture_ms, read_ms):
+    for frame in frames:
         eyes.state[box] = states[frame.index]
         blinks += sum(ev.kind == "blink" for ev in gate.process(frame.image, frame.timestamp_ms).events)
     return blinks
+
+
+def blinks_seen_live(capture_ms, read_ms, states):
+    """Blinks a Gate (scripted stages) counts on a LiveSource with these capture/read times."""
+    return blinks_seen(scripted_live(capture_ms, read_ms), states)
 
 
 def test_a_blink_drained_after_a_stall_is_still_a_blink():
@@ -205,3 +242,58 @@ def test_a_blink_drained_after_a_stall_is_still_a_blink():
     # The same frames from a backend without capture times: the burst squeezes the blink
     # into 15 ms, under the 80 ms minimum, and it is lost.
     assert blinks_seen_live([0.0] * n, read, states) == 0
+
+
+class FileCapture(StampedCapture):
+    """A video file's capture: presentation times, and a header's frame rate and count."""
+
+    def __init__(self, pts_ms, fps, count=None):
+        super().__init__(pts_ms)
+        self.header = {cv2.CAP_PROP_FPS: fps, cv2.CAP_PROP_FRAME_COUNT: len(pts_ms) if count is None else count}
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return self.header.get(prop, super().get(prop))
+
+
+def scripted_file(tmp_path, monkeypatch, pts_ms, fps, count=None):
+    path = tmp_path / "phone.mp4"
+    path.write_bytes(b"")  # what the file holds is the fake capture's business
+    monkeypatch.setattr(sources, "_open_capture", lambda _: FileCapture(pts_ms, fps, count))
+    return VideoFileSource(path)
+
+
+def test_a_blink_in_a_variable_rate_file_keeps_its_length(tmp_path, monkeypatch):
+    # The header says 30 fps, but the phone recorded at 15 fps in dim light: one closed frame
+    # between two open ones spans 133 ms. Timed by index / fps it would be 67 ms, under the
+    # 80 ms minimum, and a real blink would be refused.
+    n = 16
+    pts = [66.7 * i for i in range(n)]
+    states = [EyeState.CLOSED if i == 8 else EyeState.OPEN for i in range(n)]
+    source = scripted_file(tmp_path, monkeypatch, pts, fps=30)
+    assert blinks_seen(source, states) == 1
+    by_index = [dataclasses.replace(f, timestamp_ms=f.index * 1000.0 / 30)
+                for f in scripted_file(tmp_path, monkeypatch, pts, fps=30)]
+    assert blinks_seen(by_index, states) == 0
+
+
+def test_a_truncated_file_says_so(tmp_path, monkeypatch, caplog):
+    source = scripted_file(tmp_path, monkeypatch, [40.0 * i for i in range(10)], fps=25, count=100)
+    assert len(list(source)) == 10
+    assert "stopped after 10 of 100 frames" in caplog.text
+
+
+def test_a_variable_rate_recording_is_timed_by_its_container():
+    clip = shared("blink-videos", "blink-detector.mp4")  # a webcam recording, 23.9 fps nominal
+    cap = cv2.VideoCapture(str(clip))
+    pts = []
+    while cap.read()[0]:
+        pts.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+    with VideoFileSource(clip) as source:
+        times = [f.timestamp_ms for f in source]
+        fps = source.fps
+    assert times == pytest.approx([t - pts[0] for t in pts], abs=1e-3)
+    # The frames are not evenly spaced (41-58 ms apart), so index / fps would misplace some.
+    assert max(abs(t - i * 1000.0 / fps) for i, t in enumerate(times)) > 10.0

@@ -241,7 +241,7 @@ def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 2
     with either ``frame_numbers = [..]`` (timestamps ``n * 1000 / fps``: frames sampled from a
     capture at ``fps``) or ``times_ms = [..]``. Without them, frame *i* is at ``i * 1000 / fps``.
 
-    ``default_fps`` applies to inputs that give none (video files use their own frame rate).
+    ``default_fps`` applies to inputs that give none (video files use their own timestamps).
     With ``check``, every input must exist and ids must be unique.
     """
     out: list[Presentation] = []

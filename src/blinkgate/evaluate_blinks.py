@@ -63,15 +63,16 @@ def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[i
     gate.reset()
     with VideoFileSource(clip) as source:
         fps = source.fps
-        blinks, states = [], {}
+        blinks, states, index_at = [], {}, {}
         for frame, result in gate.run(source):
+            index_at[frame.timestamp_ms] = frame.index  # the file's clock may be variable-rate
             if result.faces:  # the biggest face is the clip's subject
                 face = max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
                 states[frame.index] = face.eyes.state
             for ev in result.events:
                 if ev.kind == "blink":
                     # The closure lies strictly between the last open and the first reopened frame.
-                    blinks.append((round(ev.detail["start_ms"] * fps / 1000) + 1, round(ev.detail["end_ms"] * fps / 1000) - 1))
+                    blinks.append((index_at[ev.detail["start_ms"]] + 1, index_at[ev.detail["end_ms"]] - 1))
     return blinks, states, fps
 
 

@@ -1,7 +1,7 @@
 """Frame sources: a webcam index, a video file, a folder of frames, or an RTSP/HTTP URL.
 
 Every source yields :class:`Frame` objects with the source's own clock in milliseconds:
-a file's position (``CAP_PROP_POS_MSEC``, or index / fps when the container lacks it), a
+a file's presentation times (:class:`FileClock`; index / fps where the container has none), a
 folder's ``index * 1000 / fps``, and a live device's capture time (:class:`CaptureClock`).
 """
 
@@ -73,8 +73,36 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
+class FileClock:
+    """Times of a video file's frames in ms from its first frame: the container's own timestamps.
+
+    Phone and webcam recordings are often variable-rate: a phone drops to 15-20 fps in dim light
+    while the header still says 30. Timed by index / fps, a blink there would look shorter than it
+    was and be refused as a flicker, and a slow closure would look short enough to count. So a
+    frame takes its presentation time (``CAP_PROP_POS_MSEC`` after the read), rounded to 1 us so
+    that float noise cannot move a closure across the blink detector's millisecond limits. When that
+    is not later than the last frame's (a backend that reports 0, a reset in a joined file), the
+    frame comes one nominal interval after the last and later times are anchored to it.
+    """
+
+    def __init__(self, fps: float):
+        self.step_ms = 1000.0 / fps
+        self._offset: float | None = None  # added to the container's time; starts the clip at 0
+        self._last = float("-inf")
+
+    def stamp(self, pts_ms: float) -> float:
+        if self._offset is None:
+            self._offset = -pts_ms
+        t = round(pts_ms + self._offset, 3)
+        if not t > self._last:  # also a NaN
+            t = 0.0 if self._last == float("-inf") else self._last + self.step_ms
+            self._offset = t - pts_ms
+        self._last = t
+        return t
+
+
 class VideoFileSource(FrameSource):
-    """A video file, read to its end as fast as the decoder allows."""
+    """A video file, read to its end as fast as the decoder allows, on the file's own clock."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -91,18 +119,24 @@ class VideoFileSource(FrameSource):
             self._cap.release()
             raise SourceError(f"not a readable video: {self.path}")
         self._first = first
+        self._first_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        self.frames_read = 0
 
     def __iter__(self) -> Iterator[Frame]:
-        index, image = 0, self._first
+        clock, image, pts = FileClock(self.fps), self._first, self._first_ms
+        self._first = None  # a full-size frame; not worth keeping for the file's whole run
         while image is not None:
-            # Index/fps is the container's clock for constant-rate files; POS_MSEC is
-            # unreliable in some backends (returns 0 or the *next* frame's time).
-            yield Frame(_as_bgr(image), index * 1000.0 / self.fps, index)
+            yield Frame(_as_bgr(image), clock.stamp(pts), self.frames_read)
+            self.frames_read += 1
             ok, image = self._cap.read()
-            index += 1
             if not ok:
                 break
+            pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        expected = self.frame_count or 0
+        if self.frames_read < 0.9 * expected:  # headers count exactly or nearly; a cut file stops early
+            log.warning("%s: the decoder stopped after %d of %d frames (a truncated or damaged file?)",
+                        self.path, self.frames_read, expected)
 
     def close(self) -> None:
         self._cap.release()
@@ -233,13 +267,17 @@ class LiveSource(FrameSource):
         self._cap.release()
 
 
+def is_live(spec: str | int | Path) -> bool:
+    """Whether a CLI-style spec names a camera index or a stream URL (not a file or folder)."""
+    text = str(spec).strip()
+    return isinstance(spec, int) or text.isdigit() or text.lower().startswith(STREAM_PREFIXES)
+
+
 def open_source(spec: str | int | Path, fps: float = 20.0) -> FrameSource:
     """Open a source from a CLI-style spec: camera index, URL, video file or frame folder."""
     text = str(spec).strip()
-    if isinstance(spec, int) or text.isdigit():
-        return LiveSource(int(text))
-    if text.lower().startswith(STREAM_PREFIXES):
-        return LiveSource(text)
+    if is_live(spec):
+        return LiveSource(int(text) if isinstance(spec, int) or text.isdigit() else text)
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, fps=fps)
