@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 
 from blinkgate import __version__
@@ -45,6 +46,68 @@ def test_check_not_a_video_exit_2(capsys, tmp_path):
     bad.write_bytes(b"\x00" * 1000)
     code, _, err = run(capsys, "check", str(bad), "--db", str(tmp_path / "f.db"))
     assert code == 2 and "video" in err
+
+
+def _blank_video(path, frames: int) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, (64, 48))
+    for _ in range(frames):
+        writer.write(np.full((48, 64, 3), 90, np.uint8))
+    writer.release()
+
+
+def test_check_reports_an_unusable_input_and_goes_on(capsys, tmp_path):
+    broken, room, missing = tmp_path / "broken.mp4", tmp_path / "room.avi", tmp_path / "nope.mp4"
+    broken.write_bytes(b"garbage, not an mp4")
+    _blank_video(room, frames=12)
+    code, out, err = run(capsys, "check", str(broken), str(room), str(missing), "--json", "-q",
+                         "--db", str(tmp_path / "none.db"))
+    assert code == 2  # some input was unusable
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["source"] for line in lines] == [str(broken), str(room), str(missing)]
+    assert "cannot open" in lines[0]["error"] and "no such file" in lines[2]["error"]
+    assert lines[1]["frames"] == 12 and lines[1]["live"] is False and "error" not in lines[1]
+    assert err.count("blinkgate: error:") == 2
+
+
+def test_check_refuses_a_camera_or_stream_it_would_watch_forever(capsys, tmp_path):
+    code, out, err = run(capsys, "check", "0", "rtsp://127.0.0.1:9/none", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and out == ""
+    assert err.count("is a camera or a stream: check takes recordings") == 2
+
+
+def test_check_holds_one_input_open_at_a_time(capsys, tmp_path, monkeypatch):
+    import blinkgate.sources
+
+    opened, most = [], []
+    real_open = blinkgate.sources.open_source
+
+    class Counted:
+        def __init__(self, source):
+            self.source = source
+            opened.append(self)
+            most.append(len(opened))
+
+        def __getattr__(self, name):
+            return getattr(self.source, name)
+
+        def __iter__(self):
+            return iter(self.source)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.source.close()
+            opened.remove(self)
+
+    monkeypatch.setattr(blinkgate.sources, "open_source", lambda spec, fps: Counted(real_open(spec, fps=fps)))
+    clips = []
+    for i in range(3):
+        clips.append(str(tmp_path / f"clip{i}.avi"))
+        _blank_video(clips[-1], frames=4)
+    code, out, _ = run(capsys, "check", *clips, "-q", "--db", str(tmp_path / "none.db"))
+    assert code == 0 and out.count("not live") == 3
+    assert max(most) == 1 and not opened
 
 
 def _fresh(*argv: str) -> subprocess.CompletedProcess:

@@ -1,7 +1,8 @@
 """Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | log | config``.
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts), 2 unusable input or
-arguments (one line on stderr saying why), 130 interrupted.
+arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
+the rest), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .errors import BlinkgateError
+from .errors import BlinkgateError, SourceError
+
+if TYPE_CHECKING:
+    from .gate import Gate
 
 log = logging.getLogger("blinkgate")
 
@@ -119,23 +124,47 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from functools import cache
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    gate = cache(lambda: _open_gate(args))  # loaded at the first usable input, so a typo fails at once
+    failed = 0
+    with logging_redirect_tqdm():  # a warning (a truncated file) prints above the bar, not into it
+        for n, spec in enumerate(args.inputs, 1):
+            failed += not _check_one(gate, spec, f"{n}/{len(args.inputs)}" if len(args.inputs) > 1 else None, args)
+    if gate.cache_info().currsize:
+        timer = gate().timer
+        frames = max(1, timer.calls["decode"])
+        log.debug("ms per frame: " + ", ".join(f"{k} {v / frames:.2f}" for k, v in timer.total_ms.items()))
+    return 2 if failed else 0
+
+
+def _check_one(gate: Callable[[], Gate], spec: str, position: str | None, args: argparse.Namespace) -> bool:
+    """Print one input's verdict, or its error and False if it is unusable.
+
+    One input is open at a time: an open video holds its decoder (~5 MB) and a batch can be
+    thousands of files. An unusable input does not stop the batch; the exit code says so."""
     from tqdm import tqdm
 
     from .check import check_source
-    from .sources import open_source
+    from .sources import is_live, open_source
 
-    sources = [open_source(spec, fps=args.fps) for spec in args.inputs]  # fail fast on bad input
-    gate = _open_gate(args)
-    total = sum(getattr(s, "frame_count", None) or 0 for s in sources) or None
-    bar = tqdm(total=total, unit="frame", disable=args.quiet, file=sys.stderr, leave=False)
-    for spec, source in zip(args.inputs, sources):
-        with source:
-            verdict = check_source(gate, source, name=str(spec), on_frame=bar.update)
-        bar.write(json.dumps(verdict.to_json()) if args.json else verdict.format(), file=sys.stdout)
-    bar.close()
-    frames = max(1, gate.timer.calls["decode"])
-    log.debug("ms per frame: " + ", ".join(f"{k} {v / frames:.2f}" for k, v in gate.timer.total_ms.items()))
-    return 0
+    try:
+        if is_live(spec):  # it would never end: check is for recordings
+            raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
+        with open_source(spec, fps=args.fps) as source, tqdm(
+            total=getattr(source, "frame_count", None), unit="frame", desc=position, disable=args.quiet,
+            file=sys.stderr, leave=False,
+        ) as bar:
+            verdict = check_source(gate(), source, name=str(spec), on_frame=bar.update)
+    except SourceError as err:
+        print(f"blinkgate: error: {err}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"source": str(spec), "error": str(err)}), flush=True)
+        return False
+    print(json.dumps(verdict.to_json()) if args.json else verdict.format(), flush=True)
+    return True
 
 
 # -- eye model ---------------------------------------------------------------------------------
