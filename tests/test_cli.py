@@ -69,6 +69,22 @@ def test_check_reports_an_unusable_input_and_goes_on(capsys, tmp_path):
     assert err.count("blinkgate: error:") == 2
 
 
+def test_check_in_parallel_prints_the_same_lines_in_input_order(capsys, tmp_path):
+    inputs = []
+    for i, frames in enumerate((8, 3, 5)):
+        inputs.append(str(tmp_path / f"room{i}.avi"))
+        _blank_video(inputs[-1], frames)
+    inputs.insert(1, str(tmp_path / "nope.mp4"))
+    args = ["check", *inputs, "--json", "-q", "--db", str(tmp_path / "none.db")]
+    one = run(capsys, *args)
+    two = run(capsys, *args, "--jobs", "2")
+    assert one[0] == two[0] == 2 and one[1] == two[1]
+    assert [json.loads(line).get("frames") for line in two[1].splitlines()] == [8, None, 3, 5]
+    assert two[2].count("blinkgate: error: no such file") == 1
+    code, _, err = run(capsys, *args, "--jobs", "0")
+    assert code == 2 and "--jobs must be at least 1" in err
+
+
 def test_check_refuses_a_camera_or_stream_it_would_watch_forever(capsys, tmp_path):
     code, out, err = run(capsys, "check", "0", "rtsp://127.0.0.1:9/none", "--db", str(tmp_path / "none.db"))
     assert code == 2 and out == ""
@@ -76,10 +92,10 @@ def test_check_refuses_a_camera_or_stream_it_would_watch_forever(capsys, tmp_pat
 
 
 def test_check_holds_one_input_open_at_a_time(capsys, tmp_path, monkeypatch):
-    import blinkgate.sources
+    import blinkgate.check
 
     opened, most = [], []
-    real_open = blinkgate.sources.open_source
+    real_open = blinkgate.check.open_source
 
     class Counted:
         def __init__(self, source):
@@ -100,7 +116,7 @@ def test_check_holds_one_input_open_at_a_time(capsys, tmp_path, monkeypatch):
             self.source.close()
             opened.remove(self)
 
-    monkeypatch.setattr(blinkgate.sources, "open_source", lambda spec, fps: Counted(real_open(spec, fps=fps)))
+    monkeypatch.setattr(blinkgate.check, "open_source", lambda spec, fps: Counted(real_open(spec, fps=fps)))
     clips = []
     for i in range(3):
         clips.append(str(tmp_path / f"clip{i}.avi"))

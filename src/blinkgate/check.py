@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
+from .errors import SourceError
 from .gate import Gate
-from .sources import FrameSource
+from .sources import FrameSource, is_live, open_source
 
 MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise, not faces worth reporting
 
@@ -79,3 +81,61 @@ def check_source(
     verdict.live = any(f.live for f in verdict.faces)
     verdict.granted = any(f.granted for f in verdict.faces)
     return verdict
+
+
+def open_recording(spec: str, fps: float) -> FrameSource:
+    """A video file or frame folder to check. SourceError if it is unusable, or if it is a camera
+    or a stream: those never end."""
+    if is_live(spec):
+        raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
+    return open_source(spec, fps=fps)
+
+
+# Worker state for check_in_parallel: each process builds its own Gate once.
+_WORKER: dict = {}
+
+
+class _Collect(logging.Handler):
+    """Keeps a worker's log lines, for the main process to print above its progress bar."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _worker_init(make_gate: Callable[[], Gate], fps: float, log_level: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    if log_level > logging.DEBUG:  # as in the main process: OpenCV's own log only with -v
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    collect = _Collect()
+    root = logging.getLogger()
+    root.setLevel(log_level)
+    root.handlers[:] = [collect]
+    _WORKER.update(gate=make_gate(), fps=fps, log=collect)
+
+
+def _worker_check(spec: str) -> tuple[str, Verdict | None, str | None, list[str]]:
+    lines = _WORKER["log"].lines
+    lines.clear()
+    try:
+        with open_recording(spec, _WORKER["fps"]) as source:
+            return spec, check_source(_WORKER["gate"], source, name=str(spec)), None, list(lines)
+    except SourceError as err:
+        return spec, None, str(err), list(lines)
+
+
+def check_in_parallel(specs: Sequence[str], make_gate: Callable[[], Gate], fps: float, jobs: int,
+                      log_level: int = logging.WARNING) -> Iterator[tuple[str, Verdict | None, str | None, list[str]]]:
+    """(spec, verdict, None, log) or (spec, None, error, log) for each input, in input order, from
+    ``jobs`` processes; ``log`` is what the worker logged meanwhile. ``make_gate`` must pickle (a
+    module-level function or a partial of one)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # dlib/OpenCV state does not survive fork reliably
+    with ctx.Pool(jobs, initializer=_worker_init, initargs=(make_gate, fps, log_level)) as pool:
+        yield from pool.imap(_worker_check, specs, chunksize=1)

@@ -37,15 +37,21 @@ def _gate_options(args: argparse.Namespace):
     return GateOptions(liveness_ms=args.liveness * 1000.0, eyes=args.eyes, tolerance=args.tolerance)
 
 
-def _open_gate(args: argparse.Namespace):
-    """A Gate on the enrolled database, or with nobody enrolled if there is no database yet."""
+def _gate_factory(args: argparse.Namespace) -> Callable[[], Gate]:
+    """What builds a Gate on the enrolled database, or with nobody enrolled if there is no
+    database yet (said once, here). A partial, so worker processes can take it."""
+    from functools import partial
+
     from .gate import Gate
 
     db = _db_path(args)
     if not db.exists():
         log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
-        return Gate(None, _gate_options(args))
-    return Gate(db, _gate_options(args))
+    return partial(Gate, db if db.exists() else None, _gate_options(args))
+
+
+def _open_gate(args: argparse.Namespace) -> Gate:
+    return _gate_factory(args)()
 
 
 # -- enrolment ---------------------------------------------------------------------------------
@@ -128,6 +134,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    if args.jobs < 1:
+        raise BlinkgateError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and len(args.inputs) > 1:
+        return _check_in_parallel(args)
     gate = cache(lambda: _open_gate(args))  # loaded at the first usable input, so a typo fails at once
     failed = 0
     with logging_redirect_tqdm():  # a warning (a truncated file) prints above the bar, not into it
@@ -147,24 +157,52 @@ def _check_one(gate: Callable[[], Gate], spec: str, position: str | None, args: 
     thousands of files. An unusable input does not stop the batch; the exit code says so."""
     from tqdm import tqdm
 
-    from .check import check_source
-    from .sources import is_live, open_source
+    from .check import check_source, open_recording
 
+    verdict, error = None, None
     try:
-        if is_live(spec):  # it would never end: check is for recordings
-            raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
-        with open_source(spec, fps=args.fps) as source, tqdm(
+        with open_recording(spec, args.fps) as source, tqdm(
             total=getattr(source, "frame_count", None), unit="frame", desc=position, disable=args.quiet,
             file=sys.stderr, leave=False,
         ) as bar:
             verdict = check_source(gate(), source, name=str(spec), on_frame=bar.update)
     except SourceError as err:
-        print(f"blinkgate: error: {err}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"source": str(spec), "error": str(err)}), flush=True)
-        return False
-    print(json.dumps(verdict.to_json()) if args.json else verdict.format(), flush=True)
-    return True
+        error = str(err)
+    return _print_verdict(spec, verdict, error, args)
+
+
+def _check_in_parallel(args: argparse.Namespace) -> int:
+    """check --jobs N: a Gate per worker process, verdicts printed in input order."""
+    from tqdm import tqdm
+
+    from .check import check_in_parallel
+
+    make_gate, failed = _gate_factory(args), 0
+    level = logging.DEBUG if args.verbose else logging.INFO
+    with tqdm(total=len(args.inputs), unit="input", disable=args.quiet, file=sys.stderr, leave=False) as bar:
+        for spec, verdict, error, logged in check_in_parallel(args.inputs, make_gate, args.fps, args.jobs, level):
+            for line in logged:
+                tqdm.write(f"blinkgate: {line}", file=sys.stderr)
+            failed += not _print_verdict(spec, verdict, error, args)
+            bar.update()
+    return 2 if failed else 0
+
+
+def _print_verdict(spec: str, verdict, error: str | None, args: argparse.Namespace) -> bool:
+    """One input's line on stdout (its error on stderr, too), above any progress bar; False if
+    the input was unusable."""
+    from tqdm import tqdm
+
+    if error is not None:
+        tqdm.write(f"blinkgate: error: {error}", file=sys.stderr)
+        if not args.json:
+            return False
+        line = json.dumps({"source": str(spec), "error": error})
+    else:
+        line = json.dumps(verdict.to_json()) if args.json else verdict.format()
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+    return error is None
 
 
 # -- eye model ---------------------------------------------------------------------------------
@@ -310,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="check N inputs at once, one process each (default 1)")
     _add_gate(p)
     p.set_defaults(func=cmd_check)
 
