@@ -178,9 +178,9 @@ def _check_in_parallel(args: argparse.Namespace) -> int:
     from .check import check_in_parallel
 
     make_gate, failed = _gate_factory(args), 0
-    level = logging.DEBUG if args.verbose else logging.INFO
+    jobs, level = min(args.jobs, len(args.inputs)), logging.DEBUG if args.verbose else logging.INFO
     with tqdm(total=len(args.inputs), unit="input", disable=args.quiet, file=sys.stderr, leave=False) as bar:
-        for spec, verdict, error, logged in check_in_parallel(args.inputs, make_gate, args.fps, args.jobs, level):
+        for spec, verdict, error, logged in check_in_parallel(args.inputs, make_gate, args.fps, jobs, level):
             for line in logged:
                 tqdm.write(f"blinkgate: {line}", file=sys.stderr)
             failed += not _print_verdict(spec, verdict, error, args)
