@@ -85,6 +85,19 @@ def test_corrupt_model_is_a_model_error(tmp_path):
         EyeClassifier(half).load()
 
 
+def test_shipped_model_without_its_thresholds_is_a_broken_install(tmp_path, monkeypatch):
+    """At 0.5/0.5 the eye stage would say CLOSED more readily than anything was measured with."""
+    bare = tmp_path / "eye_state.onnx"
+    shutil.copy(default_model_path(), bare)
+    monkeypatch.setattr("blinkgate.eye_model.default_model_path", lambda: bare)
+    with pytest.raises(ModelError, match="install is incomplete"):
+        EyeClassifier().load()
+    # Another model without a sidecar is the user's choice, with the documented defaults.
+    other = EyeClassifier(bare.with_name("mine.onnx"))
+    shutil.copy(bare, other.model_path)
+    assert other.load().closed_below == 0.5
+
+
 def test_construction_is_lazy(tmp_path):
     EyeClassifier(tmp_path / "missing.onnx")  # no error until used
 

@@ -71,7 +71,13 @@ class EyeClassifier:
     @property
     def metadata(self) -> dict:
         if self._meta is None:
-            self._meta = _read_sidecar(self.model_path)
+            meta = _read_sidecar(self.model_path)
+            if not meta and self.model_path == default_model_path():
+                # The shipped model without its calibrated thresholds would run at 0.5/0.5,
+                # a looser "closed" than the one every number in the docs was measured with.
+                raise ModelError(f"{self.model_path.with_suffix('.json')} is missing or empty: this blinkgate "
+                                 "install is incomplete; reinstall it")
+            self._meta = meta
         return self._meta
 
     @property
