@@ -270,3 +270,21 @@ def test_eval_cli_json_and_parallel_jobs_agree(tmp_path, capsys):
     assert results[0]["summary"]["accepted"]["real_attacks"]["print"]["n"] == 1
     assert main(["eval", str(tmp_path / "none.csv")]) == 2
     assert "manifest not found" in capsys.readouterr().err
+
+
+def test_report_names_no_commit_for_an_installed_copy_inside_someone_elses_repo(tmp_path, monkeypatch):
+    """pip install . into a project's .venv: the project's git commit is not blinkgate's."""
+    import subprocess
+
+    import blinkgate.evaluate_report as report
+
+    repo = tmp_path / "myproject"
+    site = repo / ".venv" / "lib" / "python3.11" / "site-packages" / "blinkgate"
+    site.mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "app.py").write_text("")
+    subprocess.run([*git, "add", "app.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "app"], check=True)
+    monkeypatch.setattr(report, "__file__", str(site / "evaluate_report.py"))
+    assert report.machine_info()["commit"] is None

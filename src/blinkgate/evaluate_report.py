@@ -39,16 +39,17 @@ def machine_info() -> dict:
     except OSError:
         load = None
     commit = None
-    try:
-        root = Path(__file__).resolve().parents[2]
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        if commit and dirty:
-            commit += "+uncommitted"
-    except (OSError, subprocess.SubprocessError):
-        pass
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file():  # a source checkout; around an installed copy, a repo is not ours
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True, timeout=5).stdout.strip() or None
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            if commit and dirty:
+                commit += "+uncommitted"
+        except (OSError, subprocess.SubprocessError):
+            pass
     import cv2
 
     return {
