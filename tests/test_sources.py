@@ -280,8 +280,10 @@ def test_a_blink_in_a_variable_rate_file_keeps_its_length(tmp_path, monkeypatch)
 
 
 def test_a_truncated_file_says_so(tmp_path, monkeypatch, caplog):
-    source = scripted_file(tmp_path, monkeypatch, [40.0 * i for i in range(10)], fps=25, count=100)
-    assert len(list(source)) == 10
+    whole = scripted_file(tmp_path, monkeypatch, [40.0 * i for i in range(10)], fps=25, count=10)
+    assert len(list(whole)) == 10 and "stopped" not in caplog.text
+    cut = scripted_file(tmp_path, monkeypatch, [40.0 * i for i in range(10)], fps=25, count=100)
+    assert len(list(cut)) == 10
     assert "stopped after 10 of 100 frames" in caplog.text
 
 
