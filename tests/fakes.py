@@ -50,3 +50,10 @@ class FakeEyes:
 
     def read(self, gray, box):
         return EyeReading(self.state.get(tuple(box), EyeState.OPEN), sharpness=self.sharpness.get(tuple(box)))
+
+
+def die_in_worker():
+    """A Gate factory for a worker process that dies at once, as one killed for memory would."""
+    import os
+
+    os._exit(3)

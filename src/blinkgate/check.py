@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .errors import SourceError
+from .errors import BlinkgateError, SourceError
 from .gate import Gate
 from .sources import FrameSource, is_live, open_source
 
@@ -135,7 +135,15 @@ def check_in_parallel(specs: Sequence[str], make_gate: Callable[[], Gate], fps: 
     ``jobs`` processes; ``log`` is what the worker logged meanwhile. ``make_gate`` must pickle (a
     module-level function or a partial of one)."""
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # dlib/OpenCV state does not survive fork reliably
-    with ctx.Pool(jobs, initializer=_worker_init, initargs=(make_gate, fps, log_level)) as pool:
-        yield from pool.imap(_worker_check, specs, chunksize=1)
+    # An executor, not a Pool: a worker that dies (out of memory, a crash in native code) raises
+    # BrokenProcessPool here instead of leaving the batch waiting forever.
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(make_gate, fps, log_level)) as pool:
+        try:
+            yield from pool.map(_worker_check, specs)
+        except BrokenProcessPool as err:
+            raise BlinkgateError(f"a check worker process died ({err}); rerun with fewer --jobs or without") from None
