@@ -52,8 +52,12 @@ class FakeEyes:
         return EyeReading(self.state.get(tuple(box), EyeState.OPEN), sharpness=self.sharpness.get(tuple(box)))
 
 
-def die_in_worker():
-    """A Gate factory for a worker process that dies at once, as one killed for memory would."""
+def die_in_worker(*_):
+    """A worker initializer (or task) that dies at once, as a process killed for memory would."""
     import os
 
     os._exit(3)
+
+
+def square(x: int) -> int:
+    return x * x

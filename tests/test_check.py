@@ -1,13 +1,10 @@
 """Batch verdicts: what `blinkgate check` prints and returns for each source."""
 
-import pytest
-
-from blinkgate.check import FaceVerdict, Verdict, check_in_parallel, check_source
-from blinkgate.errors import BlinkgateError
+from blinkgate.check import FaceVerdict, Verdict, check_source
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.sources import Frame, FrameSource
-from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, die_in_worker, vec
+from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 
 def test_a_face_never_live_on_blurred_eyes_is_told_why():
@@ -44,7 +41,3 @@ def test_check_source_says_eyes_blurred_when_most_frames_were():
     eyes.sharpness[box] = floor * 2
     assert [f.eyes_blurred for f in check_source(gate, Frames(30)).faces] == [False]
 
-
-def test_a_worker_that_dies_ends_the_batch_with_an_error_not_a_hang():
-    with pytest.raises(BlinkgateError, match="worker process died"):
-        list(check_in_parallel(["a.mp4", "b.mp4"], die_in_worker, fps=20.0, jobs=2))

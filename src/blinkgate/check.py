@@ -6,8 +6,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .errors import BlinkgateError, SourceError
+from .errors import SourceError
 from .gate import Gate
+from .parallel import imap_processes
 from .sources import FrameSource, is_live, open_source
 
 MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise, not faces worth reporting
@@ -134,16 +135,4 @@ def check_in_parallel(specs: Sequence[str], make_gate: Callable[[], Gate], fps: 
     """(spec, verdict, None, log) or (spec, None, error, log) for each input, in input order, from
     ``jobs`` processes; ``log`` is what the worker logged meanwhile. ``make_gate`` must pickle (a
     module-level function or a partial of one)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = mp.get_context("spawn")  # dlib/OpenCV state does not survive fork reliably
-    # An executor, not a Pool: a worker that dies (out of memory, a crash in native code) raises
-    # BrokenProcessPool here instead of leaving the batch waiting forever.
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(make_gate, fps, log_level)) as pool:
-        try:
-            yield from pool.map(_worker_check, specs)
-        except BrokenProcessPool as err:
-            raise BlinkgateError(f"a check worker process died ({err}); rerun with fewer --jobs or without") from None
+    yield from imap_processes(_worker_check, specs, jobs, _worker_init, (make_gate, fps, log_level))

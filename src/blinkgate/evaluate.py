@@ -450,15 +450,13 @@ def evaluate(presentations: list[Presentation], factory: Callable[[], Pipeline],
                 outcomes.append(run_presentation(pipeline, p, check_grant))
                 bar.update()
             return outcomes
-        import multiprocessing as mp
+        from .parallel import imap_processes
 
-        ctx = mp.get_context("spawn")  # dlib/OpenCV state does not survive fork reliably
-        with ctx.Pool(jobs, initializer=_worker_init, initargs=(factory, check_grant)) as pool:
-            outcomes = []
-            for o in pool.imap(_worker_run, presentations, chunksize=1):
-                outcomes.append(o)
-                bar.update()
-            return outcomes
+        outcomes = []
+        for o in imap_processes(_worker_run, presentations, jobs, _worker_init, (factory, check_grant)):
+            outcomes.append(o)
+            bar.update()
+        return outcomes
     finally:
         bar.close()
 

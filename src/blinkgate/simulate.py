@@ -784,12 +784,11 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
                 rows.append(_job(w))
                 bar.update()
         else:
-            import multiprocessing as mp
+            from .parallel import imap_processes
 
-            with mp.get_context("spawn").Pool(jobs) as pool:
-                for row in pool.imap(_job, work, chunksize=1):
-                    rows.append(row)
-                    bar.update()
+            for row in imap_processes(_job, work, jobs):
+                rows.append(row)
+                bar.update()
     with (out / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()

@@ -1,0 +1,31 @@
+"""Ordered work across worker processes, behind the ``--jobs`` options of check, eval and
+simulate-attack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import BlinkgateError
+
+
+def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
+                   initializer: Callable[..., object] | None = None, initargs: tuple = ()) -> Iterator[Any]:
+    """``fn(item)`` for each item, in input order, from ``jobs`` worker processes.
+
+    The workers are spawned, not forked: dlib's and OpenCV's state does not survive a fork
+    reliably. It is an executor, not a ``multiprocessing.Pool``: a worker that dies (killed for
+    memory, a crash in native code) raises a BlinkgateError here, where a Pool respawns it and
+    waits for its result forever. Leaving early (an error, Ctrl-C) cancels what has not started.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs)
+    try:
+        yield from pool.map(fn, items)
+    except BrokenProcessPool as err:
+        raise BlinkgateError(f"a worker process died ({err}); rerun with fewer --jobs or without") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
