@@ -153,6 +153,17 @@ def test_missing_camera_is_one_line_without_opencv_noise(tmp_path):
         "blinkgate: error: cannot open camera 99 (no camera? pass a video file or URL with --source)"]
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """`blinkgate config | head -1`: the pipe closes before blinkgate writes."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    proc = subprocess.Popen([sys.executable, "-m", "blinkgate", "config", "--db", str(tmp_path / "f.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
 def test_people_without_database(capsys, tmp_path):
     code, _, err = run(capsys, "people", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "no face database" in err
