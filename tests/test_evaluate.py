@@ -272,6 +272,20 @@ def test_eval_cli_json_and_parallel_jobs_agree(tmp_path, capsys):
     assert "manifest not found" in capsys.readouterr().err
 
 
+def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import blinkgate.evaluate as ev
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("evaluated before the report check"))
+    _frames(tmp_path / "f", 3)
+    (tmp_path / "m.csv").write_text(f"id,label,source,fps\nx,live,{tmp_path / 'f'},20\n")
+    assert main(["eval", str(tmp_path / "m.csv"), "--report", str(tmp_path / "r"), "-q"]) == 2
+    assert "pip install 'blinkgate[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_report_names_no_commit_for_an_installed_copy_inside_someone_elses_repo(tmp_path, monkeypatch):
     """pip install . into a project's .venv: the project's git commit is not blinkgate's."""
     import subprocess

@@ -623,6 +623,10 @@ def run_cli(args) -> int:
     import functools
     import json
 
+    if args.report:
+        from .evaluate_report import plotting
+
+        plotting()  # a missing matplotlib fails now, not after an hour of evaluation
     presentations = load_manifest(*args.manifests, default_fps=args.fps)
     if args.only:
         presentations = [p for p in presentations if re.search(args.only, p.id)]

@@ -69,7 +69,8 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "inputs"
 
 
-def _plt():
+def plotting():
+    """matplotlib.pyplot on the file-only Agg backend; a BlinkgateError naming the extra without it."""
     try:
         import matplotlib
 
@@ -82,7 +83,7 @@ def _plt():
 
 def plot_time_to_accept(outcomes: list[Outcome], limit_s: float, path: Path) -> None:
     """Share of bona fide inputs accepted by time t, one step curve per group."""
-    plt = _plt()
+    plt = plotting()
     bona = [o for o in outcomes if not o.attack and not o.error]
     fig, ax = plt.subplots(figsize=(7, 4))
     for group in sorted({o.group for o in bona}):
@@ -124,7 +125,7 @@ def _spans(t: list[float], states: list[str]):
 
 def plot_timelines(outcomes: list[Outcome], limit_s: float, path: Path, title: str) -> None:
     """One row per input: eye state as background, P(open) per eye, blinks, acceptance."""
-    plt = _plt()
+    plt = plotting()
     n = len(outcomes)
     fig, axes = plt.subplots(n, 1, figsize=(10, 1.25 * n + 0.8), squeeze=False)
     for ax, o in zip(axes[:, 0], outcomes):
