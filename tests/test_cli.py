@@ -233,3 +233,56 @@ def test_run_headless_writes_events_and_video(capsys, tmp_path):
 def test_run_missing_camera(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "camera 9" in err and "--source" in err
+
+
+def _blind_model(folder) -> str:
+    """The shipped model with a sidecar that never calls an eye closed: no blink can count."""
+    from blinkgate.eye_model import default_model_path
+
+    shipped = default_model_path()
+    model = folder / "blind.onnx"
+    model.write_bytes(shipped.read_bytes())
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**meta, "closed_below": 0.0}))
+    return str(model)
+
+
+def test_eye_model_option_reaches_check_and_eval_blinks(capsys, tmp_path):
+    """The same clip that is live with the shipped model (test above) is not with a model that
+    never reads 'closed': --eye-model is the model the gate runs."""
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    blind = _blind_model(tmp_path)
+    code, out, _ = run(capsys, "check", clip, "--json", "--eye-model", blind, "--db", str(tmp_path / "none.db"))
+    assert code == 0 and json.loads(out)["live"] is False
+    code, out, _ = run(capsys, "eval-blinks", clip, "--json", "--eye-model", blind)
+    assert code == 0 and json.loads(out)["sure"]["detected"] == 0
+
+
+@pytest.mark.parametrize("command", ["check", "eval-blinks", "run", "door"])
+def test_a_missing_or_broken_eye_model_fails_before_any_frame(capsys, tmp_path, command, monkeypatch):
+    import blinkgate.sources as sources
+
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: pytest.fail("read a source first"))
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    clip = str(tmp_path / "clip.mp4")
+    argv = {"check": ["check", clip], "eval-blinks": ["eval-blinks", clip], "run": ["run", "--source", clip],
+            "door": ["door", "--source", clip, "--no-display"]}[command]
+    if command == "eval-blinks":
+        (tmp_path / "clip.mp4").write_bytes(b"")  # it refuses a missing clip before the model
+    for model, message in ((tmp_path / "none.onnx", "eye model not found"), (broken, "broken.onnx")):
+        code, _, err = run(capsys, *argv, "--eye-model", str(model), "--db", str(tmp_path / "f.db"))
+        assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_an_eye_model_without_thresholds_is_said_once(capsys, tmp_path, caplog):
+    from blinkgate.eye_model import default_model_path
+
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(default_model_path().read_bytes())
+    clip = str(shared("blink-videos", "liveportrait-d3.mp4"))
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        code, _, _ = run(capsys, "check", clip, "-q", "--eye-model", str(bare), "--db", str(tmp_path / "none.db"))
+    assert code == 0
+    assert [r.getMessage() for r in caplog.records if "bare.json" in r.getMessage()] == [
+        f"{bare} has no bare.json: using the default thresholds (closed below 0.50, open above 0.50)"]

@@ -37,9 +37,16 @@ def _gate_options(args: argparse.Namespace):
     return GateOptions(liveness_ms=args.liveness * 1000.0, eyes=args.eyes, tolerance=args.tolerance)
 
 
-def _gate_factory(args: argparse.Namespace) -> Callable[[], Gate]:
+def _eye_model(args: argparse.Namespace) -> str | None:
+    from .eye_model import checked_model
+
+    return checked_model(args.eye_model)
+
+
+def _gate_factory(args: argparse.Namespace, eye_model: str | None) -> Callable[[], Gate]:
     """What builds a Gate on the enrolled database, or with nobody enrolled if there is no
-    database yet (said once, here). A partial, so worker processes can take it."""
+    database yet (said once, here), with an eye model from ``_eye_model``. A partial, so
+    worker processes can take it."""
     from functools import partial
 
     from .gate import Gate
@@ -47,11 +54,7 @@ def _gate_factory(args: argparse.Namespace) -> Callable[[], Gate]:
     db = _db_path(args)
     if not db.exists():
         log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
-    return partial(Gate, db if db.exists() else None, _gate_options(args))
-
-
-def _open_gate(args: argparse.Namespace) -> Gate:
-    return _gate_factory(args)()
+    return partial(Gate, db if db.exists() else None, _gate_options(args), eye_model=eye_model)
 
 
 # -- enrolment ---------------------------------------------------------------------------------
@@ -108,8 +111,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .sources import open_source
     from .viewer import Viewer
 
+    eye_model = _eye_model(args)  # a bad --eye-model fails before the camera opens
     source = open_source(args.source, fps=args.fps)
-    gate = _open_gate(args)
+    gate = _gate_factory(args, eye_model)()
     events = EventLog(args.events, source.description) if args.events else None
     viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live)
     try:
@@ -136,9 +140,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise BlinkgateError(f"--jobs must be at least 1, got {args.jobs}")
+    eye_model = _eye_model(args)
     if args.jobs > 1 and len(args.inputs) > 1:
-        return _check_in_parallel(args)
-    gate = cache(lambda: _open_gate(args))  # loaded at the first usable input, so a typo fails at once
+        return _check_in_parallel(args, eye_model)
+    gate = cache(lambda: _gate_factory(args, eye_model)())  # at the first usable input, so a typo fails at once
     failed = 0
     with logging_redirect_tqdm():  # a warning (a truncated file) prints above the bar, not into it
         for n, spec in enumerate(args.inputs, 1):
@@ -171,13 +176,13 @@ def _check_one(gate: Callable[[], Gate], spec: str, position: str | None, args: 
     return _print_verdict(spec, verdict, error, args)
 
 
-def _check_in_parallel(args: argparse.Namespace) -> int:
+def _check_in_parallel(args: argparse.Namespace, eye_model: str | None) -> int:
     """check --jobs N: a Gate per worker process, verdicts printed in input order."""
     from tqdm import tqdm
 
     from .check import check_in_parallel
 
-    make_gate, failed = _gate_factory(args), 0
+    make_gate, failed = _gate_factory(args, eye_model), 0
     jobs, level = min(args.jobs, len(args.inputs)), logging.DEBUG if args.verbose else logging.INFO
     with tqdm(total=len(args.inputs), unit="input", disable=args.quiet, file=sys.stderr, leave=False) as bar:
         for spec, verdict, error, logged in check_in_parallel(args.inputs, make_gate, args.fps, jobs, level):
@@ -243,7 +248,7 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
     missing = [str(c) for c in clips if not c.is_file()]
     if missing:
         raise BlinkgateError(f"no such clip: {missing[0]}")
-    with Gate(None, _gate_options(args)) as gate:
+    with Gate(None, _gate_options(args), eye_model=_eye_model(args)) as gate:
         result = evaluate_blinks(gate, clips, Path(args.labels) if args.labels else None)
     if args.json:
         print(json.dumps(result))
@@ -312,6 +317,7 @@ def _add_gate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eyes", choices=("landmarks", "haar"), default="landmarks", help="eye backend (default landmarks)")
     p.add_argument("--liveness", type=float, default=10.0, metavar="S", help="a blink keeps a face live this long (default 10 s)")
     p.add_argument("--tolerance", type=float, default=0.5, help="face distance accepted as a match (default 0.5)")
+    p.add_argument("--eye-model", metavar="ONNX", help="eye-state model, e.g. from train-eyes (default: the shipped one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -382,7 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="bona fide must be accepted within this (default 10 s)")
     p.add_argument("--pipeline", choices=("blinkgate", "article"), default="blinkgate", help="what to evaluate (default blinkgate)")
     p.add_argument("--article-dir", metavar="DIR", help="folder with the article's model.json + model.h5 (for --pipeline article)")
-    p.add_argument("--eye-model", metavar="ONNX", help="eye-state model for blinkgate (default: the shipped one)")
     p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fps", "float", 20.0, "frame rate of a frame folder", "--fps", minimum=0.1),
     Setting("eyes", "str", "landmarks", "eye backend", "--eyes", choices=("landmarks", "haar")),
     Setting("tolerance", "float", 0.5, "face distance accepted as a match", "--tolerance", minimum=0.0),
+    Setting("eye_model", "str", None, "eye-state ONNX model (default: the shipped one)", "--eye-model"),
     Setting("liveness", "float", 10.0, "a grant lasts this long (s)", "--liveness", minimum=0.1),
     Setting("display", "bool", True, "show a window", "--display"),
     Setting("record", "str", None, "write the annotated video here", "--record"),

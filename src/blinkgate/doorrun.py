@@ -80,9 +80,7 @@ def build_door(settings: Resolved, source: str = "", gate=None) -> Door:
                               tolerance=settings["tolerance"])
         if not db.exists():
             log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
-            gate = Gate(None, options)
-        else:
-            gate = Gate(db, options)
+        gate = Gate(db if db.exists() else None, options, eye_model=settings["eye_model"])
     writer = AccessLogWriter(db, retention_days=settings["log.retention_days"])
     try:
         actions = build_actions(settings, source)
@@ -151,9 +149,11 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 
 def run_door(settings: Resolved) -> int:
     from .events import EventLog
+    from .eye_model import checked_model
     from .sources import open_source
     from .viewer import Viewer
 
+    checked_model(settings["eye_model"])  # a bad model fails before the camera opens
     source = open_source(settings["source"], fps=settings["fps"])
     door = build_door(settings, source=source.description)
     c = door.options.challenge

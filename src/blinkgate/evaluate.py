@@ -623,6 +623,8 @@ def run_cli(args) -> int:
     import functools
     import json
 
+    from .eye_model import checked_model
+
     if args.report:
         from .evaluate_report import plotting
 
@@ -638,9 +640,7 @@ def run_cli(args) -> int:
         if not Path(db).is_file():
             raise BlinkgateError(f"no face database at {db}")
     options = {"liveness_ms": args.liveness * 1000.0, "eyes": args.eyes, "tolerance": args.tolerance}
-    eye_model = getattr(args, "eye_model", None)
-    if eye_model and not Path(eye_model).is_file():
-        raise BlinkgateError(f"eye model not found: {eye_model}")
+    eye_model = checked_model(args.eye_model)
     factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir, eye_model)
     if args.jobs <= 1:
         pipeline = factory()  # built before the progress bar: a missing model fails at once

@@ -11,6 +11,7 @@ was trained with; ``predict_batch`` applies it.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from importlib import resources
@@ -22,6 +23,8 @@ import numpy as np
 from blinkgate.cew import SIZE, load_cew, to_gray01
 from blinkgate.errors import ModelError
 from blinkgate.types import EyeState
+
+log = logging.getLogger("blinkgate")
 
 DEFAULT_THRESHOLDS = {"closed_below": 0.5, "open_above": 0.5}  # for a model with no sidecar
 INPUT_NORMS = ("none", "crop")
@@ -57,6 +60,20 @@ def _read_sidecar(model_path: Path) -> dict:
     if not isinstance(meta, dict):
         raise ModelError(f"eye model metadata {sidecar} is not a JSON object")
     return meta
+
+
+def checked_model(path: str | Path | None) -> str | None:
+    """A user's ``--eye-model``, loaded once now so a missing or broken file fails before any
+    video is read; None (the shipped model) passes through. A model without its sidecar runs
+    at the default thresholds, which is said once here."""
+    if path is None:
+        return None
+    classifier = EyeClassifier(path).load()
+    if not classifier.metadata:
+        log.warning("%s has no %s: using the default thresholds (closed below %.2f, open above %.2f)",
+                    path, Path(path).with_suffix(".json").name, DEFAULT_THRESHOLDS["closed_below"],
+                    DEFAULT_THRESHOLDS["open_above"])
+    return str(path)
 
 
 class EyeClassifier:

@@ -73,7 +73,7 @@ def _keras() -> Any:
         import keras
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise BlinkgateError(
-            "training needs the train extra: pip install -e '.[train]'") from err
+            "training needs the [train] extra: pip install 'blinkgate[train]'") from err
     if keras.backend.backend() != "torch":
         raise BlinkgateError(
             f"keras was already imported with the {keras.backend.backend()} backend; "
