@@ -123,6 +123,45 @@ def test_a_pleat_over_the_eyes_hides_them_and_gives_them_back():
     assert visible[4] < visible[0] and visible[6] < visible[0]  # folding and unfolding
 
 
+def test_a_sheet_curled_past_the_lens_is_drawn_without_it():
+    """A V-fold held 8 cm away with its corners bent 30 cm towards the camera: the corner and the
+    hand gripping it are behind the lens (a real case: seed 19 sequence 16 stopped its whole set)."""
+    p = _still_params("bent-print")
+    p["shape"]["variant"] = "vfold/static"
+    p["shape"]["vfold"] = {"base": -1.2, "amp": 0.0, "mode": "static"}
+    p["hand"]["grip"] = "corner"
+    r = AttackRenderer(_stripe_photo(), p, [0, 0, 0])
+    r.z0 = 8.0
+    rot, trans = r.pose(0.0)
+    world = r.surface(0.0) @ rot.T + trans
+    assert world[..., 2].min() < 0 < world[..., 2].max()  # the case: part of the sheet is behind the lens
+    assert r._grip_pixels(r.surface(0.0), rot, trans) == []  # no hand drawn from behind the camera
+    frame = r.frame()
+    assert frame.shape == (480, 640, 3) and _red_rows(frame) > 0  # the eye line is still on the sheet
+
+
+def test_a_failing_sequence_keeps_the_ones_before_it(tmp_path, capsys, monkeypatch):
+    import blinkgate.simulate as sim
+
+    photos = [str(shared("faces", "lfw65", "Hugh_Grant"))]
+    real = sim.make_sequence
+
+    def third_fails(loader, pool, index, *args, **kwargs):
+        if index == 2:
+            raise ValueError("renderer bug")
+        return real(loader, pool, index, *args, **kwargs)
+
+    monkeypatch.setattr(sim, "make_sequence", third_fails)
+    out = tmp_path / "o"
+    code = main(["simulate-attack", *photos, "--count", "4", "--duration", "0.3", "-q", "--out", str(out), "--seed", "3"])
+    assert code == 2
+    assert f"sim-s3-0002 failed (ValueError: renderer bug); the 2 sequences before it are in {out / 'manifest.csv'}" \
+        in capsys.readouterr().err
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert [r["id"] for r in rows] == ["sim-s3-0000", "sim-s3-0001"]
+    assert "2 sequences of 4 planned (stopped early)" in (out / "README.txt").read_text()
+
+
 def test_simulate_attack_is_reproducible(tmp_path, capsys):
     photos = [str(shared("faces", "lfw65", "Hugh_Grant")), str(shared("photo-attack", "nuaa", "ClientRaw", "0004"))]
     args = [*photos, "--count", "3", "--duration", "1.0", "-q"]

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 FRAME_SIZE = (640, 480)  # width, height: the deployment camera
 KINDS = ("print", "bent-print", "folded-print")
 SIM_VERSION = 1  # bump when the renderer changes: the same seed then gives other videos
+NEAR_CM = 1.0  # nothing nearer the lens than this is drawn: a sheet curled through the camera plane
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
 
 
@@ -557,7 +558,7 @@ class AttackRenderer:
         area = (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1])
         lo, hi = p.min(axis=1), p.max(axis=1)
         keep = (np.abs(area) > 1e-3) & (hi[:, 0] >= 0) & (lo[:, 0] < w) & (hi[:, 1] >= 0) & (lo[:, 1] < h)
-        keep &= (np.abs(p) < 1e5).all(axis=(1, 2))
+        keep &= (np.abs(p) < 1e5).all(axis=(1, 2)) & (depth[tris] > NEAR_CM).all(axis=1)
         order = np.flatnonzero(keep)
         if not len(order):
             return np.zeros((2, 2, 3), np.float32), np.zeros((2, 2), np.float32), (0, 0)
@@ -630,6 +631,8 @@ class AttackRenderer:
             i = int(np.argmin(np.abs(self.ys - gy)))
             j = int(np.argmin(np.abs(self.xs - gx)))
             p3 = local[i, j] @ rot.T + trans
+            if p3[2] <= NEAR_CM:
+                continue  # that corner is curled past the lens (a V-fold held close): no hand in view
             q3 = (local[i, j] + np.array([dx, dy, 0.0])) @ rot.T + trans
             p, q = self.project(p3[None])[0], self.project(q3[None])[0]
             direction = (q - p) / (np.linalg.norm(q - p) + 1e-9)
@@ -778,17 +781,33 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
     out.mkdir(parents=True, exist_ok=True)
     work = [(pool, i, kind, seed, out, duration) for i, kind, pool in sequence_plan(pools, count, seed, kinds)]
     rows: list[dict] = []
-    with tqdm(total=count, unit="seq", disable=not progress, file=sys.stderr, leave=False) as bar:
-        if jobs <= 1:
-            for w in work:
-                rows.append(_job(w))
-                bar.update()
-        else:
-            from .parallel import imap_processes
+    try:
+        with tqdm(total=count, unit="seq", disable=not progress, file=sys.stderr, leave=False) as bar:
+            if jobs <= 1:
+                for w in work:
+                    rows.append(_job(w))
+                    bar.update()
+            else:
+                from .parallel import imap_processes
 
-            for row in imap_processes(_job, work, jobs):
-                rows.append(row)
-                bar.update()
+                for row in imap_processes(_job, work, jobs):
+                    rows.append(row)
+                    bar.update()
+    except BaseException as err:  # an hour's work is not lost to one bad sequence or a Ctrl-C
+        if rows:
+            _write_outputs(out, rows, seed, kinds, planned=count)
+        if isinstance(err, Exception) and not isinstance(err, BlinkgateError):
+            log.debug("rendering failed", exc_info=True)
+            failed = f"sim-s{seed}-{work[len(rows)][1]:04d}"
+            raise BlinkgateError(f"{failed} failed ({type(err).__name__}: {err}); the {len(rows)} sequences "
+                                 f"before it are in {out / 'manifest.csv'}") from err
+        raise
+    _write_outputs(out, rows, seed, kinds, planned=count)
+    return rows
+
+
+def _write_outputs(out: Path, rows: list[dict], seed: int, kinds: list[str], planned: int) -> None:
+    """manifest.csv, params.jsonl and README.txt for the sequences made."""
     with (out / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
@@ -800,9 +819,9 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
             f.write(json.dumps({k: r[k] for k in ("id", "label", "photo", "identity", "frames", "params")}) + "\n")
     (out / "README.txt").write_text(
         "SIMULATED print attacks made by `blinkgate simulate-attack` (not recordings of real attacks).\n"
-        f"seed {seed}, {count} sequences, kinds {', '.join(kinds)}, renderer version {SIM_VERSION}.\n"
+        f"seed {seed}, {len(rows)} sequences{'' if len(rows) == planned else f' of {planned} planned (stopped early)'}, "
+        f"kinds {', '.join(kinds)}, renderer version {SIM_VERSION}.\n"
         "Evaluate with: blinkgate eval manifest.csv\n")
-    return rows
 
 
 def run_cli(args) -> int:
