@@ -1,5 +1,5 @@
-"""Ordered work across worker processes, behind the ``--jobs`` options of check, eval and
-simulate-attack."""
+"""Ordered work across worker processes, behind the ``--jobs`` options of check, eval,
+simulate-attack and train-eyes."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import numpy as np
 from blinkgate.cew import SIZE, CewData, load_cew
 from blinkgate.errors import BlinkgateError, ModelError
 from blinkgate.eye_model import normalize_input
+from blinkgate.parallel import imap_processes
 
 EXPORT_TOLERANCE = 1e-4  # max |cv2.dnn - keras| accepted for an exported model
 TARGET_PRECISION = 0.99  # a confident 'open' / 'closed' must be at least this precise
@@ -381,13 +381,12 @@ def out_of_fold(data_dir: str | Path, config: EyeNetConfig, seeds: Sequence[int]
     train = _train_rows(data_dir, rows)
     oof = np.full((2, len(seeds), len(train)), np.nan, dtype=np.float32)
     tasks = [(str(data_dir), config, s, f, k, rows) for s in seeds for f in range(k)]
-    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
-        for seed, fold, p, p_flip in pool.imap_unordered(_fold_job, tasks):
-            val = group_kfold(train.groups, k, seed)[fold]
-            oof[0, list(seeds).index(seed), val] = p
-            oof[1, list(seeds).index(seed), val] = p_flip
-            if log:
-                log(f"seed {seed} fold {fold}: acc {np.mean((p >= 0.5) == train.labels[val]):.4f}")
+    for seed, fold, p, p_flip in imap_processes(_fold_job, tasks, max(1, jobs)):
+        val = group_kfold(train.groups, k, seed)[fold]
+        oof[0, list(seeds).index(seed), val] = p
+        oof[1, list(seeds).index(seed), val] = p_flip
+        if log:
+            log(f"seed {seed} fold {fold}: acc {np.mean((p >= 0.5) == train.labels[val]):.4f}")
     return (oof[0], oof[1]) if flipped else oof[0]
 
 
