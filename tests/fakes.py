@@ -61,3 +61,34 @@ def die_in_worker(*_):
 
 def square(x: int) -> int:
     return x * x
+
+
+class FakeBackground:
+    """A background encoder whose results come back only when the test calls ``release``.
+
+    The encoding is taken when the face is submitted, as the real worker encodes the crop it
+    was sent, whoever stands at the box by the time the result comes back."""
+
+    def __init__(self, encoder: FakeEncoder):
+        self.encoder = encoder
+        self.queued: list = []
+        self.released: list = []
+        self.failing = False  # True: the next results come back as errors
+        self.closed = False
+
+    def submit(self, key, image, box):
+        self.queued.append((key, self.encoder.encode(image, box)))
+
+    def release(self):
+        self.released += self.queued
+        self.queued = []
+
+    def poll(self):
+        from blinkgate.background import Encoded
+
+        done = [Encoded(k, None, "boom") if self.failing else Encoded(k, e) for k, e in self.released]
+        self.released = []
+        return done
+
+    def close(self):
+        self.closed = True

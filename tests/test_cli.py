@@ -286,3 +286,43 @@ def test_an_eye_model_without_thresholds_is_said_once(capsys, tmp_path, caplog):
     assert code == 0
     assert [r.getMessage() for r in caplog.records if "bare.json" in r.getMessage()] == [
         f"{bare} has no bare.json: using the default thresholds (closed below 0.50, open above 0.50)"]
+
+
+def test_run_on_a_camera_recognises_in_the_background_and_grants(capsys, tmp_path, monkeypatch):
+    """A camera (here the webcam clip, served as a live source) is recognised by the background
+    worker: the enrolled person is still named and granted."""
+    import blinkgate.gate as gate_module
+    import blinkgate.sources as sources
+
+    clip = shared("blink-videos", "blink-detector.mp4")
+    cap = cv2.VideoCapture(str(clip))
+    for _ in range(30):
+        ok, frame = cap.read()
+    cap.release()
+    (tmp_path / "people" / "Blinker").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "people" / "Blinker" / "a.jpg"), frame)
+    db = str(tmp_path / "f.db")
+    assert run(capsys, "enroll", str(tmp_path / "people"), "--db", db)[0] == 0
+
+    opened = sources.open_source
+
+    def as_camera(spec, fps=20.0):
+        source = opened(clip, fps)
+        source.live = True
+        return source
+
+    monkeypatch.setattr(sources, "open_source", as_camera)
+    modes = []
+    real_init = gate_module.Gate.__init__
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        modes.append((self.options.recognition, self.background is not None))
+
+    monkeypatch.setattr(gate_module.Gate, "__init__", spy)
+    events = tmp_path / "ev.jsonl"
+    code, _, err = run(capsys, "run", "--source", "0", "--no-display", "--events", str(events), "--db", db)
+    assert code == 0, err
+    assert modes == [("background", True)]
+    granted = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "granted"]
+    assert granted and granted[0]["name"] == "Blinker"

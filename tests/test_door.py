@@ -572,3 +572,39 @@ def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only
     assert entries and all(e.decision == "denied" and e.name == "subject" for e in entries)
     assert {e.reason for e in entries} <= {"no_blink", "challenge_failed", "locked_out"}
     assert all(e.snapshot_bytes > 1000 and e.source == "phone replay" for e in entries)
+
+
+@pytest.mark.slow
+def test_a_door_on_a_camera_names_and_challenges_through_the_background_worker(tmp_path):
+    """For a live source the door's gate encodes faces in a second process; the enrolled person
+    is still named, and challenged, without the frame loop waiting for it."""
+    import cv2
+
+    from blinkgate.config import resolve
+    from blinkgate.database import FaceDatabase
+    from blinkgate.doorrun import build_door
+    from blinkgate.enroll import enroll_directory
+    from blinkgate.recognize import FaceEncoder
+    from blinkgate.sources import open_source
+
+    clip = shared("blink-videos", "blink-detector.mp4")
+    cap = cv2.VideoCapture(str(clip))
+    for _ in range(30):
+        ok, image = cap.read()
+    cap.release()
+    (tmp_path / "people" / "subject").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "people" / "subject" / "a.png"), image)
+    db = tmp_path / "faces.db"
+    with FaceDatabase(db) as store:
+        enroll_directory(store, tmp_path / "people", FaceEncoder(), progress=False)
+    door = build_door(resolve({"cfg_db": str(db), "config": None}, env={}), source="camera", live=True)
+    assert door.gate.options.recognition == "background" and door.gate.background is not None
+    challenged = None
+    with open_source(str(clip)) as source:
+        for _, result in door.run(source):
+            challenged = next((e for e in result.events if e.kind == "challenge"), None)
+            if challenged:
+                break
+    door.close()
+    assert challenged is not None and challenged.name == "subject"
+    assert not door.gate.background._proc.is_alive()  # closing the door stopped the worker

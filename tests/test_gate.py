@@ -166,3 +166,121 @@ def test_bad_frames_and_clock():
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")
+
+
+# -- recognition in the background: the frame loop never waits for an encoding ---------------
+
+
+class BackgroundRig(Rig):
+    def __init__(self, **opts):
+        from fakes import FakeBackground
+
+        super().__init__(**opts)
+        self.background = FakeBackground(self.encoder)
+        self.gate.background = self.background
+
+
+def test_background_recognition_asks_once_and_names_the_track_when_the_answer_comes():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(10):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+        assert face.name is None and face.recognising and not face.granted
+    assert rig.encoder.calls == 1 and "recognised" not in rig.kinds()
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name == "alice" and not face.recognising and rig.kinds().count("recognised") == 1
+    assert rig.blink(ALICE_BOX).granted
+
+
+def test_a_track_that_blinked_before_its_name_came_is_granted_when_it_comes():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 1))
+    face = rig.blink(ALICE_BOX)
+    assert face.live and not face.granted and "granted" not in rig.kinds()
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.granted and face.name == "alice"
+    assert rig.kinds()[-2:] == ["recognised", "granted"]
+
+
+def test_a_blink_older_than_the_liveness_window_is_not_granted_when_the_name_comes_late():
+    rig = BackgroundRig(liveness_ms=1000)
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).live
+    for _ in range(40):  # 1.3 s: the blink has lapsed before the answer comes
+        rig.step({ALICE_BOX: O})
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name == "alice" and not face.live and not face.granted and "granted" not in rig.kinds()
+
+
+def test_an_unknown_face_is_not_granted_when_its_answer_comes():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 0))
+    rig.blink(ALICE_BOX)
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name is None and face.live and not face.granted and not face.recognising
+    assert "granted" not in rig.kinds()
+
+
+def test_a_background_recheck_that_names_someone_else_revokes_the_grant():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 1))
+    rig.step({ALICE_BOX: O})
+    rig.background.release()
+    assert rig.blink(ALICE_BOX).granted
+    rig.encoder.identity[ALICE_BOX] = vec(2)  # Bob's photo swapped in under Alice's track
+    for _ in range(100):  # past the 3 s re-check: asked once, not answered yet
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.granted and rig.encoder.calls == 2
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name == "bob" and not face.live and not face.granted
+    assert "identity_changed" in rig.kinds()
+
+
+def test_answers_for_a_track_that_left_or_from_before_a_reset_are_dropped():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 1))
+    rig.step({ALICE_BOX: O})
+    rig.gate.reset()  # another video: track ids start again at 1
+    rig.show((ALICE_BOX, 2))  # Bob now stands where Alice stood
+    rig.t = 0.0
+    for _ in range(3):
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.track_id == 1 and rig.encoder.calls == 2
+    rig.background.release()  # Alice's old answer (track 1 before the reset) and Bob's
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name == "bob" and rig.kinds().count("recognised") == 1
+    rig.show((BOB_BOX, 1))  # Bob leaves; a new face appears, is asked about, and leaves before the answer
+    rig.step()
+    rig.show()
+    for _ in range(20):
+        rig.step()
+    rig.background.release()
+    rig.step()
+    assert rig.kinds().count("recognised") == 1
+
+
+def test_a_failed_background_encoding_is_asked_again_at_the_next_recheck():
+    rig = BackgroundRig()
+    rig.show((ALICE_BOX, 1))
+    rig.background.failing = True
+    rig.step({ALICE_BOX: O})
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.name is None and not face.recognising and rig.encoder.calls == 1
+    rig.background.failing = False
+    for _ in range(95):  # 3.2 s
+        rig.step({ALICE_BOX: O})
+    assert rig.encoder.calls == 2
+    rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+
+
+def test_closing_the_gate_stops_its_background_worker():
+    rig = BackgroundRig()
+    rig.gate.close()
+    assert rig.background.closed

@@ -25,9 +25,10 @@ def draw_face(image: np.ndarray, face: FaceResult) -> None:
     cv2.rectangle(image, (x1, y1), (x2, y2), colour, 3 if face.granted else 2)
     for ex1, ey1, ex2, ey2 in face.eyes.boxes:
         cv2.rectangle(image, (int(ex1), int(ey1)), (int(ex2), int(ey2)), EYE_COLOURS[face.eyes.state], 1)
-    who = face.name or "unknown"
+    who = face.name or ("..." if face.recognising else "unknown")
     _label(image, f"#{face.track_id} {who}", (x1, max(20, y1 - 4)), colour, scale)
-    status = "LIVE - GRANTED" if face.granted else "LIVE (not enrolled)" if face.live else (
+    status = "LIVE - GRANTED" if face.granted else (
+        "LIVE (recognising)" if face.recognising else "LIVE (not enrolled)") if face.live else (
         "eyes too blurred: focus or come closer" if face.eyes_blurred else "blink to enter")
     _label(image, f"{status} | eyes {face.eyes.state.value} | blinks {face.blinks}", (x1, y2 + 24), colour, scale * 0.8)
 

@@ -31,10 +31,13 @@ def _db_path(args: argparse.Namespace) -> Path:
     return Path(args.db).expanduser() if args.db else default_db_path()
 
 
-def _gate_options(args: argparse.Namespace):
+def _gate_options(args: argparse.Namespace, live: bool = False):
+    """Gate settings from the command line. A camera or stream (``live``) is recognised in a
+    background process: a frame waiting ~100 ms for a face encoding is a dropped frame."""
     from .gate import GateOptions
 
-    return GateOptions(liveness_ms=args.liveness * 1000.0, eyes=args.eyes, tolerance=args.tolerance)
+    return GateOptions(liveness_ms=args.liveness * 1000.0, eyes=args.eyes, tolerance=args.tolerance,
+                       recognition="background" if live else "inline")
 
 
 def _eye_model(args: argparse.Namespace) -> str | None:
@@ -43,7 +46,7 @@ def _eye_model(args: argparse.Namespace) -> str | None:
     return checked_model(args.eye_model)
 
 
-def _gate_factory(args: argparse.Namespace, eye_model: str | None) -> Callable[[], Gate]:
+def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = False) -> Callable[[], Gate]:
     """What builds a Gate on the enrolled database, or with nobody enrolled if there is no
     database yet (said once, here), with an eye model from ``_eye_model``. A partial, so
     worker processes can take it."""
@@ -54,7 +57,7 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None) -> Callable[[
     db = _db_path(args)
     if not db.exists():
         log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
-    return partial(Gate, db if db.exists() else None, _gate_options(args), eye_model=eye_model)
+    return partial(Gate, db if db.exists() else None, _gate_options(args, live), eye_model=eye_model)
 
 
 # -- enrolment ---------------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     eye_model = _eye_model(args)  # a bad --eye-model fails before the camera opens
     source = open_source(args.source, fps=args.fps)
-    gate = _gate_factory(args, eye_model)()
+    gate = _gate_factory(args, eye_model, live=source.live)()
     events = EventLog(args.events, source.description) if args.events else None
     viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live)
     try:
@@ -127,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 break
     finally:
         source.close()
+        gate.close()  # stops the background recognition process, if any
         viewer.close()
         if events:
             events.close()

@@ -68,16 +68,17 @@ def build_actions(settings: Resolved, source: str = ""):
     return ActionRunner(actions, cooldown_s=s["actions.cooldown"], source=source)
 
 
-def build_door(settings: Resolved, source: str = "", gate=None) -> Door:
+def build_door(settings: Resolved, source: str = "", gate=None, live: bool = False) -> Door:
     """Gate + challenge + access log + actions, from settings. Restores lockout counts of
-    the last ``lockout.window`` from the access log, so a restart does not reset them."""
+    the last ``lockout.window`` from the access log, so a restart does not reset them. A
+    ``live`` source (camera, stream) is recognised in a background process."""
     from .accesslog import AccessLogWriter
     from .gate import Gate, GateOptions
 
     db = db_path(settings)
     if gate is None:
         options = GateOptions(liveness_ms=settings["liveness"] * 1000.0, eyes=settings["eyes"],
-                              tolerance=settings["tolerance"])
+                              tolerance=settings["tolerance"], recognition="background" if live else "inline")
         if not db.exists():
             log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
         gate = Gate(db if db.exists() else None, options, eye_model=settings["eye_model"])
@@ -155,7 +156,7 @@ def run_door(settings: Resolved) -> int:
 
     checked_model(settings["eye_model"])  # a bad model fails before the camera opens
     source = open_source(settings["source"], fps=settings["fps"])
-    door = build_door(settings, source=source.description)
+    door = build_door(settings, source=source.description, live=source.live)
     c = door.options.challenge
     log.info("door: challenge %s, lockout after %d failures in %.0f s; access log in %s",
              f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s)" if c.enabled else "OFF (blink only)",

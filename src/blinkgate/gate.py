@@ -10,15 +10,23 @@ Security rules, each enforced here and tested:
 * liveness lapses ``liveness_ms`` after the blink, or at once when the track is lost;
 * an unknown face may be live but is never granted;
 * if a periodic re-check names someone else, the grant is revoked and the eye history reset.
+
+With ``recognition="background"`` (the CLI's choice for cameras and streams) the encodings run
+in a second process (``background.BackgroundEncoder``) and the frame loop never waits for one:
+a track stays unnamed (``recognising``) until its first result arrives. A track that blinked
+meanwhile is granted when its name comes, within the same liveness window: the blink was its
+own. Results are applied only to the track (and ``reset`` generation) that asked.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,12 +34,18 @@ import numpy as np
 from .blink import BlinkDetector, BlinkOptions
 from .detect import FaceDetector, FaceDetectorOptions
 from .eyes import EyeBackend, HaarEyes, LandmarkEyes
-from .recognize import DEFAULT_TOLERANCE, FaceEncoder, Recognizer
+from .recognize import DEFAULT_TOLERANCE, FaceEncoder, Match, Recognizer
 from .sources import Frame, FrameSource
 from .tracker import IoUTracker, Track, dedupe
 from .types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
+if TYPE_CHECKING:
+    from .background import BackgroundEncoder
+
+log = logging.getLogger(__name__)
+
 EYE_BACKENDS = ("landmarks", "haar")
+RECOGNITION = ("inline", "background")
 
 
 @dataclass
@@ -40,6 +54,7 @@ class GateOptions:
     recheck_ms: float = 3_000.0  # re-run recognition on a track this often
     tolerance: float = DEFAULT_TOLERANCE
     eyes: str = "landmarks"
+    recognition: str = "inline"  # "background": encode in a second process, never stall a frame
     max_gap_ms: float = 400.0  # a track survives this long without a detection
     full_scan_ms: float = 250.0  # between full-frame scans, faces are re-found near their tracks
     detector: FaceDetectorOptions = field(default_factory=FaceDetectorOptions)
@@ -48,6 +63,8 @@ class GateOptions:
     def __post_init__(self) -> None:
         if self.eyes not in EYE_BACKENDS:
             raise ValueError(f"unknown eye backend {self.eyes!r}; choose one of {', '.join(EYE_BACKENDS)}")
+        if self.recognition not in RECOGNITION:
+            raise ValueError(f"unknown recognition mode {self.recognition!r}; choose one of {', '.join(RECOGNITION)}")
         if self.liveness_ms <= 0 or self.recheck_ms <= 0:
             raise ValueError("liveness_ms and recheck_ms must be positive")
 
@@ -56,7 +73,9 @@ class GateOptions:
 class _TrackInfo:
     name: str | None = None
     distance: float | None = None
-    recognised_ms: float | None = None
+    recognised_ms: float | None = None  # when the latest applied encoding was asked for
+    asked_ms: float | None = None  # when the latest encoding was asked for (background mode)
+    waiting: bool = False  # an encoding for this track is in the background worker
     live_until_ms: float | None = None
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
 
@@ -108,9 +127,11 @@ class Gate:
         detector: FaceDetector | None = None,
         eyes: EyeBackend | None = None,
         eye_model: str | Path | None = None,
+        background: BackgroundEncoder | None = None,
     ):
         """``db`` is a face database path (None: nobody enrolled). The keyword-only stages
-        replace the defaults, e.g. with fakes in tests or a shared encoder."""
+        replace the defaults, e.g. with fakes in tests or a shared encoder; ``background`` is
+        the worker for ``recognition="background"`` (started here if not given)."""
         self.options = options or GateOptions()
         self.encoder = encoder or FaceEncoder()
         self.recognizer = recognizer if recognizer is not None else self._load_recognizer(db)
@@ -119,6 +140,12 @@ class Gate:
         self.eyes: EyeBackend = eyes or self._eye_backend(eye_model)
         self.blinks = BlinkDetector(self.options.blink)
         self.timer = StageTimer()
+        self.background = background
+        if self.background is None and self.options.recognition == "background" and len(self.recognizer):
+            from .background import BackgroundEncoder
+
+            self.background = BackgroundEncoder()
+        self._generation = 0  # bumped by reset(): track ids restart, so older results are void
         self._tracks: dict[int, _TrackInfo] = {}
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
@@ -149,12 +176,15 @@ class Gate:
 
     def close(self) -> None:
         self.reset()
+        if self.background is not None:
+            self.background.close()
 
     def reset(self) -> None:
         """Forget every track and the clock, e.g. before processing another video."""
         self.tracker = IoUTracker(max_gap_ms=self.options.max_gap_ms)
         self.blinks = BlinkDetector(self.options.blink)
         self._tracks.clear()
+        self._generation += 1
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
@@ -204,22 +234,57 @@ class Gate:
         """New tracks are recognised at once; of the rest, the most overdue one per frame."""
         if not len(self.recognizer):
             return
-        fresh = [t for t in active if self._tracks[t.id].recognised_ms is None]
-        due = [t for t in active if t not in fresh and now - self._tracks[t.id].recognised_ms >= self.options.recheck_ms]
-        due.sort(key=lambda t: self._tracks[t.id].recognised_ms)
-        for track in fresh + due[:1]:
-            info = self._tracks[track.id]
+        if self.background is not None:
+            self._recognise_in_background(image, active, now, events)
+            return
+        for track in self._due(active, now, lambda info: info.recognised_ms):
             match = self.recognizer.match(self.encoder.encode(image, track.box))
-            first = info.recognised_ms is None
-            info.recognised_ms, info.distance = now, match.distance
-            if first:
-                info.name = match.name
-                events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
-            elif match.name != info.name:
-                # Someone else under the same track (a swapped photo, a second person): start over.
-                events.append(Event("identity_changed", now, track.id, match.name, track.box, {"previous": info.name}))
-                info.name, info.live_until_ms = match.name, None
-                self.blinks.reset(track.id)
+            self._apply_match(track, self._tracks[track.id], match, now, now, events)
+
+    def _due(self, active: list[Track], now: float, asked: Callable[[_TrackInfo], float | None]) -> list[Track]:
+        """Tracks never asked about, and the one most overdue for its re-check."""
+        fresh = [t for t in active if asked(self._tracks[t.id]) is None]
+        due = [t for t in active if t not in fresh and now - asked(self._tracks[t.id]) >= self.options.recheck_ms]
+        due.sort(key=lambda t: asked(self._tracks[t.id]))
+        return fresh + due[:1]
+
+    def _recognise_in_background(self, image: np.ndarray, active: list[Track], now: float,
+                                 events: list[Event]) -> None:
+        """Apply the encodings that finished, then ask for the ones due (one at a time per track)."""
+        boxes = {t.id: t for t in active}
+        for done in self.background.poll():
+            generation, track_id, asked_ms = done.key
+            info = self._tracks.get(track_id) if generation == self._generation else None
+            if info is None:
+                continue  # the track left (or the gate was reset) while its face was encoded
+            info.waiting = False
+            if done.encoding is None:
+                log.warning("track %d: no face encoding (%s); asking again at the next re-check", track_id, done.error)
+                continue
+            track = boxes.get(track_id) or self.tracker.tracks[track_id]
+            self._apply_match(track, info, self.recognizer.match(done.encoding), asked_ms, now, events)
+        idle = [t for t in active if not self._tracks[t.id].waiting]
+        for track in self._due(idle, now, lambda info: info.asked_ms):
+            info = self._tracks[track.id]
+            self.background.submit((self._generation, track.id, now), image, track.box)
+            info.asked_ms, info.waiting = now, True
+
+    def _apply_match(self, track: Track, info: _TrackInfo, match: Match, asked_ms: float, now: float,
+                     events: list[Event]) -> None:
+        """A recognition result for ``track``, from its face at ``asked_ms``."""
+        first = info.recognised_ms is None
+        info.recognised_ms, info.distance = asked_ms, match.distance
+        if first:
+            info.name = match.name
+            events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
+            if info.name is not None and info.live_until_ms is not None:
+                # It blinked before its name came back from the background worker.
+                events.append(Event("granted", now, track.id, info.name, track.box))
+        elif match.name != info.name:
+            # Someone else under the same track (a swapped photo, a second person): start over.
+            events.append(Event("identity_changed", now, track.id, match.name, track.box, {"previous": info.name}))
+            info.name, info.live_until_ms = match.name, None
+            self.blinks.reset(track.id)
 
     def _face(self, gray: np.ndarray, track: Track, now: float, events: list[Event]) -> FaceResult:
         info = self._tracks[track.id]
@@ -253,6 +318,7 @@ class Gate:
             granted=live and info.name is not None,
             live_until_ms=info.live_until_ms,
             eyes_blurred=self.blinks.blurred(track.id),
+            recognising=info.waiting and info.recognised_ms is None,
         )
 
     # -- whole sources -------------------------------------------------------------------------

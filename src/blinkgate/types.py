@@ -84,6 +84,7 @@ class FaceResult:
     granted: bool
     live_until_ms: float | None = None
     eyes_blurred: bool = False  # too blurred for a blink to count (blink.BlinkDetector.blurred)
+    recognising: bool = False  # its first encoding is still being computed (background recognition)
 
 
 @dataclass(frozen=True)
