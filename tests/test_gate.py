@@ -215,6 +215,18 @@ def test_a_blink_older_than_the_liveness_window_is_not_granted_when_the_name_com
     assert face.name == "alice" and not face.live and not face.granted and "granted" not in rig.kinds()
 
 
+def test_a_name_that_comes_on_the_first_frame_past_the_liveness_window_is_not_granted():
+    rig = BackgroundRig(liveness_ms=1000)
+    rig.show((ALICE_BOX, 1))
+    until = rig.blink(ALICE_BOX).live_until_ms
+    while rig.t + 33.3 <= until:
+        assert rig.step({ALICE_BOX: O})[ALICE_BOX].live
+    rig.background.release()  # the answer lands on the frame where the blink lapses
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert rig.t > until and face.name == "alice" and not face.granted
+    assert "granted" not in rig.kinds()
+
+
 def test_an_unknown_face_is_not_granted_when_its_answer_comes():
     rig = BackgroundRig()
     rig.show((ALICE_BOX, 0))

@@ -277,7 +277,7 @@ class Gate:
         if first:
             info.name = match.name
             events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
-            if info.name is not None and info.live_until_ms is not None:
+            if info.name is not None and info.live_until_ms is not None and now <= info.live_until_ms:
                 # It blinked before its name came back from the background worker.
                 events.append(Event("granted", now, track.id, info.name, track.box))
         elif match.name != info.name:
