@@ -73,6 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("challenge.counts", "ints", (1, 2, 3), "blink counts to ask for, drawn uniformly", "--challenge-counts"),
     Setting("challenge.delay_min", "float", 0.5, "prompt comes at least this long after recognition (s)", "--challenge-delay-min", minimum=0.0),
     Setting("challenge.delay_max", "float", 2.5, "... and at most this long (s)", "--challenge-delay-max", minimum=0.0),
+    Setting("challenge.quiet", "float", 1.0, "... once no eye has read closed for this long (s)", "--challenge-quiet", minimum=0.0),
     Setting("challenge.min_reaction", "float", 0.2, "blinks starting sooner after the prompt do not count (s)", "--min-reaction", minimum=0.0),
     Setting("challenge.max_reaction", "float", 1.2, "the first blink must start by then (s)", "--max-reaction", minimum=0.0),
     Setting("challenge.max_interval", "float", 1.0, "onset to onset between the asked blinks (s)", "--max-interval", minimum=0.01),

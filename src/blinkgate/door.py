@@ -75,6 +75,7 @@ class ChallengePolicy:
     counts: tuple[int, ...] = (1, 2, 3)  # k is drawn uniformly from these
     delay_min_ms: float = 500.0  # prompt comes this long after the face is recognised, at least
     delay_max_ms: float = 2500.0  # ... and at most
+    quiet_ms: float = 1000.0  # ... once neither eye has read closed for this long (no blink under way)
     min_reaction_ms: float = 200.0  # blinks starting sooner after the prompt are not answers
     max_reaction_ms: float = 1200.0  # the first blink must start by then
     max_interval_ms: float = 1000.0  # onset to onset within the answer
@@ -88,6 +89,8 @@ class ChallengePolicy:
         object.__setattr__(self, "counts", tuple(int(k) for k in self.counts))
         if not 0 <= self.delay_min_ms <= self.delay_max_ms:
             raise ValueError("need 0 <= delay_min <= delay_max")
+        if self.quiet_ms < 0:
+            raise ValueError("quiet must not be negative")
         if not 0 <= self.min_reaction_ms < self.max_reaction_ms:
             raise ValueError("need 0 <= min_reaction < max_reaction")
         if self.max_interval_ms <= 0 or self.hold_ms < self.max_interval_ms:
@@ -227,6 +230,7 @@ class _Track:
     logged_lock_until: float | None = None
     closed_since: float | None = None  # first CLOSED reading since the last OPEN one
     open_since: float | None = None  # first OPEN reading of the current run of OPEN readings
+    last_closed_ms: float = float("-inf")  # latest CLOSED reading, in any state
 
 
 class DoorLogic:
@@ -365,6 +369,8 @@ class DoorLogic:
 
     def _tick(self, track: _Track, face: FaceResult, now: float, out: _Out) -> None:
         opts = self.options
+        if face.eyes.state is EyeState.CLOSED:
+            track.last_closed_ms = now
         if track.state in ("pending", "unknown"):
             if not track.logged_unknown and now - track.first_ms >= opts.unknown_after_ms and track.name is None:
                 track.logged_unknown, track.state = True, "unknown"
@@ -380,7 +386,10 @@ class DoorLogic:
             if not opts.challenge.enabled:
                 if face.granted and face.name == track.name:  # the Gate's blink-only grant
                     self._grant(track, now, out, "blink")
-            elif track.prompt_ms is not None and now >= track.prompt_ms:
+            elif track.prompt_ms is not None and now >= track.prompt_ms and \
+                    now - track.last_closed_ms >= opts.challenge.quiet_ms:
+                # Not while a blink, or a burst of them, is under way: a looped video of bursts
+                # would otherwise answer k from the middle of a burst (docs/door.md).
                 self._issue(track, now, out)
         elif track.state == "challenge":
             state = face.eyes.state

@@ -35,6 +35,7 @@ def door_options(settings: Resolved) -> DoorOptions:
         counts=tuple(s["challenge.counts"]),
         delay_min_ms=s["challenge.delay_min"] * 1000.0,
         delay_max_ms=s["challenge.delay_max"] * 1000.0,
+        quiet_ms=s["challenge.quiet"] * 1000.0,
         min_reaction_ms=s["challenge.min_reaction"] * 1000.0,
         max_reaction_ms=s["challenge.max_reaction"] * 1000.0,
         max_interval_ms=s["challenge.max_interval"] * 1000.0,
