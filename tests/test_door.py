@@ -137,24 +137,66 @@ def test_the_prompt_waits_until_no_eye_has_read_closed_for_a_second():
     assert ev.timestamp_ms - closed_last == pytest.approx(1000, abs=DT)
 
 
+def _burst_trace(period_ms: float = 6000.0, spacing_ms: float = 900.0, n: int = 3, fps: float = 30.0) -> Trace:
+    """A video edited for the door: ``n`` blinks ``spacing_ms`` apart, once per period."""
+    frames = int(period_ms * fps / 1000)
+    states = [O] * frames
+    blinks = []
+    for i in range(n):
+        onset = 1000.0 + spacing_ms * i
+        blinks.append((onset, onset + 150.0))
+        for f in range(int(onset * fps / 1000) + 1, int((onset + 150.0) * fps / 1000) + 1):
+            states[f] = C
+    return Trace(fps, frames, tuple(blinks), tuple(states))
+
+
 def test_a_looped_video_of_blink_bursts_passes_far_less_often_than_without_the_quiet_rule():
     """Three blinks 0.9 s apart every 6 s, looped: without the quiet second before the prompt,
     it answered k = 2 and k = 1 from the middle of a burst and passed 15.7% of 2,000
     challenges (docs/door.md)."""
-    fps, period_ms = 30.0, 6000.0
-    frames = int(period_ms * fps / 1000)
-    states = [O] * frames
-    blinks = []
-    for i in range(3):
-        onset = 1000.0 + 900.0 * i
-        blinks.append((onset, onset + 150.0))
-        for f in range(int(onset * fps / 1000) + 1, int((onset + 150.0) * fps / 1000) + 1):
-            states[f] = C
-    trace = Trace(fps, frames, tuple(blinks), tuple(states))
+    trace = _burst_trace()
     passes, n = replay_pass_rate(trace, range(1000))
     assert passes / n <= 0.09
     unguarded = DoorOptions(challenge=ChallengePolicy(quiet_ms=0.0))
     assert replay_pass_rate(trace, range(1000), unguarded)[0] / n >= 0.13  # the attack, as it was
+
+
+def test_with_two_rounds_the_door_opens_only_after_the_second_answer():
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,), rounds=2)))
+    s.appear(1, "alice")
+    first = s.until("challenge")
+    assert (first.detail["round"], first.detail["rounds"]) == (1, 2) and first.detail["prompt"].endswith("(1/2)")
+    s.answer(1, 1)
+    passed = s.until("challenge_passed", 6000)
+    assert passed.detail == {"round": 1, "rounds": 2} and "door_granted" not in s.kinds() and not s.decisions
+    second = s.until("challenge")
+    assert second.detail["round"] == 2 and second.detail["prompt"].endswith("(2/2)")
+    s.answer(1, 1)
+    s.until("door_granted", 6000)
+    assert s.reasons() == [("granted", "challenge_passed")]
+
+
+def test_failing_the_second_round_is_a_failure_and_starts_the_series_again():
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(2,), rounds=2)))
+    s.appear(1, "alice")
+    s.until("challenge")
+    s.answer(1, 2)
+    s.until("challenge_passed", 6000)
+    s.until("challenge")
+    s.answer(1, 1)  # too few
+    ev = s.until("door_denied", 6000)
+    assert ev.detail["why"] == "too few" and s.logic.failures("alice") == 1
+    assert s.until("challenge").detail["round"] == 1
+
+
+def test_two_rounds_square_what_a_replay_gets_and_a_person_still_passes():
+    two = ChallengePolicy(rounds=2)
+    assert replay_pass_probability(two, 16.5) == pytest.approx(replay_pass_probability(ChallengePolicy(), 16.5) ** 2)
+    options = DoorOptions(challenge=two)
+    passes, n = replay_pass_rate(_burst_trace(5500.0, 800.0, 2), range(1000), options)  # the worst pattern found
+    assert passes / n <= 0.015
+    person, n = responsive_pass_rate(range(400), options=options)
+    assert person / n >= 0.9
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])

@@ -79,6 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("challenge.max_interval", "float", 1.0, "onset to onset between the asked blinks (s)", "--max-interval", minimum=0.01),
     Setting("challenge.hold", "float", 4.0, "eyes open, no blink, this long after the last (s)", "--hold", minimum=0.01),
     Setting("challenge.settle", "float", 0.8, "wait for blinks still in progress before deciding (s)", "--settle", minimum=0.0),
+    Setting("challenge.rounds", "int", 1, "challenges in a row to pass (2: a replay's chance squared)", "--challenge-rounds", minimum=1),
     Setting("challenge.max_closed", "float", 1.0, "eyes closed longer than this fail the challenge (s)", "--max-closed", minimum=0.01),
     # lockout
     Setting("lockout.failures", "int", 5, "failed challenges of one identity that lock it out (0: never)", "--lockout-failures", minimum=0),

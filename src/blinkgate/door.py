@@ -82,6 +82,7 @@ class ChallengePolicy:
     hold_ms: float = 4000.0  # no blink may start this long after the last one
     settle_ms: float = 800.0  # wait for blinks still in progress before deciding (≥ max closure + 2 frames)
     max_closed_ms: float = 1000.0  # eyes closed longer than this during a challenge: not an answer
+    rounds: int = 1  # challenges in a row to pass, each with its own delay and k: P(replay) ** rounds
 
     def __post_init__(self) -> None:
         if not self.counts or any(int(k) != k or k < 1 for k in self.counts):
@@ -97,9 +98,12 @@ class ChallengePolicy:
             raise ValueError("need 0 < max_interval <= hold")
         if self.settle_ms < 0 or self.max_closed_ms <= 0:
             raise ValueError("settle must not be negative and max_closed must be positive")
+        if int(self.rounds) != self.rounds or self.rounds < 1:
+            raise ValueError(f"challenge rounds must be a positive integer, got {self.rounds!r}")
 
-    def prompt(self, k: int) -> str:
-        return f"Blink {k} time{'s' if k != 1 else ''} now, then keep your eyes open"
+    def prompt(self, k: int, round_: int = 1) -> str:
+        text = f"Blink {k} time{'s' if k != 1 else ''} now, then keep your eyes open"
+        return f"{text} ({round_}/{self.rounds})" if self.rounds > 1 else text
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,7 @@ class _Track:
     closed_since: float | None = None  # first CLOSED reading since the last OPEN one
     open_since: float | None = None  # first OPEN reading of the current run of OPEN readings
     last_closed_ms: float = float("-inf")  # latest CLOSED reading, in any state
+    rounds_passed: int = 0  # challenges passed in a row towards ChallengePolicy.rounds
 
 
 class DoorLogic:
@@ -409,9 +414,11 @@ class DoorLogic:
                 out.decide(track, now, EXPIRED, "timeout")
                 self._arm(track, now, out)
 
-    def _arm(self, track: _Track, now: float, out: _Out) -> None:
-        """A recognised face with nothing going on: schedule its next challenge."""
+    def _arm(self, track: _Track, now: float, out: _Out, next_round: bool = False) -> None:
+        """A recognised face with nothing going on: schedule its next challenge (the first
+        of a new series of ``rounds``, unless ``next_round``)."""
         track.onsets, track.count, track.granted_until_ms = [], 0, None
+        track.rounds_passed = track.rounds_passed if next_round else 0
         if self._check_locked(track, now, out):
             return
         c = self.options.challenge
@@ -436,9 +443,11 @@ class DoorLogic:
         track.count = int(self.rng.choice(c.counts))
         detail = {
             "count": track.count,
-            "prompt": c.prompt(track.count),
+            "prompt": c.prompt(track.count, track.rounds_passed + 1),
             "answer_from_ms": round(now + c.min_reaction_ms, 1),
             "first_blink_by_ms": round(now + c.max_reaction_ms, 1),
+            "round": track.rounds_passed + 1,
+            "rounds": c.rounds,
         }
         out.events.append(Event("challenge", now, track.id, track.name, track.box, detail))
 
@@ -483,7 +492,12 @@ class DoorLogic:
                 self._fail(track, now, out, "no blink", None)
             return
         if self._settled(track, track.onsets[-1] + c.hold_ms, now):
-            if len(track.onsets) == track.count:
+            if len(track.onsets) == track.count and track.rounds_passed + 1 < c.rounds:
+                track.rounds_passed += 1
+                out.events.append(Event("challenge_passed", now, track.id, track.name, track.box,
+                                        {"round": track.rounds_passed, "rounds": c.rounds}))
+                self._arm(track, now, out, next_round=True)
+            elif len(track.onsets) == track.count:
                 self._grant(track, now, out, "challenge_passed")
             else:
                 self._fail(track, now, out, "too few", None)
@@ -540,7 +554,7 @@ class DoorLogic:
             face=face,
             state=track.state,
             granted=track.state == "granted",
-            prompt=c.prompt(track.count) if challenged else None,
+            prompt=c.prompt(track.count, track.rounds_passed + 1) if challenged else None,
             count=track.count if challenged else None,
             answered=len(track.onsets) if challenged else 0,
             prompt_ms=track.prompt_ms if challenged else None,
@@ -568,7 +582,7 @@ class _Out:
 
 def replay_pass_probability(policy: ChallengePolicy, blinks_per_min: float) -> float:
     """Chance that a video whose blinks start as a Poisson process at ``blinks_per_min``
-    answers one challenge, averaged over the uniformly drawn count k.
+    answers one challenge (all ``rounds`` of it), averaged over the uniformly drawn count k.
 
     With λ the rate per ms, R = max_reaction − min_reaction, g = max_interval, h = hold:
     the first counted blink must start in a window of length R (probability 1 − e^(−λR)),
@@ -585,7 +599,8 @@ def replay_pass_probability(policy: ChallengePolicy, blinks_per_min: float) -> f
     first = 1.0 - math.exp(-lam * (policy.max_reaction_ms - policy.min_reaction_ms))
     more = 1.0 - math.exp(-lam * policy.max_interval_ms)
     quiet = math.exp(-lam * policy.hold_ms)
-    return sum(first * more ** (k - 1) * quiet for k in policy.counts) / len(policy.counts)
+    one = sum(first * more ** (k - 1) * quiet for k in policy.counts) / len(policy.counts)
+    return one ** policy.rounds  # each round starts after a hold: independent by memorylessness
 
 
 def worst_case_replay_probability(policy: ChallengePolicy, max_rate: float = 120.0) -> tuple[float, float]:

@@ -188,7 +188,6 @@ def run_attempt(subject: _Subject, options: DoorOptions, seed: int, fps: float =
     subject_rng = random.Random(rng.getrandbits(64))
     dt = 1000.0 / fps
     reported: set[tuple[float, float]] = set()
-    prompted = False
     blinks, starts = None, []
     n = 0
     while n * dt <= horizon_ms:
@@ -214,8 +213,7 @@ def run_attempt(subject: _Subject, options: DoorOptions, seed: int, fps: float =
         face = FaceResult(1, BOX, name, 0.3, EyeReading(subject.eye_state(n, now)), 0, False, False)
         result = logic.update(FrameResult(n, now, [face], events))
         for ev in result.events:
-            if ev.kind == "challenge" and not prompted:
-                prompted = True
+            if ev.kind == "challenge":  # every round of it
                 # The prompt reaches the screen with this frame.
                 subject.prompted(now + dt, ev.detail["count"], options.challenge.hold_ms, subject_rng)
         for d in result.decisions:
