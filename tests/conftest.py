@@ -20,3 +20,31 @@ def shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared()
+
+
+def clip_frame(clip: str = "blink-detector.mp4", index: int = 29):
+    """Frame ``index`` (0-based, BGR) of a shared blink video: a photo of the person in it."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(shared("blink-videos", clip)))
+    for _ in range(index + 1):
+        ok, frame = cap.read()
+    cap.release()
+    assert ok, f"{clip} has no frame {index}"
+    return frame
+
+
+def enrol_from_clip(folder: Path, name: str, clip: str = "blink-detector.mp4") -> Path:
+    """A face database in ``folder`` with ``name`` enrolled from one frame of a blink video."""
+    import cv2
+
+    from blinkgate.database import FaceDatabase
+    from blinkgate.enroll import enroll_directory
+    from blinkgate.recognize import FaceEncoder
+
+    (folder / "people" / name).mkdir(parents=True)
+    cv2.imwrite(str(folder / "people" / name / "a.png"), clip_frame(clip))
+    db = folder / "faces.db"
+    with FaceDatabase(db) as store:
+        enroll_directory(store, folder / "people", FaceEncoder(), progress=False)
+    return db

@@ -10,7 +10,7 @@ from blinkgate.background import BackgroundEncoder, face_crop
 from blinkgate.errors import BlinkgateError
 from blinkgate.recognize import FaceEncoder
 
-from conftest import shared
+from conftest import clip_frame, shared
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +71,7 @@ def test_a_gate_with_background_recognition_grants_the_enrolled_blinker(tmp_path
     from blinkgate.sources import open_source
 
     clip = shared("blink-videos", "blink-detector.mp4")
-    cap = cv2.VideoCapture(str(clip))
-    ok, first = cap.read()
-    cap.release()
+    first = clip_frame(index=0)
     encoder = FaceEncoder()
     me = encoder.encode(first, encoder.detect(first)[0])
     recognizer = Recognizer([me], ["blinker"])

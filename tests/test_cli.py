@@ -14,7 +14,7 @@ import pytest
 from blinkgate import __version__
 from blinkgate.cli import main
 
-from conftest import shared
+from conftest import clip_frame, shared
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -295,12 +295,8 @@ def test_run_on_a_camera_recognises_in_the_background_and_grants(capsys, tmp_pat
     import blinkgate.sources as sources
 
     clip = shared("blink-videos", "blink-detector.mp4")
-    cap = cv2.VideoCapture(str(clip))
-    for _ in range(30):
-        ok, frame = cap.read()
-    cap.release()
     (tmp_path / "people" / "Blinker").mkdir(parents=True)
-    cv2.imwrite(str(tmp_path / "people" / "Blinker" / "a.jpg"), frame)
+    cv2.imwrite(str(tmp_path / "people" / "Blinker" / "a.jpg"), clip_frame())
     db = str(tmp_path / "f.db")
     assert run(capsys, "enroll", str(tmp_path / "people"), "--db", db)[0] == 0
 

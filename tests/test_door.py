@@ -21,7 +21,7 @@ from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
-from conftest import shared
+from conftest import clip_frame, enrol_from_clip, shared
 from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
@@ -609,27 +609,14 @@ def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only
     """The person in blink-detector.mp4 is enrolled from one of its frames; the clip is then
     played to the door, as a phone held up to the camera would. Blink-only liveness grants
     it; the door challenges it, logs every refusal with a snapshot, and locks it out."""
-    import cv2
-
     from blinkgate.accesslog import AccessLog
     from blinkgate.config import resolve
-    from blinkgate.database import FaceDatabase
     from blinkgate.doorrun import build_door, draw_door
-    from blinkgate.enroll import enroll_directory
-    from blinkgate.recognize import FaceEncoder
     from blinkgate.sources import open_source
 
     clip = shared("blink-videos", "blink-detector.mp4")
-    cap = cv2.VideoCapture(str(clip))
-    for _ in range(30):
-        ok, image = cap.read()
-    cap.release()
-    (tmp_path / "people" / "subject").mkdir(parents=True)
-    cv2.imwrite(str(tmp_path / "people" / "subject" / "a.png"), image)
-    db = tmp_path / "faces.db"
-    with FaceDatabase(db) as store:
-        enroll_directory(store, tmp_path / "people", FaceEncoder(), progress=False)
-
+    image = clip_frame()
+    db = enrol_from_clip(tmp_path, "subject")
     settings = resolve({"cfg_db": str(db), "config": None}, env={})
     door = build_door(settings, source="phone replay")
     door.logic.rng = random.Random(5)
@@ -654,25 +641,12 @@ def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only
 def test_a_door_on_a_camera_names_and_challenges_through_the_background_worker(tmp_path):
     """For a live source the door's gate encodes faces in a second process; the enrolled person
     is still named, and challenged, without the frame loop waiting for it."""
-    import cv2
-
     from blinkgate.config import resolve
-    from blinkgate.database import FaceDatabase
     from blinkgate.doorrun import build_door
-    from blinkgate.enroll import enroll_directory
-    from blinkgate.recognize import FaceEncoder
     from blinkgate.sources import open_source
 
     clip = shared("blink-videos", "blink-detector.mp4")
-    cap = cv2.VideoCapture(str(clip))
-    for _ in range(30):
-        ok, image = cap.read()
-    cap.release()
-    (tmp_path / "people" / "subject").mkdir(parents=True)
-    cv2.imwrite(str(tmp_path / "people" / "subject" / "a.png"), image)
-    db = tmp_path / "faces.db"
-    with FaceDatabase(db) as store:
-        enroll_directory(store, tmp_path / "people", FaceEncoder(), progress=False)
+    db = enrol_from_clip(tmp_path, "subject")
     door = build_door(resolve({"cfg_db": str(db), "config": None}, env={}), source="camera", live=True)
     assert door.gate.options.recognition == "background" and door.gate.background is not None
     challenged = None
