@@ -20,7 +20,10 @@ Layers:
 
 Rules (each tested in tests/test_door.py):
 
-* a challenge is issued only to a recognised, not-locked-out face, at a random delay;
+* a challenge is issued only to a recognised, not-locked-out face, at a random delay, and
+  only once no eye has read closed for ``quiet_ms`` (the prompt never lands inside a blink);
+  with ``rounds`` > 1 that many challenges must be passed in a row, and a failure in any of
+  them starts the series again;
 * blinks are timed by their onset (``start_ms``: the last open frame before the closure);
   blinks starting before ``prompt + min_reaction`` do not count, the first counted blink must
   start by ``prompt + max_reaction``, each further one within ``max_interval`` of the previous,

@@ -161,7 +161,7 @@ def run_door(settings: Resolved) -> int:
     door = build_door(settings, source=source.description, live=source.live)
     c = door.options.challenge
     log.info("door: challenge %s, lockout after %d failures in %.0f s; access log in %s",
-             f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s)" if c.enabled else "OFF (blink only)",
+             f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s{f', {c.rounds} rounds' if c.rounds > 1 else ''})" if c.enabled else "OFF (blink only)",
              door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live)
@@ -172,6 +172,9 @@ def run_door(settings: Resolved) -> int:
             for ev in result.events:
                 if ev.kind == "challenge":
                     log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
+                elif ev.kind == "challenge_passed":
+                    log.info("track %d %s: round %d of %d passed", ev.track_id, ev.name, ev.detail["round"],
+                             ev.detail["rounds"])
                 elif ev.kind.startswith("door_") or ev.kind == "lockout":
                     why = ev.detail.get("why")
                     log.info("%s %s track %d %s%s", ev.kind, ev.detail.get("reason", ""), ev.track_id,
