@@ -13,7 +13,6 @@ frame: the 5-point alignment and the 150×150 chip lie well inside it.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing as mp
 import queue
 import time
@@ -24,8 +23,6 @@ import numpy as np
 
 from .errors import BlinkgateError
 from .types import Box
-
-log = logging.getLogger(__name__)
 
 MARGIN = 0.5  # crop this share of the box's size beyond each side of it
 

@@ -24,7 +24,7 @@ from blinkgate.cew import SIZE, load_cew, to_gray01
 from blinkgate.errors import ModelError
 from blinkgate.types import EyeState
 
-log = logging.getLogger("blinkgate")
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLDS = {"closed_below": 0.5, "open_above": 0.5}  # for a model with no sidecar
 INPUT_NORMS = ("none", "crop")
