@@ -156,11 +156,26 @@ def test_lost_track_loses_liveness():
 
 def test_bad_frames_and_clock():
     rig = Rig()
-    with pytest.raises(ValueError, match="BGR uint8"):
-        rig.gate.process(np.zeros((10, 10), np.uint8), 1.0)
+    for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 0, 3), np.uint8), None):
+        with pytest.raises(ValueError, match="BGR uint8"):
+            rig.gate.process(bad, 1.0)
     rig.gate.process(FRAME, 5.0)
     with pytest.raises(ValueError, match="increase"):
         rig.gate.process(FRAME, 5.0)
+    for bad_time in (float("nan"), float("inf"), "6"):
+        with pytest.raises(ValueError, match="finite"):
+            rig.gate.process(FRAME, bad_time)
+
+
+def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
+    # NaN compares false with everything: accepted, it would keep a grant alive for good.
+    rig = Rig(liveness_ms=1000)
+    rig.show((ALICE_BOX, 1))
+    assert rig.blink(ALICE_BOX).granted
+    with pytest.raises(ValueError):
+        rig.gate.process(FRAME, float("nan"))
+    face = rig.step({ALICE_BOX: O}, dt=1100)[ALICE_BOX]
+    assert not face.granted and "expired" in rig.kinds()
 
 
 def test_unknown_eye_backend_is_rejected():

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import cv2
 import numpy as np
@@ -91,6 +92,16 @@ def test_file_clock_without_container_times_counts_frames():
     assert [clock.stamp(0.0) for _ in range(4)] == [0.0, 50.0, 100.0, 150.0]
     nan = FileClock(fps=20)
     assert [nan.stamp(float("nan")) for _ in range(3)] == [0.0, 50.0, 100.0]
+
+
+def test_file_clock_ignores_infinite_container_times():
+    # A corrupt file: one frame's time is inf, the next NaN. Both come one interval after the
+    # last, and the clip's own times resume after them.
+    clock = FileClock(fps=10)
+    times = [clock.stamp(t) for t in (0.0, 100.0, float("inf"), float("nan"), 400.0)]
+    assert times == [0.0, 100.0, 200.0, 300.0, 400.0]
+    first = FileClock(fps=10)
+    assert [first.stamp(t) for t in (float("inf"), 0.0, 100.0)] == [0.0, 100.0, 200.0]
 
 
 def test_file_clock_that_resets_is_anchored_after_the_last_frame():
@@ -208,6 +219,13 @@ def test_live_capture_clock_that_restarts_or_drifts_falls_back_to_the_read_clock
     times = live_times([1.0 + 50.0 * i for i in range(40)], read)
     assert all(r - 1000.0 <= t <= r for t, r in zip(times, read))
     assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def test_live_capture_times_that_are_not_finite_take_the_read_clock():
+    # inf - inf is NaN: unchecked, one such reading would stamp a frame NaN.
+    times = live_times([1000.0, float("inf"), float("nan"), 1100.0], [0.0, 50.0, 100.0, 150.0])
+    assert all(math.isfinite(t) for t in times)
+    assert times == pytest.approx([0.0, 50.0, 100.0, 150.0])
 
 
 def blinks_seen(frames, states):

@@ -21,6 +21,7 @@ own. Results are applied only to the track (and ``reset`` generation) that asked
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -78,6 +79,13 @@ class _TrackInfo:
     waiting: bool = False  # an encoding for this track is in the background worker
     live_until_ms: float | None = None
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
+
+
+def _check_frame(image: object) -> None:
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {type(image).__name__}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {image.dtype} {image.shape}")
 
 
 class StageTimer:
@@ -193,8 +201,11 @@ class Gate:
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> FrameResult:
         """Run the whole pipeline on one BGR uint8 frame taken at ``timestamp_ms``."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected a BGR uint8 frame (H, W, 3), got {getattr(image, 'shape', type(image))}")
+        _check_frame(image)
+        # A NaN time compares false with everything: it would pass the order check and keep
+        # a grant from ever lapsing.
+        if not isinstance(timestamp_ms, (int, float, np.number)) or not math.isfinite(timestamp_ms):
+            raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
         if timestamp_ms <= self._last_ms:
             raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms")
         self._last_ms = timestamp_ms

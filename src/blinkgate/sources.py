@@ -8,6 +8,7 @@ folder's ``index * 1000 / fps``, and a live device's capture time (:class:`Captu
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -91,12 +92,14 @@ class FileClock:
         self._last = float("-inf")
 
     def stamp(self, pts_ms: float) -> float:
-        if self._offset is None:
+        known = math.isfinite(pts_ms)  # a corrupt file can report NaN or inf
+        if self._offset is None and known:
             self._offset = -pts_ms
-        t = round(pts_ms + self._offset, 3)
+        t = round(pts_ms + self._offset, 3) if known and self._offset is not None else math.nan
         if not t > self._last:  # also a NaN
             t = 0.0 if self._last == float("-inf") else self._last + self.step_ms
-            self._offset = t - pts_ms
+            if known:
+                self._offset = t - pts_ms
         self._last = t
         return t
 
@@ -194,7 +197,7 @@ class CaptureClock:
 
     def stamp(self, capture_ms: float, read_ms: float) -> float:
         t = read_ms
-        if capture_ms > 0:
+        if math.isfinite(capture_ms) and capture_ms > 0:
             if self._offset is None or not self._sane(capture_ms + self._offset, read_ms):
                 self._offset = read_ms - capture_ms  # anchor: this frame counts as read at once
             t = capture_ms + self._offset
