@@ -5,6 +5,8 @@ Two kinds of subject stand in front of a simulated camera, one attempt each:
 * a **replay**: a real clip's blink timeline (hand labels, or the Gate's own blink events),
   looped from a random starting point as a phone on a stand would play it. It cannot see the
   prompt;
+* a **crafted video** (:func:`aligned_pass_rate`): a timeline made for the door that starts
+  playing as the face appears, so it knows when the track began;
 * a **responsive person** (:class:`Responder`): reacts to the prompt after a human reaction
   time, blinks the asked number of times, then keeps the eyes open, with occasional misses and
   an occasional extra blink.
@@ -230,6 +232,19 @@ def replay_pass_rate(trace: Trace, seeds: range | list[int], options: DoorOption
     for seed in seeds:
         phase = random.Random(f"phase-{seed}").randrange(trace.frames)
         d = run_attempt(_Replay(trace, phase, 60_000.0), options, seed, trace.fps)
+        passes += d is not None and d.decision == GRANTED
+    return passes, len(seeds)
+
+
+def aligned_pass_rate(trace: Trace, seeds: range | list[int], options: DoorOptions | None = None) -> tuple[int, int]:
+    """(passes, attempts): a video made for the door, which starts playing on the frame the face
+    appears (the attacker brings the phone into view as it starts), one challenge per seed.
+    It knows when the track starts; only the prompt's random delay and count are hidden."""
+    options = options or DoorOptions()
+    horizon = trace.duration_ms
+    passes = 0
+    for seed in seeds:
+        d = run_attempt(_Replay(trace, 0, horizon), options, seed, trace.fps, horizon_ms=horizon)
         passes += d is not None and d.decision == GRANTED
     return passes, len(seeds)
 
