@@ -39,7 +39,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--gate", action="store_true", help="also replay the Gate's own timeline of each clip")
     ap.add_argument("--crafted", action="store_true", help="search crafted videos aligned with the face's appearance")
+    ap.add_argument("--videos", nargs="+", metavar="VIDEO",
+                    help="only this: loop each video's Gate timeline against --seeds challenges, one and two rounds")
     args = ap.parse_args()
+    if args.videos:
+        return replay_videos(args.videos, range(args.seeds))
     policy = ChallengePolicy()
     seeds = range(args.seeds)
 
@@ -101,6 +105,23 @@ def main() -> None:
           f"90th percentile {waits[int(len(waits) * 0.9)]:.2f} s, longest {waits[-1]:.2f} s")
     if args.crafted:
         crafted(DoorOptions())
+
+
+def replay_videos(paths: list[str], seeds) -> None:
+    """Each video's own Gate timeline (eye states, blink events), looped from a random point."""
+    from dataclasses import replace
+
+    from blinkgate.gate import Gate
+    from blinkgate.sources import open_source
+
+    one = DoorOptions()
+    two = replace(one, challenge=replace(one.challenge, rounds=2))
+    for path in paths:
+        with open_source(path) as source, Gate(None) as gate:
+            trace = gate_trace((r for _, r in gate.run(source)), source.fps)
+        a, n = replay_pass_rate(trace, seeds, one)
+        b, _ = replay_pass_rate(trace, seeds, two)
+        print(f"{Path(path).stem}: {len(trace.blinks)} blinks; one round {a}/{n} = {a / n:.1%}, two rounds {b}/{n} = {b / n:.2%}")
 
 
 def _timeline(blinks_s, closed_s=(), seconds: float = 16.0, fps: float = 20.0) -> Trace:

@@ -9,6 +9,7 @@ import pytest
 
 from blinkgate.cli import build_parser, main
 from blinkgate.config import SETTINGS, find_config, resolve
+from blinkgate.door import ChallengePolicy
 from blinkgate.doorrun import build_actions, door_options
 from blinkgate.errors import BlinkgateError
 
@@ -50,6 +51,9 @@ def test_defaults_with_no_file(tmp_path, monkeypatch):
     assert r["challenge.enabled"] is True and r["challenge.counts"] == (1, 2, 3) and r["lockout.failures"] == 5
     opts = door_options(r)
     assert opts.challenge.hold_ms == 4000 and opts.lockout.window_ms == 180_000 and opts.grant_ms == 10_000
+    # The settings' defaults are the policy's own.
+    assert opts.challenge == ChallengePolicy()
+    assert door_options(resolve(cli("--challenge-clear", "0.9"), env={})).challenge.clear_ms == 900
 
 
 def test_precedence_and_origins(conf):
