@@ -27,7 +27,7 @@ Rules (each tested in tests/test_door.py):
   them starts the series again;
 * blinks are timed by their onset (``start_ms``: the last open frame before the closure);
   blinks starting before ``prompt + min_reaction`` do not count, the first counted blink must
-  start by ``prompt + max_reaction`` and at least ``clear`` after any earlier blink of the face
+  start by ``prompt + max_reaction`` and more than ``clear`` after any earlier blink of the face
   (so the tail of a burst under way at the prompt is no answer), each further one within
   ``max_interval`` of the previous,
   and no blink may start within ``hold`` after the last; the count must be exactly k; eyes
@@ -82,7 +82,7 @@ class ChallengePolicy:
     enabled: bool = True
     counts: tuple[int, ...] = (1, 2, 3)  # k is drawn uniformly from these
     delay_min_ms: float = 500.0  # prompt comes this long after the face is recognised, at least
-    delay_max_ms: float = 6500.0  # ... and at most (a wide range: see clear_ms)
+    delay_max_ms: float = 6500.0  # ... and at most: wide, as a video can know when the face appeared
     min_reaction_ms: float = 200.0  # blinks starting sooner after the prompt are not answers
     max_reaction_ms: float = 1200.0  # the first blink must start by then
     max_interval_ms: float = 700.0  # onset to onset within the answer

@@ -15,7 +15,7 @@ of a real face, so the blink detector uses the *change* during a closure against
 frames before it, never the level: of the best line, up or down
 (``blink.BlinkOptions.crease_change``), and the rise of every candidate line against itself
 (``crease_lines``, ``blink.BlinkOptions.line_rise``), which sees a fold that lands next to a
-glasses rim. The measurements are in docs/evaluation.md.
+glasses rim. The measurements are in docs/evaluation-history.md.
 """
 
 from __future__ import annotations
