@@ -134,7 +134,7 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
         elif face.state == "locked":
             lines.append((who + "LOCKED OUT (too many failed attempts)", (0, 0, 230)))
         elif face.state == "waiting":
-            lines.append((who + "look at the camera...", (255, 255, 255)))
+            lines.append((who + "look at the camera and wait for the prompt", (255, 255, 255)))
     if not lines:
         return out
     scale = max(0.6, image.shape[1] / 1000)
