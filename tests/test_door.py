@@ -557,10 +557,10 @@ def test_gate_blink_timeline_of_a_live_clip_replayed_passes_at_most_5_percent(cl
 class DoorRig:
     """A real Gate (scripted detector, encoder and eyes) under a real Door."""
 
-    def __init__(self, seed: int = 0, **door_opts):
+    def __init__(self, seed: int = 0, recheck_ms: float = 1000.0, **door_opts):
         self.detector, self.encoder, self.eyes = FakeDetector(), FakeEncoder(), FakeEyes()
         recognizer = Recognizer([vec(1), vec(2)], ["alice", "bob"], tolerance=0.5)
-        gate = Gate(options=GateOptions(recheck_ms=1000), recognizer=recognizer, encoder=self.encoder,
+        gate = Gate(options=GateOptions(recheck_ms=recheck_ms), recognizer=recognizer, encoder=self.encoder,
                     detector=self.detector, eyes=self.eyes)
         self.door = Door(gate, DoorOptions(**door_opts), rng=random.Random(seed))
         self.t = 0.0
@@ -654,6 +654,36 @@ def test_a_mid_track_face_swap_revokes_the_grant():
     # Bob has to answer his own challenge.
     rig.respond()
     assert [(d.decision, d.name) for d in rig.decisions if d.decision == "granted"] == [("granted", "alice"), ("granted", "bob")]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_face_swapped_in_under_a_recognised_photo_does_not_answer_for_it(seed):
+    """A photo of Alice is recognised. When the prompt comes, the attacker lowers it to show
+    their own face at the same place (the tracker keeps the track) and answers. The 4-s hold
+    and the check after it outlast the Gate's 3-s re-check, which names the stranger."""
+    rig = DoorRig(seed=seed, recheck_ms=3000.0)
+    rig.show(1)
+    k = rig.until_challenge()
+    rig.encoder.identity[BOX] = vec(99) * 5  # a stranger under Alice's track
+    rig.step(12)
+    for _ in range(k):
+        rig.blink()
+    rig.step(250)
+    assert not any(d.decision == "granted" for d in rig.decisions)
+    assert ("denied", "identity_changed") in [(d.decision, d.reason) for d in rig.decisions]
+
+
+@pytest.mark.parametrize("swap", [True, False])
+def test_without_the_challenge_a_face_swapped_in_is_not_granted_for_its_blink(swap):
+    rig = DoorRig(recheck_ms=3000.0, challenge=ChallengePolicy(enabled=False))
+    rig.show(1)
+    rig.step(30)
+    if swap:
+        rig.encoder.identity[BOX] = vec(99) * 5  # a stranger under Alice's track, 1 s in
+    rig.blink()
+    rig.step(5)
+    granted = [(d.decision, d.reason, d.name) for d in rig.decisions if d.decision == "granted"]
+    assert granted == ([] if swap else [("granted", "blink", "alice")])
 
 
 # -- the real pipeline on a real clip --------------------------------------------------------------------

@@ -9,13 +9,16 @@ Security rules, each enforced here and tested:
 * all state is per track id: a blink counts only for the face that made it;
 * liveness lapses ``liveness_ms`` after the blink, or at once when the track is lost;
 * an unknown face may be live but is never granted;
+* a grant needs the name of the face as it was after its blink (one encoding per blink), not
+  only at the start of the track: a photo lowered to show another face behind it keeps its
+  track, and that face's blink would otherwise inherit the photo's name;
 * if a periodic re-check names someone else, the grant is revoked and the eye history reset.
 
 With ``recognition="background"`` (the CLI's choice for cameras and streams) the encodings run
 in a second process (``background.BackgroundEncoder``) and the frame loop never waits for one:
-a track stays unnamed (``recognising``) until its first result arrives. A track that blinked
-meanwhile is granted when its name comes, within the same liveness window: the blink was its
-own. Results are applied only to the track (and ``reset`` generation) that asked.
+a track stays unnamed (``recognising``) until its first result arrives. After a blink the
+face is sent again, and the track is granted when that answer names it, within the same
+liveness window. Results are applied only to the track (and ``reset`` generation) that asked.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class _TrackInfo:
     asked_ms: float | None = None  # when the latest encoding was asked for (background mode)
     waiting: bool = False  # an encoding for this track is in the background worker
     live_until_ms: float | None = None
+    blink_ms: float | None = None  # when the blink that made it live was seen
+    confirmed: bool = False  # an encoding of the face asked at or after blink_ms named it
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
 
 
@@ -228,7 +233,7 @@ class Gate:
         self._recognise_due(image, update.active, timestamp_ms, events)
         t = self.timer.add("recognise", t)
 
-        faces = [self._face(gray, track, timestamp_ms, events) for track in update.active]
+        faces = [self._face(image, gray, track, timestamp_ms, events) for track in update.active]
         self._index += 1
         return FrameResult(self._index - 1, timestamp_ms, faces, events)
 
@@ -253,11 +258,19 @@ class Gate:
             self._apply_match(track, self._tracks[track.id], match, now, now, events)
 
     def _due(self, active: list[Track], now: float, asked: Callable[[_TrackInfo], float | None]) -> list[Track]:
-        """Tracks never asked about, and the one most overdue for its re-check."""
-        fresh = [t for t in active if asked(self._tracks[t.id]) is None]
+        """Tracks never asked about, or not since the blink that made them live; and the one
+        most overdue for its re-check."""
+        fresh = [t for t in active if asked(self._tracks[t.id]) is None or self._unconfirmed(self._tracks[t.id], asked)]
         due = [t for t in active if t not in fresh and now - asked(self._tracks[t.id]) >= self.options.recheck_ms]
         due.sort(key=lambda t: asked(self._tracks[t.id]))
         return fresh + due[:1]
+
+    @staticmethod
+    def _unconfirmed(info: _TrackInfo, asked: Callable[[_TrackInfo], float | None]) -> bool:
+        """Live, not confirmed, and not asked about since the blink."""
+        last = asked(info)
+        return (info.name is not None and info.blink_ms is not None and not info.confirmed
+                and (last is None or last < info.blink_ms))
 
     def _recognise_in_background(self, image: np.ndarray, active: list[Track], now: float,
                                  events: list[Event]) -> None:
@@ -288,16 +301,21 @@ class Gate:
         if first:
             info.name = match.name
             events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
-            if info.name is not None and info.live_until_ms is not None and now <= info.live_until_ms:
-                # It blinked before its name came back from the background worker.
-                events.append(Event("granted", now, track.id, info.name, track.box))
         elif match.name != info.name:
             # Someone else under the same track (a swapped photo, a second person): start over.
             events.append(Event("identity_changed", now, track.id, match.name, track.box, {"previous": info.name}))
-            info.name, info.live_until_ms = match.name, None
+            info.name, info.live_until_ms, info.blink_ms, info.confirmed = match.name, None, None, False
             self.blinks.reset(track.id)
+            return
+        # A grant needs the name from the face as it was after its blink: a tracker keeps the
+        # track of a photo lowered to show the attacker's own face behind it, and that face's
+        # blink would otherwise be granted under the photo's name until the next re-check.
+        if (info.name is not None and not info.confirmed and info.blink_ms is not None and asked_ms >= info.blink_ms
+                and info.live_until_ms is not None and now <= info.live_until_ms):
+            info.confirmed = True
+            events.append(Event("granted", now, track.id, info.name, track.box))
 
-    def _face(self, gray: np.ndarray, track: Track, now: float, events: list[Event]) -> FaceResult:
+    def _face(self, image: np.ndarray, gray: np.ndarray, track: Track, now: float, events: list[Event]) -> FaceResult:
         info = self._tracks[track.id]
         t = time.perf_counter()
         info.eyes = self.eyes.read(gray, track.box)
@@ -305,18 +323,21 @@ class Gate:
         blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
                                    info.eyes.crease_lines, info.eyes.sharpness)
         if info.live_until_ms is not None and now > info.live_until_ms:
-            info.live_until_ms = None
+            info.live_until_ms, info.blink_ms, info.confirmed = None, None, False
             events.append(Event("expired", now, track.id, info.name, track.box))
         if blink is not None:
             detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
                       "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3),
                       "sharpness": None if blink.sharpness is None else round(blink.sharpness, 3)}
             events.append(Event("blink", now, track.id, info.name, track.box, detail))
-            was_live = info.live_until_ms is not None
+            if info.live_until_ms is None:
+                info.blink_ms, info.confirmed = now, False
             info.live_until_ms = now + self.options.liveness_ms
-            if info.name is not None and not was_live:
-                events.append(Event("granted", now, track.id, info.name, track.box))
-        self.timer.add("blink", t)
+        t = self.timer.add("blink", t)
+        if blink is not None and info.name is not None and not info.confirmed and self.background is None:
+            # Confirm the name on this very frame (in the background: asked on the next one).
+            self._apply_match(track, info, self.recognizer.match(self.encoder.encode(image, track.box)), now, now, events)
+            self.timer.add("recognise", t)
         live = info.live_until_ms is not None
         return FaceResult(
             track_id=track.id,
@@ -326,7 +347,7 @@ class Gate:
             eyes=info.eyes,
             blinks=self.blinks.blinks(track.id),
             live=live,
-            granted=live and info.name is not None,
+            granted=live and info.name is not None and info.confirmed,
             live_until_ms=info.live_until_ms,
             eyes_blurred=self.blinks.blurred(track.id),
             recognising=info.waiting and info.recognised_ms is None,
