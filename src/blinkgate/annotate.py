@@ -28,7 +28,8 @@ def draw_face(image: np.ndarray, face: FaceResult) -> None:
     who = face.name or ("..." if face.recognising else "unknown")
     _label(image, f"#{face.track_id} {who}", (x1, max(20, y1 - 4)), colour, scale)
     status = "LIVE - GRANTED" if face.granted else (
-        "LIVE (recognising)" if face.recognising else "LIVE (not enrolled)") if face.live else (
+        "LIVE (recognising)" if face.recognising else
+        "LIVE (checking who blinked)" if face.name else "LIVE (not enrolled)") if face.live else (
         "eyes too blurred: focus or come closer" if face.eyes_blurred else "blink to enter")
     _label(image, f"{status} | eyes {face.eyes.state.value} | blinks {face.blinks}", (x1, y2 + 24), colour, scale * 0.8)
 
