@@ -85,6 +85,9 @@ class _TrackInfo:
     confirmed: bool = False  # an encoding of the face asked at or after blink_ms named it
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
 
+    def end_liveness(self) -> None:
+        self.live_until_ms, self.blink_ms, self.confirmed = None, None, False
+
 
 def _check_frame(image: object) -> None:
     if not isinstance(image, np.ndarray):
@@ -304,7 +307,8 @@ class Gate:
         elif match.name != info.name:
             # Someone else under the same track (a swapped photo, a second person): start over.
             events.append(Event("identity_changed", now, track.id, match.name, track.box, {"previous": info.name}))
-            info.name, info.live_until_ms, info.blink_ms, info.confirmed = match.name, None, None, False
+            info.name = match.name
+            info.end_liveness()
             self.blinks.reset(track.id)
             return
         # A grant needs the name from the face as it was after its blink: a tracker keeps the
@@ -323,7 +327,7 @@ class Gate:
         blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
                                    info.eyes.crease_lines, info.eyes.sharpness)
         if info.live_until_ms is not None and now > info.live_until_ms:
-            info.live_until_ms, info.blink_ms, info.confirmed = None, None, False
+            info.end_liveness()
             events.append(Event("expired", now, track.id, info.name, track.box))
         if blink is not None:
             detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
