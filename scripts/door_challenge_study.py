@@ -18,12 +18,12 @@ from pathlib import Path
 import cv2
 
 from blinkgate.door import ChallengePolicy, DoorOptions, replay_pass_probability, worst_case_replay_probability
-from blinkgate.types import EyeState
 from blinkgate.doorsim import (
     Responder,
     Trace,
     _Person,
     aligned_pass_rate,
+    crafted_trace,
     gate_trace,
     label_trace,
     replay_pass_rate,
@@ -124,17 +124,6 @@ def replay_videos(paths: list[str], seeds) -> None:
         print(f"{Path(path).stem}: {len(trace.blinks)} blinks; one round {a}/{n} = {a / n:.1%}, two rounds {b}/{n} = {b / n:.2%}")
 
 
-def _timeline(blinks_s, closed_s=(), seconds: float = 16.0, fps: float = 20.0) -> Trace:
-    """A crafted video: blinks (onset, 150 ms) and stretches of shut eyes, in s from its start."""
-    blinks = [(b * 1000.0, b * 1000.0 + 150.0) for b in blinks_s]
-    states = []
-    for i in range(int(seconds * fps)):
-        t = i * 1000.0 / fps
-        shut = any(s < t < e for s, e in blinks) or any(a * 1000.0 <= t < b * 1000.0 for a, b in closed_s)
-        states.append(EyeState.CLOSED if shut else EyeState.OPEN)
-    return Trace(fps, len(states), tuple(blinks), tuple(states))
-
-
 def _aligned_rate(trace: Trace, options: DoorOptions, seeds) -> float:
     passes, n = aligned_pass_rate(trace, seeds, options)
     return passes / n
@@ -142,18 +131,18 @@ def _aligned_rate(trace: Trace, options: DoorOptions, seeds) -> float:
 
 def crafted(options: DoorOptions, coarse: int = 200, fine: int = 3000) -> None:
     """The best of a family of crafted videos: one blink at b, bursts of n blinks s apart from
-    b, shut eyes until c followed by one blink, and one blink every T s from b. A coarse pass over 200 seeds each, then the
-    6 best again over 3000 other seeds."""
+    b, shut eyes until c followed by one blink, and one blink every T s from b. A coarse pass
+    over 200 seeds each, then the 6 best again over 3000 other seeds."""
     c = options.challenge
     top = (c.delay_max_ms + c.max_reaction_ms) / 1000.0 + 0.3
     starts = [round(0.3 + 0.1 * i, 2) for i in range(int((top - 0.3) / 0.1) + 1)]
-    family = [(f"one blink at {b} s", _timeline([b])) for b in starts]
-    family += [(f"{n} blinks {sp} s apart from {b} s", _timeline([b + j * sp for j in range(n)]))
+    family = [(f"one blink at {b} s", crafted_trace([b])) for b in starts]
+    family += [(f"{n} blinks {sp} s apart from {b} s", crafted_trace([b + j * sp for j in range(n)]))
                for n in (2, 3, 4) for sp in (0.5, 0.7, 0.9, 1.0) for b in starts[::2]]
-    family += [(f"eyes shut to {cl} s, one blink at {cl + x:.1f} s", _timeline([cl + x], [(0.0, cl)]))
+    family += [(f"eyes shut to {cl} s, one blink at {cl + x:.1f} s", crafted_trace([cl + x], [(0.0, cl)]))
                for cl in (2.0, 3.0, 4.0) for x in (1.2, 1.5, 1.8, 2.1, 2.5)]
     # One blink every T s: each blink that the prompt's range can precede is another chance.
-    family += [(f"one blink every {t} s from {b} s", _timeline([b + j * t for j in range(int((15.5 - b) / t) + 1)]))
+    family += [(f"one blink every {t} s from {b} s", crafted_trace([b + j * t for j in range(int((15.5 - b) / t) + 1)]))
                for t in (4.5, 4.9, 5.0, 5.2, 5.5, 6.0) for b in starts[::3]]
     scored = sorted(((_aligned_rate(t, options, range(coarse)), name, t) for name, t in family), key=lambda x: -x[0])
     best = sorted(((_aligned_rate(t, options, range(10_000, 10_000 + fine)), name) for _, name, t in scored[:6]), reverse=True)

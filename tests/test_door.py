@@ -20,6 +20,7 @@ from blinkgate.doorsim import (
     Responder,
     Trace,
     aligned_pass_rate,
+    crafted_trace,
     gate_trace,
     label_trace,
     replay_pass_rate,
@@ -164,29 +165,18 @@ def test_an_answer_must_start_clear_of_an_earlier_blink(earlier_ms, granted):
         assert s.logic.failures("alice") == 1
 
 
-def _timeline(blinks_s, shut_s=None, seconds: float = 12.0, fps: float = 20.0) -> Trace:
-    """A video made for the door: blinks at these onsets (s), eyes shut over ``shut_s``."""
-    blinks = tuple((b * 1000.0, b * 1000.0 + 150.0) for b in blinks_s)
-    states = []
-    for i in range(int(seconds * fps)):
-        t = i * 1000.0 / fps
-        shut = any(a < t < b for a, b in blinks) or (shut_s is not None and shut_s[0] * 1000 <= t < shut_s[1] * 1000)
-        states.append(C if shut else O)
-    return Trace(fps, len(states), blinks, tuple(states))
-
-
 def test_a_video_that_keeps_its_eyes_shut_cannot_choose_when_the_prompt_comes():
     """Eyes shut for 3 s from the face's first frame, then one blink at 4.5 s. When the prompt
     waited for a second of open eyes, it always came at 4.0 s and this passed 33.5 % of
     challenges, a third: all the count left to chance (docs/door.md). Now ~1/3 · 1 s / 6 s."""
-    passes, n = aligned_pass_rate(_timeline([4.5], (0.0, 3.0)), range(1000))
+    passes, n = aligned_pass_rate(crafted_trace([4.5], [(0.0, 3.0)], seconds=12.0), range(1000))
     assert passes / n <= 0.08
 
 
 def test_a_burst_aligned_with_the_face_passes_half_as_often_as_without_the_clear_rule():
     """Three blinks 0.7 s apart from 2.1 s after the face appears: each blink of the burst can
     open the answer, so the burst answers k = 3, 2 or 1 depending on where the prompt falls."""
-    trace = _timeline([2.1, 2.8, 3.5])
+    trace = crafted_trace([2.1, 2.8, 3.5], seconds=12.0)
     passes, n = aligned_pass_rate(trace, range(1000))
     assert passes / n <= 0.08
     unguarded = DoorOptions(challenge=ChallengePolicy(clear_ms=0.0))

@@ -224,29 +224,42 @@ def run_attempt(subject: _Subject, options: DoorOptions, seed: int, fps: float =
     return None
 
 
+def crafted_trace(blinks_s, shut_s=(), seconds: float = 16.0, fps: float = 20.0) -> Trace:
+    """A timeline made for the door: 150-ms blinks starting at ``blinks_s`` and the eyes shut
+    over each ``(start, end)`` of ``shut_s``, all in s from the video's first frame."""
+    blinks = tuple((b * 1000.0, b * 1000.0 + 150.0) for b in blinks_s)
+    states = []
+    for i in range(int(seconds * fps)):
+        t = i * 1000.0 / fps
+        shut = any(s < t < e for s, e in blinks) or any(a * 1000.0 <= t < b * 1000.0 for a, b in shut_s)
+        states.append(EyeState.CLOSED if shut else EyeState.OPEN)
+    return Trace(fps, len(states), blinks, tuple(states))
+
+
+def _pass_rate(seeds: range | list[int], attempt) -> tuple[int, int]:
+    """(passes, attempts) of ``attempt(seed)`` (a Decision or None) over the seeds."""
+    passes = 0
+    for seed in seeds:
+        d = attempt(seed)
+        passes += d is not None and d.decision == GRANTED
+    return passes, len(seeds)
+
+
 def replay_pass_rate(trace: Trace, seeds: range | list[int], options: DoorOptions | None = None) -> tuple[int, int]:
     """(passes, attempts): the looped clip against one fresh challenge per seed, each attempt
     starting at a random frame of the clip."""
     options = options or DoorOptions()
-    passes = 0
-    for seed in seeds:
-        phase = random.Random(f"phase-{seed}").randrange(trace.frames)
-        d = run_attempt(_Replay(trace, phase, 60_000.0), options, seed, trace.fps)
-        passes += d is not None and d.decision == GRANTED
-    return passes, len(seeds)
+    return _pass_rate(seeds, lambda seed: run_attempt(
+        _Replay(trace, random.Random(f"phase-{seed}").randrange(trace.frames), 60_000.0), options, seed, trace.fps))
 
 
 def aligned_pass_rate(trace: Trace, seeds: range | list[int], options: DoorOptions | None = None) -> tuple[int, int]:
     """(passes, attempts): a video made for the door, which starts playing on the frame the face
     appears (the attacker brings the phone into view as it starts), one challenge per seed.
     It knows when the track starts; only the prompt's random delay and count are hidden."""
-    options = options or DoorOptions()
-    horizon = trace.duration_ms
-    passes = 0
-    for seed in seeds:
-        d = run_attempt(_Replay(trace, 0, horizon), options, seed, trace.fps, horizon_ms=horizon)
-        passes += d is not None and d.decision == GRANTED
-    return passes, len(seeds)
+    options, horizon = options or DoorOptions(), trace.duration_ms
+    return _pass_rate(seeds, lambda seed: run_attempt(
+        _Replay(trace, 0, horizon), options, seed, trace.fps, horizon_ms=horizon))
 
 
 def responsive_pass_rate(seeds: range | list[int], options: DoorOptions | None = None,
