@@ -686,7 +686,7 @@ def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only
     it; the door challenges it, logs every refusal with a snapshot, and locks it out."""
     from blinkgate.accesslog import AccessLog
     from blinkgate.config import resolve
-    from blinkgate.doorrun import build_door, draw_door
+    from blinkgate.doorrun import build_door, door_face_json, draw_door
     from blinkgate.sources import open_source
 
     clip = shared("blink-videos", "blink-detector.mp4")
@@ -695,16 +695,21 @@ def test_replaying_a_real_clip_of_an_enrolled_person_is_refused_where_blink_only
     settings = resolve({"cfg_db": str(db), "config": None}, env={})
     door = build_door(settings, source="phone replay")
     door.logic.rng = random.Random(5)
-    kinds, drawn = [], None
+    kinds, drawn, shown, gate_granted = [], None, None, []
     with open_source(str(clip)) as source:
         for frame, result in door.run(source):
             kinds += [e.kind for e in result.frame.events + result.events]
             if result.faces and result.faces[0].prompt and drawn is None:
                 drawn = draw_door(frame.image, result)
+                shown = door_face_json(result.faces[0])
+            gate_granted += [door_face_json(f) for f in result.faces if f.face.granted]
     door.close()
     assert "granted" in kinds  # the Gate alone: it blinked, so blink-only liveness would open
     assert "challenge" in kinds and "door_granted" not in kinds
     assert drawn is not None and drawn.shape == image.shape
+    # the browser view shows the door's decision and prompt, never the Gate's blink-only grant
+    assert shown["door"] == "challenge" and shown["status"].startswith(f"BLINK {shown['count']}x NOW")
+    assert gate_granted and not any(f["granted"] or f["live"] or "GRANTED" in f["status"] for f in gate_granted)
     with AccessLog(db) as log:
         entries = log.entries()
     assert entries and all(e.decision == "denied" and e.name == "subject" for e in entries)

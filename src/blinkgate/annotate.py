@@ -27,11 +27,19 @@ def draw_face(image: np.ndarray, face: FaceResult) -> None:
         cv2.rectangle(image, (int(ex1), int(ey1)), (int(ex2), int(ey2)), EYE_COLOURS[face.eyes.state], 1)
     who = face.name or ("..." if face.recognising else "unknown")
     _label(image, f"#{face.track_id} {who}", (x1, max(20, y1 - 4)), colour, scale)
-    status = "LIVE - GRANTED" if face.granted else (
-        "LIVE (recognising)" if face.recognising else
-        "LIVE (checking who blinked)" if face.name else "LIVE (not enrolled)") if face.live else (
-        "eyes too blurred: focus or come closer" if face.eyes_blurred else "blink to enter")
-    _label(image, f"{status} | eyes {face.eyes.state.value} | blinks {face.blinks}", (x1, y2 + 24), colour, scale * 0.8)
+    _label(image, f"{status_text(face)} | eyes {face.eyes.state.value} | blinks {face.blinks}", (x1, y2 + 24), colour,
+           scale * 0.8)
+
+
+def status_text(face: FaceResult) -> str:
+    """What the face should know about itself, in a few words (on screen and in the browser view)."""
+    if not face.live:
+        return "eyes too blurred: focus or come closer" if face.eyes_blurred else "blink to enter"
+    if face.granted:
+        return "LIVE - GRANTED"
+    if face.recognising:
+        return "LIVE (recognising)"
+    return "LIVE (checking who blinked)" if face.name else "LIVE (not enrolled)"
 
 
 def draw(image: np.ndarray, result: FrameResult, fps: float | None = None) -> np.ndarray:

@@ -114,26 +114,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .sources import open_source
     from .viewer import Viewer
 
-    eye_model = _eye_model(args)  # a bad --eye-model fails before the camera opens
+    eye_model = _eye_model(args)  # a bad --eye-model or --ui fails before the camera opens
+    token = args.ui_token or os.environ.get("BLINKGATE_UI_TOKEN") or None
+    if args.ui:
+        from .webui import check_settings
+
+        check_settings(args.ui, token)
     source = open_source(args.source, fps=args.fps)
     gate = _gate_factory(args, eye_model, live=source.live)()
     events = EventLog(args.events, source.description) if args.events else None
-    viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live)
+    viewer = ui = None
     try:
+        viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui))
+        if args.ui:
+            from .webui import WebUI, face_json
+
+            ui = WebUI(args.ui, draw=draw, faces=lambda result: [face_json(f) for f in result.faces],
+                       token=token, title=source.description)
+            log.info("browser view: %s", ui.url)
         for frame, result in gate.run(source):
             if events:
                 events.write(result.events)
             for ev in result.events:
                 if ev.kind in ("granted", "identity_changed", "expired"):
                     log.info("%s track %d %s", ev.kind, ev.track_id, ev.name or "unknown")
+            if ui:
+                ui.publish(frame.image, result, result.events)
+                if not viewer.display:
+                    viewer.wait(frame.timestamp_ms)
             if viewer.active and not viewer.show(draw(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
     finally:
         source.close()
         gate.close()  # stops the background recognition process, if any
-        viewer.close()
-        if events:
-            events.close()
+        for part in (viewer, ui, events):
+            if part:
+                part.close()
     return 0
 
 
@@ -351,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-display", action="store_true", help="run without a window")
     p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video")
     p.add_argument("--events", metavar="OUT.jsonl", help="append one JSON line per event")
+    p.add_argument("--ui", metavar="[HOST:]PORT",
+                   help="serve a browser view (video, faces, events) on PORT, loopback unless HOST is given")
+    p.add_argument("--ui-token", metavar="TOKEN",
+                   help="the browser view's access token (default: $BLINKGATE_UI_TOKEN, else a new random one)")
     _add_gate(p)
     p.set_defaults(func=cmd_run)
 

@@ -68,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("display", "bool", True, "show a window", "--display"),
     Setting("record", "str", None, "write the annotated video here", "--record"),
     Setting("events", "str", None, "append one JSON line per event here", "--events"),
+    Setting("ui.listen", "str", None, "serve a browser view on [HOST:]PORT (loopback unless HOST is given)", "--ui"),
+    Setting("ui.token", "str", None, "the browser view's access token (default: a new random one per run)", "--ui-token", secret=True),
     # challenge-response
     Setting("challenge.enabled", "bool", True, "challenge-response: ask for 1-3 blinks at a random moment", "--challenge"),
     Setting("challenge.counts", "ints", (1, 2, 3), "blink counts to ask for, drawn uniformly", "--challenge-counts"),

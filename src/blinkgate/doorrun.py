@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Resolved
-from .door import ChallengePolicy, Door, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
+from .door import ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
 from .errors import BlinkgateError
 
 log = logging.getLogger("blinkgate")
@@ -115,6 +115,37 @@ def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
 # -- drawing -----------------------------------------------------------------------------------
 
 
+def banner(face: DoorFace) -> list[tuple[str, tuple[int, int, int]]]:
+    """The lines (text, BGR colour) the door shows one face in large letters; none if nothing to say."""
+    who = f"#{face.track_id} {face.name or 'unknown'}: "
+    if face.prompt:
+        return [(f"BLINK {face.count}x NOW", (0, 215, 255)),
+                (f"then keep eyes open ({face.answered}/{face.count})", (0, 215, 255))]
+    if face.state == "granted":
+        return [(who + "OPEN", (0, 200, 0))]
+    if face.state == "locked":
+        return [(who + "LOCKED OUT (too many failed attempts)", (0, 0, 230))]
+    if face.state == "waiting":
+        return [(who + "look at the camera and wait for the prompt", (255, 255, 255))]
+    return []
+
+
+def door_face_json(face: DoorFace) -> dict:
+    """A door face as the browser view shows it: the gate's view, with the door's state and grant."""
+    from dataclasses import replace
+
+    from .webui import face_json
+
+    # as drawn: in door mode a face counts as live and granted only when the door grants it
+    out = face_json(replace(face.face, granted=face.granted, live=face.granted))
+    lines = banner(face)
+    out.update(door=face.state, prompt=face.prompt, count=face.count, answered=face.answered)
+    if lines:
+        out["status"] = " - ".join(text.split(": ", 1)[-1] for text, _ in lines)
+    return out
+
+
+
 def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -> np.ndarray:
     """The Gate's drawing (with the door's grant), and a banner on top with each face's
     prompt or state in large letters."""
@@ -123,18 +154,7 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
     from .annotate import draw
 
     out = draw(image, door_faces_for_drawing(result), fps)
-    lines = []
-    for face in result.faces:
-        who = f"#{face.track_id} {face.name or 'unknown'}: "
-        if face.prompt:
-            lines.append((f"BLINK {face.count}x NOW", (0, 215, 255)))
-            lines.append((f"then keep eyes open ({face.answered}/{face.count})", (0, 215, 255)))
-        elif face.state == "granted":
-            lines.append((who + "OPEN", (0, 200, 0)))
-        elif face.state == "locked":
-            lines.append((who + "LOCKED OUT (too many failed attempts)", (0, 0, 230)))
-        elif face.state == "waiting":
-            lines.append((who + "look at the camera and wait for the prompt", (255, 255, 255)))
+    lines = [line for face in result.faces for line in banner(face)]
     if not lines:
         return out
     scale = max(0.6, image.shape[1] / 1000)
@@ -156,7 +176,11 @@ def run_door(settings: Resolved) -> int:
     from .sources import open_source
     from .viewer import Viewer
 
-    checked_model(settings["eye_model"])  # a bad model fails before the camera opens
+    checked_model(settings["eye_model"])  # a bad model or --ui fails before the camera opens
+    if settings["ui.listen"]:
+        from .webui import check_settings
+
+        check_settings(settings["ui.listen"], settings["ui.token"])
     source = open_source(settings["source"], fps=settings["fps"])
     door = build_door(settings, source=source.description, live=source.live)
     c = door.options.challenge
@@ -164,11 +188,23 @@ def run_door(settings: Resolved) -> int:
              f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s{f', {c.rounds} rounds' if c.rounds > 1 else ''})" if c.enabled else "OFF (blink only)",
              door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
     events = EventLog(settings["events"], source.description) if settings["events"] else None
-    viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live)
+    viewer = ui = None
     try:
+        viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live,
+                        ui=bool(settings["ui.listen"]))
+        if settings["ui.listen"]:
+            from .webui import WebUI
+
+            ui = WebUI(settings["ui.listen"], draw=draw_door, faces=lambda result: [door_face_json(f) for f in result.faces],
+                       token=settings["ui.token"], title=f"door: {source.description}")
+            log.info("browser view: %s", ui.url)
         for frame, result in door.run(source):
             if events:
                 events.write(result.frame.events + result.events)
+            if ui:
+                ui.publish(frame.image, result, result.frame.events + result.events)
+                if not viewer.display:
+                    viewer.wait(frame.timestamp_ms)
             for ev in result.events:
                 if ev.kind == "challenge":
                     log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
@@ -184,9 +220,9 @@ def run_door(settings: Resolved) -> int:
     finally:
         source.close()
         door.close()
-        viewer.close()
-        if events:
-            events.close()
+        for part in (viewer, ui, events):
+            if part:
+                part.close()
     return 0
 
 

@@ -26,12 +26,17 @@ class Viewer:
     files are shown at their own speed (``pace``) so a person can follow them.
     """
 
-    def __init__(self, title: str, display: bool, record: str | Path | None, fps: float | None, pace: bool):
+    def __init__(self, title: str, display: bool, record: str | Path | None, fps: float | None, pace: bool,
+                 ui: bool = False):
         if display and not has_display():
-            log.warning("no display found: running headless (use --record OUT.mp4 to see the result)")
+            if ui:
+                log.info("no display found: the video is in the browser view only")
+            else:
+                log.warning("no display found: running headless (--ui PORT shows it in a browser, "
+                            "--record OUT.mp4 writes it)")
             display = False
         self.title, self.display, self.record = title, display, record
-        self.fps, self.pace = fps or 20.0, pace and display
+        self.fps, self.pace = fps or 20.0, pace and (display or ui)  # someone watches: play files at their speed
         self._writer = None
         self._started, self.shown = time.monotonic(), 0
 
@@ -58,10 +63,14 @@ class Viewer:
             self._writer.write(canvas)
         if not self.display:
             return True
-        if self.pace:
-            time.sleep(max(0.0, timestamp_ms / 1000.0 - (time.monotonic() - self._started)))
+        self.wait(timestamp_ms)
         cv2.imshow(self.title, canvas)
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def wait(self, timestamp_ms: float) -> None:
+        """When pacing, sleep until the frame's time has come in wall time."""
+        if self.pace:
+            time.sleep(max(0.0, timestamp_ms / 1000.0 - (time.monotonic() - self._started)))
 
     def close(self) -> None:
         if self._writer is not None:
