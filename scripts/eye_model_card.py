@@ -17,7 +17,6 @@ import csv
 import json
 from pathlib import Path
 
-import cv2
 import matplotlib
 
 matplotlib.use("Agg")

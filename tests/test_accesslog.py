@@ -15,9 +15,8 @@ from blinkgate.accesslog import AccessLog, AccessLogWriter, encode_jpeg, parse_s
 from blinkgate.actions import ActionRunner, WebhookAction
 from blinkgate.cli import main
 from blinkgate.database import _MIGRATIONS, APPLICATION_ID, FaceDatabase
-from blinkgate.door import Decision, DoorOptions, LockoutPolicy
+from blinkgate.door import Decision, LockoutPolicy
 from blinkgate.errors import BlinkgateError
-from blinkgate.types import EyeState
 
 from test_actions import Hook
 from test_door import DoorRig

@@ -170,7 +170,7 @@ def _convert(s: Setting, value, where: str):
             raise bad("must be true or false")
     elif s.type in ("int", "float"):
         if isinstance(value, bool) or not (text or isinstance(value, (int, float))):
-            raise bad(f"must be a number")
+            raise bad("must be a number")
         if s.type == "int" and isinstance(value, float):
             raise bad("must be a whole number")
         try:
