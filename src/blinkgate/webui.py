@@ -291,8 +291,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ui.count_sent()
                 time.sleep(max(0.0, period - (time.monotonic() - sent)))
             self.wfile.write(f"--{BOUNDARY}--\r\n".encode())  # the view closed: end the stream properly
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the viewer went away
+        except OSError:
+            pass  # the viewer went away, or stalled past the timeout
         finally:
             ui.leave_viewer()
 
@@ -310,8 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except OSError:
+            pass  # the client went away
 
 
 def _html(text: str) -> str:
