@@ -282,9 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
             while not ui.closed:
                 sent = time.monotonic()
                 got = ui.next_jpeg(seq)
-                if got is None or not got[1]:
+                if got is None:
                     continue
                 seq, jpeg = got
+                if not jpeg:  # this frame failed to encode: wait for the next one
+                    continue
                 self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                                  + jpeg + b"\r\n")
                 self.wfile.flush()
