@@ -226,6 +226,34 @@ def test_the_stream_sends_new_frames_as_jpeg_and_limits_viewers(ui):
         stop.set()
 
 
+def test_a_frame_that_cannot_be_drawn_is_skipped_and_the_stream_goes_on(caplog):
+    def draw(image, result, fps):
+        if result.index % 2:
+            raise ValueError("bad frame")
+        return image
+
+    with caplog.at_level("WARNING", logger="blinkgate"), \
+            WebUI("127.0.0.1:0", draw=draw, faces=list, token=TOKEN, max_fps=100) as ui:
+        stop = threading.Event()
+        i = [0]
+
+        def publish():
+            while not stop.is_set():
+                ui.publish(frame(), _result(i[0]))
+                i[0] += 1
+                time.sleep(0.01)
+
+        threading.Thread(target=publish, daemon=True).start()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/stream.mjpg?token={TOKEN}", timeout=10) as r:
+                parts = _read_parts(r, 4)
+        finally:
+            stop.set()
+    assert all(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR) is not None for p in parts)
+    assert [r.getMessage() for r in caplog.records].count(
+        "browser view: cannot draw a frame (bad frame); such frames are skipped") == 1
+
+
 def test_close_ends_a_stream_and_frees_the_port():
     ui = WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN)
     ui.publish(frame(), _result())

@@ -118,6 +118,7 @@ class WebUI:
         self._events: deque[dict] = deque(maxlen=50)
         self._jpeg: tuple[int, bytes] = (-1, b"")
         self._encode_lock = threading.Lock()
+        self._encode_failed = False
         self._viewers = 0
         self.frames_sent = 0  # JPEG parts written to all viewers
         self._closed = threading.Event()
@@ -183,11 +184,21 @@ class WebUI:
             seq, image, result, fps = self._latest
         with self._encode_lock:  # viewers share one encode per frame
             if self._jpeg[0] != seq:
-                import cv2
-
-                ok, buf = cv2.imencode(".jpg", self._draw(image, result, fps), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
-                self._jpeg = (seq, buf.tobytes() if ok else b"")
+                self._jpeg = (seq, self._encode(image, result, fps))
             return self._jpeg
+
+    def _encode(self, image: np.ndarray, result: object, fps: float) -> bytes:
+        """The frame drawn and JPEG-encoded; empty (said once) if that fails: the view goes on."""
+        import cv2
+
+        try:
+            ok, buf = cv2.imencode(".jpg", self._draw(image, result, fps), [cv2.IMWRITE_JPEG_QUALITY, self._quality])
+            return buf.tobytes() if ok else b""
+        except Exception as err:  # a drawing bug must not end the view, nor the gate
+            if not self._encode_failed:
+                log.warning("browser view: cannot draw a frame (%s); such frames are skipped", err)
+                self._encode_failed = True
+            return b""
 
     def status(self) -> dict:
         with self._cond:
