@@ -140,8 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     log.info("%s track %d %s", ev.kind, ev.track_id, ev.name or "unknown")
             if ui:
                 ui.publish(frame.image, result, result.events)
-                if not viewer.display:
-                    viewer.wait(frame.timestamp_ms)
+            viewer.wait(frame.timestamp_ms)
             if viewer.active and not viewer.show(draw(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
     finally:

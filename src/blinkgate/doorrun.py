@@ -145,7 +145,6 @@ def door_face_json(face: DoorFace) -> dict:
     return out
 
 
-
 def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -> np.ndarray:
     """The Gate's drawing (with the door's grant), and a banner on top with each face's
     prompt or state in large letters."""
@@ -203,8 +202,7 @@ def run_door(settings: Resolved) -> int:
                 events.write(result.frame.events + result.events)
             if ui:
                 ui.publish(frame.image, result, result.frame.events + result.events)
-                if not viewer.display:
-                    viewer.wait(frame.timestamp_ms)
+            viewer.wait(frame.timestamp_ms)
             for ev in result.events:
                 if ev.kind == "challenge":
                     log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])

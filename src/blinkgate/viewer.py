@@ -63,12 +63,12 @@ class Viewer:
             self._writer.write(canvas)
         if not self.display:
             return True
-        self.wait(timestamp_ms)
         cv2.imshow(self.title, canvas)
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
     def wait(self, timestamp_ms: float) -> None:
-        """When pacing, sleep until the frame's time has come in wall time."""
+        """Call once per frame: when pacing (a file someone watches), sleep until the frame's
+        time has come in wall time."""
         if self.pace:
             time.sleep(max(0.0, timestamp_ms / 1000.0 - (time.monotonic() - self._started)))
 
