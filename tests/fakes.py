@@ -28,15 +28,18 @@ class FakeDetector:
 
 
 class FakeEncoder:
-    """Who stands at a box is set by the test in ``identity``; counts encode calls."""
+    """Who stands at a box is set by the test in ``identity``; counts encode calls. A frame whose
+    first pixel is stamped with a key of ``stamped`` shows that person instead, wherever the box."""
 
     def __init__(self):
         self.identity: dict = {}
+        self.stamped: dict = {}
         self.calls = 0
 
     def encode(self, image, box):
         self.calls += 1
-        return self.identity[tuple(box)]
+        stamp = int(image[0, 0, 0])
+        return self.stamped[stamp] if stamp in self.stamped else self.identity[tuple(box)]
 
 
 class FakeEyes:

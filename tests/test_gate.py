@@ -25,11 +25,11 @@ class Rig:
         self.t = 0.0
         self.events: list = []
 
-    def step(self, states: dict | None = None, dt: float = 33.3):
+    def step(self, states: dict | None = None, dt: float = 33.3, image=FRAME):
         for box, s in (states or {}).items():
             self.eyes.state[box] = s
         self.t += dt
-        result = self.gate.process(FRAME, self.t)
+        result = self.gate.process(image, self.t)
         self.events += result.events
         return {f.box: f for f in result.faces}
 
@@ -94,6 +94,46 @@ def test_a_face_swapped_in_under_a_named_track_is_not_granted_for_its_blink(back
         face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert not face.granted and face.name is None and not face.live
     assert "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_blink_spliced_from_someone_elses_shut_eyes_is_not_granted(background):
+    """Alice's photo held open, swapped for two frames with another face whose eyes are shut (the
+    attacker's own behind it, or a second print), then raised again: the tracker keeps one
+    track and the frames after it show Alice. The blink's closed frame is what gets named."""
+    rig = BackgroundRig() if background else Rig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(10):
+        rig.step({ALICE_BOX: O})
+    if background:
+        rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+    shut = FRAME.copy()
+    shut[0, 0, 0] = 7
+    rig.encoder.stamped[7] = vec(99) * 5  # a stranger's face, eyes shut
+    for s in BLINK:
+        face = rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)[ALICE_BOX]
+    for _ in range(3 if background else 0):
+        rig.background.release()
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.granted and not face.live
+    assert "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
+    if not background:
+        assert "blink" not in rig.kinds()  # not even counted: a door never sees it as an answer
+
+
+def test_a_blink_with_her_own_shut_eyes_on_another_frame_is_granted():
+    """The control for the splice test: the same stamped closed frames showing Alice herself."""
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(10):
+        rig.step({ALICE_BOX: O})
+    shut = FRAME.copy()
+    shut[0, 0, 0] = 7
+    rig.encoder.stamped[7] = vec(1)
+    for s in BLINK:
+        face = rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)[ALICE_BOX]
+    assert face.granted and rig.kinds().count("granted") == 1
 
 
 def test_a_grant_is_given_on_the_frame_of_the_blink_when_recognition_is_inline():

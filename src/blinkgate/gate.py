@@ -41,7 +41,7 @@ from .eyes import EyeBackend, HaarEyes, LandmarkEyes
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder, Match, Recognizer
 from .sources import Frame, FrameSource
 from .tracker import IoUTracker, Track, dedupe
-from .types import Event, EyeReading, EyeState, FaceResult, FrameResult
+from .types import Box, Event, EyeReading, EyeState, FaceResult, FrameResult
 
 if TYPE_CHECKING:
     from .background import BackgroundEncoder
@@ -82,11 +82,13 @@ class _TrackInfo:
     waiting: bool = False  # an encoding for this track is in the background worker
     live_until_ms: float | None = None
     blink_ms: float | None = None  # when the blink that made it live was seen
-    confirmed: bool = False  # an encoding of the face asked at or after blink_ms named it
+    confirmed: bool = False  # the encoding of the blink's closed frame named it
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
+    closed_view: tuple[float, np.ndarray, Box] | None = None  # latest frame read CLOSED: time, copy, box
+    blink_view: tuple[np.ndarray, Box] | None = None  # the closed frame of the blink awaiting confirmation
 
     def end_liveness(self) -> None:
-        self.live_until_ms, self.blink_ms, self.confirmed = None, None, False
+        self.live_until_ms, self.blink_ms, self.confirmed, self.blink_view = None, None, False, None
 
 
 def _check_frame(image: object) -> None:
@@ -293,7 +295,9 @@ class Gate:
         idle = [t for t in active if not self._tracks[t.id].waiting]
         for track in self._due(idle, now, lambda info: info.asked_ms):
             info = self._tracks[track.id]
-            self.background.submit((self._generation, track.id, now), image, track.box)
+            # While a blink awaits confirmation, only its closed frame is asked about (see _blink_view).
+            view, box = info.blink_view if info.blink_view is not None and not info.confirmed else (image, track.box)
+            self.background.submit((self._generation, track.id, now), view, box)
             info.asked_ms, info.waiting = now, True
 
     def _apply_match(self, track: Track, info: _TrackInfo, match: Match, asked_ms: float, now: float,
@@ -316,32 +320,58 @@ class Gate:
         # blink would otherwise be granted under the photo's name until the next re-check.
         if (info.name is not None and not info.confirmed and info.blink_ms is not None and asked_ms >= info.blink_ms
                 and info.live_until_ms is not None and now <= info.live_until_ms):
-            info.confirmed = True
+            info.confirmed, info.blink_view = True, None
             events.append(Event("granted", now, track.id, info.name, track.box))
+
+    @staticmethod
+    def _blink_view(info: _TrackInfo, start_ms: float) -> tuple[np.ndarray, Box] | None:
+        """The last frame of the blink's closure. A grant is confirmed on it, not on a frame after
+        the blink: otherwise a photo held open, swapped for a moment with any face whose eyes are
+        shut (the attacker's own, or a second print), then raised again would make one blink
+        under the photo's name."""
+        if info.closed_view is None or info.closed_view[0] <= start_ms:
+            return None
+        _, image, box = info.closed_view
+        return image, box
 
     def _face(self, image: np.ndarray, gray: np.ndarray, track: Track, now: float, events: list[Event]) -> FaceResult:
         info = self._tracks[track.id]
         t = time.perf_counter()
         info.eyes = self.eyes.read(gray, track.box)
         t = self.timer.add("eyes", t)
+        if info.eyes.state is EyeState.CLOSED:
+            info.closed_view = (now, image.copy(), track.box)  # copied: a source may reuse its buffer
         blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
                                    info.eyes.crease_lines, info.eyes.sharpness)
+        view = None if blink is None else self._blink_view(info, blink.start_ms)
+        if blink is not None and view is None:
+            log.warning("track %d: a blink without a closed frame kept; not counted", track.id)
+            self.blinks.reset(track.id)
+            blink = None
         if info.live_until_ms is not None and now > info.live_until_ms:
             info.end_liveness()
             events.append(Event("expired", now, track.id, info.name, track.box))
+        t = self.timer.add("blink", t)
+        closed = None
+        if blink is not None and info.name is not None and self.background is None:
+            # Name the blink's closed frame before the blink counts (in the background it is asked
+            # next and confirms the grant): someone else's shut eyes end the track's liveness.
+            closed = self.recognizer.match(self.encoder.encode(*view))
+            t = self.timer.add("recognise", t)
+            if closed.name != info.name:
+                self._apply_match(track, info, closed, now, now, events)  # identity_changed, blinks reset
+                blink = closed = None
         if blink is not None:
             detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
                       "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3),
                       "sharpness": None if blink.sharpness is None else round(blink.sharpness, 3)}
             events.append(Event("blink", now, track.id, info.name, track.box, detail))
             if info.live_until_ms is None:
-                info.blink_ms, info.confirmed = now, False
+                info.blink_ms, info.confirmed, info.blink_view = now, False, view
             info.live_until_ms = now + self.options.liveness_ms
-        t = self.timer.add("blink", t)
-        if blink is not None and info.name is not None and not info.confirmed and self.background is None:
-            # Confirm the name on this very frame (in the background: asked on the next one).
-            self._apply_match(track, info, self.recognizer.match(self.encoder.encode(image, track.box)), now, now, events)
-            self.timer.add("recognise", t)
+        if closed is not None and not info.confirmed:
+            self._apply_match(track, info, closed, now, now, events)  # the same name: granted
+        self.timer.add("blink", t)
         live = info.live_until_ms is not None
         return FaceResult(
             track_id=track.id,
