@@ -31,7 +31,7 @@ from blinkgate.recognize import Recognizer
 from blinkgate.types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
 from conftest import clip_frame, enrol_from_clip, shared
-from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
+from fakes import FRAME, FakeBackground, FakeDetector, FakeEncoder, FakeEyes, vec
 
 O, C, U = EyeState.OPEN, EyeState.CLOSED, EyeState.UNKNOWN
 BOX = (100.0, 100.0, 200.0, 200.0)
@@ -323,6 +323,28 @@ def test_unknown_faces_are_logged_once_and_never_challenged():
     s.appear(1, None, recognised=False)
     s.step(200)
     assert s.reasons() == [("denied", "unknown")] and "challenge" not in s.kinds()
+
+
+@pytest.mark.parametrize("late_by", ["still encoding", "first encoding failed"])
+def test_a_name_that_comes_after_unknown_after_still_gets_its_challenge(late_by):
+    """On a slow box, or behind a queue of other faces, the first encoding can take longer than
+    ``unknown_after_ms``: the face is not unknown while it is being recognised, and a name that
+    comes late (after a failed encoding, at the re-check) still arms the challenge."""
+    rig = DoorRig()
+    rig.door.gate.background = background = FakeBackground(rig.encoder)
+    rig.show(1)
+    rig.step()  # the first encoding is asked for
+    if late_by == "first encoding failed":
+        background.failing = True
+        background.release()
+        rig.step()
+        background.failing = False
+    rig.step(40)  # 1.3 s, past unknown_after_ms and the 1-s re-check
+    unknown = [d for d in rig.decisions if d.reason == "unknown"]
+    assert len(unknown) == (1 if late_by == "first encoding failed" else 0)
+    background.release()
+    rig.until_challenge()
+    assert rig.last.faces[0].name == "alice"
 
 
 def test_a_photo_that_never_blinks_is_denied_no_blink():

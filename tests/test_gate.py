@@ -48,6 +48,17 @@ class Rig:
         return [e.kind for e in self.events]
 
 
+def name_alice(rig):
+    """Alice's face on a track, open-eyed, until recognition has named it."""
+    rig.show((ALICE_BOX, 1))
+    for _ in range(10):
+        rig.step({ALICE_BOX: O})
+    if isinstance(rig, BackgroundRig):
+        rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+    return rig
+
+
 def test_known_face_granted_only_after_a_blink():
     rig = Rig()
     rig.show((ALICE_BOX, 1))
@@ -79,14 +90,7 @@ def test_a_face_swapped_in_under_a_named_track_is_not_granted_for_its_blink(back
     """A photo of Alice is recognised; the attacker lowers it to show their own face behind it
     at the same place, so the tracker keeps the track, and blinks. The grant needs the name of
     the face as it was after the blink: the swap is caught then, not at the next re-check."""
-    rig = BackgroundRig() if background else Rig()
-    rig.show((ALICE_BOX, 1))
-    for _ in range(10):
-        rig.step({ALICE_BOX: O})
-    if background:
-        rig.background.release()
-        rig.step({ALICE_BOX: O})
-    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+    rig = name_alice(BackgroundRig() if background else Rig())
     rig.show((ALICE_BOX, 0))  # the attacker's own face, a stranger, under the same track
     face = rig.blink(ALICE_BOX)
     if background:
@@ -101,13 +105,7 @@ def test_a_blink_spliced_from_someone_elses_shut_eyes_is_not_granted(background)
     """Alice's photo held open, swapped for two frames with another face whose eyes are shut (the
     attacker's own behind it, or a second print), then raised again: the tracker keeps one
     track and the frames after it show Alice. The blink's closed frame is what gets named."""
-    rig = BackgroundRig() if background else Rig()
-    rig.show((ALICE_BOX, 1))
-    for _ in range(10):
-        rig.step({ALICE_BOX: O})
-    if background:
-        rig.background.release()
-    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+    rig = name_alice(BackgroundRig() if background else Rig())
     shut = FRAME.copy()
     shut[0, 0, 0] = 7
     rig.encoder.stamped[7] = vec(99) * 5  # a stranger's face, eyes shut
@@ -124,10 +122,7 @@ def test_a_blink_spliced_from_someone_elses_shut_eyes_is_not_granted(background)
 
 def test_a_blink_with_her_own_shut_eyes_on_another_frame_is_granted():
     """The control for the splice test: the same stamped closed frames showing Alice herself."""
-    rig = Rig()
-    rig.show((ALICE_BOX, 1))
-    for _ in range(10):
-        rig.step({ALICE_BOX: O})
+    rig = name_alice(Rig())
     shut = FRAME.copy()
     shut[0, 0, 0] = 7
     rig.encoder.stamped[7] = vec(1)

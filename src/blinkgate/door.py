@@ -339,7 +339,7 @@ class DoorLogic:
         track.box = ev.box
         if ev.kind == "recognised":
             track.distance = ev.detail.get("distance", track.distance)
-            if track.state == "pending":
+            if track.state == "pending" or (track.state == "unknown" and track.name is None):  # a late first name
                 track.name = ev.name
                 if ev.name is None:
                     track.state = "unknown"
@@ -385,7 +385,10 @@ class DoorLogic:
     def _tick(self, track: _Track, face: FaceResult, now: float, out: _Out) -> None:
         opts = self.options
         if track.state in ("pending", "unknown"):
-            if not track.logged_unknown and now - track.first_ms >= opts.unknown_after_ms and track.name is None:
+            # A face whose first encoding is still being computed is not unknown yet: on a slow box
+            # or behind a queue that takes longer than unknown_after_ms, and its name must count.
+            if (not track.logged_unknown and now - track.first_ms >= opts.unknown_after_ms and track.name is None
+                    and not face.recognising):
                 track.logged_unknown, track.state = True, "unknown"
                 out.decide(track, now, DENIED, "unknown")
         elif track.state == "locked":
