@@ -35,6 +35,17 @@ def test_bad_arguments_exit_2(capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("option, value", [("--tolerance", "3"), ("--tolerance", "-1"), ("--tolerance", "nan"),
+                                           ("--liveness", "0"), ("--liveness", "nan"), ("--fps", "inf"), ("--fps", "x")])
+def test_gate_numbers_out_of_range_are_argument_errors(capsys, option, value):
+    """A one-line usage error, not a traceback after the video has opened; and a tolerance that
+    would name a stranger as the nearest enrolled person is refused."""
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "clip.mp4", option, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument {option}" in err and "Traceback" not in err
+
+
 def test_check_missing_input_is_one_line_and_exit_2(capsys, tmp_path):
     code, out, err = run(capsys, "check", str(tmp_path / "nope.mp4"), "--db", str(tmp_path / "f.db"))
     assert code == 2 and out == ""

@@ -87,6 +87,8 @@ def test_config_file_discovery(tmp_path, monkeypatch):
         ("[lockout]\nfailures = 2.5\n", "whole number"),
         ("eyes = \"magic\"\n", "eyes must be one of landmarks, haar"),
         ("[challenge\n", "not valid TOML"),
+        ("tolerance = 3.0\n", "tolerance must be at most 1"),
+        ("liveness = inf\n", "liveness must be a finite number"),
     ],
 )
 def test_bad_files_are_errors(conf, text, message):

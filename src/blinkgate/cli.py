@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -330,12 +331,28 @@ def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="face database (default: $BLINKGATE_DB or the user data directory)")
 
 
+def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``low`` and at most ``high``. NaN would slip past
+    a plain comparison, and a tolerance above 1 names strangers as the nearest enrolled person."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and low < value <= high):
+            raise argparse.ArgumentTypeError(f"{text} must be above {low:g}" + (f" and at most {high:g}" if high < math.inf else ""))
+        return value
+
+    return parse
+
+
 def _add_gate(p: argparse.ArgumentParser) -> None:
     _add_db(p)
-    p.add_argument("--fps", type=float, default=20.0, help="frame rate of a frame folder (default 20)")
+    p.add_argument("--fps", type=_number(0), default=20.0, help="frame rate of a frame folder (default 20)")
     p.add_argument("--eyes", choices=("landmarks", "haar"), default="landmarks", help="eye backend (default landmarks)")
-    p.add_argument("--liveness", type=float, default=10.0, metavar="S", help="a blink keeps a face live this long (default 10 s)")
-    p.add_argument("--tolerance", type=float, default=0.5, help="face distance accepted as a match (default 0.5)")
+    p.add_argument("--liveness", type=_number(0), default=10.0, metavar="S", help="a blink keeps a face live this long (default 10 s)")
+    p.add_argument("--tolerance", type=_number(0, 1), default=0.5, help="face distance accepted as a match (default 0.5, at most 1)")
     p.add_argument("--eye-model", metavar="ONNX", help="eye-state model, e.g. from train-eyes (default: the shipped one)")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import stat
 import sys
@@ -46,6 +47,7 @@ class Setting:
     secret: bool = False
     choices: tuple | None = None
     minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def env(self) -> str:
@@ -62,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("source", "str", "0", "camera index, video file, frame folder or rtsp/http URL", "--source"),
     Setting("fps", "float", 20.0, "frame rate of a frame folder", "--fps", minimum=0.1),
     Setting("eyes", "str", "landmarks", "eye backend", "--eyes", choices=("landmarks", "haar")),
-    Setting("tolerance", "float", 0.5, "face distance accepted as a match", "--tolerance", minimum=0.0),
+    Setting("tolerance", "float", 0.5, "face distance accepted as a match", "--tolerance", minimum=0.0, maximum=1.0),
     Setting("eye_model", "str", None, "eye-state ONNX model (default: the shipped one)", "--eye-model"),
     Setting("liveness", "float", 10.0, "a grant lasts this long (s)", "--liveness", minimum=0.1),
     Setting("display", "bool", True, "show a window", "--display"),
@@ -177,8 +179,12 @@ def _convert(s: Setting, value, where: str):
             out = int(value) if s.type == "int" else float(value)
         except ValueError:
             raise bad(f"must be {'a whole number' if s.type == 'int' else 'a number'}") from None
+        if not math.isfinite(out):
+            raise bad("must be a finite number")
         if s.minimum is not None and out < s.minimum:
             raise bad(f"must be at least {s.minimum:g}")
+        if s.maximum is not None and out > s.maximum:
+            raise bad(f"must be at most {s.maximum:g}")
     elif s.type == "ints":
         items = value.replace(",", " ").split() if text else value
         if not isinstance(items, (list, tuple)) or not items:
