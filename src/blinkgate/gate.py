@@ -296,7 +296,7 @@ class Gate:
         for track in self._due(idle, now, lambda info: info.asked_ms):
             info = self._tracks[track.id]
             # While a blink awaits confirmation, only its closed frame is asked about (see _blink_view).
-            view, box = info.blink_view if info.blink_view is not None and not info.confirmed else (image, track.box)
+            view, box = info.blink_view if info.blink_view is not None else (image, track.box)  # cleared once confirmed
             self.background.submit((self._generation, track.id, now), view, box)
             info.asked_ms, info.waiting = now, True
 
