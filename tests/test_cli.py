@@ -214,6 +214,41 @@ def test_env_var_selects_the_database(capsys, tmp_path, monkeypatch):
     assert code == 2 and "env.db" in err
 
 
+def test_the_config_file_reaches_enroll_people_forget_run_and_check(capsys, tmp_path, monkeypatch):
+    """``db`` and ``eye_model`` in blinkgate.toml are read by every command that runs the gate
+    for a user, as by ``door``: one database for enrolment and the door. A flag still wins."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BLINKGATE_DB", raising=False)
+    blind = _blind_model(tmp_path)
+    (tmp_path / "blinkgate.toml").write_text(f'db = "team.db"\neye_model = "{blind}"\n')
+    people = tmp_path / "people" / "Abdullah_Gul"
+    people.mkdir(parents=True)
+    src = sorted(shared("faces", "lfw65", "Abdullah_Gul").glob("*.jpg"))[0]
+    (people / src.name).symlink_to(src)
+    code, out, _ = run(capsys, "enroll", str(people.parent), "--quiet")
+    assert code == 0 and (tmp_path / "team.db").exists(), out
+    code, out, _ = run(capsys, "people", "--json")
+    assert code == 0 and [p["name"] for p in json.loads(out)] == ["Abdullah_Gul"]
+    code, _, err = run(capsys, "people", "--db", str(tmp_path / "other.db"))
+    assert code == 2 and "other.db" in err
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    code, out, _ = run(capsys, "check", clip, "--json", "-q")
+    assert code == 0 and json.loads(out)["live"] is False  # the file's blind eye model ran
+    code, out, _ = run(capsys, "forget", "Abdullah_Gul")
+    assert code == 0 and "forgot Abdullah_Gul" in out
+    (tmp_path / "blinkgate.toml").write_text("[lockout]\nfailures = 'five'\n")
+    code, _, err = run(capsys, "people")
+    assert code == 2 and "failures" in err  # a broken settings file is never skipped
+
+
+def test_evaluations_do_not_read_the_config_file(capsys, tmp_path, monkeypatch):
+    """Numbers from eval-blinks (and eval) must not depend on the folder they are run in."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blinkgate.toml").write_text(f'eye_model = "{_blind_model(tmp_path)}"\n')
+    code, out, _ = run(capsys, "eval-blinks", str(shared("blink-videos", "blink-detector.mp4")), "--json")
+    assert code == 0 and json.loads(out)["sure"]["detected"] > 0
+
+
 def test_check_json_on_a_blink_video(capsys, tmp_path):
     clip = shared("blink-videos", "blink-detector.mp4")
     code, out, _ = run(capsys, "check", str(clip), "--json", "--db", str(tmp_path / "none.db"))

@@ -26,6 +26,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("blinkgate")
 
 
+GATE_SETTINGS = ("db", "fps", "eyes", "liveness", "tolerance", "eye_model")  # flags of _add_gate
+
+
+def _fill_settings(args: argparse.Namespace) -> None:
+    """Fill in the gate flags the user did not give (left None by the parser).
+
+    ``enroll``, ``people``, ``forget``, ``run`` and ``check`` take them from ``blinkgate.toml``
+    and ``BLINKGATE_*`` as ``door`` does (config.py), so all of them use one database; ``eval``
+    and ``eval-blinks`` from the defaults alone, so their numbers do not depend on the folder
+    they run in."""
+    from .config import SETTINGS, resolve
+
+    keys = [k for k in GATE_SETTINGS if hasattr(args, k)]
+    if hasattr(args, "config"):
+        given = {f"cfg_{k}": getattr(args, k) for k in keys if getattr(args, k) is not None}
+        settings = resolve({"config": args.config, **given})
+        values = {k: settings[k] for k in keys}
+    else:
+        values = {s.key: s.default for s in SETTINGS if s.key in keys}
+    for key in keys:
+        if getattr(args, key) is None:
+            setattr(args, key, values[key])
+
+
 def _db_path(args: argparse.Namespace) -> Path:
     from .database import default_db_path
 
@@ -327,8 +351,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 # -- parser ------------------------------------------------------------------------------------
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="face database (default: $BLINKGATE_DB or the user data directory)")
+def _add_db(p: argparse.ArgumentParser, config: bool = True) -> None:
+    """``--db`` and, where settings come from the config file (``config``), ``--config``."""
+    where = "$BLINKGATE_DB, db in blinkgate.toml, else " if config else "$BLINKGATE_DB, else "
+    p.add_argument("--db", help=f"face database (default: {where}the user data directory)")
+    if config:
+        p.add_argument("--config", metavar="FILE", help="settings file (default: ./blinkgate.toml or the user config dir)")
 
 
 def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
@@ -347,12 +375,13 @@ def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
     return parse
 
 
-def _add_gate(p: argparse.ArgumentParser) -> None:
-    _add_db(p)
-    p.add_argument("--fps", type=_number(0), default=20.0, help="frame rate of a frame folder (default 20)")
-    p.add_argument("--eyes", choices=("landmarks", "haar"), default="landmarks", help="eye backend (default landmarks)")
-    p.add_argument("--liveness", type=_number(0), default=10.0, metavar="S", help="a blink keeps a face live this long (default 10 s)")
-    p.add_argument("--tolerance", type=_number(0, 1), default=0.5, help="face distance accepted as a match (default 0.5, at most 1)")
+def _add_gate(p: argparse.ArgumentParser, config: bool = True) -> None:
+    """The gate's flags. They default to None: ``_fill_settings`` fills in the rest."""
+    _add_db(p, config)
+    p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
+    p.add_argument("--eyes", choices=("landmarks", "haar"), help="eye backend (default landmarks)")
+    p.add_argument("--liveness", type=_number(0), metavar="S", help="a blink keeps a face live this long (default 10 s)")
+    p.add_argument("--tolerance", type=_number(0, 1), help="face distance accepted as a match (default 0.5, at most 1)")
     p.add_argument("--eye-model", metavar="ONNX", help="eye-state model, e.g. from train-eyes (default: the shipped one)")
 
 
@@ -412,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--labels", help="label folder (default: labels/ beside each clip)")
     p.add_argument("--json", action="store_true")
-    _add_gate(p)
+    _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval_blinks)
 
     p = sub.add_parser("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
@@ -431,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_gate(p)
+    _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("simulate-attack", help="make reproducible simulated print-attack videos from still photos")
@@ -499,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         _quiet_native_logs()
     try:
+        _fill_settings(args)
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a traceback at exit
         return code

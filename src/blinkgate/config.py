@@ -1,4 +1,6 @@
 """Settings for ``blinkgate door``: defaults < ``blinkgate.toml`` < environment < command line.
+``enroll``, ``people``, ``forget``, ``run`` and ``check`` read the gate's settings from here too
+(``cli._fill_settings``).
 
 Every setting has a dotted key (``challenge.hold``); in the TOML file the part before the dot
 is a table (``[challenge]`` / ``hold = 4.0``), top-level keys have no table. Its environment
