@@ -86,6 +86,11 @@ class FakeBackground:
         self.released += self.queued
         self.queued = []
 
+    @property
+    def pending(self) -> int:
+        """Requests submitted and not yet polled, as ``BackgroundEncoder.pending``."""
+        return len(self.queued) + len(self.released)
+
     def poll(self):
         from blinkgate.background import Encoded
 

@@ -66,11 +66,18 @@ class Scene:
         self.tracks[tid][0] = name
         self.pending.append(Event("identity_changed", self.t + DT, tid, name, self.tracks[tid][1], {"previous": previous}))
 
-    def blink(self, tid: int, start_ms: float, end_ms: float | None = None) -> None:
-        """Report a blink (closure onset ``start_ms``) on the next frame."""
+    def blink(self, tid: int, start_ms: float, end_ms: float | None = None, checked: bool = True) -> None:
+        """Report a blink (closure onset ``start_ms``) on the next frame; ``checked``: its closed
+        frame was named already (the inline Gate), else ``check_blink`` does it later."""
         name, box, _ = self.tracks[tid]
         end = end_ms if end_ms is not None else start_ms + 200
-        self.pending.append(Event("blink", self.t + DT, tid, name, box, {"start_ms": start_ms, "end_ms": end}))
+        detail = {"start_ms": start_ms, "end_ms": end, "checked": checked}
+        self.pending.append(Event("blink", self.t + DT, tid, name, box, detail))
+
+    def check_blink(self, tid: int, start_ms: float) -> None:
+        """The background Gate named the closed frame of the blink that started at ``start_ms``."""
+        name, box, _ = self.tracks[tid]
+        self.pending.append(Event("blink_checked", self.t + DT, tid, name, box, {"start_ms": start_ms}))
 
     def step(self, n: int = 1, eyes: EyeState | None = None):
         for _ in range(n):
@@ -585,17 +592,17 @@ class DoorRig:
         if person is not None:
             self.encoder.identity[BOX] = vec(person)
 
-    def step(self, n: int = 1, eyes: EyeState = O):
+    def step(self, n: int = 1, eyes: EyeState = O, image=FRAME):
         for _ in range(n):
             self.eyes.state[BOX] = eyes
             self.t += 33.3
-            self.last = self.door.process(FRAME, self.t)
+            self.last = self.door.process(image, self.t)
             self.events += self.last.frame.events + self.last.events
             self.decisions += self.last.decisions
         return self.last
 
-    def blink(self) -> None:
-        self.step(3, C)
+    def blink(self, closed_image=FRAME) -> None:
+        self.step(3, C, closed_image)
         self.step(2, O)
 
     def until_challenge(self, limit: int = 200) -> int:
@@ -605,16 +612,66 @@ class DoorRig:
                     return ev.detail["count"]
         raise AssertionError("no challenge")
 
-    def respond(self) -> None:
+    def respond(self, closed_image=FRAME, hold: int = 160) -> None:
         k = self.until_challenge()
         self.step(12)  # ~400 ms reaction
         for _ in range(k):
-            self.blink()
+            self.blink(closed_image)
             self.step(6)
-        self.step(160)  # hold
+        self.step(hold)
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events]
+
+
+@pytest.mark.parametrize("shut_eyes", ["a stranger's", "her own", "never checked"])
+def test_an_answer_is_granted_only_once_the_closed_frames_of_its_blinks_are_named(shut_eyes):
+    """Background recognition with a slow worker (a slow box, or a queue of decoy faces): Alice's
+    print answers the challenge with shut eyes swapped in for each blink. When the hold is over
+    nobody has named those closed frames yet; the door waits for it instead of granting, and
+    fails the answer after check_wait if it never comes."""
+    rig = DoorRig(recheck_ms=3000.0)
+    rig.door.gate.background = background = FakeBackground(rig.encoder)
+    rig.show(1)
+    rig.step()
+    background.release()
+    shut = FRAME.copy()
+    shut[0, 0, 0] = 7
+    rig.encoder.stamped[7] = vec(1) if shut_eyes == "her own" else vec(99) * 5
+    rig.respond(shut, hold=160)  # 5.3 s after the last blink: past the hold and the settle time
+    assert not [d for d in rig.decisions if d.decision == "granted"] and rig.last.faces[0].state == "challenge"
+    if shut_eyes == "never checked":
+        rig.step(150)
+        assert [(d.decision, d.reason, d.detail.get("why")) for d in rig.decisions] == [
+            ("denied", "challenge_failed", "blinks not checked")]
+        return
+    for _ in range(5):  # the worker catches up, one closed frame per release
+        background.release()
+        rig.step()
+    if shut_eyes == "her own":
+        assert [(d.decision, d.reason) for d in rig.decisions] == [("granted", "challenge_passed")]
+    else:
+        assert [(d.decision, d.reason) for d in rig.decisions] == [("denied", "identity_changed")]
+        assert "door_granted" not in rig.kinds()
+
+
+def test_an_unchecked_answer_waits_for_every_blink_check():
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(2,))))
+    s.appear(1, "alice")
+    prompt = s.until("challenge").timestamp_ms
+    onsets = [prompt + 500, prompt + 950]
+    for onset in onsets:
+        while s.t < onset + 250:
+            s.step()
+        s.blink(1, onset, onset + 200, checked=False)
+    s.step(100)  # 5 s: past the hold and the settle time
+    assert not s.decisions
+    s.check_blink(1, onsets[1])
+    s.step(2)
+    assert not s.decisions  # one of the two is still unnamed
+    s.check_blink(1, onsets[0])
+    s.step()
+    assert s.reasons() == [("granted", "challenge_passed")]
 
 
 def test_a_photo_of_someone_granted_a_moment_ago_is_not_granted():

@@ -291,7 +291,7 @@ def test_a_track_that_blinked_before_its_name_came_is_granted_once_its_face_afte
     rig.background.release()
     face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert face.granted and face.name == "alice"
-    assert rig.kinds()[-2:] == ["recognised", "granted"]
+    assert rig.kinds()[-3:] == ["recognised", "blink_checked", "granted"]
 
 
 def test_a_blink_older_than_the_liveness_window_is_not_granted_when_the_name_comes_late():
@@ -382,6 +382,86 @@ def test_a_failed_background_encoding_is_asked_again_at_the_next_recheck():
     assert rig.encoder.calls == 2
     rig.background.release()
     assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+
+
+def shut_eyes_of(rig, encoding):
+    """A frame stamped so that the fake encoder sees ``encoding`` in it (someone's shut eyes)."""
+    shut = FRAME.copy()
+    shut[0, 0, 0] = 7
+    rig.encoder.stamped[7] = encoding
+    return shut
+
+
+def test_every_blink_of_a_named_track_is_checked_in_the_background():
+    """Not only the blink that made the track live: each blink's closed frame is named, so a
+    later blink spliced from a stranger's shut eyes ends the grant instead of answering a door."""
+    rig = name_alice(BackgroundRig())
+    rig.blink(ALICE_BOX)
+    rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].granted
+    blink = next(e for e in rig.events if e.kind == "blink")
+    check = next(e for e in rig.events if e.kind == "blink_checked")
+    assert blink.detail["checked"] is False and check.detail["start_ms"] == blink.detail["start_ms"]
+    shut = shut_eyes_of(rig, vec(99) * 5)
+    for s in BLINK:
+        face = rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)[ALICE_BOX]
+    assert face.granted and rig.kinds().count("blink") == 2  # reported at once, unchecked
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.granted and not face.live and rig.kinds()[-1] == "identity_changed"
+    assert rig.kinds().count("blink_checked") == 1
+
+
+def test_blinks_are_checked_inline_before_they_are_reported():
+    rig = name_alice(Rig())
+    rig.blink(ALICE_BOX)
+    blink = next(e for e in rig.events if e.kind == "blink")
+    assert blink.detail["checked"] is True and "blink_checked" not in rig.kinds()
+
+
+def test_a_blink_check_goes_to_the_worker_ahead_of_a_crowd_of_other_faces():
+    """A sheet of decoy faces must not queue their encodings ahead of the check of who blinked:
+    at most IN_FLIGHT faces are with the worker, the blink check is sent first when a slot
+    frees, and nothing is sent for a decoy that left before its turn."""
+    from blinkgate.gate import IN_FLIGHT
+
+    rig = name_alice(BackgroundRig())
+    alice = rig.step({ALICE_BOX: O})[ALICE_BOX].track_id
+    decoys = [(float(x), 300.0, x + 50.0, 350.0) for x in range(0, 600, 60)]
+    rig.show((ALICE_BOX, 1), *[(b, 0) for b in decoys])
+    calls = rig.encoder.calls
+    for _ in range(10):  # past the next full-frame scan
+        rig.step({ALICE_BOX: O})
+    assert rig.encoder.calls == calls + IN_FLIGHT  # two decoys sent, eight wait here
+    rig.blink(ALICE_BOX)
+    assert rig.encoder.calls == calls + IN_FLIGHT
+    rig.background.release()
+    rig.step({ALICE_BOX: O})
+    (first_key, _), *_ = rig.background.queued
+    assert first_key[1] == alice and first_key[3] is not None  # her blink's closed frame, first
+    rig.show((ALICE_BOX, 1))  # the decoys go
+    for _ in range(20):
+        rig.background.release()
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert face.granted and rig.encoder.calls == calls + 2 * IN_FLIGHT  # none sent for the rest
+
+
+def test_a_stream_of_new_faces_does_not_starve_a_re_check():
+    """Three new decoy faces every scan (270 ms), a worker that serves two per 530 ms: the
+    re-check of the named track still goes out when it falls due, ahead of faces that appeared
+    after that (served newest-last, not new-faces-first)."""
+    rig = name_alice(BackgroundRig())
+    alice = rig.step({ALICE_BOX: O})[ALICE_BOX].track_id
+    asked = set()
+    for i in range(240):  # 8 s
+        if i % 8 == 0:  # three faces where none was a moment ago
+            x = 45.0 * (i // 8 % 3)
+            rig.show((ALICE_BOX, 1), *[((x + 150 * j, 300.0, x + 150 * j + 40, 340.0), 0) for j in range(3)])
+        if i % 16 == 4:
+            rig.background.release()
+        rig.step({ALICE_BOX: O})
+        asked |= {key for key, _ in rig.background.queued if key[1] == alice}
+    assert len(asked) >= 2  # re-checked about every 3 s
 
 
 def test_closing_the_gate_stops_its_background_worker():

@@ -87,6 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("challenge.settle", "float", 0.8, "wait for blinks still in progress before deciding (s)", "--settle", minimum=0.0),
     Setting("challenge.rounds", "int", 1, "challenges in a row to pass (2: a replay's chance squared)", "--challenge-rounds", minimum=1),
     Setting("challenge.max_closed", "float", 1.0, "eyes closed longer than this fail the challenge (s)", "--max-closed", minimum=0.01),
+    Setting("challenge.check_wait", "float", 5.0, "wait this long for the answer's blinks to be named before failing it (s)", "--check-wait", minimum=0.0),
     # lockout
     Setting("lockout.failures", "int", 5, "failed challenges of one identity that lock it out (0: never)", "--lockout-failures", minimum=0),
     Setting("lockout.window", "float", 180.0, "... within this long (s)", "--lockout-window", minimum=1.0),

@@ -32,6 +32,11 @@ Rules (each tested in tests/test_door.py):
   ``max_interval`` of the previous,
   and no blink may start within ``hold`` after the last; the count must be exactly k; eyes
   closed for longer than ``max_closed`` at any time during the challenge fail it;
+* an answer is granted only once the Gate has named the closed frame of each of its blinks
+  as the challenged person (``checked`` blinks, or ``blink_checked`` events from background
+  recognition), or failed after ``check_wait``: a print held open and swapped for a moment
+  with someone's shut eyes makes blinks, and a queue of decoy faces could otherwise delay
+  the check of who blinked past the hold;
 * a failed, abandoned (face left) or face-swapped challenge counts as a failure of that
   identity; ``failures`` failures within ``window`` lock the identity out for ``cooldown``;
 * a re-recognition that names someone else (``identity_changed``) revokes a grant and aborts
@@ -90,6 +95,7 @@ class ChallengePolicy:
     hold_ms: float = 4000.0  # no blink may start this long after the last one
     settle_ms: float = 800.0  # wait for blinks still in progress before deciding (≥ max closure + 2 frames)
     max_closed_ms: float = 1000.0  # eyes closed longer than this during a challenge: not an answer
+    check_wait_ms: float = 5000.0  # after the answer settles, wait this long for its blinks to be checked
     rounds: int = 1  # challenges in a row to pass, each with its own delay and k: P(replay) ** rounds
 
     def __post_init__(self) -> None:
@@ -104,8 +110,8 @@ class ChallengePolicy:
             raise ValueError("need 0 <= min_reaction < max_reaction")
         if self.max_interval_ms <= 0 or self.hold_ms < self.max_interval_ms:
             raise ValueError("need 0 < max_interval <= hold")
-        if self.settle_ms < 0 or self.max_closed_ms <= 0:
-            raise ValueError("settle must not be negative and max_closed must be positive")
+        if self.settle_ms < 0 or self.max_closed_ms <= 0 or self.check_wait_ms < 0:
+            raise ValueError("settle and check_wait must not be negative and max_closed must be positive")
         if int(self.rounds) != self.rounds or self.rounds < 1:
             raise ValueError(f"challenge rounds must be a positive integer, got {self.rounds!r}")
 
@@ -244,6 +250,7 @@ class _Track:
     open_since: float | None = None  # first OPEN reading of the current run of OPEN readings
     last_onset_ms: float = float("-inf")  # start of the latest blink, in any state
     rounds_passed: int = 0  # challenges passed in a row towards ChallengePolicy.rounds
+    checked: set[float] = field(default_factory=set)  # onsets of blinks whose closed frame named this face
 
 
 class DoorLogic:
@@ -347,8 +354,12 @@ class DoorLogic:
                     self._arm(track, now, out)
         elif ev.kind == "identity_changed":
             self._identity_changed(track, ev.name, now, out)
+        elif ev.kind == "blink_checked":
+            track.checked.add(float(ev.detail["start_ms"]))
         elif ev.kind == "blink":
             onset = float(ev.detail.get("start_ms", now))
+            if ev.detail.get("checked") is True:
+                track.checked.add(onset)
             previous, track.last_onset_ms = track.last_onset_ms, max(track.last_onset_ms, onset)
             if self.options.challenge.enabled and track.state == "challenge":
                 self._answer(track, onset, previous, now, out)
@@ -448,6 +459,7 @@ class DoorLogic:
         c = self.options.challenge
         track.state, track.prompt_ms, track.onsets, track.closed_since = "challenge", now, [], None
         track.open_since = None
+        track.checked = {t for t in track.checked if t >= now}  # earlier blinks are no answers
         track.count = int(self.rng.choice(c.counts))
         detail = {
             "count": track.count,
@@ -505,6 +517,10 @@ class DoorLogic:
                 self._fail(track, now, out, "no blink", None)
             return
         if self._settled(track, track.onsets[-1] + c.hold_ms, now):
+            if len(track.onsets) == track.count and not track.checked.issuperset(track.onsets):
+                if now >= track.onsets[-1] + c.hold_ms + c.settle_ms + c.check_wait_ms:
+                    self._fail(track, now, out, "blinks not checked", None)
+                return  # the Gate has not yet named the closed frame of every answer blink
             if len(track.onsets) == track.count and track.rounds_passed + 1 < c.rounds:
                 track.rounds_passed += 1
                 out.events.append(Event("challenge_passed", now, track.id, track.name, track.box,

@@ -42,6 +42,7 @@ def door_options(settings: Resolved) -> DoorOptions:
         hold_ms=s["challenge.hold"] * 1000.0,
         settle_ms=s["challenge.settle"] * 1000.0,
         max_closed_ms=s["challenge.max_closed"] * 1000.0,
+        check_wait_ms=s["challenge.check_wait"] * 1000.0,
         rounds=s["challenge.rounds"],
     )
     lockout = LockoutPolicy(s["lockout.failures"], s["lockout.window"] * 1000.0, s["lockout.cooldown"] * 1000.0,

@@ -211,7 +211,8 @@ def run_attempt(subject: _Subject, options: DoorOptions, seed: int, fps: float =
                 continue  # no frame saw the eyes closed
             if now >= first_open + dt:  # the Gate needs two open frames after the closure
                 reported.add((s, e))
-                events.append(Event("blink", now, 1, name, BOX, {"start_ms": last_open, "end_ms": first_open}))
+                events.append(Event("blink", now, 1, name, BOX, {"start_ms": last_open, "end_ms": first_open,
+                                                                     "checked": True}))
         face = FaceResult(1, BOX, name, 0.3, EyeReading(subject.eye_state(n, now)), 0, False, False)
         result = logic.update(FrameResult(n, now, [face], events))
         for ev in result.events:

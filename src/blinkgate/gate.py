@@ -16,9 +16,14 @@ Security rules, each enforced here and tested:
 
 With ``recognition="background"`` (the CLI's choice for cameras and streams) the encodings run
 in a second process (``background.BackgroundEncoder``) and the frame loop never waits for one:
-a track stays unnamed (``recognising``) until its first result arrives. After a blink the
-face is sent again, and the track is granted when that answer names it, within the same
-liveness window. Results are applied only to the track (and ``reset`` generation) that asked.
+a track stays unnamed (``recognising``) until its first result arrives. The closed frame of
+every blink is sent too, ahead of everything else: the ``blink`` event comes at once (marked
+``checked: false``), and a ``blink_checked`` event follows when that frame names the track
+(someone else: ``identity_changed``). The track is granted on the first such check within its
+liveness window; door mode waits for the check of every blink of an answer. At most
+``IN_FLIGHT`` faces are with the worker at a time and the rest wait here, so a crowd of decoy
+faces cannot queue hours of work ahead of a blink, and nothing is sent for a track that left.
+Results are applied only to the track (and ``reset`` generation) that asked.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +55,8 @@ log = logging.getLogger(__name__)
 
 EYE_BACKENDS = ("landmarks", "haar")
 RECOGNITION = ("inline", "background")
+IN_FLIGHT = 2  # faces with the background worker at once: one encoding, one ready to start
+MAX_BLINK_CHECKS = 4  # closed frames kept per track awaiting their check (an answer has at most 3 blinks)
 
 
 @dataclass
@@ -81,14 +88,16 @@ class _TrackInfo:
     asked_ms: float | None = None  # when the latest encoding was asked for (background mode)
     waiting: bool = False  # an encoding for this track is in the background worker
     live_until_ms: float | None = None
-    blink_ms: float | None = None  # when the blink that made it live was seen
+    blink_ms: float | None = None  # when the blink that made it live started
     confirmed: bool = False  # the encoding of the blink's closed frame named it
     eyes: EyeReading = field(default_factory=lambda: EyeReading(EyeState.UNKNOWN))
     closed_view: tuple[float, np.ndarray, Box] | None = None  # latest frame read CLOSED: time, copy, box
-    blink_view: tuple[np.ndarray, Box] | None = None  # the closed frame of the blink awaiting confirmation
+    # Background mode: the closed frames of blinks not yet sent to be named: (start_ms, image, box).
+    blink_checks: list[tuple[float, np.ndarray, Box]] = field(default_factory=list)
 
     def end_liveness(self) -> None:
-        self.live_until_ms, self.blink_ms, self.confirmed, self.blink_view = None, None, False, None
+        self.live_until_ms, self.blink_ms, self.confirmed = None, None, False
+        self.blink_checks.clear()
 
 
 def _check_frame(image: object) -> None:
@@ -258,51 +267,63 @@ class Gate:
         if self.background is not None:
             self._recognise_in_background(image, active, now, events)
             return
-        for track in self._due(active, now, lambda info: info.recognised_ms):
+        fresh = [t for t in active if self._tracks[t.id].recognised_ms is None]
+        due = sorted((t for t in active if t not in fresh and self._due_since(t, now) is not None),
+                     key=lambda t: self._due_since(t, now))
+        for track in fresh + due[:1]:
             match = self.recognizer.match(self.encoder.encode(image, track.box))
             self._apply_match(track, self._tracks[track.id], match, now, now, events)
 
-    def _due(self, active: list[Track], now: float, asked: Callable[[_TrackInfo], float | None]) -> list[Track]:
-        """Tracks never asked about, or not since the blink that made them live; and the one
-        most overdue for its re-check."""
-        fresh = [t for t in active if asked(self._tracks[t.id]) is None or self._unconfirmed(self._tracks[t.id], asked)]
-        due = [t for t in active if t not in fresh and now - asked(self._tracks[t.id]) >= self.options.recheck_ms]
-        due.sort(key=lambda t: asked(self._tracks[t.id]))
-        return fresh + due[:1]
-
-    @staticmethod
-    def _unconfirmed(info: _TrackInfo, asked: Callable[[_TrackInfo], float | None]) -> bool:
-        """Live, not confirmed, and not asked about since the blink."""
-        last = asked(info)
-        return (info.name is not None and info.blink_ms is not None and not info.confirmed
-                and (last is None or last < info.blink_ms))
+    def _due_since(self, track: Track, now: float) -> float | None:
+        """Since when ``track`` has been due for an encoding (None: it is not): since it appeared
+        if it was never asked about, else since its re-check fell due."""
+        info = self._tracks[track.id]
+        asked = info.asked_ms if self.background is not None else info.recognised_ms
+        if asked is None:
+            return track.first_seen_ms
+        return asked + self.options.recheck_ms if now - asked >= self.options.recheck_ms else None
 
     def _recognise_in_background(self, image: np.ndarray, active: list[Track], now: float,
                                  events: list[Event]) -> None:
-        """Apply the encodings that finished, then ask for the ones due (one at a time per track)."""
+        """Apply the encodings that finished, then send what is due, blink checks first, while
+        fewer than ``IN_FLIGHT`` faces are with the worker (one request at a time per track)."""
         boxes = {t.id: t for t in active}
         for done in self.background.poll():
-            generation, track_id, asked_ms = done.key
+            generation, track_id, asked_ms, blink_start = done.key
             info = self._tracks.get(track_id) if generation == self._generation else None
             if info is None:
                 continue  # the track left (or the gate was reset) while its face was encoded
             info.waiting = False
             if done.encoding is None:
-                log.warning("track %d: no face encoding (%s); asking again at the next re-check", track_id, done.error)
+                what = "its blink's closed frame" if blink_start is not None else "a face"
+                log.warning("track %d: no encoding of %s (%s)", track_id, what, done.error)
                 continue
             track = boxes.get(track_id) or self.tracker.tracks[track_id]
-            self._apply_match(track, info, self.recognizer.match(done.encoding), asked_ms, now, events)
+            self._apply_match(track, info, self.recognizer.match(done.encoding), asked_ms, now, events,
+                              blink_start=blink_start)
         idle = [t for t in active if not self._tracks[t.id].waiting]
-        for track in self._due(idle, now, lambda info: info.asked_ms):
+        for track in idle:
             info = self._tracks[track.id]
-            # While a blink awaits confirmation, only its closed frame is asked about (see _blink_view).
-            view, box = info.blink_view if info.blink_view is not None else (image, track.box)  # cleared once confirmed
-            self.background.submit((self._generation, track.id, now), view, box)
+            if info.recognised_ms is not None and info.name is None:
+                info.blink_checks.clear()  # an unknown face is never granted: nothing to check
+        checks = sorted((t for t in idle if self._tracks[t.id].name is not None and self._tracks[t.id].blink_checks),
+                        key=lambda t: self._tracks[t.id].blink_checks[0][0])
+        # The rest in the order they fell due, so a stream of new decoy faces cannot starve a re-check.
+        rest = sorted((t for t in idle if t not in checks and self._due_since(t, now) is not None),
+                      key=lambda t: self._due_since(t, now))
+        for track in (checks + rest)[:max(0, IN_FLIGHT - self.background.pending)]:
+            info = self._tracks[track.id]
+            if track in checks:
+                blink_start, view, box = info.blink_checks.pop(0)
+            else:
+                blink_start, view, box = None, image, track.box
+            self.background.submit((self._generation, track.id, now, blink_start), view, box)
             info.asked_ms, info.waiting = now, True
 
     def _apply_match(self, track: Track, info: _TrackInfo, match: Match, asked_ms: float, now: float,
-                     events: list[Event]) -> None:
-        """A recognition result for ``track``, from its face at ``asked_ms``."""
+                     events: list[Event], blink_start: float | None = None) -> None:
+        """A recognition result for ``track``, from its face at ``asked_ms``; ``blink_start``
+        is set when the face was the closed frame of the blink that started then."""
         first = info.recognised_ms is None
         info.recognised_ms, info.distance = asked_ms, match.distance
         if first:
@@ -315,12 +336,17 @@ class Gate:
             info.end_liveness()
             self.blinks.reset(track.id)
             return
-        # A grant needs the name from the face as it was after its blink: a tracker keeps the
-        # track of a photo lowered to show the attacker's own face behind it, and that face's
-        # blink would otherwise be granted under the photo's name until the next re-check.
-        if (info.name is not None and not info.confirmed and info.blink_ms is not None and asked_ms >= info.blink_ms
-                and info.live_until_ms is not None and now <= info.live_until_ms):
-            info.confirmed, info.blink_view = True, None
+        if blink_start is None or info.name is None:
+            return
+        if self.background is not None:
+            events.append(Event("blink_checked", now, track.id, info.name, track.box,
+                                {"start_ms": blink_start, "distance": round(match.distance, 3)}))
+        # A grant needs the name of the blink's own closed frame: a tracker keeps the track of a
+        # photo lowered to show the attacker's face behind it, or swapped for a moment with
+        # someone's shut eyes, and that blink would otherwise count under the photo's name.
+        if (not info.confirmed and info.live_until_ms is not None and now <= info.live_until_ms
+                and info.blink_ms is not None and blink_start >= info.blink_ms):  # not a blink of an earlier spell
+            info.confirmed = True
             events.append(Event("granted", now, track.id, info.name, track.box))
 
     @staticmethod
@@ -352,25 +378,29 @@ class Gate:
             info.end_liveness()
             events.append(Event("expired", now, track.id, info.name, track.box))
         t = self.timer.add("blink", t)
-        closed = None
+        closed, checked = None, False
         if blink is not None and info.name is not None and self.background is None:
-            # Name the blink's closed frame before the blink counts (in the background it is asked
-            # next and confirms the grant): someone else's shut eyes end the track's liveness.
+            # Name the blink's closed frame before the blink counts (in the background it is sent
+            # ahead of everything else): someone else's shut eyes end the track's liveness.
             closed = self.recognizer.match(self.encoder.encode(*view))
             t = self.timer.add("recognise", t)
             if closed.name != info.name:
                 self._apply_match(track, info, closed, now, now, events)  # identity_changed, blinks reset
-                blink = closed = None
+                blink = None
+            checked = blink is not None
         if blink is not None:
             detail = {"closed_ms": round(blink.closed_ms, 1), "start_ms": blink.start_ms, "end_ms": blink.end_ms,
                       "ear_low": None if blink.ear_low is None else round(blink.ear_low, 3),
-                      "sharpness": None if blink.sharpness is None else round(blink.sharpness, 3)}
+                      "sharpness": None if blink.sharpness is None else round(blink.sharpness, 3),
+                      "checked": checked}  # its closed frame named the track (else blink_checked follows)
             events.append(Event("blink", now, track.id, info.name, track.box, detail))
             if info.live_until_ms is None:
-                info.blink_ms, info.confirmed, info.blink_view = now, False, view
+                info.blink_ms, info.confirmed = blink.start_ms, False
             info.live_until_ms = now + self.options.liveness_ms
-        if closed is not None and not info.confirmed:
-            self._apply_match(track, info, closed, now, now, events)  # the same name: granted
+            if self.background is not None and (info.name is not None or info.recognised_ms is None):
+                info.blink_checks = [*info.blink_checks, (blink.start_ms, *view)][-MAX_BLINK_CHECKS:]
+            if checked:
+                self._apply_match(track, info, closed, now, now, events, blink_start=blink.start_ms)  # confirms
         self.timer.add("blink", t)
         live = info.live_until_ms is not None
         return FaceResult(
@@ -384,7 +414,8 @@ class Gate:
             granted=live and info.name is not None and info.confirmed,
             live_until_ms=info.live_until_ms,
             eyes_blurred=self.blinks.blurred(track.id),
-            recognising=info.waiting and info.recognised_ms is None,
+            # Not named yet and an encoding on its way (sent, or waiting here for a free slot).
+            recognising=info.recognised_ms is None and (info.waiting or (self.background is not None and info.asked_ms is None)),
         )
 
     # -- whole sources -------------------------------------------------------------------------
