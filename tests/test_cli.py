@@ -175,6 +175,32 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     assert err == ""
 
 
+@pytest.mark.parametrize("command", ["run", "door"])
+def test_sigterm_closes_the_recording_and_exits_143(tmp_path, command):
+    """A service manager stops blinkgate with SIGTERM: the MP4 must still play (a killed
+    writer leaves a file without its index), as after Ctrl-C."""
+    import signal
+    import time
+
+    clip = shared("blink-videos", "blink-detector.mp4")
+    video, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    argv = [sys.executable, "-m", "blinkgate", command, "--source", str(clip), "--no-display",
+            "--record", str(video), "--events", str(events), "--db", str(tmp_path / "none.db")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (events.exists() and events.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()  # still working: the clip takes seconds
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert "Traceback" not in proc.stderr.read().decode()
+    cap = cv2.VideoCapture(str(video))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, _ = cap.read()
+    cap.release()
+    assert ok and 0 < frames < 334
+
+
 def test_people_without_database(capsys, tmp_path):
     code, _, err = run(capsys, "people", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "no face database" in err

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
-the rest), 130 interrupted.
+the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: recordings and logs are closed first).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -522,11 +524,23 @@ def _detach_stdout() -> None:
     os.close(devnull)
 
 
+class Terminated(BaseException):
+    """SIGTERM (systemd, ``docker stop``, ``kill``). Raised in the frame loop, it unwinds the
+    same ``finally`` blocks as Ctrl-C, so a recording gets its index and the logs are closed;
+    a BaseException, so no ``except Exception`` on the way swallows it."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
     if not args.verbose:
         _quiet_native_logs()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         _fill_settings(args)
         code = args.func(args)
@@ -540,6 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143  # what a shell reports for a process ended by SIGTERM
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
