@@ -16,7 +16,7 @@ def test_the_wheel_ships_every_model_file(tmp_path):
     wheel without it ran the eye stage at 0.5/0.5, unnoticed by a test suite on an editable
     install. Built from a copy, so the checkout gets no build/ folder."""
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
         shutil.copy(ROOT / name, tmp_path / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(tmp_path), "--no-deps", "--no-build-isolation",
                     "--quiet", "--wheel-dir", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
@@ -26,3 +26,27 @@ def test_the_wheel_ships_every_model_file(tmp_path):
     assert {"blinkgate/models/eye_state.onnx", "blinkgate/models/eye_state.json"} <= models
     assert models <= packed, sorted(models - packed)
     assert "blinkgate/py.typed" in packed
+
+
+def test_the_sdist_carries_the_license_and_a_runnable_test_suite(tmp_path):
+    """An sdist with test files but not their conftest.py and fakes.py cannot run its tests."""
+    shutil.copytree(ROOT, tmp_path / "src_tree", ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "__pycache__", "*.egg-info", "build", "dist", "out", "runs"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(tmp_path / "src_tree"), "--no-deps", "--no-build-isolation",
+                    "--quiet", "--wheel-dir", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("blinkgate-*.whl")
+    meta = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    runtime = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert "License-Expression: MIT" in text and runtime
+    assert not [line for line in runtime if "setuptools" in line]  # a pin there blocks the user's setuptools
+    assert any(n.endswith("licenses/LICENSE") for n in zipfile.ZipFile(wheel).namelist())
+    subprocess.run([sys.executable, "-c", "from setuptools import build_meta as b; b.build_sdist('out')"],
+                   cwd=tmp_path / "src_tree", check=True, capture_output=True, timeout=300)
+    (sdist,) = (tmp_path / "src_tree" / "out").glob("blinkgate-*.tar.gz")
+    import tarfile
+
+    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    assert {"LICENSE", "tests/conftest.py", "tests/fakes.py", "tests/test_gate.py"} <= names
+    assert not any("__pycache__" in n for n in names)
+

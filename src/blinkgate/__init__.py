@@ -1,9 +1,11 @@
 """blinkgate: a face-liveness gate. Nothing heavy happens at import; models load on first use.
 
     >>> import blinkgate
-    >>> with blinkgate.Gate(db="faces.db") as gate:          # doctest: +SKIP
+    >>> with blinkgate.Gate(db=blinkgate.default_db_path()) as gate:  # doctest: +SKIP
     ...     for face in gate.process(frame, timestamp_ms):
     ...         if face.granted: print(face.name)
+
+``default_db_path()`` is where ``blinkgate enroll`` writes unless told otherwise.
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 __all__ = [
-    "Gate", "GateOptions", "open_source", "FrameResult", "FaceResult", "Event", "EyeReading", "EyeState",
+    "Gate", "GateOptions", "open_source", "default_db_path", "FrameResult", "FaceResult", "Event", "EyeReading", "EyeState",
     "BlinkgateError", "SourceError", "ImageError", "DatabaseError", "ModelError",
 ]
 
 _LAZY = {
-    "Gate": "gate", "GateOptions": "gate", "open_source": "sources",
+    "Gate": "gate", "GateOptions": "gate", "open_source": "sources", "default_db_path": "database",
     "FrameResult": "types", "FaceResult": "types", "Event": "types", "EyeReading": "types", "EyeState": "types",
     "BlinkgateError": "errors", "SourceError": "errors", "ImageError": "errors", "DatabaseError": "errors",
     "ModelError": "errors",
 }
 
 if TYPE_CHECKING:
+    from .database import default_db_path
     from .errors import BlinkgateError, DatabaseError, ImageError, ModelError, SourceError
     from .gate import Gate, GateOptions
     from .sources import open_source

@@ -670,8 +670,10 @@ class Door:
 
     Example::
 
+        from blinkgate import Gate, default_db_path, open_source
         from blinkgate.door import Door
-        with Door(Gate(db="faces.db")) as door:
+
+        with Door(Gate(db=default_db_path())) as door:
             for frame in open_source(0):
                 result = door.process(frame.image, frame.timestamp_ms)
                 for face in result:

@@ -137,7 +137,9 @@ class Gate:
 
     Example::
 
-        with Gate(db="faces.db") as gate:
+        from blinkgate import Gate, default_db_path, open_source
+
+        with Gate(db=default_db_path()) as gate:
             for frame in open_source("clip.mp4"):
                 for face in gate.process(frame.image, frame.timestamp_ms):
                     if face.granted:

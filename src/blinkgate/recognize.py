@@ -9,7 +9,6 @@ distance is small (< ~0.6) for the same person.
 
 from __future__ import annotations
 
-import importlib.resources
 import importlib.util
 from collections import Counter
 from dataclasses import dataclass
@@ -44,10 +43,10 @@ def default_models_dir() -> Path:
             "face_recognition_models is not installed (pip install face_recognition_models)"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "models"
-    if folder.is_dir():
-        return folder
-    # Unusual install (e.g. zipped): ask the package itself, at the cost of importing it.
-    return Path(str(importlib.resources.files("face_recognition_models") / "models"))
+    if not folder.is_dir():  # a zipped or broken install: dlib can only load files from a folder
+        raise ModelError(f"face_recognition_models has no models folder at {folder}: reinstall it "
+                         "(pip install --force-reinstall face_recognition_models)")
+    return folder
 
 
 def _to_rgb(image_bgr: np.ndarray) -> np.ndarray:

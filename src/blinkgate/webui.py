@@ -100,6 +100,10 @@ class WebUI:
 
     Example::
 
+        from blinkgate.annotate import draw
+        from blinkgate.webui import WebUI, face_json
+
+        describe = lambda result: [face_json(f) for f in result.faces]
         with WebUI("8080", draw=draw, faces=describe) as ui:
             print(ui.url)
             for frame, result in gate.run(source):
