@@ -46,6 +46,69 @@ def test_gate_numbers_out_of_range_are_argument_errors(capsys, option, value):
     assert exc.value.code == 2 and f"argument {option}" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["eval", "m.csv", "--time-limit", "-1"], ["eval", "m.csv", "--jobs", "0"], ["log", "--limit", "-1"],
+    ["simulate-attack", "p.jpg", "--out", "o", "--duration", "0"], ["simulate-attack", "p.jpg", "--out", "o", "--count", "0"],
+    ["train-eyes", "cew", "--epochs", "-1"], ["train-eyes", "cew", "--calibration-folds", "-3"],
+    ["door", "--mqtt-port", "99999"]])
+def test_other_numbers_out_of_range_are_refused_before_any_work(capsys, argv):
+    try:
+        code = main(argv)  # door's settings are checked by config.resolve: an error line, exit 2
+    except SystemExit as exc:  # the others by argparse: a usage line, exit 2
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and ("argument --" in err or "mqtt.port must be at most" in err), err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["eval", "m.csv", "--report", "{bad}/report"], "--report"),
+    (["simulate-attack", "p.jpg", "--out", "{bad}/sim"], "--out"),
+    (["train-eyes", "cew", "--out", "{bad}/eyes.onnx"], "--out")])
+def test_an_output_folder_that_cannot_be_written_fails_before_the_work(capsys, tmp_path, argv, flag):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where a folder should be")
+    code, _, err = run(capsys, *[a.replace("{bad}", str(blocked)) for a in argv])
+    assert code == 2 and err.startswith(f"blinkgate: error: {flag} {blocked}") and "cannot write there" in err
+
+
+def test_eval_refuses_an_empty_manifest_and_exits_2_when_an_input_fails(capsys, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,source,label\n")
+    code, _, err = run(capsys, "eval", str(empty), "-q")
+    assert code == 2 and "no inputs" in err
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    _blank_video(str(tmp_path / "room.avi"), 6)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,source,label\nok,{tmp_path / 'room.avi'},live\nbroken,{broken},live\n")
+    code, out, err = run(capsys, "eval", str(manifest), "-q", "--json")
+    summary = json.loads(out)["summary"]
+    assert code == 2 and list(summary["errors"]) == ["broken"]  # judged the rest, said which failed
+
+
+def test_enroll_refuses_a_missing_folder_without_creating_a_database_and_skips_a_blank_name(capsys, tmp_path):
+    db = tmp_path / "faces.db"
+    code, _, err = run(capsys, "enroll", str(tmp_path / "nope"), "--db", str(db))
+    assert code == 2 and "people directory not found" in err and not db.exists()
+    blank = tmp_path / "people" / " "
+    blank.mkdir(parents=True)
+    (blank / "face.jpg").symlink_to(sorted(shared("faces", "lfw65", "Abdullah_Gul").glob("*.jpg"))[0])
+    code, out, err = run(capsys, "enroll", str(blank.parent), "--db", str(db), "-q")
+    assert code == 0 and "person folder name is blank" in out and "0 added" in out, err
+
+
+def test_a_blank_source_is_refused_not_read_as_the_current_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "check", " ", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "empty source" in err
+
+
+def test_eval_blinks_on_a_clip_without_labelled_blinks_prints_its_table(capsys, tmp_path):
+    clip = shared("blink-videos", "liveportrait-d3.mp4")
+    (tmp_path / "liveportrait-d3.csv").write_text("start_frame,end_frame,peak_frame,kind,confidence,note\n")
+    code, out, err = run(capsys, "eval-blinks", str(clip), "--labels", str(tmp_path))
+    assert code == 0 and "0 labelled" in out and "closed frames read closed —" in out, err
+
+
 def test_check_missing_input_is_one_line_and_exit_2(capsys, tmp_path):
     code, out, err = run(capsys, "check", str(tmp_path / "nope.mp4"), "--db", str(tmp_path / "f.db"))
     assert code == 2 and out == ""
@@ -92,8 +155,9 @@ def test_check_in_parallel_prints_the_same_lines_in_input_order(capsys, tmp_path
     assert one[0] == two[0] == 2 and one[1] == two[1]
     assert [json.loads(line).get("frames") for line in two[1].splitlines()] == [8, None, 3, 5]
     assert two[2].count("blinkgate: error: no such file") == 1
-    code, _, err = run(capsys, *args, "--jobs", "0")
-    assert code == 2 and "--jobs must be at least 1" in err
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--jobs", "0"])
+    assert exc.value.code == 2 and "argument --jobs: 0 must be at least 1" in capsys.readouterr().err
 
 
 def test_check_refuses_a_camera_or_stream_it_would_watch_forever(capsys, tmp_path):

@@ -52,6 +52,19 @@ def _fill_settings(args: argparse.Namespace) -> None:
             setattr(args, key, values[key])
 
 
+def _writable_folder(path: str | Path, flag: str) -> None:
+    """Make the output folder ``path`` now, so an unwritable one fails before the work, not
+    with a traceback after an hour of it."""
+    import tempfile
+
+    try:
+        Path(path).expanduser().mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=Path(path).expanduser()):
+            pass
+    except OSError as err:
+        raise BlinkgateError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
+
+
 def _db_path(args: argparse.Namespace) -> Path:
     from .database import default_db_path
 
@@ -92,9 +105,10 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from .database import FaceDatabase
-    from .enroll import enroll_directory
+    from .enroll import check_people_dir, enroll_directory
     from .recognize import FaceEncoder
 
+    check_people_dir(Path(args.people_dir))  # a typo must not leave an empty database behind
     with FaceDatabase(_db_path(args)) as db:
         report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
     print(report.format())
@@ -184,8 +198,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    if args.jobs < 1:
-        raise BlinkgateError(f"--jobs must be at least 1, got {args.jobs}")
     eye_model = _eye_model(args)
     if args.jobs > 1 and len(args.inputs) > 1:
         return _check_in_parallel(args, eye_model)
@@ -264,6 +276,9 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
         from .train_eyes import train_eyes
     except ImportError as err:
         raise BlinkgateError(f"training needs the [train] extra: pip install 'blinkgate[train]' ({err})") from err
+    if args.calibration_folds == 1:
+        raise BlinkgateError("--calibration-folds must be 0 (skip) or at least 2")
+    _writable_folder(Path(args.out).expanduser().parent, "--out")
     result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
                         calibration_folds=args.calibration_folds, jobs=args.jobs)
     print(json.dumps(result, indent=2))
@@ -299,10 +314,14 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+    def fmt(value, spec: str) -> str:  # a rate with nothing to count (no labelled blink) is None
+        return "—" if value is None else format(value, spec)
+
     for name, r in result.items():
-        print(f"{name:>12}: precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}  "
-              f"({r['detected']} detected, {r['labelled']} labelled; closed frames read closed "
-              f"{r['closed_frame_accuracy']:.1%}, open frames read open {r['open_frame_accuracy']:.1%})")
+        print(f"{name:>12}: precision {fmt(r['precision'], '.3f')}  recall {fmt(r['recall'], '.3f')}  "
+              f"F1 {fmt(r['f1'], '.3f')}  ({r['detected']} detected, {r['labelled']} labelled; closed frames "
+              f"read closed {fmt(r['closed_frame_accuracy'], '.1%')}, open frames read open "
+              f"{fmt(r['open_frame_accuracy'], '.1%')})")
         for c in r["clips"]:
             if c["missed"] or c["false_at"]:
                 print(f"{'':>14}{c['clip']}: missed at {c['missed']}, false at {c['false_at']}")
@@ -315,12 +334,15 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import run_cli
 
+    if args.report:
+        _writable_folder(args.report, "--report")
     return run_cli(args)
 
 
 def cmd_simulate_attack(args: argparse.Namespace) -> int:
     from .simulate import run_cli
 
+    _writable_folder(args.out, "--out")
     return run_cli(args)
 
 
@@ -377,6 +399,21 @@ def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
     return parse
 
 
+def _whole(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low`` (jobs, epochs, counts, limits)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} must be at least {low}")
+        return value
+
+    return parse
+
+
 def _add_gate(p: argparse.ArgumentParser, config: bool = True) -> None:
     """The gate's flags. They default to None: ``_fill_settings`` fills in the rest."""
     _add_db(p, config)
@@ -425,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--jobs", type=int, default=1, metavar="N", help="check N inputs at once, one process each (default 1)")
+    p.add_argument("--jobs", type=_whole(1), default=1, metavar="N", help="check N inputs at once, one process each (default 1)")
     _add_gate(p)
     p.set_defaults(func=cmd_check)
 
@@ -433,10 +470,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir")
     p.add_argument("--out", default="eye_state.onnx", help="ONNX file to write (default eye_state.onnx)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="default: the shipped model's setting")
-    p.add_argument("--calibration-folds", type=int, default=5,
+    p.add_argument("--epochs", type=_whole(1), default=None, help="default: the shipped model's setting")
+    p.add_argument("--calibration-folds", type=_whole(0), default=5,
                    help="grouped CV folds to calibrate closed_below on (0 = skip; default 5)")
-    p.add_argument("--jobs", type=int, default=2, help="processes for the calibration folds (default 2)")
+    p.add_argument("--jobs", type=_whole(1), default=2, help="processes for the calibration folds (default 2)")
     p.set_defaults(func=cmd_train_eyes)
 
     p = sub.add_parser("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
@@ -456,11 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifests", nargs="+", metavar="MANIFEST", help="CSV or TOML manifest(s)")
     p.add_argument("--json", action="store_true", help="print the summary and every outcome as JSON")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json and plots here")
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="S", help="bona fide must be accepted within this (default 10 s)")
+    p.add_argument("--time-limit", type=_number(0), default=10.0, metavar="S", help="bona fide must be accepted within this (default 10 s)")
     p.add_argument("--pipeline", choices=("blinkgate", "article"), default="blinkgate", help="what to evaluate (default blinkgate)")
     p.add_argument("--article-dir", metavar="DIR", help="folder with the article's model.json + model.h5 (for --pipeline article)")
     p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval)
@@ -469,10 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos (searched recursively)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos, manifest.csv and params.jsonl")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--count", type=int, default=None, help="sequences to make (default: one per photo)")
+    p.add_argument("--count", type=_whole(1), default=None, help="sequences to make (default: one per photo)")
     p.add_argument("--kinds", default="print,bent-print,folded-print", help="attack kinds to draw from (comma list)")
-    p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per sequence (default: random 6-10)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--duration", type=_number(0), default=None, metavar="S", help="seconds per sequence (default: random 6-10)")
+    p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate_attack)
 
@@ -485,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("log", help="show the door's access log")
     p.add_argument("--since", metavar="AGE", help="only entries newer than this: 30m, 1h, 2d, 1w or an ISO date")
     p.add_argument("--name", help="only this person")
-    p.add_argument("--limit", type=int, metavar="N", help="only the newest N entries")
+    p.add_argument("--limit", type=_whole(1), metavar="N", help="only the newest N entries")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--snapshot", type=int, metavar="ID", help="write the face snapshot of entry ID as a JPEG")
     p.add_argument("--out", metavar="FILE.jpg", help="where --snapshot writes (default blinkgate-ID.jpg)")

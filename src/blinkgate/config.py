@@ -102,7 +102,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("webhook.timeout", "float", 3.0, "per-request timeout (s)", "--webhook-timeout", minimum=0.1),
     Setting("webhook.retries", "int", 2, "retries after a failed POST", "--webhook-retries", minimum=0),
     Setting("mqtt.host", "str", None, "publish each grant to this MQTT broker", "--mqtt-host"),
-    Setting("mqtt.port", "int", 1883, "MQTT broker port", "--mqtt-port", minimum=1),
+    Setting("mqtt.port", "int", 1883, "MQTT broker port", "--mqtt-port", minimum=1, maximum=65535),
     Setting("mqtt.topic", "str", "blinkgate/door/granted", "MQTT topic", "--mqtt-topic"),
     Setting("mqtt.username", "str", None, "MQTT user name", "--mqtt-username"),
     Setting("mqtt.password", "str", None, "MQTT password", "--mqtt-password", secret=True),

@@ -243,7 +243,10 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
             if not jpeg:
                 raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, or past retention)")
             target = Path(out or f"blinkgate-{snapshot}.jpg")
-            target.write_bytes(jpeg)
+            try:
+                target.write_bytes(jpeg)
+            except OSError as err:
+                raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
             print(f"wrote {target} ({len(jpeg)} bytes)")
             return 0
         entries = store.entries(since=parse_since(since) if since else None, name=name, limit=limit)

@@ -94,12 +94,17 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]:
-    """(person name, image path) pairs to process, plus outcomes for unusable entries."""
+def check_people_dir(people_dir: Path) -> None:
+    """Refuse a PEOPLE_DIR that is missing or not a folder (before a database is created for it)."""
     if not people_dir.exists():
         raise ImageError(f"people directory not found: {people_dir}")
     if not people_dir.is_dir():
         raise ImageError(f"not a directory: {people_dir} (expected PEOPLE_DIR/<name>/*.jpg)")
+
+
+def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]:
+    """(person name, image path) pairs to process, plus outcomes for unusable entries."""
+    check_people_dir(people_dir)
     entries = sorted(p for p in people_dir.iterdir() if not p.name.startswith("."))
     folders = [p for p in entries if p.is_dir()]
     loose = [p for p in entries if _is_image(p)]
@@ -111,6 +116,9 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
     todo: list[tuple[str, Path]] = []
     notes = [ImageOutcome(p, SKIPPED, "not inside a person folder") for p in loose]
     for folder in folders:
+        if not folder.name.strip():
+            notes.append(ImageOutcome(folder, SKIPPED, "person folder name is blank: name the folder after the person"))
+            continue
         try:
             images = sorted(p for p in folder.iterdir() if _is_image(p))
         except OSError as err:

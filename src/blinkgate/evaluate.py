@@ -630,6 +630,8 @@ def run_cli(args) -> int:
 
         plotting()  # a missing matplotlib fails now, not after an hour of evaluation
     presentations = load_manifest(*args.manifests, default_fps=args.fps)
+    if not presentations:
+        raise ManifestError(f"no inputs in {', '.join(args.manifests)}")
     if args.only:
         presentations = [p for p in presentations if re.search(args.only, p.id)]
         if not presentations:
@@ -657,4 +659,4 @@ def run_cli(args) -> int:
 
         report = write_report(args.report, summary, outcomes, args.pipeline)
         print(f"report: {report}", file=sys.stderr)
-    return 0
+    return 2 if summary["errors"] else 0  # as `check`: some input could not be judged

@@ -279,6 +279,8 @@ def is_live(spec: str | int | Path) -> bool:
 def open_source(spec: str | int | Path, fps: float = 20.0) -> FrameSource:
     """Open a source from a CLI-style spec: camera index, URL, video file or frame folder."""
     text = str(spec).strip()
+    if not text:  # Path("") is the current folder: a blank argument would read its images
+        raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     if is_live(spec):
         return LiveSource(int(text) if isinstance(spec, int) or text.isdigit() else text)
     path = Path(text).expanduser()
