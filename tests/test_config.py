@@ -7,7 +7,7 @@ import json
 import pytest
 
 from blinkgate.cli import build_parser, main
-from blinkgate.config import SETTINGS, find_config, resolve
+from blinkgate.config import SETTINGS, find_config, resolve, weakened
 from blinkgate.door import ChallengePolicy
 from blinkgate.doorrun import build_actions, door_options
 from blinkgate.errors import BlinkgateError
@@ -133,6 +133,28 @@ def test_a_secret_in_a_world_readable_file_is_warned_about(conf, caplog):
     conf.chmod(0o644)
     resolve(cli("--config", str(conf)), env={})
     assert "chmod 600" in caplog.text
+
+
+def test_a_file_others_can_change_is_refused(conf, caplog):
+    """Whoever can write the settings file can switch the challenge off."""
+    conf.chmod(0o666)
+    with pytest.raises(BlinkgateError, match="can be changed by any user"):
+        resolve(cli("--config", str(conf)), env={})
+    conf.chmod(0o620)
+    resolve(cli("--config", str(conf)), env={})
+    assert "can be changed by its group" in caplog.text
+
+
+def test_security_settings_below_their_defaults_are_named_with_their_origin(conf, capsys):
+    env = {"BLINKGATE_LOCKOUT_FAILURES": "0", "BLINKGATE_TOLERANCE": "0.4"}
+    lines = weakened(resolve(cli("--config", str(conf), "--no-challenge"), env=env))
+    assert [line.split(" = ")[0] for line in lines] == ["challenge.enabled", "challenge.counts", "lockout.failures"]
+    assert "(cli:--challenge; default true)" in lines[0] and f"file:{conf}" in lines[1]
+    assert "env:BLINKGATE_LOCKOUT_FAILURES" in lines[2]  # a stricter tolerance (0.4) is not listed
+    only_file = weakened(resolve(cli("--config", str(conf)), env={}))
+    assert [line.split(" = ")[0] for line in only_file] == ["challenge.counts"]  # its hold of 5 s is stricter
+    assert main(["config", "--config", str(conf), "--no-challenge"]) == 0
+    assert "# weaker than the default: challenge.enabled = false" in capsys.readouterr().out
 
 
 def test_actions_are_built_from_settings(conf):

@@ -367,8 +367,13 @@ def cmd_log(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from .config import resolve
 
+    from .config import weakened
+
     settings = resolve(args)
-    print(json.dumps(settings.to_json(), indent=2) if args.json else "\n".join(settings.lines()))
+    if args.json:
+        print(json.dumps({**settings.to_json(), "weaker_than_default": weakened(settings)}, indent=2))
+    else:
+        print("\n".join(settings.lines() + [f"# weaker than the default: {line}" for line in weakened(settings)]))
     return 0
 
 

@@ -232,8 +232,58 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
     return None
 
 
+def check_file_owner(path: Path) -> None:
+    """Refuse a settings file that someone else can change: whoever can write it can switch the
+    challenge or the lockout off. Owned by us or root, not writable by others (as ssh does);
+    group-writable only warns, since many systems give each user a group of their own."""
+    if os.name != "posix":
+        return
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid not in (os.getuid(), 0):
+        raise BlinkgateError(f"config file {path} belongs to another user (uid {info.st_uid}): "
+                             "they could weaken the door; use a file you or root own")
+    if mode & stat.S_IWOTH:
+        raise BlinkgateError(f"config file {path} can be changed by any user (mode {mode:o}), who could "
+                             f"switch the challenge off: chmod o-w {path}")
+    if mode & stat.S_IWGRP:
+        import logging
+
+        logging.getLogger("blinkgate").warning("config file %s can be changed by its group (mode %o): chmod g-w %s",
+                                               path, mode, path)
+
+
+# Settings that, moved from their default this way, let more through: (key, weaker, what it costs).
+WEAKER = (
+    ("challenge.enabled", lambda v, d: not v, "no challenge: a replayed video of the person blinking is granted"),
+    ("challenge.counts", lambda v, d: len(set(v)) < len(set(d)), "fewer blink counts to ask for: a replay guesses k more often"),
+    ("challenge.rounds", lambda v, d: v < d, "fewer challenge rounds"),
+    ("challenge.max_reaction", lambda v, d: v > d, "a longer window for the first answer blink: a replay hits it more often"),
+    ("challenge.max_interval", lambda v, d: v > d, "a longer gap allowed between answer blinks"),
+    ("challenge.hold", lambda v, d: v < d, "a shorter hold after the answer: a replay's next blink falls outside it more often"),
+    ("challenge.clear", lambda v, d: v < d, "a shorter quiet time before the answer"),
+    ("lockout.failures", lambda v, d: v == 0 or v > d, "no lockout (0), or more failed challenges before one"),
+    ("lockout.window", lambda v, d: v < d, "failures counted over a shorter window"),
+    ("lockout.cooldown", lambda v, d: v < d, "a shorter lockout"),
+    ("tolerance", lambda v, d: v > d, "a looser face match: a look-alike is named as the enrolled person"),
+)
+
+
+def weakened(settings: Resolved) -> list[str]:
+    """One line per security setting moved below its default, saying where from: a stray
+    ``BLINKGATE_*`` variable or an old config file must not weaken the door unnoticed."""
+    out = []
+    for key, weaker, why in WEAKER:
+        value, default = settings[key], BY_KEY[key].default
+        if settings.origins[key] != "default" and weaker(value, default):
+            out.append(f"{key} = {_show(BY_KEY[key], value)} ({settings.origins[key]}; default "
+                       f"{_show(BY_KEY[key], default)}): {why}")
+    return out
+
+
 def load_file(path: Path) -> dict[str, object]:
     """The settings in a TOML file, converted; an unknown key is an error."""
+    check_file_owner(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import Resolved
+from .config import Resolved, weakened
 from .door import ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
 from .errors import BlinkgateError
 
@@ -183,6 +183,8 @@ def run_door(settings: Resolved) -> int:
         check_settings(settings["ui.listen"], settings["ui.token"])
     source = open_source(settings["source"], fps=settings["fps"])
     door = build_door(settings, source=source.description, live=source.live)
+    for line in weakened(settings):
+        log.warning("weaker than the default: %s", line)
     c = door.options.challenge
     log.info("door: challenge %s, lockout after %d failures in %.0f s; access log in %s",
              f"on (k in {list(c.counts)}, hold {c.hold_ms / 1000:g} s{f', {c.rounds} rounds' if c.rounds > 1 else ''})" if c.enabled else "OFF (blink only)",
