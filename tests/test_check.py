@@ -7,6 +7,12 @@ from blinkgate.sources import Frame, FrameSource
 from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 
+def test_a_verdict_counts_in_words():
+    one = Verdict("clip.mp4", frames=1, faces=[FaceVerdict(1, None, blinks=1)])
+    assert "(1 frame, 1 face, 1 blink)" in one.format()
+    assert "(0 frames, 0 faces, 0 blinks)" in Verdict("clip.mp4").format()
+
+
 def test_a_face_never_live_on_blurred_eyes_is_told_why():
     blurred = Verdict("clip.mp4", frames=90, faces=[FaceVerdict(1, "alice", frames=90, eyes_blurred=True)])
     assert blurred.format().endswith("0 blinks; eyes too blurred to see a blink)")

@@ -29,6 +29,14 @@ def test_version(capsys):
     assert exc.value.code == 0 and __version__ in capsys.readouterr().out
 
 
+def test_verbose_goes_before_or_after_the_command():
+    from blinkgate.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(["-v", "check", "a.mp4"]).verbose and parse(["check", "a.mp4", "-v"]).verbose
+    assert not parse(["check", "a.mp4"]).verbose
+
+
 def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["check"])

@@ -82,7 +82,10 @@ def statuses(report: EnrollReport, root: Path) -> dict[str, tuple[str, str]]:
     return {str(o.path.relative_to(root)): (o.status, o.reason) for o in report.outcomes}
 
 
-def test_enrol_reports_every_image(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
+def test_enrol_reports_every_image(people_dir: Path, tmp_path: Path, encoder, capsys, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on a terminal only
     with FaceDatabase(tmp_path / "faces.db") as db:
         report = enroll_directory(db, people_dir, encoder, progress=True)
         assert "enrolling" in capsys.readouterr().err  # tqdm bar on stderr
@@ -187,3 +190,10 @@ def test_huge_images_are_downscaled_before_detection() -> None:
     ok, buf = cv2.imencode(".png", np.zeros((2000, 4000, 3), np.uint8))
     image = enroll_module._decode(buf.tobytes())
     assert image is not None and image.shape == (800, 1600, 3)
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
+    """A log file or a journal gets the report, not hundreds of carriage-return bar updates."""
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=True)
+    assert "enrolling" not in capsys.readouterr().err

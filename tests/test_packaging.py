@@ -39,6 +39,9 @@ def test_the_sdist_carries_the_license_and_a_runnable_test_suite(tmp_path):
     text = zipfile.ZipFile(wheel).read(meta).decode()
     runtime = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert "License-Expression: MIT" in text and runtime
+    from blinkgate import __version__
+
+    assert f"\nVersion: {__version__}\n" in text
     assert not [line for line in runtime if "setuptools" in line]  # a pin there blocks the user's setuptools
     assert any(n.endswith("licenses/LICENSE") for n in zipfile.ZipFile(wheel).namelist())
     subprocess.run([sys.executable, "-c", "from setuptools import build_meta as b; b.build_sdist('out')"],

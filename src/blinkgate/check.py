@@ -52,7 +52,12 @@ class Verdict:
         when = f", first live at {first:.2f}s" if first is not None else ""
         blurred = any(f.eyes_blurred and not f.live for f in self.faces)
         why = "; eyes too blurred to see a blink" if blurred else ""
-        return f"{self.source}: {verdict} ({self.frames} frames, {len(self.faces)} faces, {blinks} blinks{when}{why})"
+        counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
+        return f"{self.source}: {verdict} ({counts}{when}{why})"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def check_source(

@@ -225,7 +225,7 @@ def _check_one(gate: Callable[[], Gate], spec: str, position: str | None, args: 
     verdict, error = None, None
     try:
         with open_recording(spec, args.fps) as source, tqdm(
-            total=getattr(source, "frame_count", None), unit="frame", desc=position, disable=args.quiet,
+            total=getattr(source, "frame_count", None), unit="frame", desc=position, disable=True if args.quiet else None,
             file=sys.stderr, leave=False,
         ) as bar:
             verdict = check_source(gate(), source, name=str(spec), on_frame=bar.update)
@@ -242,7 +242,7 @@ def _check_in_parallel(args: argparse.Namespace, eye_model: str | None) -> int:
 
     make_gate, failed = _gate_factory(args, eye_model), 0
     jobs, level = min(args.jobs, len(args.inputs)), logging.DEBUG if args.verbose else logging.INFO
-    with tqdm(total=len(args.inputs), unit="input", disable=args.quiet, file=sys.stderr, leave=False) as bar:
+    with tqdm(total=len(args.inputs), unit="input", disable=True if args.quiet else None, file=sys.stderr, leave=False) as bar:
         for spec, verdict, error, logged in check_in_parallel(args.inputs, make_gate, args.fps, jobs, level):
             for line in logged:
                 tqdm.write(f"blinkgate: {line}", file=sys.stderr)
@@ -434,24 +434,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"blinkgate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v also after the command (`blinkgate check -v clip.mp4`); SUPPRESS keeps a -v given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
 
-    p = sub.add_parser("enroll", help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[verbose], **kwargs)
+
+    p = command("enroll", help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
     p.add_argument("people_dir")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_db(p)
     p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("people", help="list enrolled people")
+    p = command("people", help="list enrolled people")
     p.add_argument("--json", action="store_true")
     _add_db(p)
     p.set_defaults(func=cmd_people)
 
-    p = sub.add_parser("forget", help="remove a person from the database")
+    p = command("forget", help="remove a person from the database")
     p.add_argument("name")
     _add_db(p)
     p.set_defaults(func=cmd_forget)
 
-    p = sub.add_parser("run", help="watch a camera, video, frame folder or stream")
+    p = command("run", help="watch a camera, video, frame folder or stream")
     p.add_argument("--source", default="0", help="camera index, video file, frame folder or rtsp/http URL (default 0)")
     p.add_argument("--no-display", action="store_true", help="run without a window")
     p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video")
@@ -463,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("check", help="print a liveness verdict for each video or frame folder")
+    p = command("check", help="print a liveness verdict for each video or frame folder")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -471,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("train-eyes", help="train the eye-state CNN (needs the [train] extra)")
+    p = command("train-eyes", help="train the eye-state CNN (needs the [train] extra)")
     p.add_argument("data_dir")
     p.add_argument("--out", default="eye_state.onnx", help="ONNX file to write (default eye_state.onnx)")
     p.add_argument("--seed", type=int, default=0)
@@ -481,20 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_whole(1), default=2, help="processes for the calibration folds (default 2)")
     p.set_defaults(func=cmd_train_eyes)
 
-    p = sub.add_parser("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
+    p = command("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--labels", help="label folder (default: labels/ beside each clip)")
     p.add_argument("--json", action="store_true")
     _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval_blinks)
 
-    p = sub.add_parser("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
+    p = command("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
     p.add_argument("data_dir")
     p.add_argument("--model", help="ONNX model (default: the shipped one)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval_eyes)
 
-    p = sub.add_parser("eval", help="APCER/BPCER/ACER and time to accept over a manifest of live and attack inputs")
+    p = command("eval", help="APCER/BPCER/ACER and time to accept over a manifest of live and attack inputs")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST", help="CSV or TOML manifest(s)")
     p.add_argument("--json", action="store_true", help="print the summary and every outcome as JSON")
     p.add_argument("--report", metavar="DIR", help="write report.md, results.json and plots here")
@@ -507,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("simulate-attack", help="make reproducible simulated print-attack videos from still photos")
+    p = command("simulate-attack", help="make reproducible simulated print-attack videos from still photos")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos (searched recursively)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos, manifest.csv and params.jsonl")
     p.add_argument("--seed", type=int, default=0)
@@ -520,11 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .config import add_arguments as add_door_settings
 
-    p = sub.add_parser("door", help="door opener: challenge-response, lockout, access log, unlock actions")
+    p = command("door", help="door opener: challenge-response, lockout, access log, unlock actions")
     add_door_settings(p)
     p.set_defaults(func=cmd_door)
 
-    p = sub.add_parser("log", help="show the door's access log")
+    p = command("log", help="show the door's access log")
     p.add_argument("--since", metavar="AGE", help="only entries newer than this: 30m, 1h, 2d, 1w or an ISO date")
     p.add_argument("--name", help="only this person")
     p.add_argument("--limit", type=_whole(1), metavar="N", help="only the newest N entries")
@@ -535,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_door_settings(p)
     p.set_defaults(func=cmd_log)
 
-    p = sub.add_parser("config", help="print the effective door settings and where each came from")
+    p = command("config", help="print the effective door settings and where each came from")
     p.add_argument("--json", action="store_true")
     add_door_settings(p)
     p.set_defaults(func=cmd_config)

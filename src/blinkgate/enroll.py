@@ -192,7 +192,7 @@ def enroll_directory(
     todo, notes = _scan(people_dir)
     report = EnrollReport(people_dir, list(notes))
     known = db.image_hashes()
-    bar = tqdm(todo, desc="enrolling", unit="img", file=sys.stderr, disable=not progress)
+    bar = tqdm(todo, desc="enrolling", unit="img", file=sys.stderr, disable=None if progress else True)
     for name, path in bar:
         bar.set_postfix_str(name, refresh=False)
         report.outcomes.append(_enroll_one(db, name, path, known, encoder))

@@ -441,7 +441,7 @@ def evaluate(presentations: list[Presentation], factory: Callable[[], Pipeline],
     """Run every presentation; ``factory`` builds the pipeline (once per worker process)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(presentations), unit="input", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(total=len(presentations), unit="input", disable=None if progress else True, file=sys.stderr, leave=False)
     try:
         if jobs <= 1:
             pipeline = factory()

@@ -782,7 +782,7 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
     work = [(pool, i, kind, seed, out, duration) for i, kind, pool in sequence_plan(pools, count, seed, kinds)]
     rows: list[dict] = []
     try:
-        with tqdm(total=count, unit="seq", disable=not progress, file=sys.stderr, leave=False) as bar:
+        with tqdm(total=count, unit="seq", disable=None if progress else True, file=sys.stderr, leave=False) as bar:
             if jobs <= 1:
                 for w in work:
                     rows.append(_job(w))
