@@ -151,3 +151,16 @@ def test_sidecar_input_norm_is_applied_and_defaults_to_none(tmp_path, clf):
                        atol=1e-6)
     with pytest.raises(ModelError, match="input_norm"):
         EyeClassifier(_model_copy(tmp_path, input_norm="global")).load()
+
+
+@pytest.mark.parametrize("sidecar, message", [
+    ({"closed_below": "x"}, "closed_below must be a probability"),
+    ({"open_above": 1.5}, "open_above must be a probability"),
+    ({"open_above": True}, "open_above must be a probability"),
+    ({"closed_below": 0.8, "open_above": 0.2}, "closed_below must not exceed open_above"),
+])
+def test_a_sidecar_with_bad_thresholds_is_a_clear_error(tmp_path, sidecar, message):
+    """A threshold that is not a probability would fail on the first frame, or read every eye
+    as both open and closed."""
+    with pytest.raises(ModelError, match=message):
+        EyeClassifier(_model_copy(tmp_path, **sidecar)).metadata  # noqa: B018

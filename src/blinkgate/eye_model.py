@@ -59,6 +59,13 @@ def _read_sidecar(model_path: Path) -> dict:
         raise ModelError(f"eye model metadata {sidecar} is unreadable: {err}") from err
     if not isinstance(meta, dict):
         raise ModelError(f"eye model metadata {sidecar} is not a JSON object")
+    for key in DEFAULT_THRESHOLDS:
+        value = meta.get(key, DEFAULT_THRESHOLDS[key])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ModelError(f"eye model metadata {sidecar}: {key} must be a probability from 0 to 1, got {value!r}")
+    closed, opened = (meta.get(k, DEFAULT_THRESHOLDS[k]) for k in ("closed_below", "open_above"))
+    if closed > opened:  # a probability both "closed" and "open"
+        raise ModelError(f"eye model metadata {sidecar}: closed_below must not exceed open_above")
     return meta
 
 
