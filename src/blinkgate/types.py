@@ -11,6 +11,7 @@ Conventions, stated once for the whole package:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,7 +97,7 @@ class FrameResult:
     faces: list[FaceResult]
     events: list[Event]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[FaceResult]:
         return iter(self.faces)
 
     def __len__(self) -> int:
