@@ -9,9 +9,10 @@ Security rules, each enforced here and tested:
 * all state is per track id: a blink counts only for the face that made it;
 * liveness lapses ``liveness_ms`` after the blink, or at once when the track is lost;
 * an unknown face may be live but is never granted;
-* a grant needs the name of the face as it was after its blink (one encoding per blink), not
-  only at the start of the track: a photo lowered to show another face behind it keeps its
-  track, and that face's blink would otherwise inherit the photo's name;
+* a blink counts under a name only once its own closed frame is named so (one encoding per
+  blink), not only the start of the track: a photo lowered to show another face behind it, or
+  swapped for a moment with someone's shut eyes, keeps its track, and that blink would
+  otherwise inherit the photo's name;
 * if a periodic re-check names someone else, the grant is revoked and the eye history reset.
 
 With ``recognition="background"`` (the CLI's choice for cameras and streams) the encodings run
@@ -416,9 +417,13 @@ class Gate:
             granted=live and info.name is not None and info.confirmed,
             live_until_ms=info.live_until_ms,
             eyes_blurred=self.blinks.blurred(track.id),
-            # Not named yet and an encoding on its way (sent, or waiting here for a free slot).
-            recognising=info.recognised_ms is None and (info.waiting or (self.background is not None and info.asked_ms is None)),
+            recognising=self._recognising(info),
         )
+
+    def _recognising(self, info: _TrackInfo) -> bool:
+        """Not named yet, and an encoding on its way (sent, or waiting here for a free slot)."""
+        queued = self.background is not None and len(self.recognizer) > 0 and info.asked_ms is None
+        return info.recognised_ms is None and (info.waiting or queued)
 
     # -- whole sources -------------------------------------------------------------------------
 
