@@ -117,6 +117,19 @@ def test_eval_blinks_on_a_clip_without_labelled_blinks_prints_its_table(capsys, 
     assert code == 0 and "0 labelled" in out and "closed frames read closed —" in out, err
 
 
+def test_eval_bad_regex_and_binary_manifest_are_one_line_errors(capsys, tmp_path):
+    clip = tmp_path / "room.avi"
+    _blank_video(str(clip), 3)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,source,label\nok,{clip},live\n")
+    code, _, err = run(capsys, "eval", str(manifest), "--only", "(", "-q")
+    assert code == 2 and "is not a regular expression" in err
+    for name in ("binary.csv", "binary.toml"):
+        (tmp_path / name).write_bytes(bytes(range(256)) * 4)
+        code, _, err = run(capsys, "eval", str(tmp_path / name), "-q")
+        assert code == 2 and "is not UTF-8 text" in err and "Traceback" not in err
+
+
 def test_check_missing_input_is_one_line_and_exit_2(capsys, tmp_path):
     code, out, err = run(capsys, "check", str(tmp_path / "nope.mp4"), "--db", str(tmp_path / "f.db"))
     assert code == 2 and out == ""

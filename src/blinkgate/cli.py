@@ -335,6 +335,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import run_cli
 
     if args.report:
+        from .evaluate_report import plotting
+
+        plotting()  # a missing matplotlib is said before the report folder is made
         _writable_folder(args.report, "--report")
     return run_cli(args)
 

@@ -221,11 +221,14 @@ def _load(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     if key in seen:
         raise ManifestError(f"manifest {path} includes itself")
     seen = seen | {key}
-    if path.suffix.lower() == ".csv":
-        return _load_csv(path, defaults)
-    if path.suffix.lower() == ".toml":
+    if path.suffix.lower() not in (".csv", ".toml"):
+        raise ManifestError(f"{path}: a manifest is a .csv or .toml file")
+    try:
+        if path.suffix.lower() == ".csv":
+            return _load_csv(path, defaults)
         return _load_toml(path, seen, defaults)
-    raise ManifestError(f"{path}: a manifest is a .csv or .toml file")
+    except UnicodeDecodeError as err:
+        raise ManifestError(f"{path} is not UTF-8 text (byte {err.start}): is it the manifest?") from None
 
 
 def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 20.0) -> list[Presentation]:
@@ -633,7 +636,11 @@ def run_cli(args) -> int:
     if not presentations:
         raise ManifestError(f"no inputs in {', '.join(args.manifests)}")
     if args.only:
-        presentations = [p for p in presentations if re.search(args.only, p.id)]
+        try:
+            only = re.compile(args.only)
+        except re.error as err:
+            raise ManifestError(f"--only {args.only!r} is not a regular expression: {err}") from None
+        presentations = [p for p in presentations if only.search(p.id)]
         if not presentations:
             raise ManifestError(f"--only {args.only!r} selects no input")
     db = None
