@@ -412,6 +412,23 @@ def test_every_blink_of_a_named_track_is_checked_in_the_background():
     assert rig.kinds().count("blink_checked") == 1
 
 
+def test_a_spliced_blink_while_a_re_check_is_in_flight_is_checked_after_it():
+    """The blink's closed frame waits while the track's re-check (of the photo) is with the
+    worker; that answer names Alice, and the closed frame, sent next, names the stranger."""
+    rig = name_alice(BackgroundRig())
+    calls = rig.encoder.calls
+    while rig.encoder.calls == calls:  # until the 3-s re-check is sent, with the photo in view
+        rig.step({ALICE_BOX: O})
+    shut = shut_eyes_of(rig, vec(99) * 5)
+    for s in BLINK:
+        rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)
+    for _ in range(3):
+        rig.background.release()
+        face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert rig.encoder.calls == calls + 2  # the re-check, then the closed frame
+    assert not face.granted and "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
+
+
 def test_blinks_are_checked_inline_before_they_are_reported():
     rig = name_alice(Rig())
     rig.blink(ALICE_BOX)
