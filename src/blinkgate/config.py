@@ -258,6 +258,8 @@ WEAKER = (
     ("challenge.enabled", lambda v, d: not v, "no challenge: a replayed video of the person blinking is granted"),
     ("challenge.counts", lambda v, d: len(set(v)) < len(set(d)), "fewer blink counts to ask for: a replay guesses k more often"),
     ("challenge.rounds", lambda v, d: v < d, "fewer challenge rounds"),
+    ("challenge.delay_min", lambda v, d: v > d, "a narrower window for the prompt: a replay times it more easily"),
+    ("challenge.delay_max", lambda v, d: v < d, "a narrower window for the prompt: a replay times it more easily"),
     ("challenge.max_reaction", lambda v, d: v > d, "a longer window for the first answer blink: a replay hits it more often"),
     ("challenge.max_interval", lambda v, d: v > d, "a longer gap allowed between answer blinks"),
     ("challenge.hold", lambda v, d: v < d, "a shorter hold after the answer: a replay's next blink falls outside it more often"),
