@@ -41,6 +41,8 @@ def _fill_settings(args: argparse.Namespace) -> None:
     from .config import SETTINGS, resolve
 
     keys = [k for k in GATE_SETTINGS if hasattr(args, k)]
+    if not keys:
+        return  # door, log and config resolve their own settings
     if hasattr(args, "config"):
         given = {f"cfg_{k}": getattr(args, k) for k in keys if getattr(args, k) is not None}
         settings = resolve({"config": args.config, **given})
@@ -314,6 +316,7 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
+
     def fmt(value, spec: str) -> str:  # a rate with nothing to count (no labelled blink) is None
         return "—" if value is None else format(value, spec)
 
