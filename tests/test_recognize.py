@@ -52,6 +52,21 @@ def test_margin_refuses_ambiguous_faces() -> None:
     assert Recognizer([a, b], ["Ada", "Ada"], margin=0.1).match(query) == Match("Ada", pytest.approx(0.04))
 
 
+def test_a_recheck_keeps_a_name_a_little_past_the_tolerance() -> None:
+    rec = Recognizer([unit(0), unit(1)], ["Ada", "Bob"], tolerance=0.5, margin=0.1)
+    just_past = unit(0) * 0.47  # 0.53 from Ada
+    assert rec.match(just_past).name is None  # a first look, or a blink's closed frame: unknown
+    assert rec.recheck(just_past, "Ada", keep=0.05) == Match("Ada", pytest.approx(0.53))
+    assert rec.recheck(unit(0) * 0.4, "Ada", keep=0.05).name is None  # 0.6: past the band too
+    assert rec.recheck(just_past, "Bob", keep=0.05).name is None  # Ada is the nearest, not Bob
+    assert rec.recheck(unit(1), "Ada").name == "Bob"  # someone else named is someone else
+    a, b = np.zeros(128), np.zeros(128)
+    b[0] = 0.1
+    query = np.zeros(128)
+    query[0] = 0.04  # ambiguous for match (margin), kept at a re-check of the nearest
+    assert rec.match(query).name is None and Recognizer([a, b], ["Ada", "Bob"]).recheck(query, "Ada").name == "Ada"
+
+
 def test_vote_can_disagree_with_nearest() -> None:
     near, q = np.zeros(128), np.zeros(128)
     bob1, bob2 = np.zeros(128), np.zeros(128)

@@ -13,7 +13,9 @@ Security rules, each enforced here and tested:
   blink), not only the start of the track: a photo lowered to show another face behind it, or
   swapped for a moment with someone's shut eyes, keeps its track, and that blink would
   otherwise inherit the photo's name;
-* if a periodic re-check names someone else, the grant is revoked and the eye history reset.
+* if a periodic re-check names someone else, the grant is revoked and the eye history reset
+  (a re-check keeps the name a little past the tolerance, ``Recognizer.recheck``; a blink's
+  closed frame does not).
 
 With ``recognition="background"`` (the CLI's choice for cameras and streams) the encodings run
 in a second process (``background.BackgroundEncoder``) and the frame loop never waits for one:
@@ -274,8 +276,16 @@ class Gate:
         due = sorted((t for t in active if t not in fresh and self._due_since(t, now) is not None),
                      key=lambda t: self._due_since(t, now))
         for track in fresh + due[:1]:
-            match = self.recognizer.match(self.encoder.encode(image, track.box))
-            self._apply_match(track, self._tracks[track.id], match, now, now, events)
+            info = self._tracks[track.id]
+            match = self._recheck(self.encoder.encode(image, track.box), info)
+            self._apply_match(track, info, match, now, now, events)
+
+    def _recheck(self, encoding: np.ndarray, info: _TrackInfo) -> Match:
+        """Who a face is at its first recognition (strict) or at a re-check of its name (which
+        keeps the name a little past the tolerance: ``Recognizer.recheck``)."""
+        if info.name is None or info.recognised_ms is None:
+            return self.recognizer.match(encoding)
+        return self.recognizer.recheck(encoding, info.name)
 
     def _due_since(self, track: Track, now: float) -> float | None:
         """Since when ``track`` has been due for an encoding (None: it is not): since it appeared
@@ -302,8 +312,10 @@ class Gate:
                 log.warning("track %d: no encoding of %s (%s)", track_id, what, done.error)
                 continue
             track = boxes.get(track_id) or self.tracker.tracks[track_id]
-            self._apply_match(track, info, self.recognizer.match(done.encoding), asked_ms, now, events,
-                              blink_start=blink_start)
+            # A blink's closed frame is judged strictly; a re-check keeps the name a little longer.
+            strict = blink_start is not None
+            match = self.recognizer.match(done.encoding) if strict else self._recheck(done.encoding, info)
+            self._apply_match(track, info, match, asked_ms, now, events, blink_start=blink_start)
         idle = [t for t in active if not self._tracks[t.id].waiting]
         for track in idle:
             info = self._tracks[track.id]
