@@ -241,8 +241,8 @@ class Recognizer:
         margin over the others. Someone else named by ``match`` is still someone else.
 
         Why: a re-check that names nobody makes the face unknown, which denies a door challenge
-        in progress and counts a failure. On lfw65 (scripts/recognition_study.py splits, other
-        photos of enrolled people, Haar boxes) the strict rule names 89.5% of re-checks; this
+        in progress and counts a failure. On lfw65 (scripts/recheck_band_study.py: other photos of
+        enrolled people, Haar boxes) the strict rule names 89.5% of re-checks; this
         rule 98.5%. A stranger's photo swapped under a named track keeps that name 0.30% of
         the time (0.055% strictly), and only a re-check is judged this way: the closed frame
         of every blink, which is what a grant needs, is still judged by ``match``."""
