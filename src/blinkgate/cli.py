@@ -59,9 +59,10 @@ def _writable_folder(path: str | Path, flag: str) -> None:
     with a traceback after an hour of it."""
     import tempfile
 
+    folder = Path(path).expanduser()
     try:
-        Path(path).expanduser().mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=Path(path).expanduser()):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
         raise BlinkgateError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None

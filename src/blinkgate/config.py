@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import stat
@@ -34,6 +35,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+log = logging.getLogger("blinkgate")
 
 CONFIG_NAME = "blinkgate.toml"
 CONFIG_ENV = "BLINKGATE_CONFIG"
@@ -247,10 +250,7 @@ def check_file_owner(path: Path) -> None:
         raise BlinkgateError(f"config file {path} can be changed by any user (mode {mode:o}), who could "
                              f"switch the challenge off: chmod o-w {path}")
     if mode & stat.S_IWGRP:
-        import logging
-
-        logging.getLogger("blinkgate").warning("config file %s can be changed by its group (mode %o): chmod g-w %s",
-                                               path, mode, path)
+        log.warning("config file %s can be changed by its group (mode %o): chmod g-w %s", path, mode, path)
 
 
 # Settings that, moved from their default this way, let more through: (key, weaker, what it costs).
@@ -304,9 +304,7 @@ def load_file(path: Path) -> dict[str, object]:
     if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
         mode = path.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
-            import logging
-
-            logging.getLogger("blinkgate").warning(
+            log.warning(
                 "config file %s holds a secret and is readable by other users: chmod 600 %s", path, path)
     return out
 
