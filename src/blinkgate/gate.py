@@ -317,10 +317,6 @@ class Gate:
             match = self.recognizer.match(done.encoding) if strict else self._recheck(done.encoding, info)
             self._apply_match(track, info, match, asked_ms, now, events, blink_start=blink_start)
         idle = [t for t in active if not self._tracks[t.id].waiting]
-        for track in idle:
-            info = self._tracks[track.id]
-            if info.recognised_ms is not None and info.name is None:
-                info.blink_checks.clear()  # an unknown face is never granted: nothing to check
         checks = sorted((t for t in idle if self._tracks[t.id].name is not None and self._tracks[t.id].blink_checks),
                         key=lambda t: self._tracks[t.id].blink_checks[0][0])
         # The rest in the order they fell due, so a stream of new decoy faces cannot starve a re-check.
@@ -343,6 +339,8 @@ class Gate:
         info.recognised_ms, info.distance = asked_ms, match.distance
         if first:
             info.name = match.name
+            if match.name is None:
+                info.blink_checks.clear()  # an unknown face is never granted: nothing to check
             events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
         elif match.name != info.name:
             # Someone else under the same track (a swapped photo, a second person): start over.
