@@ -106,6 +106,15 @@ def test_an_action_that_raises_does_not_stop_the_others():
     assert [g.name for g in rec.grants] == ["a", "b"]
 
 
+def test_a_grant_that_waited_behind_a_slow_action_is_dropped_not_run_late():
+    slow = Recorder(delay=0.6)  # a relay script that takes longer than the grant may wait
+    runner = ActionRunner([slow], cooldown_s=0, max_age_s=0.3)
+    runner.fire(grant("alice", 1))
+    runner.fire(grant("bob", 2))  # queued behind alice's 0.6 s: opening for bob now would be late
+    runner.close()
+    assert [g.name for g in slow.grants] == ["alice"] and runner._workers[0].stale == 1
+
+
 # -- command -------------------------------------------------------------------------------------------
 
 
@@ -116,6 +125,17 @@ def test_command_placeholders_are_substituted_per_argument_without_a_shell(tmp_p
     evil = "Robert'); rm -rf / #; $(reboot) `id` | tee"
     action.run(Grant(evil, 12, 99.0, 0.2))
     assert json.loads(out.read_text()) == [str(out), evil, "track=12", f"{evil} x"]
+
+
+def test_a_name_that_would_read_as_an_option_is_not_passed_to_the_command(tmp_path):
+    out = tmp_path / "argv.json"
+    script = "import json,sys; json.dump(sys.argv[1:], open(sys.argv[1], 'w'))"
+    action = CommandAction(f"{sys.executable} -c \"{script}\" {out} {{name}}")
+    action.run(Grant("--all-doors", 1, 0.0, None))
+    assert not out.exists()
+    action = CommandAction(f"{sys.executable} -c \"{script}\" {out} --who={{name}}")  # the option is the template's
+    action.run(Grant("-x", 1, 0.0, None))
+    assert json.loads(out.read_text()) == [str(out), "--who=-x"]
 
 
 def test_bad_command_lines_are_refused():
@@ -130,6 +150,28 @@ def test_a_hung_command_is_killed_after_its_timeout():
     t = time.perf_counter()
     action.run(Grant("a", 1, 0.0, None))
     assert time.perf_counter() - t < 5
+
+
+def _running(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie (a container's init may never reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_timed_out_command_does_not_leave_its_children_running(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    script = ("import subprocess,sys; p=subprocess.Popen(['sleep','30']); "
+              "open(sys.argv[1],'w').write(str(p.pid)); p.wait()")
+    action = CommandAction(f"{sys.executable} -c \"{script}\" {pidfile}", timeout_s=1.0)
+    action.run(Grant("a", 1, 0.0, None))
+    pid = int(pidfile.read_text())
+    for _ in range(50):  # the kill is sent before run returns; give the kernel a moment
+        if not _running(pid):
+            break
+        time.sleep(0.05)
+    assert not _running(pid)
 
 
 # -- webhook -------------------------------------------------------------------------------------------
@@ -197,6 +239,22 @@ def test_webhook_retries_server_errors_but_not_refusals():
     h.requests.clear()
     h.status = [403]
     WebhookAction(h.url, timeout_s=2, retries=3, backoff_s=0.01).run(Grant("a", 1, 0.0, None))
+    assert len(h.requests) == 1
+    h.close()
+
+
+def test_webhook_signs_the_grant_time_so_a_late_delivery_is_refused(hook):
+    late = Grant("a", 1, 0.0, None, unix_time=time.time() - 60)  # granted a minute ago
+    WebhookAction(hook.url, secret="k").run(late)
+    headers, body = hook.requests[0]
+    assert headers[TIMESTAMP_HEADER] == str(int(late.unix_time))
+    assert not verify("k", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+
+
+def test_webhook_stops_retrying_once_the_grant_is_too_old_to_open_for():
+    h = Hook(status=[503, 503, 503, 503])
+    old = Grant("a", 1, 0.0, None, unix_time=time.time() - 10)
+    WebhookAction(h.url, timeout_s=2, retries=3, backoff_s=0.01, max_age_s=5).run(old)
     assert len(h.requests) == 1
     h.close()
 

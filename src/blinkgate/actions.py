@@ -3,20 +3,26 @@
 :class:`ActionRunner` takes granted :class:`~blinkgate.door.Decision` s from the video loop.
 ``fire`` only checks the per-person cool-down and puts the grant on each action's bounded
 queue (``put_nowait``); every action has its own worker thread, so a hung relay script or an
-unreachable webhook never delays a frame, nor the other actions. When a queue is full the
-grant is dropped for that action and logged: a door that queues openings for later is worse
-than one that skips one.
+unreachable webhook never delays a frame, nor the other actions. A door that opens late is
+worse than one that skips an opening, so when a queue is full the grant is dropped for that
+action, and a grant that waited longer than ``max_age_s`` (5 s) behind a slow one is dropped
+when its turn comes; both are logged. A webhook stops retrying at that age too.
 
 Security notes:
 
 * ``CommandAction`` never uses a shell. The command line is split once with :func:`shlex.split`
   and the placeholders ``{name}``, ``{track}``, ``{time_ms}``, ``{distance}`` are substituted
   inside each argument, so a person's name (whatever characters it holds) is always exactly
-  one argument and can never add options, pipes or commands.
+  one argument and can never add pipes or commands. A name is one argument, but one that
+  starts with ``-`` would still read as an option, so an argument that becomes an option only
+  through a placeholder is refused (enrolment refuses such names too). On a timeout the
+  command's whole process group is killed, so a wrapper script cannot leave a child holding
+  the relay.
 * ``WebhookAction`` accepts only http(s) URLs and signs each body with HMAC-SHA256:
   ``X-Blinkgate-Signature: sha256=<hex of HMAC(secret, timestamp + "." + body)>`` and
-  ``X-Blinkgate-Timestamp: <unix seconds>``. Receivers should check it with a constant-time
-  comparison and refuse old timestamps. Every message has a unique ``id`` (retries repeat it)
+  ``X-Blinkgate-Timestamp: <unix seconds of the grant>``. The timestamp is the grant's, not the
+  sending's, so a receiver that refuses old timestamps also refuses an unlock that a stalled
+  network delivered late. Receivers should check it with a constant-time comparison. Every message has a unique ``id`` (retries repeat it)
   so a receiver can drop duplicates.
 * MQTT messages are not retained: a broker restart must not replay an unlock.
 """
@@ -27,8 +33,10 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import queue
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -60,6 +68,8 @@ class Grant:
     source: str = ""
     id: str = ""
     wall_time: str = ""
+    unix_time: float = 0.0  # when it was granted (0: now), for the webhook's signed timestamp
+    queued_at: float | None = None  # time.monotonic() when it was queued, to drop stale grants
 
     def payload(self) -> dict:
         return {
@@ -104,6 +114,7 @@ class CommandAction(Action):
         self.timeout_s = timeout_s
 
     def command(self, grant: Grant) -> list[str]:
+        """The argv for ``grant``; :class:`BlinkgateError` if a placeholder would make an option."""
         values = {
             "name": grant.name,
             "track": str(grant.track),
@@ -111,28 +122,51 @@ class CommandAction(Action):
             "distance": "" if grant.distance is None else f"{grant.distance:.3f}",
         }
         out = []
-        for arg in self.argv:
+        for template in self.argv:
+            arg = template
             for key, value in values.items():
                 arg = arg.replace("{" + key + "}", value)
+            if arg.startswith("-") and not template.startswith("-"):
+                raise BlinkgateError(f"on-grant argument {arg[:40]!r} would start with '-' (an option)")
             out.append(arg)
         return out
 
     def run(self, grant: Grant) -> None:
-        argv = self.command(grant)
         try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=self.timeout_s,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
+            argv = self.command(grant)
+        except BlinkgateError as err:
+            log.warning("on-grant command not run for %r: %s", grant.name[:40], err)
             return
+        try:
+            # its own session, so a timeout can kill the whole group, not only the first process
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
         except OSError as err:
             log.warning("on-grant command failed to start: %s (%s)", argv[0], err.strerror or err)
             return
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            log.warning("on-grant command exited with %d: %s", done.returncode, tail[0][:200])
+        try:
+            _, stderr = proc.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
+            return
+        if proc.returncode != 0:
+            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            log.warning("on-grant command exited with %d: %s", proc.returncode, tail[0][:200])
         else:
             log.info("on-grant command done for %s", grant.name)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s process group and reap it, without waiting on pipes a child may hold."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 # -- webhook -----------------------------------------------------------------------------------
@@ -144,9 +178,11 @@ def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str | bytes, timestamp: str, body: bytes, signature: str, max_age_s: float = 300.0,
+def verify(secret: str | bytes, timestamp: str, body: bytes, signature: str, max_age_s: float = 30.0,
            now: float | None = None) -> bool:
-    """Check a signature as a receiver should: constant-time, and not older than ``max_age_s``."""
+    """Check a signature as a receiver should: constant-time, and not older than ``max_age_s``
+    (the timestamp is the grant's: an unlock delivered later than that is refused; the two
+    clocks must agree, e.g. both run NTP)."""
     try:
         age = (time.time() if now is None else now) - float(timestamp)
     except ValueError:
@@ -166,13 +202,14 @@ class WebhookAction(Action):
     name = "webhook"
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = 3.0, retries: int = 2,
-                 backoff_s: float = 0.5):
+                 backoff_s: float = 0.5, max_age_s: float = 5.0):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise BlinkgateError(f"webhook URL must be http:// or https://, got {url!r}")
         if retries < 0 or timeout_s <= 0:
             raise BlinkgateError("webhook retries must be >= 0 and timeout > 0")
         self.url, self.secret, self.timeout_s, self.retries, self.backoff_s = url, secret, timeout_s, retries, backoff_s
+        self.max_age_s = max_age_s
         # Never follow redirects: a signed unlock must go where it was configured to go.
         self._opener = urllib.request.build_opener(_NoRedirect)
 
@@ -180,7 +217,7 @@ class WebhookAction(Action):
         body = json.dumps(grant.payload(), separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": "blinkgate"}
         if self.secret:
-            ts = str(int(time.time()))
+            ts = str(int(grant.unix_time or time.time()))
             headers[TIMESTAMP_HEADER] = ts
             headers[SIGNATURE_HEADER] = sign(self.secret, ts, body)
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
@@ -188,6 +225,10 @@ class WebhookAction(Action):
     def run(self, grant: Grant) -> None:
         req = self.request(grant)
         for attempt in range(self.retries + 1):
+            if attempt and grant.unix_time and time.time() - grant.unix_time > self.max_age_s:
+                log.warning("webhook: grant for %s is %.0f s old; not retrying", grant.name,
+                            time.time() - grant.unix_time)
+                return
             try:
                 with self._opener.open(req, timeout=self.timeout_s) as resp:
                     resp.read(1024)
@@ -286,11 +327,12 @@ class MqttAction(Action):
 
 
 class _Worker(threading.Thread):
-    def __init__(self, action: Action, maxsize: int):
+    def __init__(self, action: Action, maxsize: int, max_age_s: float):
         super().__init__(name=f"blinkgate-{action.name}", daemon=True)
-        self.action = action
+        self.action, self.max_age_s = action, max_age_s
         self.queue: queue.Queue = queue.Queue(maxsize)
         self.done = 0
+        self.stale = 0
 
     def run(self) -> None:
         while True:
@@ -298,6 +340,12 @@ class _Worker(threading.Thread):
             try:
                 if grant is None:
                     return
+                age = time.monotonic() - grant.queued_at if grant.queued_at is not None else 0.0
+                if age > self.max_age_s:
+                    self.stale += 1
+                    log.warning("%s action: grant for %s waited %.1f s behind a slow one; dropped (too late to open)",
+                                self.action.name, grant.name, age)
+                    continue
                 self.action.run(grant)
             except Exception:  # an action must never kill its worker
                 log.exception("%s action failed", self.action.name)
@@ -308,13 +356,14 @@ class _Worker(threading.Thread):
 
 class ActionRunner:
     """Fires each action for a grant, once per person per ``cooldown_s`` (one visit, one
-    opening), on background threads. ``clock`` (seconds, monotonic) is injectable for tests."""
+    opening), on background threads; a grant not started within ``max_age_s`` is dropped.
+    ``clock`` (seconds, monotonic, for the cool-down only) is injectable for tests."""
 
     def __init__(self, actions: list[Action], cooldown_s: float = 30.0, queue_size: int = 8,
-                 clock: Callable[[], float] = time.monotonic, source: str = ""):
+                 clock: Callable[[], float] = time.monotonic, source: str = "", max_age_s: float = 5.0):
         self.actions, self.cooldown_s, self.clock, self.source = list(actions), cooldown_s, clock, source
         self._last: dict[str, float] = {}
-        self._workers = [_Worker(a, queue_size) for a in self.actions]
+        self._workers = [_Worker(a, queue_size, max_age_s) for a in self.actions]
         for w in self._workers:
             w.start()
         self.fired = 0
@@ -332,8 +381,9 @@ class ActionRunner:
             log.info("%s granted again within the %.0f s cool-down: actions not fired", name, self.cooldown_s)
             return False
         self._last[name] = now
+        wall = datetime.now(timezone.utc)
         grant = Grant(name, decision.track_id, decision.time_ms, decision.distance, self.source,
-                      uuid.uuid4().hex, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                      uuid.uuid4().hex, wall.isoformat(timespec="seconds"), wall.timestamp(), time.monotonic())
         for w in self._workers:
             try:
                 w.queue.put_nowait(grant)
