@@ -17,6 +17,7 @@ from blinkgate.cli import main
 from blinkgate.database import _MIGRATIONS, APPLICATION_ID, FaceDatabase
 from blinkgate.door import Decision, LockoutPolicy
 from blinkgate.errors import BlinkgateError
+from blinkgate.types import FrameResult
 
 from test_actions import Hook
 from test_door import DoorRig
@@ -151,7 +152,7 @@ def test_log_cli(tmp_path, capsys):
 def test_the_log_records_every_decision_with_its_reason_and_the_webhook_fires_once_per_visit(tmp_path):
     db = tmp_path / "faces.db"
     hook = Hook()
-    rig = DoorRig(seed=1, lockout=LockoutPolicy(failures=3, window_ms=180_000, cooldown_ms=600_000))
+    rig = DoorRig(seed=1, lockout=LockoutPolicy(failures=2, window_ms=180_000, cooldown_ms=600_000))
     rig.door.access_log = AccessLogWriter(db)
     rig.door.actions = ActionRunner([WebhookAction(hook.url, secret="k")], cooldown_s=30)
 
@@ -182,7 +183,7 @@ def test_the_log_records_every_decision_with_its_reason_and_the_webhook_fires_on
     for _ in range(count + 1):
         rig.blink()
         rig.step(6)
-    for _ in range(400):  # the next challenge goes unanswered: the third failure locks bob out
+    for _ in range(400):  # the next challenge goes unanswered, counted now he has blinked: locked out
         if rig.step().decisions and rig.decisions[-1].reason == "locked_out":
             break
     rig.step(30)
@@ -206,6 +207,85 @@ def test_the_log_records_every_decision_with_its_reason_and_the_webhook_fires_on
         ("denied", "locked_out", "bob"),
     ], got
     assert entries[7].detail["why"] == "too many" and entries[7].detail["blinks"] == entries[7].detail["count"] + 1
+    # alice left and bob's photo stared before either had blinked: denied, but no guess to count
+    assert entries[5].detail["counted"] is False and entries[6].detail["counted"] is False
+    assert "counted" not in entries[7].detail and "counted" not in entries[8].detail
     assert all(e.snapshot_bytes > 0 for e in entries) and all(e.source == "" for e in entries)
     assert all(e.distance is not None for e in entries if e.name)
     assert len(hook.requests) == 1 and json.loads(hook.requests[0][1])["name"] == "alice"
+
+
+# -- lockouts across restarts, and lifting one ---------------------------------------------------------
+
+
+class _NoGate:
+    """A gate that sees nobody: the door's lockout bookkeeping alone."""
+
+    def process(self, image, timestamp_ms: float) -> FrameResult:
+        return FrameResult(0, timestamp_ms, [], [])
+
+    def close(self) -> None:
+        pass
+
+
+def _door(db):
+    from blinkgate.config import resolve
+    from blinkgate.doorrun import build_door
+
+    return build_door(resolve({"cfg_db": str(db), "config": None}, env={}), gate=_NoGate())
+
+
+def _log_failures(db, name: str, times: list[float], **detail) -> None:
+    with AccessLog(db) as log:
+        for at in times:
+            log.record(decision("challenge_failed", name=name, **detail), at=at)
+
+
+def test_a_restart_restores_a_lockout_but_not_from_failures_dated_in_the_future(tmp_path, caplog):
+    db, now = tmp_path / "f.db", time.time()
+    _log_failures(db, "alice", [now - 60 + i for i in range(5)])
+    # bob's five are dated two days ahead: logged while the clock was wrong (no RTC, before NTP)
+    _log_failures(db, "bob", [now + 2 * 86400 + i for i in range(5)])
+    _log_failures(db, "carol", [now - 60 + i for i in range(5)], counted=False)  # a photo never blinked
+    door = _door(db)
+    try:
+        until = door.logic.locked_until("alice", 0.0)
+        assert until is not None and until <= 600_000  # 10 min, counted from her last failure
+        assert door.logic.locked_until("bob", 0.0) is None and door.logic.failures("bob") == 0
+        assert door.logic.locked_until("carol", 0.0) is None and door.logic.failures("carol") == 0
+    finally:
+        door.close()
+    assert "dated after now" in caplog.text and "blinkgate unlock alice" in caplog.text
+
+
+def test_unlock_lifts_a_lockout_for_a_restart_and_for_a_running_door(tmp_path, capsys):
+    from blinkgate.door import Door
+
+    db, now = tmp_path / "f.db", time.time()
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+    _log_failures(db, "alice", [now - 60 + i for i in range(5)])
+    door = _door(db)
+    assert door.logic.locked_until("alice", 0.0) is not None
+    door.close()
+    assert main(["unlock", "alice", "--db", str(db)]) == 0
+    assert "cleared" in capsys.readouterr().out
+    door = _door(db)
+    assert door.logic.locked_until("alice", 0.0) is None and door.logic.failures("alice") == 0
+    door.close()
+    # a door that is running when the lockout is lifted picks it up from the database
+    door = Door(_NoGate(), access_log=AccessLogWriter(db, poll_clears_s=0.05))
+    door.logic.seed_failures("alice", [-5000.0 + i for i in range(5)])
+    assert door.logic.locked_until("alice", 0.0) is not None
+    with AccessLog(db) as log:
+        log.clear_lockout("alice", at=now + 1)
+    deadline, t = time.monotonic() + 10, 0.0
+    while door.logic.locked_until("alice", t) is not None and time.monotonic() < deadline:
+        door.process(face_image(), t)
+        t += 33.0
+        time.sleep(0.02)
+    door.close()
+    assert door.logic.locked_until("alice", t) is None and t < 600_000
+    # a name nobody knows is an error, not a silent no-op
+    assert main(["unlock", "mallory", "--db", str(db)]) == 2
+    assert "enrolled: alice" in capsys.readouterr().err

@@ -283,8 +283,64 @@ def test_wrong_answers_are_denied(answer, reason, why):
     ev = next(e for e in s.events if e.kind == "door_denied")
     assert ev.detail["reason"] == reason and ev.detail["why"] == why
     assert "door_granted" not in s.kinds()
-    assert s.logic.failures("alice") == 1
+    # A face that never blinked has made no guess: denied, not counted towards the lockout.
+    assert s.logic.failures("alice") == (0 if reason == "no_blink" else 1)
+    assert ev.detail.get("counted", True) is (reason != "no_blink")
     assert s.last.faces[0].state in ("waiting", "challenge")  # a new challenge, after a new random delay
+
+
+def _blinked(s: Scene, tid: int = 1) -> None:
+    """The face blinks once, well before any prompt: it is a face that can blink."""
+    s.step()
+    s.blink(tid, s.t - 250)
+    s.step()
+
+
+def test_a_face_that_has_blinked_and_then_gives_no_answer_is_counted():
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(2,))))
+    s.appear(1, "alice")
+    _blinked(s)
+    s.until("challenge")
+    ev = s.until("door_denied", 5000)
+    assert ev.detail["reason"] == "no_blink" and "counted" not in ev.detail and s.logic.failures("alice") == 1
+
+
+def test_a_photo_held_up_again_and_again_does_not_lock_its_person_out():
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=3)))
+    for tid in range(1, 7):  # shown until the prompt, then taken away; or left staring
+        s.appear(tid, "alice")
+        s.until("challenge")
+        if tid % 2:
+            s.leave(tid)
+            s.step()
+        else:
+            s.until("door_denied", 5000)
+            s.leave(tid)
+            s.step()
+    assert s.logic.failures("alice") == 0 and "lockout" not in s.kinds()
+    assert [d.reason for d in s.decisions] == ["expired", "no_blink"] * 3
+    assert all(d.detail["counted"] is False for d in s.decisions)
+    # the real alice is challenged as usual
+    s.appear(9, "alice")
+    assert s.until("challenge").track_id == 9
+
+
+def test_a_stalled_stream_cancels_a_challenge_without_counting_it_a_few_times():
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=3)))
+    s.appear(1, "alice")
+    _blinked(s)
+    for i in range(3):
+        s.until("challenge")
+        s.step(3)
+        s.t += 1500  # the stream stalls for 1.5 s while she answers
+        s.step()
+        d = s.decisions[-1]
+        assert (d.decision, d.reason) == ("denied", "stalled") and "1" in d.detail["why"]
+        # failures - 1 stalls go free in the window; the next one counts, so jamming the
+        # stream cannot buy an endless supply of fresh prompts
+        assert d.detail["counted"] is (i == 2)
+    assert s.logic.failures("alice") == 1
+    assert s.last.faces[0].state == "waiting"  # prompted again after a new delay
 
 
 def test_blinks_before_the_prompt_do_not_count():
@@ -361,13 +417,16 @@ def test_a_photo_that_never_blinks_is_denied_no_blink():
     assert ("denied", "no_blink") in s.reasons() and "door_granted" not in s.kinds()
 
 
-def test_a_face_leaving_mid_challenge_is_an_expired_denial_and_a_failure():
+@pytest.mark.parametrize("blinked", [True, False])
+def test_a_face_leaving_mid_challenge_is_an_expired_denial_and_a_failure_once_it_has_blinked(blinked):
     s = Scene()
     s.appear(1, "alice")
+    if blinked:
+        _blinked(s)
     s.until("challenge")
     s.leave(1)
     s.step()
-    assert s.reasons() == [("denied", "expired")] and s.logic.failures("alice") == 1
+    assert s.reasons() == [("denied", "expired")] and s.logic.failures("alice") == int(blinked)
 
 
 def test_a_grant_expires_and_then_needs_a_new_challenge():
@@ -401,11 +460,13 @@ def test_challenge_off_grants_on_the_gates_blink():
 def _fail_once(s: Scene, tid: int = 1) -> None:
     s.until("challenge")
     s.until("door_denied", 5000)
+    assert "counted" not in s.decisions[-1].detail  # a face that has blinked: every failure counts
 
 
 def test_five_failures_in_three_minutes_lock_the_identity_out():
     s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000, cooldown_ms=60_000)))
     s.appear(1, "alice")
+    _blinked(s)
     for _ in range(5):
         _fail_once(s)
     assert s.kinds().count("lockout") == 1
@@ -443,6 +504,7 @@ def test_repeated_lockouts_last_longer_each_time():
 def test_failures_spread_over_more_than_the_window_do_not_lock():
     s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000)))
     s.appear(1, "alice")
+    _blinked(s)
     for _ in range(4):
         _fail_once(s)
     s.t += 200_000  # the first four age out of the window

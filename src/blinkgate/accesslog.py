@@ -157,14 +157,33 @@ class AccessLog:
         return rows[0][0]
 
     def failures(self, name: str, since: float) -> list[float]:
-        """Unix times of failed challenges of ``name`` since ``since`` (to restore a lockout
-        count after a restart)."""
+        """Unix times of the counted failed challenges of ``name`` since ``since`` and since
+        its lockout was last cleared (to restore a lockout count after a restart)."""
+        cleared = self.cleared_at(name)
         rows = self.db._query(
             "SELECT at_unix FROM access_log WHERE name = ? AND at_unix >= ? AND decision = 'denied' "
-            "AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed') ORDER BY at_unix",
-            (name, since),
+            "AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed', 'stalled') "
+            "AND coalesce(json_extract(detail, '$.counted'), 1) != 0 ORDER BY at_unix",
+            (name, since if cleared is None else max(since, cleared)),
         )
         return [r[0] for r in rows]
+
+    def clear_lockout(self, name: str, at: float | None = None) -> None:
+        """Forget ``name``'s failures up to now (``blinkgate unlock``): a restart does not
+        restore them, and a running door lifts the lockout when it polls (:meth:`clears`)."""
+        with self.db._transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (CLEARED_KEY + name, repr(time.time() if at is None else at)))
+
+    def cleared_at(self, name: str) -> float | None:
+        rows = self.db._query("SELECT value FROM meta WHERE key = ?", (CLEARED_KEY + name,))
+        return float(rows[0][0]) if rows else None
+
+    def clears(self) -> dict[str, float]:
+        """Every name whose lockout was cleared, with when."""
+        rows = self.db._query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+                              (len(CLEARED_KEY), CLEARED_KEY))
+        return {key[len(CLEARED_KEY):]: float(value) for key, value in rows}
 
     def names_since(self, since: float) -> list[str]:
         rows = self.db._query("SELECT DISTINCT name FROM access_log WHERE name IS NOT NULL AND at_unix >= ?", (since,))
@@ -179,20 +198,27 @@ class AccessLog:
             ).rowcount
 
 
+CLEARED_KEY = "lockout_cleared:"  # meta key per name: when `blinkgate unlock` cleared it (unix s)
+
+
 class AccessLogWriter:
     """Writes decisions on a background thread (its own SQLite connection).
 
     ``record`` never blocks: it queues the decision and a copy of the face crop; the thread
     encodes the JPEG and inserts the row. Snapshots past the retention are pruned at start and
     every ``prune_every_s``. ``flush`` waits for the queue; ``close`` drains it and stops.
+    Every ``poll_clears_s`` it looks for lockouts cleared by ``blinkgate unlock``, which the
+    door takes with :meth:`take_cleared`.
     """
 
     def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS,
-                 queue_size: int = 1024, prune_every_s: float = 3600.0, jpeg_quality: int = 85):
+                 queue_size: int = 1024, prune_every_s: float = 3600.0, jpeg_quality: int = 85,
+                 poll_clears_s: float = 2.0):
         # Open once here so a bad path or a foreign file fails at start, in the caller's thread.
         AccessLog(db_path, retention_days).close()
         self.db_path, self.retention_days = Path(db_path), retention_days
-        self.prune_every_s, self.jpeg_quality = prune_every_s, jpeg_quality
+        self.prune_every_s, self.jpeg_quality, self.poll_clears_s = prune_every_s, jpeg_quality, poll_clears_s
+        self._cleared: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._queue: queue.Queue = queue.Queue(queue_size)
         self.dropped = 0
         self.written = 0
@@ -213,8 +239,12 @@ class AccessLogWriter:
         except BlinkgateError as err:
             log.error("access log: %s", err)
             store = None
-        last_prune = float("-inf")
+        last_prune = last_poll = float("-inf")
+        seen = self._poll_clears(store, None) if store is not None else {}
         while True:
+            if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
+                last_poll = time.monotonic()
+                seen = self._poll_clears(store, seen)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
                 try:
@@ -223,7 +253,8 @@ class AccessLogWriter:
                 except BlinkgateError as err:
                     log.error("access log prune: %s", err)
             try:
-                item = self._queue.get(timeout=max(0.1, min(60.0, last_prune + self.prune_every_s - time.monotonic())))
+                wake = min(last_prune + self.prune_every_s, last_poll + self.poll_clears_s)
+                item = self._queue.get(timeout=max(0.05, min(60.0, wake - time.monotonic())))
             except queue.Empty:
                 continue
             try:
@@ -242,6 +273,28 @@ class AccessLogWriter:
                 self._queue.task_done()
         if store is not None:
             store.close()
+
+    def _poll_clears(self, store: AccessLog, seen: dict[str, float] | None) -> dict[str, float]:
+        """Queue the names cleared since ``seen`` (``None``: at start, only take stock)."""
+        try:
+            now = store.clears()
+        except BlinkgateError as err:
+            log.error("access log: %s", err)
+            return seen or {}
+        if seen is not None:
+            for name, at in now.items():
+                if seen.get(name) != at:
+                    self._cleared.put(name)
+        return now
+
+    def take_cleared(self) -> list[str]:
+        """Names whose lockout ``blinkgate unlock`` cleared since the last call (never blocks)."""
+        names = []
+        while True:
+            try:
+                names.append(self._cleared.get_nowait())
+            except queue.Empty:
+                return names
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -371,6 +371,13 @@ def cmd_log(args: argparse.Namespace) -> int:
                     snapshot=args.snapshot, out=args.out, prune=args.prune)
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .doorrun import unlock
+
+    return unlock(resolve(args), args.name)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from .config import resolve
 
@@ -547,6 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="delete snapshots older than log.retention_days now")
     add_door_settings(p)
     p.set_defaults(func=cmd_log)
+
+    p = command("unlock", help="lift a person's lockout and forget their failed challenges")
+    p.add_argument("name", help="the enrolled name, as `blinkgate people` shows it")
+    add_door_settings(p)
+    p.set_defaults(func=cmd_unlock)
 
     p = command("config", help="print the effective door settings and where each came from")
     p.add_argument("--json", action="store_true")

@@ -38,7 +38,14 @@ Rules (each tested in tests/test_door.py):
   with someone's shut eyes makes blinks, and a queue of decoy faces could otherwise delay
   the check of who blinked past the hold;
 * a failed, abandoned (face left) or face-swapped challenge counts as a failure of that
-  identity; ``failures`` failures within ``window`` lock the identity out for ``cooldown``;
+  identity; ``failures`` failures within ``window`` lock the identity out for ``cooldown``.
+  A track that has never blinked has made no guess: its "no blink", "eyes closed" and
+  "face left" are denied but not counted (``counted: false``), so a photo held up and taken
+  away cannot lock its person out. A face swap is always counted;
+* a gap of more than ``max_gap_ms`` between frames during a challenge (a stalled stream)
+  cancels it, denied ``stalled``, without counting a failure: blinks in the gap were never
+  seen. Only ``failures - 1`` such cancels per identity per ``window`` go uncounted, so a
+  jammed stream cannot buy unlimited fresh prompts;
 * a re-recognition that names someone else (``identity_changed``) revokes a grant and aborts
   a challenge, and the new face starts from scratch;
 * a grant lasts ``grant_ms`` or until the track is lost; after that the face must answer a
@@ -47,6 +54,7 @@ Rules (each tested in tests/test_door.py):
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections import defaultdict, deque
@@ -58,6 +66,8 @@ import numpy as np
 
 from .types import Box, Event, EyeState, FaceResult, FrameResult
 
+log = logging.getLogger("blinkgate.door")
+
 if TYPE_CHECKING:
     from .gate import Gate
     from .sources import Frame, FrameSource
@@ -66,10 +76,13 @@ if TYPE_CHECKING:
 GRANTED, DENIED, REVOKED, EXPIRED = "granted", "denied", "revoked", "expired"
 REASONS = {
     GRANTED: ("challenge_passed", "blink"),
-    DENIED: ("unknown", "no_blink", "challenge_failed", "locked_out", "expired", "identity_changed"),
+    DENIED: ("unknown", "no_blink", "challenge_failed", "locked_out", "expired", "identity_changed", "stalled"),
     REVOKED: ("identity_changed", "locked_out"),
     EXPIRED: ("timeout", "lost"),
 }
+
+
+MAX_CHECKED = 16  # checked blink onsets kept per track (a long-lived track must not grow for ever)
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class ChallengePolicy:
     settle_ms: float = 800.0  # wait for blinks still in progress before deciding (≥ max closure + 2 frames)
     max_closed_ms: float = 1000.0  # eyes closed longer than this during a challenge: not an answer
     check_wait_ms: float = 5000.0  # after the answer settles, wait this long for its blinks to be checked
+    max_gap_ms: float = 1000.0  # a longer gap between frames mid-challenge (a stalled stream) cancels it
     rounds: int = 1  # challenges in a row to pass, each with its own delay and k: P(replay) ** rounds
 
     def __post_init__(self) -> None:
@@ -110,8 +124,8 @@ class ChallengePolicy:
             raise ValueError("need 0 <= min_reaction < max_reaction")
         if self.max_interval_ms <= 0 or self.hold_ms < self.max_interval_ms:
             raise ValueError("need 0 < max_interval <= hold")
-        if self.settle_ms < 0 or self.max_closed_ms <= 0 or self.check_wait_ms < 0:
-            raise ValueError("settle and check_wait must not be negative and max_closed must be positive")
+        if self.settle_ms < 0 or self.max_closed_ms <= 0 or self.check_wait_ms < 0 or self.max_gap_ms <= 0:
+            raise ValueError("settle and check_wait must not be negative, max_closed and max_gap must be positive")
         if int(self.rounds) != self.rounds or self.rounds < 1:
             raise ValueError(f"challenge rounds must be a positive integer, got {self.rounds!r}")
 
@@ -252,6 +266,17 @@ class _Track:
     rounds_passed: int = 0  # challenges passed in a row towards ChallengePolicy.rounds
     checked: set[float] = field(default_factory=set)  # onsets of blinks whose closed frame named this face
 
+    @property
+    def has_blinked(self) -> bool:
+        """A track that never blinked has made no guess at a challenge (a photo, or no one trying)."""
+        return self.last_onset_ms > float("-inf")
+
+    def remember_checked(self, onset: float) -> None:
+        """Keep the onsets of the latest checked blinks: an answer has at most a few."""
+        self.checked.add(onset)
+        if len(self.checked) > MAX_CHECKED:
+            self.checked.discard(min(self.checked))
+
 
 class DoorLogic:
     """The per-track challenge state machine. Pure: feed it each ``FrameResult`` in order.
@@ -268,6 +293,8 @@ class DoorLogic:
         self._failures: dict[str, deque] = defaultdict(deque)
         self._locked_until: dict[str, float] = {}
         self._lockouts: dict[str, tuple[float, int]] = {}  # name -> (end of last lockout, escalation level)
+        self._stalls: dict[str, deque] = defaultdict(deque)  # name -> times of uncounted stalled challenges
+        self._last_frame_ms: float | None = None
 
     # -- public state ------------------------------------------------------------------------
 
@@ -308,9 +335,18 @@ class DoorLogic:
         self._locked_until[name] = now + cooldown
         return now + cooldown
 
+    def clear(self, name: str) -> bool:
+        """Lift ``name``'s lockout and forget its failures (``blinkgate unlock``); True if
+        there was anything to clear. Its tracks are challenged afresh on their next frame."""
+        found = any(name in d for d in (self._failures, self._locked_until, self._lockouts, self._stalls))
+        for d in (self._failures, self._locked_until, self._lockouts, self._stalls):
+            d.pop(name, None)
+        return found
+
     def reset(self) -> None:
         """Forget all tracks (e.g. before another video). Lockouts and failures are kept."""
         self._tracks.clear()
+        self._last_frame_ms = None
 
     # -- per frame ---------------------------------------------------------------------------
 
@@ -319,6 +355,11 @@ class DoorLogic:
         events: list[Event] = []
         decisions: list[Decision] = []
         out = _Out(events, decisions)
+        if self._last_frame_ms is not None and now - self._last_frame_ms > self.options.challenge.max_gap_ms:
+            for track in list(self._tracks.values()):
+                if track.state == "challenge":
+                    self._stalled(track, now - self._last_frame_ms, now, out)
+        self._last_frame_ms = now
         for ev in frame.events:
             self._on_event(ev, now, out)
         faces = []
@@ -355,11 +396,11 @@ class DoorLogic:
         elif ev.kind == "identity_changed":
             self._identity_changed(track, ev.name, now, out)
         elif ev.kind == "blink_checked":
-            track.checked.add(float(ev.detail["start_ms"]))
+            track.remember_checked(float(ev.detail["start_ms"]))
         elif ev.kind == "blink":
             onset = float(ev.detail.get("start_ms", now))
             if ev.detail.get("checked") is True:
-                track.checked.add(onset)
+                track.remember_checked(onset)
             previous, track.last_onset_ms = track.last_onset_ms, max(track.last_onset_ms, onset)
             if self.options.challenge.enabled and track.state == "challenge":
                 self._answer(track, onset, previous, now, out)
@@ -385,8 +426,11 @@ class DoorLogic:
     def _lost(self, track: _Track, now: float, out: _Out) -> None:
         self._tracks.pop(track.id, None)
         if track.state == "challenge":
-            out.decide(track, now, DENIED, "expired", {"why": "face left before answering", **self._answer_detail(track, now)})
-            if track.name is not None:
+            detail = {"why": "face left before answering", **self._answer_detail(track, now)}
+            if not track.has_blinked:
+                detail["counted"] = False
+            out.decide(track, now, DENIED, "expired", detail)
+            if track.name is not None and track.has_blinked:
                 self._failed(track.name, now, track, out)
         elif track.state == "granted":
             out.decide(track, now, EXPIRED, "lost")
@@ -540,11 +584,32 @@ class DoorLogic:
         detail = {"why": why, **self._answer_detail(track, now)}
         if onset is not None and track.prompt_ms is not None:
             detail["offending_onset_ms"] = round(onset - track.prompt_ms, 1)
+        if not track.has_blinked:  # only "no blink" or "eyes closed" can fail a track that never blinked
+            detail["counted"] = False
         reason = "no_blink" if why == "no blink" else "challenge_failed"
         out.decide(track, now, DENIED, reason, detail)
         assert track.name is not None
-        self._failed(track.name, now, track, out)
+        if track.has_blinked:
+            self._failed(track.name, now, track, out)
         if track.state == "challenge":  # not locked out by this failure: try again after a delay
+            self._arm(track, now, out)
+
+    def _stalled(self, track: _Track, gap: float, now: float, out: _Out) -> None:
+        """Frames stopped for ``gap`` ms mid-challenge: blinks may have gone unseen. Cancel it
+        uncounted, unless this identity has had its share of stalls in the lockout window."""
+        assert track.name is not None
+        lock = self.options.lockout
+        stalls = self._stalls[track.name]
+        while stalls and now - stalls[0] > lock.window_ms:
+            stalls.popleft()
+        counted = lock.failures > 0 and len(stalls) >= max(0, lock.failures - 1)
+        if not counted:
+            stalls.append(now)
+        detail = {"why": f"no frames for {gap:.0f} ms", "counted": counted, **self._answer_detail(track, now)}
+        out.decide(track, now, DENIED, "stalled", detail)
+        if counted:
+            self._failed(track.name, now, track, out)
+        if track.state == "challenge":
             self._arm(track, now, out)
 
     def _failed(self, name: str, now: float, track: _Track, out: _Out) -> None:
@@ -701,6 +766,10 @@ class Door:
         return self.logic.options
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> DoorResult:
+        if self.access_log is not None and hasattr(self.access_log, "take_cleared"):
+            for name in self.access_log.take_cleared():  # `blinkgate unlock NAME` while we run
+                if self.logic.clear(name):
+                    log.warning("lockout of %s cleared (blinkgate unlock)", name)
         result = self.logic.update(self.gate.process(image, timestamp_ms))
         for decision in result.decisions:
             if self.access_log is not None:

@@ -1,4 +1,4 @@
-"""``blinkgate door``, ``blinkgate log`` and ``blinkgate config``: wiring settings to the door.
+"""``blinkgate door``, ``log``, ``unlock`` and ``config``: wiring settings to the door.
 
 :func:`build_door` turns resolved settings (:mod:`blinkgate.config`) into a ready
 :class:`~blinkgate.door.Door` — gate, challenge policy, access log, unlock actions — for the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -97,9 +98,16 @@ def build_door(settings: Resolved, source: str = "", gate=None, live: bool = Fal
     return door
 
 
+FUTURE_SLACK_S = 60.0  # a logged failure dated later than now + this: the clock was wrong
+
+
 def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
     """Replay failures logged in the last day (or longer cool-down) onto the new source clock,
-    whose origin (0 ms) is about now: a restart neither forgets failures nor lifts a lockout."""
+    whose origin (0 ms) is about now: a restart neither forgets failures nor lifts a lockout.
+
+    Failures dated in the future are ignored: the wall clock was wrong when they were logged
+    or is wrong now (no RTC, before NTP), and replaying them would lock people out for as
+    long as the error, possibly decades."""
     from .accesslog import AccessLog
 
     if settings["lockout.failures"] <= 0:
@@ -109,8 +117,32 @@ def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
     with AccessLog(db, settings["log.retention_days"]) as store:
         for name in store.names_since(since):
             times = store.failures(name, since)
+            future = [t for t in times if t > now + FUTURE_SLACK_S]
+            if future:
+                log.warning("%d logged failures of %s are dated after now (is the clock right?): not restored",
+                            len(future), name)
+            times = [t for t in times if t <= now + FUTURE_SLACK_S]
             if times and door.logic.seed_failures(name, [(t - now) * 1000.0 for t in times]) is not None:
-                log.warning("%s is still locked out after too many failed challenges", name)
+                log.warning("%s is still locked out after too many failed challenges (`blinkgate unlock %s` lifts it)",
+                            name, shlex.quote(name))
+
+
+def unlock(settings: Resolved, name: str) -> int:
+    """``blinkgate unlock NAME``: forget NAME's failed challenges and lift its lockout, for a
+    restart and for a door running now (it polls every few seconds)."""
+    from .accesslog import AccessLog
+
+    db = db_path(settings)
+    if not db.exists():
+        raise BlinkgateError(f"no face database at {db}")
+    with AccessLog(db, settings["log.retention_days"], create=False) as store:
+        enrolled = [n for n, _ in store.db.people()]
+        if name not in enrolled and name not in store.names_since(0.0):
+            raise BlinkgateError(f"{name!r} is neither enrolled nor in the access log; enrolled: "
+                                 + (", ".join(enrolled) or "nobody"))
+        store.clear_lockout(name)
+    print(f"cleared the failed challenges and any lockout of {name}; a running door lifts it within seconds")
+    return 0
 
 
 # -- drawing -----------------------------------------------------------------------------------
