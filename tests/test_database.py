@@ -309,3 +309,113 @@ def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     path = default_db_path()
     assert path.name == "faces.db" and "blinkgate" in path.parent.name
     assert path.parent == Path(database.user_data_dir("blinkgate", appauthor=False))
+
+
+# -- who can read and change the file (the faces are biometric data) ---------------------------
+
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.name != "posix" or os.getuid() != 0,
+                                reason="making a file another user's needs root")
+
+
+def mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def umask_022():
+    """The usual umask, under which SQLite alone made the database 0644."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_new_database_and_its_wal_files_are_private(tmp_path: Path, umask_022) -> None:
+    path = tmp_path / "new" / "faces.db"
+    with FaceDatabase(path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+        sides = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert all(p.exists() for p in sides)  # checked while open: the last close removes them
+        assert [mode_of(p) for p in (path, *sides)] == [0o600, 0o600, 0o600]
+
+
+def test_an_adopted_empty_file_is_made_private(db_path: Path, umask_022) -> None:
+    db_path.touch()  # 0644
+    FaceDatabase(db_path).close()
+    assert mode_of(db_path) == 0o600
+
+
+def test_older_world_readable_database_opens_and_loses_other_users_access(db_path: Path, caplog) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    db_path.chmod(0o644)  # as older versions left it
+    with FaceDatabase(db_path, create=False) as db:
+        assert db.people() == [("Ada", 1)]
+    assert mode_of(db_path) == 0o640  # a group that reads it may be deliberate: kept
+    assert "was readable by every user (mode 644)" in caplog.text
+
+
+def test_database_any_user_can_write_is_refused_untouched(db_path: Path, caplog) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    db_path.chmod(0o666)
+    before = db_path.read_bytes()
+    with pytest.raises(DatabaseError, match=r"can be changed by any user \(mode 666\).*chmod o-w"):
+        FaceDatabase(db_path)
+    assert db_path.read_bytes() == before and mode_of(db_path) == 0o666
+    db_path.chmod(0o660)  # group-writable: many systems give each user a group of their own
+    FaceDatabase(db_path).close()
+    assert "can be changed by its group" in caplog.text
+
+
+@needs_root
+def test_database_another_user_owns_is_refused(db_path: Path) -> None:
+    FaceDatabase(db_path).close()
+    os.chown(db_path, NOBODY, -1)
+    with pytest.raises(DatabaseError, match=r"belongs to another user \(uid 65534\).*chown 0"):
+        FaceDatabase(db_path)
+
+
+@needs_root
+def test_empty_file_another_user_planted_is_not_adopted(db_path: Path) -> None:
+    """BLINKGATE_DB in a shared folder: a local user creates the file first, empty."""
+    db_path.parent.chmod(0o1777)
+    db_path.touch()
+    os.chown(db_path, NOBODY, -1)
+    with pytest.raises(DatabaseError, match="belongs to another user"):
+        FaceDatabase(db_path)
+    assert db_path.stat().st_size == 0
+
+
+@needs_root
+def test_wal_file_another_user_planted_is_refused(db_path: Path) -> None:
+    """SQLite replays a -wal into the database on open: a planted one could add any face."""
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    wal = Path(f"{db_path}-wal")
+    wal.touch()
+    os.chown(wal, NOBODY, -1)
+    with pytest.raises(DatabaseError, match=f"{wal} belongs to another user"):
+        FaceDatabase(db_path)
+
+
+def test_folder_others_could_swap_the_database_in_is_refused(tmp_path: Path, caplog) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(DatabaseError, match=r"folder .* can be changed by any user \(mode 777\).*chmod o-w"):
+        FaceDatabase(folder / "faces.db")
+    assert not (folder / "faces.db").exists()
+    folder.chmod(0o1777)  # sticky, like /tmp: others cannot replace our files, only plant new ones
+    FaceDatabase(folder / "faces.db").close()
+    assert "shared with every user" in caplog.text
+
+
+@needs_root
+def test_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    os.chown(folder, NOBODY, -1)
+    with pytest.raises(DatabaseError, match=r"folder .* belongs to another user \(uid 65534\)"):
+        FaceDatabase(folder / "faces.db")
+

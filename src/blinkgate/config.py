@@ -235,22 +235,23 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
     return None
 
 
-def check_file_owner(path: Path) -> None:
-    """Refuse a settings file that someone else can change: whoever can write it can switch the
-    challenge or the lockout off. Owned by us or root, not writable by others (as ssh does);
-    group-writable only warns, since many systems give each user a group of their own."""
+def check_file_owner(path: Path, what: str = "config file", harm: str = "could switch the challenge off",
+                     error: type[BlinkgateError] = BlinkgateError) -> None:
+    """Refuse a file that someone else can change: whoever can write the settings file can switch
+    the challenge or the lockout off, whoever can write the face database can enrol their own face.
+    Owned by us or root, not writable by others (as ssh does); group-writable only warns, since
+    many systems give each user a group of their own. ``what``/``harm``/``error`` word the refusal."""
     if os.name != "posix":
         return
     info = path.stat()
     mode = stat.S_IMODE(info.st_mode)
     if info.st_uid not in (os.getuid(), 0):
-        raise BlinkgateError(f"config file {path} belongs to another user (uid {info.st_uid}): "
-                             "they could weaken the door; use a file you or root own")
+        raise error(f"{what} {path} belongs to another user (uid {info.st_uid}), who {harm}: use a file "
+                    f"you or root own (chown {os.getuid()} {path} if you trust its contents)")
     if mode & stat.S_IWOTH:
-        raise BlinkgateError(f"config file {path} can be changed by any user (mode {mode:o}), who could "
-                             f"switch the challenge off: chmod o-w {path}")
+        raise error(f"{what} {path} can be changed by any user (mode {mode:o}), who {harm}: chmod o-w {path}")
     if mode & stat.S_IWGRP:
-        log.warning("config file %s can be changed by its group (mode %o): chmod g-w %s", path, mode, path)
+        log.warning("%s %s can be changed by its group (mode %o): chmod g-w %s", what, path, mode, path)
 
 
 # Settings that, moved from their default this way, let more through: (key, weaker, what it costs).

@@ -7,6 +7,13 @@ Safety properties the rest of blinkgate relies on:
 * a file that is not ours is refused, never modified: a non-SQLite/corrupt file or a foreign
   SQLite database raises DatabaseError("... is not a blinkgate database ..."); an empty 0-byte
   file (or a missing one, when ``create=True``) becomes a new database;
+* only we (and root) can change it: a database, -wal or -shm file another user owns or every
+  user can write, or a folder where others could swap it (writable by others, no sticky bit),
+  is refused before it is read, since whoever writes it can enrol their own face. That runs
+  before an empty file is adopted, so a 0-byte file planted in a shared folder stays refused;
+* only we (and our group) can read it: the encodings and the door's face snapshots are
+  biometric data. A new database is created 0600 (SQLite gives its -wal/-shm the database's
+  mode); one an older blinkgate left readable by every user (0644) loses the other users' access;
 * the schema is versioned with ``PRAGMA user_version``; a new table (e.g. an access log) is
   one more entry in ``_MIGRATIONS`` and older databases are upgraded on open;
 * encodings are stored as raw little-endian float64 bytes (never pickle).
@@ -14,8 +21,10 @@ Safety properties the rest of blinkgate relies on:
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +35,7 @@ from typing import Iterator
 import numpy as np
 from platformdirs import user_data_dir
 
+from .config import check_file_owner
 from .errors import DatabaseError
 from .types import as_encoding
 
@@ -33,6 +43,12 @@ APPLICATION_ID = 0x426C4B47  # "BlKG": marks the file as ours in the SQLite head
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
+PRIVATE_MODE = 0o600  # the faces are biometric data: the owner only
+SIDE_SUFFIXES = ("-wal", "-shm")  # SQLite's WAL and its index, next to the database in WAL mode
+# Why another user must not be able to change the database (see check_file_owner).
+_WRITE_HARM = "could enrol their own face or remove someone"
+
+log = logging.getLogger("blinkgate.database")
 
 # _MIGRATIONS[i] upgrades schema version i to i + 1, in one transaction. Append only; never
 # edit a released step (e.g. version 2 could add an access_log table).
@@ -140,24 +156,101 @@ class FaceDatabase:
         """Decide from the bytes on disk, before SQLite touches the file. True → new database."""
         if self.path.is_dir():
             raise DatabaseError(f"face database path {self.path} is a directory")
+        self._check_folder(create)
         if not self.path.exists():
             if not create:
                 raise DatabaseError(f"no face database at {self.path} (enrol someone first)")
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise DatabaseError(f"cannot create {self.path.parent}: {err}") from err
-            return True
+            self._create_private()
+        # Before anything is read or adopted: an empty file another user planted is theirs.
+        for path in self._files():
+            self._check_owner(path)
         try:
             with open(self.path, "rb") as f:
                 header = f.read(len(SQLITE_MAGIC))
         except OSError as err:
             raise DatabaseError(f"cannot read face database {self.path}: {err}") from err
-        if not header:
-            return True  # 0-byte file: e.g. made by touch or mktemp
-        if header != SQLITE_MAGIC:
+        if header and header != SQLITE_MAGIC:
             raise self._not_ours("not an SQLite file")
-        return False
+        fresh = not header  # 0-byte file: made by us above, or by touch or mktemp
+        self._make_private(fresh)
+        return fresh
+
+    def _files(self) -> list[Path]:
+        """The database and its -wal/-shm, those that exist. A -wal is replayed into the database
+        on open, so a planted one is as dangerous as a planted database."""
+        sides = [Path(f"{self.path}{suffix}") for suffix in SIDE_SUFFIXES]
+        return [p for p in (self.path, *sides) if p.exists()]
+
+    def _check_folder(self, create: bool) -> None:
+        """Refuse a folder where another user could swap the database or its -wal for their own;
+        create it if missing and ``create`` (if not, the missing database is reported next)."""
+        folder = self.path.parent
+        if not folder.exists():
+            if not create:
+                return
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise DatabaseError(f"cannot create {folder}: {err}") from err
+        if os.name != "posix":
+            return
+        info = folder.stat()
+        mode = stat.S_IMODE(info.st_mode)
+        where = f"face database folder {folder}"
+        if info.st_uid not in (os.getuid(), 0):
+            raise DatabaseError(f"{where} belongs to another user (uid {info.st_uid}), who could swap "
+                                f"the database for their own: use a folder you or root own")
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise DatabaseError(f"{where} can be changed by any user (mode {mode:o}), who could swap "
+                                f"the database for their own: chmod o-w {folder}")
+        if mode & stat.S_IWOTH:
+            # Sticky (like /tmp): others cannot replace our files, but can plant a -wal while no
+            # connection has one open. We refuse one found at open; a race remains.
+            log.warning("%s is shared with every user (mode %o), who can plant files next to the "
+                        "database: keep it in a folder of its own", where, mode)
+
+    def _create_private(self) -> None:
+        """Create the file 0600 before SQLite does: SQLite would follow the umask (0644 on most
+        systems). O_EXCL: never open a file someone slipped in between; if one appeared, the
+        owner checks that follow judge it like any existing file."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise DatabaseError(f"cannot create {self.path}: {err.strerror or err}") from err
+
+    def _check_owner(self, path: Path) -> None:
+        try:
+            check_file_owner(path, "face database", _WRITE_HARM, DatabaseError)
+        except FileNotFoundError:
+            pass  # a -wal the last connection of another process removed as it closed
+        except OSError as err:
+            raise DatabaseError(f"cannot read face database {path}: {err.strerror or err}") from err
+
+    def _make_private(self, fresh: bool) -> None:
+        """Take other users' read access to the faces. A new database becomes 0600; an existing
+        one loses only the 'other' bits: a group that can read it may be deliberate."""
+        if os.name != "posix":
+            return
+        for path in self._files():
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+            except FileNotFoundError:
+                continue  # a -wal removed meanwhile by another process's last close
+            wanted = PRIVATE_MODE if fresh else mode & ~stat.S_IRWXO
+            if mode == wanted:
+                continue
+            try:
+                os.chmod(path, wanted)
+            except OSError:  # e.g. root's file and we are not root
+                if mode & stat.S_IROTH:
+                    log.warning("face database %s is readable by every user (mode %o), who can copy "
+                                "everyone's face encodings and snapshots: chmod o-rwx %s", path, mode, path)
+                continue
+            if not fresh:
+                log.warning("face database %s was readable by every user (mode %o), who could copy "
+                            "everyone's face encodings and snapshots: now mode %o", path, mode, wanted)
 
     def _check_identity(self, fresh: bool) -> None:
         conn = self._require()
