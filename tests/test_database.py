@@ -419,3 +419,11 @@ def test_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatabaseError, match=r"folder .* belongs to another user \(uid 65534\)"):
         FaceDatabase(folder / "faces.db")
 
+
+def test_name_starting_with_a_dash_is_refused(db_path: Path) -> None:
+    """With on_grant = "open-door {name}", a person named --all-doors would be an option."""
+    with FaceDatabase(db_path) as db:
+        with pytest.raises(ValueError, match="must not start with '-'"):
+            db.add_image("--all-doors", "/p/a.jpg", "h", enc(1))
+        db.add_image("Jean-Luc", "/p/j.jpg", "h", enc(2))  # a dash inside a name is fine
+        assert db.people() == [("Jean-Luc", 1)]

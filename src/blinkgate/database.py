@@ -116,6 +116,17 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be enrolled, or None. A name reaches unlock commands as one argument
+    (``open-door {name}``), so one starting with '-' would be read as an option (--all-doors)."""
+    if not name or not name.strip():
+        return "must not be empty"
+    if name.startswith("-"):
+        return ("must not start with '-' (an unlock command like 'open-door {name}' would read it "
+                "as an option)")
+    return None
+
+
 class FaceDatabase:
     """Enrolled people and their face encodings. Use as a context manager.
 
@@ -339,8 +350,9 @@ class FaceDatabase:
 
         Returns True if an earlier encoding of ``path`` was replaced. Atomic.
         """
-        if not name or not name.strip():
-            raise ValueError("person name must not be empty")
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(f"person name {name!r} {problem}")
         vector = as_encoding(encoding)
         if not np.isfinite(vector).all():
             raise ValueError("face encoding contains NaN or infinity")

@@ -119,6 +119,12 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
         if not folder.name.strip():
             notes.append(ImageOutcome(folder, SKIPPED, "person folder name is blank: name the folder after the person"))
             continue
+        if folder.name.startswith("-"):
+            # The name reaches unlock commands as one argument: 'open-door {name}' would read a
+            # folder named --all-doors as an option. FaceDatabase.add_image refuses it too.
+            notes.append(ImageOutcome(folder, SKIPPED, "person folder name starts with '-', which an unlock "
+                                      "command would read as an option: rename the folder"))
+            continue
         try:
             images = sorted(p for p in folder.iterdir() if _is_image(p))
         except OSError as err:
