@@ -304,9 +304,11 @@ def load_file(path: Path) -> dict[str, object]:
         out[key] = _convert(s, value, f"config file {path}")
     if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
         mode = path.stat().st_mode
-        if mode & (stat.S_IRGRP | stat.S_IROTH):
+        # group-readable is how a service reads a root-owned file (root:blinkgate, 640)
+        if mode & stat.S_IROTH:
             log.warning(
-                "config file %s holds a secret and is readable by other users: chmod 600 %s", path, path)
+                "config file %s holds a secret and is readable by every user: chmod 600 %s (or 640 for a "
+                "service's group)", path, path)
     return out
 
 
