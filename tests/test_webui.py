@@ -23,7 +23,7 @@ from blinkgate.webui import BOUNDARY, WebUI, face_json, parse_listen
 
 from conftest import clip_frame, shared
 
-TOKEN = "test-token-1234"
+TOKEN = "test-token-1234-abcd"
 
 
 def _face(track=1, name="Ada", live=True, granted=False) -> FaceResult:
@@ -52,7 +52,7 @@ class CountingDraw:
 @pytest.fixture
 def ui():
     server = WebUI("127.0.0.1:0", draw=CountingDraw(), faces=lambda r: [face_json(f) for f in r.faces], token=TOKEN,
-                   title="<b>cam</b>", max_fps=50.0, max_viewers=1)
+                   title="<b>cam</b>", max_fps=50.0, max_viewers=1, stall_s=60.0)  # a loaded machine is not a stall
     yield server
     server.close()
 
@@ -95,7 +95,7 @@ def test_parse_listen(text, expected):
 
 
 def test_a_weak_or_odd_token_is_refused():
-    for token in ("short", "has space in it", "quote'injection"):
+    for token in ("short", "frontdoor1", "fifteen-chars-x", "has space in it, long", "quote'injection-long"):
         with pytest.raises(BlinkgateError, match="token"):
             WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=token)
 
@@ -118,6 +118,7 @@ def test_a_lan_view_prints_this_machines_name_and_warns(caplog):
 
 
 def test_every_route_with_data_needs_the_token(ui):
+    ui.guard.limit = 1000  # 16 wrong tokens here: not a guesser
     ui.publish(frame(), _result())
     for path in ("/", "/status.json", "/frame.jpg", "/stream.mjpg"):
         for token in (None, "", "wrong-token-1234", TOKEN[:-1]):
@@ -325,6 +326,242 @@ def test_a_viewer_costs_the_frame_loop_little():
     assert watched < 1.5 * alone, (watched, alone)
 
 
+# -- limits: connections, slow requests, token guesses, the log -----------------------------------
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told: no test waits out a minute."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _connect(ui: WebUI, source: str = "127.0.0.1", timeout: float = 10.0):
+    import socket
+
+    return socket.create_connection(("127.0.0.1", ui.port), timeout=timeout, source_address=(source, 0))
+
+
+def _closed_by_server(sock) -> bool:
+    """Whether the server has closed the connection; waits up to the socket's timeout."""
+    import socket
+
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def _status_from(ui: WebUI, source: str) -> int:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", ui.port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request("GET", f"/status.json?token={TOKEN}")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def _wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_idle_connections_are_capped_per_client_and_in_all_before_any_thread_starts():
+    """A LAN client opening idle connections (no token needed) gets a few slots, then each new
+    connection is closed at once, without a thread; others still get in up to the total cap."""
+    with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, max_connections=5, max_per_client=3,
+               request_s=60.0) as ui:  # idle ones are held here: the deadline has its own test
+        threads = threading.active_count()
+        held = [_connect(ui) for _ in range(3)]
+        assert _wait_for(lambda: ui.connections.count == 3)
+        flood = [_connect(ui) for _ in range(40)]
+        assert all(_closed_by_server(s) for s in flood)  # at once: an accepted one would wait 60 s
+        assert threading.active_count() - threads <= 3 + 1
+        assert _status_from(ui, "127.0.0.2") == 200  # another client still gets in
+        held += [_connect(ui, "127.0.0.2") for _ in range(2)]
+        assert _wait_for(lambda: ui.connections.count == 5)
+        late = _connect(ui, "127.0.0.3")
+        assert _closed_by_server(late)  # the total cap
+        for sock in held + flood + [late]:
+            sock.close()
+        assert _wait_for(lambda: ui.connections.count == 0)
+        assert _status_from(ui, "127.0.0.1") == 200
+
+
+def test_a_request_must_arrive_whole_in_time_however_it_drips():
+    """A client sending its request line a byte at a time, well within any per-read timeout,
+    is cut off at the request deadline (1 s here) and frees its slot."""
+    with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, request_s=1.0) as ui:
+        sock = _connect(ui, timeout=0.2)
+        started, closed = time.monotonic(), False
+        while not closed and time.monotonic() - started < 20:  # 20 x the deadline
+            try:
+                sock.send(b"G")
+            except OSError:
+                closed = True
+            closed = closed or _closed_by_server(sock)
+        sock.close()
+        assert closed, "a dripping client held its connection"
+        assert _wait_for(lambda: ui.connections.count == 0)
+        assert get(ui, "/status.json")[0] == 200
+
+
+def test_a_video_stream_outlives_the_request_deadline(ui):
+    ui.request_s = 0.3  # read per connection, at setup
+    stop = threading.Event()
+    _publisher(ui, stop)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/stream.mjpg?token={TOKEN}", timeout=10) as r:
+            started = time.monotonic()
+            _read_parts(r, 1)
+            while time.monotonic() - started < 1.5:  # 5 x the deadline
+                _read_parts(r, 1)
+            assert len(_read_parts(r, 2)) == 2
+    finally:
+        stop.set()
+
+
+@pytest.mark.parametrize("ip, same, other", [
+    ("10.0.0.7", "10.0.0.7", "10.0.0.8"),
+    ("2001:db8:0:5::1", "2001:db8:0:5:ffff::9", "2001:db8:0:6::1"),  # one host holds a whole /64
+    ("::ffff:10.0.0.7", "10.0.0.7", "10.0.0.8"),
+])
+def test_limits_apply_per_client(ip, same, other):
+    from blinkgate.webui import client_key
+
+    assert client_key(ip) == client_key(same) != client_key(other)
+
+
+def test_wrong_tokens_are_logged_a_line_a_minute_and_a_guesser_is_refused_for_a_while(caplog):
+    clock = FakeClock()
+    with caplog.at_level("WARNING", logger="blinkgate"), \
+            WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, clock=clock) as ui:
+        limit = ui.guard.limit
+        for i in range(limit - 1):
+            assert get(ui, "/status.json", token=f"guess-{i:011d}")[0] == 403
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines == ["browser view: 1 wrong or missing token(s) from 127.0.0.1 (said at most once a minute)"]
+        assert get(ui, "/status.json", token=None)[0] == 403  # the limit-th: blocked from now on
+        assert caplog.records[-1].getMessage() == \
+            "browser view: 127.0.0.1 sent 10 wrong or missing tokens within 60 s: refused for 60 s"
+        for path in ("/status.json", "/stream.mjpg"):
+            status, _, body = get(ui, path)  # the right token too, or guessing would go on
+            assert status == 429 and b"try again in 60 s" in body
+        assert _status_from(ui, "127.0.0.2") == 200  # others are not blocked
+        clock.now += 61
+        assert get(ui, "/status.json")[0] == 200
+        for _ in range(3):
+            get(ui, "/status.json", token="guess-again-0000000")
+        assert len(caplog.records) == 3  # one more line for the three, the first of a new minute
+        clock.now += 61
+        get(ui, "/status.json", token="guess-again-0000000")
+        assert caplog.records[-1].getMessage().startswith("browser view: 3 wrong or missing token(s) from 127.0.0.1")
+    assert all(TOKEN not in r.getMessage() for r in caplog.records)
+
+
+def test_a_flood_of_wrong_tokens_logs_a_few_lines_not_one_each(caplog):
+    clock = FakeClock()
+    with caplog.at_level("WARNING", logger="blinkgate"), \
+            WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, clock=clock) as ui:
+        ui.guard.limit = 10_000  # counted and logged, never blocked
+        for i in range(200):
+            assert get(ui, "/status.json", token=f"guess-{i:011d}")[0] == 403
+    assert len(caplog.records) == 1
+
+
+def test_the_token_is_never_logged(caplog):
+    """Request lines are logged (at DEBUG) with the token masked; the URL is logged masked."""
+    import logging
+
+    from blinkgate.webui import announce
+
+    with caplog.at_level("DEBUG", logger="blinkgate"), \
+            WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN) as ui:
+        ui.guard.limit = 1000
+        announce(ui, logging.getLogger("blinkgate"))
+        assert get(ui, "/status.json")[0] == 200
+        assert get(ui, f"/status.json?x=1&TOKEN={TOKEN}&token={TOKEN[:-1]}", token=None)[0] == 403
+        assert get(ui, f"/status.json?token={TOKEN}%0aforged-line", token=None)[0] == 403
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"browser view: http://localhost:{ui.port}/?token=*** (the token is ui.token / $BLINKGATE_UI_TOKEN; " \
+           "it is not logged)" in lines
+    assert any('"GET /status.json?token=*** HTTP/1.1" 200' in line for line in lines), lines
+    assert not [line for line in lines if TOKEN in line or TOKEN[:-1] in line]
+
+
+class _Terminal:
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_token_made_for_the_run_is_shown_on_a_terminal_only(caplog):
+    import logging
+
+    from blinkgate.webui import announce
+
+    logger = logging.getLogger("blinkgate")
+    with caplog.at_level("DEBUG", logger="blinkgate"), WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list) as ui:
+        terminal = _Terminal(tty=True)
+        announce(ui, logger, terminal)
+        assert terminal.text == f"blinkgate: browser view: {ui.url}\n" and ui.token in ui.url
+        assert not caplog.records
+        service = _Terminal(tty=False)  # journald, a file: the log
+        announce(ui, logger, service)
+        assert service.text == ""
+        assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]
+        assert "set ui.token or $BLINKGATE_UI_TOKEN (16+ characters)" in caplog.records[1].getMessage()
+        assert all(ui.token not in r.getMessage() for r in caplog.records)
+
+
+def test_status_says_when_frames_stop():
+    """5 s after the last frame the view must not still show 10 fps and a granted face."""
+    clock = FakeClock()
+    with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=lambda r: [face_json(f) for f in r.faces], token=TOKEN,
+               clock=clock) as ui:
+        for i in range(20):
+            ui.publish(frame(), _result(i, faces=[_face(granted=True)]))
+            clock.now += 0.1
+        status = json.loads(get(ui, "/status.json")[2])
+        assert status["stalled"] is False and status["age_ms"] == 100 and status["fps"] == 10.0
+        assert status["faces"][0]["granted"] is True
+        clock.now += 1.8
+        assert json.loads(get(ui, "/status.json")[2])["stalled"] is False  # 1.9 s: a slow frame, not yet a stall
+        clock.now += 3.1
+        status = json.loads(get(ui, "/status.json")[2])
+        assert status["stalled"] is True and status["age_ms"] == 5000 and status["fps"] == 0.0
+        assert status["faces"] == [] and status["frame"] == 20
+        ui.publish(frame(), _result(20))
+        clock.now += 0.1
+        ui.publish(frame(), _result(21))
+        status = json.loads(get(ui, "/status.json")[2])
+        assert status["stalled"] is False and status["fps"] == 10.0  # the rate starts afresh, not dragged by the gap
+
+
+def test_no_frame_yet_is_no_video(ui):
+    status = json.loads(get(ui, "/status.json")[2])
+    assert status["stalled"] is True and status["age_ms"] is None and status["frame"] == 0
+    assert 'id="novideo"' in get(ui, "/")[2].decode()
+
+
 # -- the commands --------------------------------------------------------------------------------
 
 
@@ -355,7 +592,8 @@ def test_the_command_serves_its_view_while_it_plays_a_file(tmp_path, command):
     try:
         port = None
         for line in proc.stderr:
-            found = re.search(r"browser view: http://localhost:(\d+)/\?token=" + TOKEN, line)
+            assert TOKEN not in line  # the token is never logged
+            found = re.search(r"browser view: http://localhost:(\d+)/\?token=\*\*\* ", line)
             if found:
                 port = int(found.group(1))
                 break
@@ -373,6 +611,7 @@ def test_the_command_serves_its_view_while_it_plays_a_file(tmp_path, command):
         assert status == 200 and cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
         rest = proc.stderr.read()
         assert proc.wait(timeout=60) == 0, rest
+        assert TOKEN not in rest
     finally:
         proc.kill()
         proc.stderr.close()
@@ -382,7 +621,8 @@ def test_the_command_serves_its_view_while_it_plays_a_file(tmp_path, command):
 @pytest.mark.parametrize("command", ["run", "door"])
 @pytest.mark.parametrize("listen, token, message", [
     ("nonsense", TOKEN, "--ui wants PORT or HOST:PORT"),
-    ("127.0.0.1:0", "weak", "must be at least 8 characters"),
+    ("127.0.0.1:0", "weak", "must be at least 16 characters"),
+    ("127.0.0.1:0", "frontdoor1", "must be at least 16 characters"),
 ])
 def test_bad_ui_settings_exit_2_before_the_source_opens(capsys, tmp_path, monkeypatch, command, listen, token, message):
     import blinkgate.sources as sources
@@ -399,7 +639,7 @@ def test_bad_ui_settings_exit_2_before_the_source_opens(capsys, tmp_path, monkey
 _FAKE_DOM = r"""
 // A minimal DOM for the page's script: elements record text, class and children.
 function el(tag) {
-  return { tag, textContent: '', className: '', src: '', children: [], rows: [], cells: [],
+  return { tag, textContent: '', className: '', src: '', hidden: false, children: [], rows: [], cells: [],
     replaceChildren() { this.children = []; this.rows = []; },
     appendChild(c) { this.children.push(c); return c; },
     insertRow() { const r = el('tr'); this.rows.push(r); return r; },
@@ -409,30 +649,46 @@ const ids = {};
 globalThis.document = { getElementById: (id) => (ids[id] = ids[id] || el(id)), createElement: el };
 globalThis.location = { search: '?token=' + process.argv[3] };
 const status = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
-const fetched = [];
-globalThis.fetch = async (url) => { fetched.push(url); return { ok: true, json: async () => status, text: async () => '' }; };
+const code = Number(process.argv[5] || 200);
+const fetched = [], delays = [];
+globalThis.fetch = async (url) => { fetched.push(url);
+  return { ok: code === 200, status: code, json: async () => status, text: async () => 'refused' }; };
 let polls = 0;
-globalThis.setTimeout = (fn) => { if (++polls < 2) fn(); else report(); };
+globalThis.setTimeout = (fn, ms) => { delays.push(ms); if (++polls < 2) fn(); else report(); };
 function report() {
+  const get = (id) => ids[id] || el(id);  // an element the script never touched: as the page has it
+  const banner = get('novideo');
   console.log(JSON.stringify({
-    fetched, video: ids.video.src, fps: ids.fps.textContent, conn: ids.conn.textContent,
-    faces: ids.faces.rows.map(r => ({ cells: r.cells.map(c => c.textContent), classes: r.cells.map(c => c.className) })),
-    events: ids.events.children.map(li => ({ text: li.textContent, cls: li.className })),
+    fetched, delays, video: get('video').src, videoClass: get('video').className, fps: get('fps').textContent,
+    conn: get('conn').textContent, banner: { hidden: banner.hidden, text: banner.textContent },
+    faces: get('faces').rows.map(r => ({ cells: r.cells.map(c => c.textContent),
+                                         classes: r.cells.map(c => c.className) })),
+    events: get('events').children.map(li => ({ text: li.textContent, cls: li.className })),
   }));
 }
 require(process.argv[4]);
 """
 
 
-def test_the_page_script_renders_status_as_text(tmp_path):
-    """Runs the page's script under node with a minimal DOM: it asks for the stream and the
-    status with the token from its own URL, fills the faces table and the event list, and a
-    name that looks like HTML stays text."""
+def _run_page(tmp_path, status: dict, code: int = 200) -> dict:
+    """What the page's script shows, run under node with a minimal DOM, given ``status.json``
+    (answered with HTTP ``code``)."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the page's script is not run")
     from blinkgate.webui import _APP_JS
 
+    for name, text in (("dom.js", _FAKE_DOM), ("app.js", _APP_JS), ("status.json", json.dumps(status))):
+        (tmp_path / name).write_text(text)
+    argv = [node, str(tmp_path / "dom.js"), str(tmp_path / "status.json"), TOKEN, str(tmp_path / "app.js"), str(code)]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_the_page_script_renders_status_as_text(tmp_path):
+    """The page's script asks for the stream and the status with the token from its own URL,
+    fills the faces table and the event list, and a name that looks like HTML stays text."""
     status = {"title": "t", "frame": 7, "fps": 29.5, "viewers": 1, "faces": [
         {"track": 3, "name": "<img src=x onerror=alert(1)>", "status": "LIVE - GRANTED", "eyes": "open", "blinks": 2,
          "live": True, "granted": True},
@@ -441,16 +697,25 @@ def test_the_page_script_renders_status_as_text(tmp_path):
         "events": [{"wall_time": "2026-11-27T16:40:01+0000", "event": "door_denied", "track": 4, "name": None,
                     "reason": "unknown"},
                    {"wall_time": "2026-11-27T16:40:02+0000", "event": "granted", "track": 3, "name": "Ada"}]}
-    for name, text in (("dom.js", _FAKE_DOM), ("app.js", _APP_JS), ("status.json", json.dumps(status))):
-        (tmp_path / name).write_text(text)
-    run = subprocess.run([node, str(tmp_path / "dom.js"), str(tmp_path / "status.json"), TOKEN, str(tmp_path / "app.js")],
-                         capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    page = json.loads(run.stdout)
+    page = _run_page(tmp_path, status)
     assert page["fetched"][0] == f"status.json?token={TOKEN}" and page["video"].startswith(f"stream.mjpg?token={TOKEN}&")
     assert page["fps"] == "frame 7, 29.5 fps" and page["conn"] == "connected"
+    assert page["banner"]["hidden"] is True and page["videoClass"] == "" and page["delays"] == [500, 500]
     assert page["faces"] == [
         {"cells": [3, "<img src=x onerror=alert(1)>", "LIVE - GRANTED", "open", 2], "classes": ["", "", "granted", "", ""]},
         {"cells": [4, "unknown", "blink to enter", "closed", 0], "classes": ["", "", "", "", ""]}]
     assert page["events"] == [{"text": "16:40:02  granted  #3 Ada", "cls": "granted"},
                               {"text": "16:40:01  door_denied  #4 unknown  unknown", "cls": "warn"}]
+
+
+def test_the_page_says_no_video_when_frames_stop_or_the_view_is_gone(tmp_path):
+    stalled = {"title": "t", "frame": 7, "fps": 0.0, "age_ms": 5400, "stalled": True, "viewers": 1, "faces": [],
+               "events": []}
+    page = _run_page(tmp_path, stalled)
+    assert page["banner"] == {"hidden": False, "text": "NO VIDEO: no frame for 5 s"} and page["videoClass"] == "stale"
+    assert page["fps"] == "frame 7, 0 fps" and page["faces"] == []
+    page = _run_page(tmp_path, {**stalled, "frame": 0, "age_ms": None})
+    assert page["banner"] == {"hidden": False, "text": "NO VIDEO: waiting for the first frame"}
+    page = _run_page(tmp_path, stalled, code=403)  # a wrong token: shown, and not retried twice a second
+    assert page["banner"] == {"hidden": False, "text": "NO VIDEO: the view cannot be reached"}
+    assert page["conn"] == "disconnected: 403 refused" and page["delays"] == [10000, 10000]

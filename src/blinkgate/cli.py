@@ -171,11 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui))
         if args.ui:
-            from .webui import WebUI, face_json
+            from .webui import WebUI, announce, face_json
 
             ui = WebUI(args.ui, draw=draw, faces=lambda result: [face_json(f) for f in result.faces],
                        token=token, title=source.description)
-            log.info("browser view: %s", ui.url)
+            announce(ui, log)
         for frame, result in gate.run(source):
             if events:
                 events.write(result.events)

@@ -227,11 +227,11 @@ def run_door(settings: Resolved) -> int:
         viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live,
                         ui=bool(settings["ui.listen"]))
         if settings["ui.listen"]:
-            from .webui import WebUI
+            from .webui import WebUI, announce
 
             ui = WebUI(settings["ui.listen"], draw=draw_door, faces=lambda result: [door_face_json(f) for f in result.faces],
                        token=settings["ui.token"], title=f"door: {source.description}")
-            log.info("browser view: %s", ui.url)
+            announce(ui, log)
         for frame, result in door.run(source):
             if events:
                 events.write(result.frame.events + result.events)
