@@ -171,3 +171,17 @@ def test_actions_are_built_from_settings(conf):
     assert build_actions(resolve(cli(), env={})) is None
     with pytest.raises(BlinkgateError, match="without --webhook"):
         build_actions(resolve(cli("--webhook-secret", "x"), env={}))
+
+
+def test_an_mqtt_broker_without_tls_or_login_is_warned_about(caplog):
+    pytest.importorskip("paho.mqtt.client")
+    for args, warned in ((("--mqtt-host", "broker"), "no TLS and no login"),
+                         (("--mqtt-host", "broker", "--mqtt-username", "door"), "no TLS"),
+                         (("--mqtt-host", "broker", "--mqtt-username", "door", "--mqtt-tls"), None)):
+        caplog.clear()
+        runner = build_actions(resolve(cli(*args), env={}))
+        runner.close()
+        if warned:
+            assert f"mqtt: {warned};" in caplog.text
+        else:
+            assert "mqtt:" not in caplog.text

@@ -879,3 +879,17 @@ def test_a_door_on_a_camera_names_and_challenges_through_the_background_worker(t
     door.close()
     assert challenged is not None and challenged.name == "subject"
     assert not door.gate.background._proc.is_alive()  # closing the door stopped the worker
+
+
+def test_a_door_with_nobody_enrolled_says_so_at_every_start(tmp_path, caplog):
+    """The first start creates the database for the access log; before, later starts denied
+    everyone as unknown without a word (e.g. people enrolled into another database)."""
+    from blinkgate.config import resolve
+    from blinkgate.doorrun import build_door
+
+    db = tmp_path / "faces.db"
+    for start in range(2):
+        caplog.clear()
+        build_door(resolve({"cfg_db": str(db), "config": None}, env={})).close()
+        assert ("no face database" if start == 0 else "nobody is enrolled") in caplog.text
+        assert db.exists()

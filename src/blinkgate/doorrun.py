@@ -65,6 +65,12 @@ def build_actions(settings: Resolved, source: str = ""):
     elif s["webhook.secret"]:
         raise BlinkgateError("--webhook-secret given without --webhook URL")
     if s["mqtt.host"]:
+        if not s["mqtt.tls"] or not s["mqtt.username"]:
+            # anyone on the network could then publish the same unlock message
+            log.warning("mqtt: %s; a relay listening on %s cannot tell blinkgate's unlock from anyone's "
+                        "(set mqtt.username/password and mqtt.tls, and an ACL on the topic)",
+                        "no TLS and no login" if not s["mqtt.tls"] and not s["mqtt.username"]
+                        else "no TLS" if not s["mqtt.tls"] else "no login", s["mqtt.topic"])
         actions.append(MqttAction(s["mqtt.host"], s["mqtt.port"], s["mqtt.topic"], username=s["mqtt.username"],
                                   password=s["mqtt.password"], tls=s["mqtt.tls"], qos=s["mqtt.qos"]))
     if not actions:
@@ -86,6 +92,10 @@ def build_door(settings: Resolved, source: str = "", gate=None, live: bool = Fal
         if not db.exists():
             log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
         gate = Gate(db if db.exists() else None, options, eye_model=settings["eye_model"])
+        if db.exists() and not len(gate.recognizer):
+            # also after the first start, which created the file for the access log
+            log.warning("nobody is enrolled in %s: every face is unknown (enrol with `blinkgate enroll DIR`, "
+                        "with the same --db or settings file)", db)
     writer = AccessLogWriter(db, retention_days=settings["log.retention_days"])
     try:
         actions = build_actions(settings, source)

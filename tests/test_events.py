@@ -1,0 +1,35 @@
+"""The JSON Lines event log: one line per event, and a full disk does not stop the door."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from blinkgate.events import EventLog
+from blinkgate.types import Event
+
+BOX = (1.0, 2.0, 30.0, 40.0)
+
+
+def test_events_are_appended_as_json_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, "cam") as log:
+        log.write([Event("appeared", 10.0, 1, None, BOX), Event("blink", 50.0, 1, "ada", BOX, {"start_ms": 20.0})])
+        log.write([])
+    with EventLog(path, "cam") as log:  # appends
+        log.write([Event("lost", 90.0, 1, "ada", BOX)])
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["event"] for r in rows] == ["appeared", "blink", "lost"]
+    assert all(r["source"] == "cam" and r["wall_time"] for r in rows)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to fake a full disk")
+def test_a_full_disk_is_logged_once_and_does_not_stop_the_caller(caplog):
+    log = EventLog("/dev/full", "cam")
+    for i in range(5):
+        log.write([Event("appeared", float(i), i, None, BOX)])
+    log.close()
+    assert log.dropped == 5
+    assert caplog.text.count("cannot write events to /dev/full") == 1
