@@ -170,6 +170,30 @@ def test_image_that_loses_its_face_loses_its_encoding(people_dir: Path, tmp_path
         assert str(target) not in db.image_hashes()
 
 
+def test_a_photo_deleted_from_its_folder_is_removed_on_the_next_run(people_dir: Path, tmp_path: Path,
+                                                                       encoder) -> None:
+    """A wrong person's photo, deleted from the folder, must stop opening the door."""
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=False)
+        elsewhere = tmp_path / "other_people"
+        (elsewhere / "Ada").mkdir(parents=True)
+        (elsewhere / "Ada" / "a.jpg").write_bytes(lfw("Hugo_Chavez", 3).read_bytes())
+        enroll_directory(db, elsewhere, encoder, progress=False)
+        wrong = people_dir / "Serena_Williams" / "Serena_Williams_0002.jpg"
+        wrong.unlink()
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert statuses(report, people_dir)["Serena_Williams/Serena_Williams_0002.jpg"] == ("removed", "deleted from disk")
+        assert report.removed == 1 and report.summary().endswith("6 skipped, 1 removed (deleted from disk)")
+        assert str(wrong) not in db.image_hashes() and ("Serena_Williams", 1) in db.people()
+        assert ("Ada", 1) in db.people()  # enrolled from another folder: not this run's to judge
+        # a person whose folder is gone is forgotten with the last image
+        for image in (people_dir / "Serena_Williams").iterdir():
+            image.unlink()
+        (people_dir / "Serena_Williams").rmdir()
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert report.removed == 1 and "Serena_Williams" not in [n for n, _ in db.people()]
+
+
 def test_bad_people_dir(tmp_path: Path, encoder) -> None:
     with FaceDatabase(tmp_path / "faces.db") as db:
         with pytest.raises(ImageError, match="people directory not found"):

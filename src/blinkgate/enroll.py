@@ -1,8 +1,10 @@
 """Enrol everyone in PEOPLE_DIR/<person name>/*.jpg|jpeg|png into the face database.
 
 Incremental: an image whose path and content hash are already enrolled is not re-encoded; an
-image whose content changed is re-encoded and replaces its old encoding. Each image is its own
-transaction, so an interrupted run keeps what it finished and a rerun carries on.
+image whose content changed is re-encoded and replaces its old encoding; an image enrolled from
+under PEOPLE_DIR that is no longer on disk is removed (the folder is the truth: deleting a
+wrong photo must stop it opening the door). Each image is its own transaction, so an
+interrupted run keeps what it finished and a rerun carries on.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # in enrolment photos are large, so detecting and encoding at <= 1600 px loses nothing.
 MAX_SIDE = 1600
 
-ADDED, UNCHANGED, UPDATED, SKIPPED = "added", "unchanged", "updated", "skipped"
+ADDED, UNCHANGED, UPDATED, SKIPPED, REMOVED = "added", "unchanged", "updated", "skipped", "removed"
 
 
 class ImageOutcome(NamedTuple):
     path: Path
-    status: str  # added | unchanged | updated | skipped
+    status: str  # added | unchanged | updated | skipped | removed
     reason: str = ""
 
 
@@ -63,24 +65,31 @@ class EnrollReport:
         return self._count(SKIPPED)
 
     @property
+    def removed(self) -> int:
+        return self._count(REMOVED)
+
+    @property
     def skipped_outcomes(self) -> list[ImageOutcome]:
         return [o for o in self.outcomes if o.status == SKIPPED]
 
     def summary(self) -> str:
+        removed = f", {self.removed} removed (deleted from disk)" if self.removed else ""
         return (
             f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-            f"{self.skipped} skipped"
+            f"{self.skipped} skipped{removed}"
         )
 
     def format(self) -> str:
-        """One line per skipped path with the reason, then the counts."""
+        """One line per skipped or removed path with the reason, then the counts."""
         lines = []
-        for o in self.skipped_outcomes:
+        for o in self.outcomes:
+            if o.status not in (SKIPPED, REMOVED):
+                continue
             try:
                 shown = o.path.relative_to(self.people_dir)
             except ValueError:
                 shown = o.path
-            lines.append(f"skipped {shown}: {o.reason}")
+            lines.append(f"{o.status} {shown}: {o.reason}")
         lines.append(self.summary())
         return "\n".join(lines)
 
@@ -192,7 +201,8 @@ def enroll_directory(
 
     Each image needs exactly one face (HOG detector). Images are keyed by absolute path (not
     following symlinks), so reruns from another working directory still recognise them.
-    Images deleted from disk stay enrolled: use ``FaceDatabase.forget``.
+    Images enrolled from under PEOPLE_DIR and since deleted (or moved, or their folder renamed)
+    are removed; a person left with no image is forgotten.
     """
     people_dir = Path(os.path.abspath(people_dir))
     todo, notes = _scan(people_dir)
@@ -202,4 +212,11 @@ def enroll_directory(
     for name, path in bar:
         bar.set_postfix_str(name, refresh=False)
         report.outcomes.append(_enroll_one(db, name, path, known, encoder))
+    report.outcomes += _remove_deleted(db, people_dir, known)
     return report
+
+
+def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str]) -> list[ImageOutcome]:
+    """Drop the encodings of images enrolled from under ``people_dir`` that are gone from disk."""
+    gone = [Path(p) for p in known if Path(p).is_relative_to(people_dir) and not os.path.lexists(p)]
+    return [ImageOutcome(p, REMOVED, "deleted from disk") for p in gone if db.remove_image(p)]
