@@ -893,3 +893,41 @@ def test_a_door_with_nobody_enrolled_says_so_at_every_start(tmp_path, caplog):
         build_door(resolve({"cfg_db": str(db), "config": None}, env={})).close()
         assert ("no face database" if start == 0 else "nobody is enrolled") in caplog.text
         assert db.exists()
+
+
+class _StrangerSheet:
+    """A gate that sees a new unknown face every frame: a sheet of strangers' faces moved in
+    front of the camera, one new track after another."""
+
+    def __init__(self):
+        self.n = 0
+
+    def process(self, image, t: float) -> FrameResult:
+        self.n += 1
+        events = [Event("appeared", t, self.n, None, BOX), Event("recognised", t, self.n, None, BOX, {"distance": None})]
+        if self.n > 1:
+            events.insert(0, Event("lost", t, self.n - 1, None, BOX))
+        face = FaceResult(self.n, BOX, None, None, EyeReading(O), 0, False, False)
+        return FrameResult(self.n, t, [face], events)
+
+    def close(self) -> None:
+        pass
+
+
+class _LogRecorder:
+    def __init__(self):
+        self.rows: list[tuple[float, bool]] = []
+
+    def record(self, decision, snapshot=None, source: str = "") -> None:
+        self.rows.append((decision.time_ms, snapshot is not None))
+
+
+def test_a_flood_of_unknown_faces_is_logged_at_a_bounded_rate(caplog):
+    log = _LogRecorder()
+    door = Door(_StrangerSheet(), DoorOptions(unknown_after_ms=0), access_log=log)
+    for i in range(3 * 60 * 10):  # 3 minutes at 10 fps: 1,800 strangers
+        door.process(FRAME, i * 100.0)
+    assert 170 <= len(log.rows) <= 180  # 60 a minute
+    assert sum(snap for _, snap in log.rows) == 30  # 10 a minute with a face snapshot
+    assert door.unlogged_unknown == 1800 - len(log.rows)
+    assert caplog.text.count("unknown faces a minute") == 3  # said once a minute, not per face

@@ -10,8 +10,8 @@ snapshot.
 Snapshots are stored as JPEG BLOBs in the same SQLite file rather than as loose files: one
 file to back up, protect (chmod 600) and delete, written in the same transaction as its row,
 so a row never points at a missing image. A face crop is 5–20 kB. Snapshots older than
-``retention_days`` are deleted (set to NULL; the row stays) when the log opens, hourly while
-a door runs, and by ``blinkgate log --prune``.
+``retention_days`` are deleted (set to NULL; the row stays), and rows older than a year with
+them, when the log opens, hourly while a door runs, and by ``blinkgate log --prune``.
 
 :class:`AccessLogWriter` does the JPEG encoding and the SQLite writes on a background thread
 with its own connection, so a slow SD card never stalls the video loop.
@@ -37,6 +37,7 @@ from .errors import BlinkgateError
 log = logging.getLogger("blinkgate.accesslog")
 
 DEFAULT_RETENTION_DAYS = 30.0
+ROW_RETENTION_DAYS = 366.0  # rows (without snapshots) are kept a year, then deleted
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -190,11 +191,14 @@ class AccessLog:
         return [r[0] for r in rows]
 
     def prune(self, now: float | None = None) -> int:
-        """Delete snapshots older than the retention; returns how many."""
-        cutoff = (time.time() if now is None else now) - self.retention_days * 86400.0
+        """Delete snapshots older than the retention, and rows older than ``ROW_RETENTION_DAYS``
+        (so the file stops growing: SQLite reuses the freed pages); returns how many snapshots."""
+        now = time.time() if now is None else now
         with self.db._transaction() as tx:
+            tx.execute("DELETE FROM access_log WHERE at_unix < ?", (now - ROW_RETENTION_DAYS * 86400.0,))
             return tx.execute(
-                "UPDATE access_log SET snapshot = NULL WHERE snapshot IS NOT NULL AND at_unix < ?", (cutoff,)
+                "UPDATE access_log SET snapshot = NULL WHERE snapshot IS NOT NULL AND at_unix < ?",
+                (now - self.retention_days * 86400.0,),
             ).rowcount
 
 

@@ -83,6 +83,8 @@ REASONS = {
 
 
 MAX_CHECKED = 16  # checked blink onsets kept per track (a long-lived track must not grow for ever)
+UNKNOWN_SNAPSHOTS_PER_MIN = 10  # unknown faces logged with a snapshot per minute of source time
+UNKNOWN_ROWS_PER_MIN = 60  # ... and logged at all
 
 
 @dataclass(frozen=True)
@@ -750,6 +752,12 @@ class Door:
     ``access_log`` (an :class:`~blinkgate.accesslog.AccessLogWriter`) receives every decision
     with a face snapshot; ``actions`` (an :class:`~blinkgate.actions.ActionRunner`) every grant.
     Both work on their own threads; :meth:`process` only queues.
+
+    Unknown faces are logged at a bounded rate: a sheet of strangers' faces moved in front of
+    the camera makes a new track a second, and would otherwise fill the disk with rows and
+    snapshots (which also stops the log from recording the failures a lockout needs). Past
+    ``UNKNOWN_SNAPSHOTS_PER_MIN`` their rows have no snapshot, past ``UNKNOWN_ROWS_PER_MIN`` no
+    row; ``unlogged_unknown`` counts those, and a warning says so once a minute.
     """
 
     def __init__(self, gate: Gate, options: DoorOptions | None = None, *, rng: _RNG | None = None,
@@ -760,6 +768,10 @@ class Door:
         self.actions = actions
         self.snapshots = snapshots
         self.source = source
+        self._unknown_ms: deque[float] = deque()  # source times of the unknown rows of the last minute
+        self._unknown_snap_ms: deque[float] = deque()  # ... and of those with a snapshot
+        self.unlogged_unknown = 0
+        self._warned_unknown_ms = float("-inf")
 
     @property
     def options(self) -> DoorOptions:
@@ -773,11 +785,30 @@ class Door:
         result = self.logic.update(self.gate.process(image, timestamp_ms))
         for decision in result.decisions:
             if self.access_log is not None:
-                crop = face_snapshot(image, decision.box) if self.snapshots else None
-                self.access_log.record(decision, snapshot=crop, source=self.source)
+                self._log(decision, image, timestamp_ms)
             if decision.decision == GRANTED and self.actions is not None:
                 self.actions.fire(decision)
         return result
+
+    def _log(self, decision: Decision, image: np.ndarray, now: float) -> None:
+        snapshot = self.snapshots
+        if decision.reason == "unknown":
+            for times in (self._unknown_ms, self._unknown_snap_ms):
+                while times and now - times[0] > 60_000.0:
+                    times.popleft()
+            if len(self._unknown_ms) >= UNKNOWN_ROWS_PER_MIN:
+                self.unlogged_unknown += 1
+                if now - self._warned_unknown_ms > 60_000.0:
+                    self._warned_unknown_ms = now
+                    log.warning("more than %d unknown faces a minute: not all are logged (%d so far)",
+                                UNKNOWN_ROWS_PER_MIN, self.unlogged_unknown)
+                return
+            self._unknown_ms.append(now)
+            snapshot = snapshot and len(self._unknown_snap_ms) < UNKNOWN_SNAPSHOTS_PER_MIN
+            if snapshot:
+                self._unknown_snap_ms.append(now)
+        crop = face_snapshot(image, decision.box) if snapshot else None
+        self.access_log.record(decision, snapshot=crop, source=self.source)
 
     def run(self, source: FrameSource) -> Iterator[tuple[Frame, DoorResult]]:
         for frame in source:
