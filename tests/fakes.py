@@ -66,6 +66,16 @@ def square(x: int) -> int:
     return x * x
 
 
+def echo_worker(requests, results, models_dir):
+    """A recognition worker without models (as ``background._serve``): each face's "encoding"
+    is its crop's mean, at once."""
+    from blinkgate.background import Encoded
+
+    while (item := requests.get()) is not None:
+        key, crop, _ = item
+        results.put(Encoded(key, np.full(128, float(crop.mean()))))
+
+
 class FakeBackground:
     """A background encoder whose results come back only when the test calls ``release``.
 

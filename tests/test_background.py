@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from blinkgate.errors import BlinkgateError
 from blinkgate.recognize import FaceEncoder
 
 from conftest import clip_frame, shared
+from fakes import die_in_worker, echo_worker
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +47,82 @@ def test_the_worker_encodes_like_the_frame_loop_and_survives_a_bad_face(photo):
     assert by_key["empty"].encoding is None and by_key["empty"].error
 
 
-def test_a_worker_that_dies_is_an_error_not_a_silence(photo):
-    image, box, _ = photo
-    worker = BackgroundEncoder()
-    try:
-        worker._proc.kill()
-        worker._proc.join()
+def test_a_killed_worker_is_replaced_and_the_next_request_is_answered(photo, caplog):
+    image, box, inline = photo
+    with BackgroundEncoder() as worker:
         worker.submit("a", image, box)
-        with pytest.raises(BlinkgateError, match="recognition process died"):
-            worker.poll()
+        assert worker.wait(60)[0].key == "a"  # it works, then the OOM killer takes it
+        old = worker._proc
+        old.kill()
+        old.join()
+        worker.submit("b", image, box)
+        lost = worker.poll()  # no exception: replaced, and what it held is handed back lost
+        assert [(d.key, d.lost, d.encoding) for d in lost] == [("b", True, None)]
+        assert worker.pending == 0 and worker.restarts == 1 and worker._proc is not old
+        assert "recognition process died" in caplog.text and "restart 1" in caplog.text
+        worker.submit("c", image, box)
+        done = worker.wait(60)
+    assert [d.key for d in done] == ["c"] and np.array_equal(done[0].encoding, inline)
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_hung_worker_is_replaced_after_the_timeout():
+    image = np.full((100, 100, 3), 9, np.uint8)
+    clock = Clock()
+    with BackgroundEncoder(target=echo_worker, timeout_s=15.0, clock=clock) as worker:
+        worker.submit("a", image, (20.0, 20.0, 60.0, 60.0))
+        assert worker.wait(60)[0].key == "a"
+        stopped = worker._proc
+        os.kill(stopped.pid, signal.SIGSTOP)  # as a stuck native call or a swapped-out process
+        try:
+            worker.submit("b", image, (20.0, 20.0, 60.0, 60.0))
+            clock.now += 14.0
+            assert worker.poll() == [] and worker.restarts == 0  # slow is not hung
+            clock.now += 2.0
+            lost = worker.poll()
+            assert [(d.key, d.lost) for d in lost] == [("b", True)] and worker.restarts == 1
+            stopped.join(5)
+            assert stopped.exitcode == -signal.SIGKILL  # the hung one is gone, not left stopped
+        finally:
+            if stopped.is_alive():
+                os.kill(stopped.pid, signal.SIGKILL)
+        worker.submit("c", image, (20.0, 20.0, 60.0, 60.0))
+        done = worker.wait(60)
+    assert [d.key for d in done] == ["c"] and done[0].encoding[0] == 9.0
+
+
+def test_a_worker_that_dies_at_once_again_and_again_is_a_clear_error():
+    worker = BackgroundEncoder(target=die_in_worker, max_restarts=2)
+    try:
+        with pytest.raises(BlinkgateError, match="died .*exit code 3.*failed 3 times in a row"):
+            for _ in range(600):  # each spawn takes a fraction of a second to die
+                worker.poll()
+                time.sleep(0.05)
+        assert worker.restarts == 2
     finally:
         worker.close()
+
+
+def test_a_worker_that_answered_is_replaced_whenever_it_dies():
+    """Only failures before a worker answered anything count towards giving up: a worker that
+    served faces and was then killed (memory, once a week) is replaced every time."""
+    image = np.full((40, 40, 3), 5, np.uint8)
+    with BackgroundEncoder(target=echo_worker, max_restarts=1) as worker:
+        for i in range(3):
+            worker.submit(i, image, (10.0, 10.0, 30.0, 30.0))
+            assert worker.wait(60)[0].key == i
+            worker._proc.kill()
+            worker._proc.join()
+            assert worker.poll() == [] and worker.restarts == i + 1
 
 
 def test_missing_models_are_reported_by_the_worker(tmp_path, photo):

@@ -414,6 +414,64 @@ def shut_eyes_of(rig, encoding):
     return shut
 
 
+class LosingRig(BackgroundRig):
+    """A background worker that can die (or hang) with the requests it holds: ``lose`` hands
+    them back as ``lost``, as ``BackgroundEncoder.poll`` does after replacing the worker."""
+
+    def __init__(self, **opts):
+        super().__init__(**opts)
+        self.lost: list = []
+        background = self.background
+        polled = background.poll
+
+        def poll():
+            from blinkgate.background import Encoded
+
+            done = [Encoded(key, None, "lost: the recognition process died", lost=True) for key in self.lost]
+            self.lost = []
+            return done + polled()
+
+        background.poll = poll
+
+    def lose(self):
+        self.lost += [key for key, _ in self.background.queued + self.background.released]
+        self.background.queued, self.background.released = [], []
+
+
+def test_a_first_recognition_lost_with_the_worker_is_asked_again_at_once():
+    rig = LosingRig()
+    rig.show((ALICE_BOX, 1))
+    rig.step({ALICE_BOX: O})
+    assert rig.encoder.calls == 1
+    rig.lose()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    # Not named, still "recognising" (the door must not log it unknown), and asked again at once.
+    assert face.name is None and face.recognising and rig.encoder.calls == 2
+    assert "recognised" not in rig.kinds()
+    rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name == "alice"
+
+
+@pytest.mark.parametrize("stranger", [False, True])
+def test_a_blink_check_lost_with_the_worker_is_asked_again_on_the_same_closed_frame(stranger):
+    """A lost check grants nothing; the check asked again is of the blink's own closed frame (a
+    stranger's shut eyes still end the track's liveness), not of whatever is in view by then."""
+    rig = name_alice(LosingRig())
+    shut = shut_eyes_of(rig, vec(99) * 5 if stranger else vec(1))
+    for s in BLINK:
+        rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)
+    calls = rig.encoder.calls
+    rig.lose()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.granted and "blink_checked" not in rig.kinds() and rig.encoder.calls == calls + 1
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    if stranger:
+        assert not face.granted and not face.live and rig.kinds()[-1] == "identity_changed"
+    else:
+        assert face.granted and rig.kinds().count("blink_checked") == 1
+
+
 def test_every_blink_of_a_named_track_is_checked_in_the_background():
     """Not only the blink that made the track live: each blink's closed frame is named, so a
     later blink spliced from a stranger's shut eyes ends the grant instead of answering a door."""

@@ -9,14 +9,24 @@ process instead: ``submit`` returns at once, ``poll`` hands back what has finish
 
 What crosses the process boundary is a crop around the face (twice the box's size), not the
 frame: the 5-point alignment and the 150×150 chip lie well inside it.
+
+The worker is supervised from ``poll``: a door box runs for weeks, and a worker that dies (the
+kernel's OOM killer, a crash in native code) or hangs (a stuck native call, heavy swap) would
+otherwise leave faces unnamed forever, or end the door. When the worker has died, or the oldest
+request has waited ``timeout_s`` (15 s; an encoding takes well under 1 s even on a Pi), it is
+killed and replaced, and every request it still held comes back from ``poll`` marked ``lost``
+(no encoding: it can never match anyone), for the caller to ask again. A worker that fails
+``max_restarts`` times in a row before answering anything (a broken install, a face that crashes
+dlib each time) ends in a ``BlinkgateError`` instead of a restart loop.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import queue
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +34,12 @@ import numpy as np
 from .errors import BlinkgateError
 from .types import Box
 
+log = logging.getLogger(__name__)
+
 MARGIN = 0.5  # crop this share of the box's size beyond each side of it
+TIMEOUT_S = 15.0  # a request unanswered this long means the worker hangs
+MAX_RESTARTS = 3  # replacements in a row that fail before answering anything, then give up
+QUICK_S = 60.0  # a worker that fails within this long of its start, unanswering, "failed at once"
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class Encoded:
     key: Hashable
     encoding: np.ndarray | None
     error: str | None = None
+    lost: bool = False  # never answered: the worker died or hung with it; ask again
 
 
 def face_crop(image: np.ndarray, box: Box, margin: float = MARGIN) -> tuple[np.ndarray, Box]:
@@ -66,69 +82,133 @@ def _serve(requests, results, models_dir) -> None:
 
 
 class BackgroundEncoder:
-    """``FaceEncoder.encode`` in a worker process. Use from one thread; ``close`` when done."""
+    """``FaceEncoder.encode`` in a worker process. Use from one thread; ``close`` when done.
 
-    def __init__(self, models_dir=None):
-        ctx = mp.get_context("spawn")  # dlib's state does not survive a fork reliably
-        self._requests = ctx.Queue()
-        self._results = ctx.Queue()
-        self._proc = ctx.Process(target=_serve, args=(self._requests, self._results, models_dir),
-                                 name="blinkgate-recognition", daemon=True)
+    ``timeout_s``, ``max_restarts``, ``quick_s`` and ``target`` (the worker function, as
+    ``_serve``) are there for tests; ``clock`` is a monotonic clock in seconds."""
+
+    def __init__(self, models_dir=None, *, timeout_s: float = TIMEOUT_S, max_restarts: int = MAX_RESTARTS,
+                 quick_s: float = QUICK_S, target: Callable = _serve, clock: Callable[[], float] = time.monotonic):
+        self.models_dir, self.timeout_s, self.max_restarts, self.quick_s = models_dir, timeout_s, max_restarts, quick_s
+        self._target, self._clock = target, clock
+        self._ctx = mp.get_context("spawn")  # dlib's state does not survive a fork reliably
+        self._seq = 0  # request numbers: a caller's keys need not be unique
+        self._outstanding: dict[int, tuple[Hashable, float]] = {}  # number -> (key, sent at), oldest first
+        self._failures = 0  # workers in a row that failed at once (before answering anything)
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        # Fresh queues for every worker: one killed inside ``get`` keeps the queue's lock for ever.
+        self._requests = self._ctx.Queue()
+        # Once the worker is gone, a request too big for the pipe would block the queue's feeder
+        # thread for ever; with this (and the reader closed in ``_stop``) it ends quietly instead.
+        self._requests._ignore_epipe = True
+        self._results = self._ctx.Queue()
+        self._proc = self._ctx.Process(target=self._target, args=(self._requests, self._results, self.models_dir),
+                                       name="blinkgate-recognition", daemon=True)
         self._proc.start()
-        self.pending = 0
+        self._started, self._answered = self._clock(), False
+
+    @property
+    def pending(self) -> int:
+        """Requests submitted and not yet handed back by ``poll``."""
+        return len(self._outstanding)
 
     def submit(self, key: Hashable, image: np.ndarray, box: Box) -> None:
         """Queue the face in ``box`` of ``image`` (BGR uint8) for encoding; returns at once."""
         crop, shifted = face_crop(image, box)
-        self._requests.put((key, crop, shifted))
-        self.pending += 1
+        self._seq += 1
+        self._requests.put((self._seq, crop, shifted))
+        self._outstanding[self._seq] = (key, self._clock())
 
     def poll(self) -> list[Encoded]:
-        """The requests finished since the last call, without waiting."""
+        """The requests finished since the last call, without waiting; and, if the worker died or
+        hangs, those it held (``lost``), after it has been replaced."""
+        return self._poll(0.0)
+
+    def _poll(self, timeout: float) -> list[Encoded]:
+        done = self._collect(timeout)
+        if not self._proc.is_alive():
+            done += self._collect(0.0)  # what it wrote just before it ended (why it could not start)
+        return done + self._supervise()
+
+    def _collect(self, timeout: float) -> list[Encoded]:
+        """The results in the queue, waiting up to ``timeout`` s for the first."""
         done = []
         while True:
             try:
-                item = self._results.get_nowait()
+                item = self._results.get(timeout=timeout) if timeout > 0 else self._results.get_nowait()
             except queue.Empty:
-                break
-            if item.key is None:
+                return done
+            timeout = 0.0
+            if item.key is None:  # the models did not load: a restart cannot mend that
                 raise BlinkgateError(item.error)
-            done.append(item)
-        self.pending -= len(done)
-        if self.pending and not done:
-            self._check_alive()
-        return done
+            key, _ = self._outstanding.pop(item.key, (None, None))
+            if key is None:
+                continue  # not ours (cannot happen: every worker has its own queues)
+            self._answered, self._failures = True, 0
+            done.append(Encoded(key, item.encoding, item.error))
 
-    def _check_alive(self) -> None:
+    def _supervise(self) -> list[Encoded]:
+        """Replace a dead or hung worker; its requests come back lost."""
+        problem = self._problem()
+        if problem is None:
+            return []
+        lost = [Encoded(key, None, f"lost: the recognition process {problem}", lost=True)
+                for key, _ in self._outstanding.values()]
+        self._outstanding.clear()
+        self._replace(problem, len(lost))
+        return lost
+
+    def _problem(self) -> str | None:
+        """Why the worker must be replaced, or None. Checked on every poll (``is_alive`` is one
+        ``waitpid``) so a worker that died while idle is replaced before the next face waits."""
         if not self._proc.is_alive():
-            raise BlinkgateError(f"the recognition process died (exit code {self._proc.exitcode})")
+            return f"died (exit code {self._proc.exitcode})"
+        if self._outstanding:
+            waited = self._clock() - next(iter(self._outstanding.values()))[1]
+            if waited > self.timeout_s:
+                return f"has held a request for {waited:.0f} s (hung?)"
+        return None
+
+    def _replace(self, problem: str, lost: int) -> None:
+        at_once = not self._answered and self._clock() - self._started < self.quick_s
+        self._failures = self._failures + 1 if at_once else 0
+        self._stop(graceful=False)
+        if self._failures > self.max_restarts:
+            raise BlinkgateError(f"the recognition process {problem}; it failed {self._failures} times in a row "
+                                 "before answering anything: giving up (see the log above for its errors)")
+        self.restarts += 1
+        log.warning("the recognition process %s; %d request%s it held handed back as lost; starting a new one (restart %d)",
+                    problem, lost, "" if lost == 1 else "s", self.restarts)
+        self._start()
 
     def wait(self, timeout: float = 30.0) -> list[Encoded]:
-        """Block until at least one request has finished (for tests and batch use)."""
+        """Block until at least one request has finished or was lost (for tests and batch use)."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                first = self._results.get(timeout=0.1)
-                break
-            except queue.Empty:
-                self._check_alive()
-                if time.monotonic() > deadline:
-                    raise BlinkgateError(f"no face encoding within {timeout:g} s") from None
-        if first.key is None:
-            raise BlinkgateError(first.error)
-        self.pending -= 1
-        return [first, *self.poll()]
+        while not (done := self._poll(0.1)):
+            if time.monotonic() > deadline:
+                raise BlinkgateError(f"no face encoding within {timeout:g} s")
+        return done
 
-    def close(self) -> None:
-        if self._proc.is_alive():
+    def _stop(self, graceful: bool) -> None:
+        if graceful and self._proc.is_alive():
             self._requests.put(None)
             self._proc.join(timeout=5)
         if self._proc.is_alive():
-            self._proc.terminate()
+            self._proc.kill()  # also ends a stopped (SIGSTOP) process
             self._proc.join(timeout=5)
+        try:  # no reader left: a feeder thread blocked on a full pipe gets EPIPE and ends
+            self._requests._reader.close()
+        except (AttributeError, OSError):
+            pass
         for q in (self._requests, self._results):
             q.close()
             q.cancel_join_thread()  # leftover requests of a dead worker must not block our exit
+
+    def close(self) -> None:
+        self._stop(graceful=True)
 
     def __enter__(self) -> BackgroundEncoder:
         return self

@@ -26,7 +26,9 @@ every blink is sent too, ahead of everything else: the ``blink`` event comes at 
 liveness window; door mode waits for the check of every blink of an answer. At most
 ``IN_FLIGHT`` faces are with the worker at a time and the rest wait here, so a crowd of decoy
 faces cannot queue hours of work ahead of a blink, and nothing is sent for a track that left.
-Results are applied only to the track (and ``reset`` generation) that asked.
+Results are applied only to the track (and ``reset`` generation) that asked. A request lost
+with a worker that died or hung (``Encoded.lost``; the worker is replaced) names nobody: it is
+asked again (``Gate._ask_again``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class _TrackInfo:
     closed_view: tuple[float, np.ndarray, Box] | None = None  # latest frame read CLOSED: time, copy, box
     # Background mode: the closed frames of blinks not yet sent to be named: (start_ms, image, box).
     blink_checks: list[tuple[float, np.ndarray, Box]] = field(default_factory=list)
+    sent_check: tuple[float, np.ndarray, Box] | None = None  # the one with the worker: kept to ask again if lost
 
     def end_liveness(self) -> None:
         self.live_until_ms, self.blink_ms, self.confirmed = None, None, False
@@ -307,6 +310,10 @@ class Gate:
             if info is None:
                 continue  # the track left (or the gate was reset) while its face was encoded
             info.waiting = False
+            if done.lost:
+                self._ask_again(track_id, info, blink_start)
+                continue
+            info.sent_check = None
             if done.encoding is None:
                 what = "its blink's closed frame" if blink_start is not None else "a face"
                 log.warning("track %d: no encoding of %s (%s)", track_id, what, done.error)
@@ -325,11 +332,25 @@ class Gate:
         for track in (checks + rest)[:max(0, IN_FLIGHT - self.background.pending)]:
             info = self._tracks[track.id]
             if track in checks:
-                blink_start, view, box = info.blink_checks.pop(0)
+                info.sent_check = blink_start, view, box = info.blink_checks.pop(0)
             else:
                 blink_start, view, box = None, image, track.box
             self.background.submit((self._generation, track.id, now, blink_start), view, box)
             info.asked_ms, info.waiting = now, True
+
+    @staticmethod
+    def _ask_again(track_id: int, info: _TrackInfo, blink_start: float | None) -> None:
+        """A request the worker never answered (it died or hung and was replaced): no match of
+        anyone, so nothing is named, confirmed or granted on it. Ask again as if it had never
+        been sent: a first recognition at once (the track stays ``recognising``), a re-check as
+        it fell due, a blink check ahead of the rest while the track is still live. The door
+        meanwhile fails an answer whose checks do not come back within its ``check_wait``."""
+        info.asked_ms = info.recognised_ms
+        check, info.sent_check = info.sent_check, None
+        if blink_start is not None and check is not None and info.live_until_ms is not None:
+            info.blink_checks = [check, *info.blink_checks][-MAX_BLINK_CHECKS:]
+        log.info("track %d: its %s was lost with the recognition process; asking again", track_id,
+                 "blink check" if blink_start is not None else "encoding")
 
     def _apply_match(self, track: Track, info: _TrackInfo, match: Match, asked_ms: float, now: float,
                      events: list[Event], blink_start: float | None = None) -> None:
