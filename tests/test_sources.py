@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 import math
 
 import cv2
@@ -150,6 +151,115 @@ def test_live_source_reconnects_with_backoff_then_gives_up():
             got.append(frame.index)
     assert got == [0, 1, 2, 3]
     assert sleeps == [0.5, 1.0, 0.5, 1.0, 2.0]  # backoff doubles, restarts after a success
+
+
+class FakeTime:
+    """A clock that only a fake sleep moves: no test waits for real. Stops a runaway loop."""
+
+    def __init__(self, limit=10_000):
+        self.now, self.sleeps, self.limit = 0.0, [], limit
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if len(self.sleeps) > self.limit:
+            raise RuntimeError("still reconnecting")
+
+
+def test_a_camera_that_opens_but_gives_no_frame_is_a_failure_too():
+    # A half-there USB camera: every reopen succeeds, no read does. Before, each open reset the
+    # count: 2 reconnects a second for ever and a warning each. Now the back-off grows, and a
+    # bounded source gives up.
+    time = FakeTime(limit=50)
+    opened = []
+
+    def opener(target):
+        opened.append(target)
+        return FakeCapture(frames=1 if len(opened) == 1 else 0)
+
+    src = LiveSource(0, max_retries=4, opener=opener, sleep=time.sleep, clock=time.clock)
+    with pytest.raises(SourceError, match="lost after 4 reconnect"):
+        list(src)
+    assert time.sleeps == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_a_source_that_reconnects_for_ever_caps_its_back_off_and_warns_once_a_minute(caplog):
+    # A USB camera unplugged for about an hour: the device fails to open, or opens and gives
+    # nothing, in turn; then it is back.
+    time = FakeTime()
+    attempts = []
+
+    def opener(target):
+        attempts.append(target)
+        if len(attempts) == 1:
+            return FakeCapture(frames=2)
+        if len(attempts) > 130:
+            return FakeCapture(frames=3)
+        if len(attempts) % 2:
+            raise SourceError("cannot open 0")
+        return FakeCapture(frames=0)
+
+    src = LiveSource(0, max_retries=None, max_backoff_s=30.0, opener=opener, sleep=time.sleep, clock=time.clock)
+    with caplog.at_level("WARNING", logger="blinkgate.sources"):
+        frames = [f.index for f in itertools.islice(src, 5)]
+    assert frames == [0, 1, 2, 3, 4]  # no SourceError, however long it took
+    assert time.sleeps[:8] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0] and max(time.sleeps) == 30.0
+    assert len(time.sleeps) == 130 and 3500 < time.now < 4000
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "camera 0 dropped; reconnect 1 in 0.5s"
+    assert lines[-1].startswith("camera 0 is back after 130 reconnect attempts")
+    assert 30 <= len(lines) <= 2 + time.now / 60  # about one a minute, not one per attempt
+
+
+def test_a_flapping_camera_is_not_a_log_line_per_drop(caplog):
+    # Drops after every frame and comes back at once: the back-off restarts with every frame,
+    # the warnings do not.
+    time = FakeTime()
+    src = LiveSource(0, max_retries=2, opener=lambda _: FakeCapture(frames=1), sleep=time.sleep, clock=time.clock)
+    with caplog.at_level("WARNING", logger="blinkgate.sources"):
+        assert len(list(itertools.islice(src, 200))) == 200
+    assert set(time.sleeps) == {0.5} and len(time.sleeps) == 199
+    assert len(caplog.records) <= 2 * (1 + time.now / 60)  # "dropped" and "back", once a minute
+
+
+def test_a_network_stream_is_opened_with_open_and_read_timeouts(monkeypatch):
+    opened = []
+
+    class Recorder:
+        def __init__(self, *args):
+            opened.append(args)
+
+        def isOpened(self):
+            return True
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", Recorder)
+    monkeypatch.setattr(sources.cv2.videoio_registry, "hasBackend", lambda api: api == cv2.CAP_FFMPEG)
+    sources._open_capture("rtsp://cam.local/stream")
+    sources._open_capture(0)
+    sources._open_capture("clip.mp4")
+    url, camera, clip = opened
+    assert url[:2] == ("rtsp://cam.local/stream", cv2.CAP_FFMPEG)
+    params = dict(zip(url[2][::2], url[2][1::2]))
+    assert params == {cv2.CAP_PROP_OPEN_TIMEOUT_MSEC: 10_000, cv2.CAP_PROP_READ_TIMEOUT_MSEC: 10_000}
+    assert camera == (0,) and clip == ("clip.mp4",)  # a V4L2 camera or a file: the backend's defaults
+
+
+@pytest.mark.parametrize("command, retries", [("door", None), ("run", 10)])
+def test_the_door_reconnects_for_ever_and_run_gives_up(monkeypatch, tmp_path, command, retries):
+    from blinkgate.cli import main
+
+    asked = []
+
+    def open_source(spec, fps=20.0, retries=10):
+        asked.append(retries)
+        raise SourceError("no camera here")
+
+    monkeypatch.setattr(sources, "open_source", open_source)
+    assert main([command, "--source", "0", "--no-display", "--db", str(tmp_path / "f.db")]) == 2
+    assert asked == [retries]
 
 
 def test_missing_camera_says_so():

@@ -223,7 +223,7 @@ def run_door(settings: Resolved) -> int:
         from .webui import check_settings
 
         check_settings(settings["ui.listen"], settings["ui.token"])
-    source = open_source(settings["source"], fps=settings["fps"])
+    source = open_source(settings["source"], fps=settings["fps"], retries=None)  # a door outlives a camera unplugged
     door = build_door(settings, source=source.description, live=source.live)
     for line in weakened(settings):
         log.warning("weaker than the default: %s", line)

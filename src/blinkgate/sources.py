@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+STREAM_TIMEOUT_MS = 10_000  # a network stream that takes longer to open, or to give a frame, is down
+FOREVER_MAX_BACKOFF_S = 30.0  # a source that reconnects for ever tries at least this often
+WARN_EVERY_S = 60.0  # while a source stays down, say so at most this often
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,18 @@ class FrameSource:
         self.close()
 
 
+def _is_stream(target: int | str) -> bool:
+    return isinstance(target, str) and target.strip().lower().startswith(STREAM_PREFIXES)
+
+
 def _open_capture(target: int | str) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(target)
+    if _is_stream(target) and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        # FFmpeg's own defaults let a dead camera's open, or a stalled stream's read, block the
+        # frame loop for a long time (or for ever); with these it fails, and the source reconnects.
+        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    else:
+        cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"cannot open {target!r}")
@@ -209,24 +222,32 @@ class CaptureClock:
 
 
 class LiveSource(FrameSource):
-    """A webcam or network stream; reconnects with exponential backoff when frames stop."""
+    """A webcam or network stream; reconnects with exponential backoff when frames stop.
+
+    Every failure counts until a frame comes: a read that fails, an open that fails, and an open
+    that gives no frame (a camera that is half there), so the back-off grows in each case.
+    ``max_retries=None`` reconnects for ever (the door: a USB camera unplugged for an hour must
+    not end it); otherwise ``SourceError`` after that many attempts in a row. While the source is
+    down, a warning is logged at the first failure and then at most every ``warn_every_s``."""
 
     live = True
 
     def __init__(
         self,
         target: int | str,
-        max_retries: int = 10,
+        max_retries: int | None = 10,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         opener: Callable[[int | str], cv2.VideoCapture] = _open_capture,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        warn_every_s: float = WARN_EVERY_S,
     ):
         self.target = target
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.warn_every_s = warn_every_s
         self._opener, self._sleep, self._clock = opener, sleep, clock
         self.description = f"camera {target}" if isinstance(target, int) else str(target)
         try:
@@ -239,28 +260,50 @@ class LiveSource(FrameSource):
         self.fps = fps if 0 < fps < 1000 else None
         self._t0 = clock()
         self._times = CaptureClock()
+        self._failures = 0  # reconnect attempts since the last frame
+        self._down_since = 0.0
+        self._warned_at = -math.inf  # when a warning was last logged
+        self._said = False  # this outage was logged
 
-    def _reconnect(self) -> bool:
-        delay = self.backoff_s
-        for attempt in range(1, self.max_retries + 1):
-            log.warning("%s dropped; reconnect %d/%d in %.1fs", self.description, attempt, self.max_retries, delay)
-            self._sleep(delay)
-            self._cap.release()
-            try:
-                self._cap = self._opener(self.target)
-                return True
-            except SourceError:
-                delay = min(delay * 2, self.max_backoff_s)
-        return False
+    def _reconnect(self) -> None:
+        """One attempt after a failure: wait the back-off, reopen. Raises once retries are spent."""
+        self._failures += 1
+        if self.max_retries is not None and self._failures > self.max_retries:
+            raise SourceError(f"{self.description} lost after {self.max_retries} reconnect attempts")
+        delay = min(self.backoff_s * 2 ** (self._failures - 1), self.max_backoff_s)
+        self._warn(delay)
+        self._sleep(delay)
+        self._cap.release()
+        try:
+            self._cap = self._opener(self.target)
+        except SourceError:
+            self._cap = _Closed()  # reads fail: the next failure, a longer wait
+
+    def _warn(self, delay: float) -> None:
+        now = self._clock()
+        if self._failures == 1:
+            self._down_since = now
+        if now - self._warned_at < self.warn_every_s:
+            return  # a camera away for a day, or one that drops every few seconds, must not flood the log
+        self._warned_at, self._said = now, True
+        of = "" if self.max_retries is None else f"/{self.max_retries}"
+        down = "dropped" if self._failures == 1 else f"down for {now - self._down_since:.0f} s"
+        log.warning("%s %s; reconnect %d%s in %.1fs", self.description, down, self._failures, of, delay)
+
+    def _recovered(self) -> None:
+        if self._failures and self._said:  # only an outage that was logged, so at most once a minute too
+            log.warning("%s is back after %d reconnect attempt%s (%.0f s)", self.description, self._failures,
+                        "" if self._failures == 1 else "s", self._clock() - self._down_since)
+        self._failures, self._said = 0, False
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         while True:
             ok, image = self._cap.read()
             if not ok or image is None:
-                if not self._reconnect():
-                    raise SourceError(f"{self.description} lost after {self.max_retries} reconnect attempts")
+                self._reconnect()
                 continue
+            self._recovered()
             read_ms = (self._clock() - self._t0) * 1000.0
             capture_ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
             yield Frame(_as_bgr(image), self._times.stamp(capture_ms, read_ms), index)
@@ -270,19 +313,38 @@ class LiveSource(FrameSource):
         self._cap.release()
 
 
+class _Closed:
+    """A capture that could not be reopened: reads fail, so the next attempt waits longer."""
+
+    def read(self) -> tuple[bool, None]:
+        return False, None
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
 def is_live(spec: str | int | Path) -> bool:
     """Whether a CLI-style spec names a camera index or a stream URL (not a file or folder)."""
     text = str(spec).strip()
     return isinstance(spec, int) or text.isdigit() or text.lower().startswith(STREAM_PREFIXES)
 
 
-def open_source(spec: str | int | Path, fps: float = 20.0) -> FrameSource:
-    """Open a source from a CLI-style spec: camera index, URL, video file or frame folder."""
+def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None = 10) -> FrameSource:
+    """Open a source from a CLI-style spec: camera index, URL, video file or frame folder.
+
+    ``retries`` bounds a camera's or stream's reconnect attempts in a row; None: for ever, with
+    the back-off capped at ``FOREVER_MAX_BACKOFF_S`` (for a door left running unattended)."""
     text = str(spec).strip()
     if not text:  # Path("") is the current folder: a blank argument would read its images
         raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     if is_live(spec):
-        return LiveSource(int(text) if isinstance(spec, int) or text.isdigit() else text)
+        target = int(text) if isinstance(spec, int) or text.isdigit() else text
+        if retries is None:
+            return LiveSource(target, max_retries=None, max_backoff_s=FOREVER_MAX_BACKOFF_S)
+        return LiveSource(target, max_retries=retries)
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, fps=fps)
