@@ -116,8 +116,11 @@ def test_every_setting_has_a_flag_and_an_env_name():
 
 def test_config_command_shows_values_and_origins_and_hides_secrets(conf, capsys, monkeypatch):
     monkeypatch.setenv("BLINKGATE_MQTT_PASSWORD", "hunter2")
-    assert main(["config", "--config", str(conf), "--hold", "4.5"]) == 0
+    monkeypatch.setenv("BLINKGATE_WEBHOOK_URL", "https://ha.local/api/webhook/s3cr3t-id")
+    assert main(["config", "--config", str(conf), "--hold", "4.5", "--source", "rtsp://admin:pw9@cam/1"]) == 0
     out = capsys.readouterr().out
+    assert '"rtsp://***@cam/1"' in out and '"https://ha.local/***"' in out
+    assert "pw9" not in out and "s3cr3t-id" not in out
     assert f"# config file: {conf}" in out
     assert "challenge.hold          = 4.5  # cli:--hold" in out
     assert f"lockout.failures        = 3  # file:{conf}" in out

@@ -427,3 +427,26 @@ def test_a_variable_rate_recording_is_timed_by_its_container():
     assert times == pytest.approx([t - pts[0] for t in pts], abs=1e-3)
     # The frames are not evenly spaced (41-58 ms apart), so index / fps would misplace some.
     assert max(abs(t - i * 1000.0 / fps) for i, t in enumerate(times)) > 10.0
+
+
+def test_a_stream_password_never_reaches_the_description(caplog):
+    from blinkgate.sources import redact_url
+
+    assert redact_url("rtsp://admin:hunter2@10.0.0.5:554/s1") == "rtsp://***@10.0.0.5:554/s1"
+    assert redact_url("http://cam.local/video?token=abc&x=1") == "http://cam.local/video?***"
+    assert redact_url("rtsp://10.0.0.5/s1") == "rtsp://10.0.0.5/s1"
+    assert redact_url("/videos/door.mp4") == "/videos/door.mp4" and redact_url("C:\\v\\a.mp4") == "C:\\v\\a.mp4"
+    def down(_):
+        raise SourceError("down")
+
+    opens = iter([lambda _: FakeCapture(frames=1)])
+    src = LiveSource("rtsp://admin:hunter2@10.0.0.5/s1", max_retries=1, opener=lambda t: next(opens, down)(t),
+                     sleep=lambda s: None)
+    assert src.description == "rtsp://***@10.0.0.5/s1"  # goes to logs, the UI title, the access log, unlocks
+    with pytest.raises(SourceError) as err:
+        list(src)
+    assert "hunter2" not in caplog.text + str(err.value) and "***@10.0.0.5" in caplog.text
+
+    with pytest.raises(SourceError) as err:
+        LiveSource("rtsp://admin:hunter2@10.0.0.5/s1", opener=down)
+    assert "hunter2" not in str(err.value)

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,21 @@ class CaptureClock:
         return self._last < t <= read_ms and read_ms - t <= self.max_lag_ms
 
 
+def redact_url(target: str) -> str:
+    """``target`` with a URL's user, password and query string replaced by ``***``: the
+    description of a source goes into logs, the browser view's title, the access log and
+    every unlock message, and ``rtsp://admin:secret@cam/`` must not."""
+    try:
+        parts = urllib.parse.urlsplit(target)
+    except ValueError:
+        return target
+    if not parts.scheme or not parts.netloc:
+        return target  # a path (including C:\\...), not a URL
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"***@{netloc[1]}" if len(netloc) == 2 else netloc[0]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
+
+
 class LiveSource(FrameSource):
     """A webcam or network stream; reconnects with exponential backoff when frames stop.
 
@@ -249,11 +265,11 @@ class LiveSource(FrameSource):
         self.max_backoff_s = max_backoff_s
         self.warn_every_s = warn_every_s
         self._opener, self._sleep, self._clock = opener, sleep, clock
-        self.description = f"camera {target}" if isinstance(target, int) else str(target)
+        self.description = f"camera {target}" if isinstance(target, int) else redact_url(str(target))
         try:
             self._cap = opener(target)
         except SourceError:
-            what = f"camera {target}" if isinstance(target, int) else f"stream {target}"
+            what = f"camera {target}" if isinstance(target, int) else f"stream {self.description}"
             hint = " (no camera? pass a video file or URL with --source)" if isinstance(target, int) else ""
             raise SourceError(f"cannot open {what}{hint}") from None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
