@@ -66,6 +66,14 @@ def square(x: int) -> int:
     return x * x
 
 
+def sleep_then_square(x: int) -> int:
+    """A slow input (``check`` of a long clip): x seconds, then x * x."""
+    import time
+
+    time.sleep(x)
+    return x * x
+
+
 def echo_worker(requests, results, models_dir):
     """A recognition worker without models (as ``background._serve``): each face's "encoding"
     is its crop's mean, at once."""

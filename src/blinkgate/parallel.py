@@ -27,5 +27,17 @@ def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
         yield from pool.map(fn, items)
     except BrokenProcessPool as err:
         raise BlinkgateError(f"a worker process died ({err}); rerun with fewer --jobs or without") from None
+    except BaseException:
+        # Ctrl-C, SIGTERM or a caller that stopped reading: nobody wants the inputs under way,
+        # each of which can take many seconds. shutdown() alone would wait for them.
+        _terminate_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(pool) -> None:
+    # ProcessPoolExecutor.terminate_workers() is Python 3.14+; before, the processes are private.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
