@@ -41,6 +41,15 @@ def test_not_a_video(tmp_path):
         open_source(bad)
 
 
+def test_a_still_image_is_not_a_one_frame_video(tmp_path):
+    """`check photo.jpg` said "not live (1 frame)" and exited 0, as if a clip had been judged."""
+    photo = tmp_path / "face.JPG"
+    cv2.imwrite(str(photo.with_suffix(".png")), np.zeros((32, 32, 3), np.uint8))
+    photo.write_bytes(photo.with_suffix(".png").read_bytes())
+    with pytest.raises(SourceError, match="still image"):
+        open_source(photo)
+
+
 def test_folder_natural_order_and_ms_clock(tmp_path):
     folder = tmp_path / "frames"
     _write_frames(folder, ["f10.png", "f2.png", "f1.png"])

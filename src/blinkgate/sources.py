@@ -366,4 +366,6 @@ def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None =
         return FolderSource(path, fps=fps)
     if not path.exists():
         raise SourceError(f"no such file, folder or camera: {text}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # OpenCV would read it as a one-frame video
+        raise SourceError(f"{text} is a still image: a blink needs a video, a camera or a folder of frames")
     return VideoFileSource(path)
