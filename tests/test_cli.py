@@ -479,3 +479,20 @@ def test_run_on_a_camera_recognises_in_the_background_and_grants(capsys, tmp_pat
     assert modes == [("background", True)]
     granted = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "granted"]
     assert granted and granted[0]["name"] == "Blinker"
+
+
+def test_enrol_is_accepted_as_the_docs_spell_it():
+    from blinkgate.cli import build_parser, cmd_enroll
+
+    assert build_parser().parse_args(["enrol", "people"]).func is cmd_enroll
+
+
+def test_train_eyes_without_the_train_extra_says_how_to_install_it_before_any_work(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a))
+    assert main(["train-eyes", str(tmp_path), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "keras missing" in err and "pip install '.[train]'" in err and "whl/cpu" in err
+    assert "calibrating" not in err

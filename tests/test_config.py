@@ -188,3 +188,10 @@ def test_an_mqtt_broker_without_tls_or_login_is_warned_about(caplog):
             assert f"mqtt: {warned};" in caplog.text
         else:
             assert "mqtt:" not in caplog.text
+
+
+def test_a_misspelt_environment_variable_is_warned_about(caplog):
+    r = resolve(cli(), env={"BLINKGATE_CHALLENG_HOLD": "9", "BLINKGATE_DB": "x.db"})
+    assert r["challenge.hold"] == 4.0 and r["db"] == "x.db"
+    assert "unknown environment variable BLINKGATE_CHALLENG_HOLD is ignored (did you mean BLINKGATE_CHALLENGE_HOLD?)" \
+        in caplog.text and "BLINKGATE_DB" not in caplog.text

@@ -234,3 +234,11 @@ def test_person_folder_starting_with_a_dash_is_skipped(tmp_path: Path, encoder) 
         assert db.people() == [("Jean-Luc", 1)]  # a dash inside a name is fine
     assert statuses(report, root)["--all-doors"][0] == "skipped"
     assert "skipped --all-doors: person folder name starts with '-'" in report.format()
+
+
+def test_people_dir_one_level_too_high_gets_a_hint(tmp_path: Path, encoder) -> None:
+    (tmp_path / "faces" / "staff" / "Ada").mkdir(parents=True)
+    (tmp_path / "faces" / "staff" / "Ada" / "a.jpg").write_bytes(lfw("Hugo_Chavez", 1).read_bytes())
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, tmp_path / "faces", encoder, progress=False)
+    assert report.added == 0 and f"did you mean `enroll {tmp_path / 'faces' / 'staff'}`?" in report.format()

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from .detect import cascade
-from .errors import ModelError
+from .errors import TRAIN_EXTRA_HINT, ModelError
 from .gate import StageTimer
 from .types import Box
 
@@ -51,7 +51,7 @@ def _keras():
     try:
         import keras
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ModelError(f"the article baseline needs Keras: pip install 'blinkgate[train]' ({err})") from err
+        raise ModelError(f"the article baseline needs Keras ({err}): {TRAIN_EXTRA_HINT}") from err
     return keras
 
 

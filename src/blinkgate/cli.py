@@ -275,10 +275,14 @@ def _print_verdict(spec: str, verdict, error: str | None, args: argparse.Namespa
 
 
 def cmd_train_eyes(args: argparse.Namespace) -> int:
-    try:
-        from .train_eyes import train_eyes
-    except ImportError as err:
-        raise BlinkgateError(f"training needs the [train] extra: pip install 'blinkgate[train]' ({err})") from err
+    import importlib.util
+
+    from .errors import TRAIN_EXTRA_HINT
+
+    missing = [m for m in ("keras", "torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:  # before any work: calibration runs first and would only fail minutes later
+        raise BlinkgateError(f"training needs the [train] extra ({', '.join(missing)} missing): {TRAIN_EXTRA_HINT}")
+    from .train_eyes import train_eyes
     if args.calibration_folds == 1:
         raise BlinkgateError("--calibration-folds must be 0 (skip) or at least 2")
     _writable_folder(Path(args.out).expanduser().parent, "--out")
@@ -455,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[verbose], **kwargs)
 
-    p = command("enroll", help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
+    p = command("enroll", aliases=["enrol"], help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
     p.add_argument("people_dir")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_db(p)

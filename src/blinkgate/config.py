@@ -19,6 +19,7 @@ arguments are visible to every user of the machine in ``ps``.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
@@ -320,6 +321,15 @@ def load_file(path: Path) -> dict[str, object]:
     return out
 
 
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    """A misspelt variable (BLINKGATE_CHALLENG_HOLD) would be ignored without a word, where an
+    unknown key in the file is an error; a setting the user believes applied may not be."""
+    known = {s.env for s in SETTINGS} | {CONFIG_ENV}
+    for name in sorted(k for k in env if k.startswith("BLINKGATE_") and k not in known):
+        close = difflib.get_close_matches(name, known, n=1)
+        log.warning("unknown environment variable %s is ignored%s", name, f" (did you mean {close[0]}?)" if close else "")
+
+
 def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None = None,
             env: Mapping[str, str] | None = None) -> Resolved:
     """Defaults < config file < environment < command line. ``cli`` holds only the flags
@@ -334,6 +344,7 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
     if path is not None:
         for key, value in load_file(path).items():
             values[key], origins[key] = value, f"file:{path}"
+    _warn_unknown_env(env)
     for s in SETTINGS:
         raw = env.get(s.env)
         if raw:  # an empty variable counts as unset

@@ -256,7 +256,8 @@ def run_door(settings: Resolved) -> int:
                              ev.detail["rounds"])
                 elif ev.kind.startswith("door_") or ev.kind == "lockout":
                     why = ev.detail.get("why")
-                    log.info("%s %s track %d %s%s", ev.kind, ev.detail.get("reason", ""), ev.track_id,
+                    what = " ".join(filter(None, (ev.kind, ev.detail.get("reason"))))
+                    log.info("%s track %d %s%s", what, ev.track_id,
                              ev.name or "unknown", f" ({why})" if why else "")
             if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break

@@ -140,9 +140,18 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
             notes.append(ImageOutcome(folder, SKIPPED, f"unreadable folder ({err.strerror or err})"))
             continue
         if not images:
-            notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images"))
+            hint = f"; its sub-folders have images: did you mean `enroll {folder}`?" if _nested_images(folder) else ""
+            notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images" + hint))
         todo += [(folder.name, p) for p in images]
     return todo, notes
+
+
+def _nested_images(folder: Path) -> bool:
+    """True if a sub-folder of ``folder`` holds images: PEOPLE_DIR given one level too high."""
+    try:
+        return any(_is_image(q) for sub in folder.iterdir() if sub.is_dir() for q in sub.iterdir())
+    except OSError:
+        return False
 
 
 def _decode(data: bytes) -> np.ndarray | None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+# blinkgate is installed from a checkout; plain PyPI torch on Linux is the multi-GB CUDA build.
+TRAIN_EXTRA_HINT = ("from the blinkgate checkout: pip install '.[train]' --extra-index-url "
+                    "https://download.pytorch.org/whl/cpu (or make dev)")
+
+
 class BlinkgateError(Exception):
     """Base class: the CLI prints ``str(err)`` on one line and exits with code 2."""
 

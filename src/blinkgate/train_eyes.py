@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from blinkgate.cew import SIZE, CewData, load_cew
-from blinkgate.errors import BlinkgateError, ModelError
+from blinkgate.errors import TRAIN_EXTRA_HINT, BlinkgateError, ModelError
 from blinkgate.eye_model import normalize_input
 from blinkgate.parallel import imap_processes
 
@@ -72,8 +72,7 @@ def _keras() -> Any:
     try:
         import keras
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise BlinkgateError(
-            "training needs the [train] extra: pip install 'blinkgate[train]'") from err
+        raise BlinkgateError(f"training needs the [train] extra: {TRAIN_EXTRA_HINT}") from err
     if keras.backend.backend() != "torch":
         raise BlinkgateError(
             f"keras was already imported with the {keras.backend.backend()} backend; "
