@@ -122,6 +122,7 @@ def test_config_command_shows_values_and_origins_and_hides_secrets(conf, capsys,
     assert '"rtsp://***@cam/1"' in out and '"https://ha.local/***"' in out
     assert "pw9" not in out and "s3cr3t-id" not in out
     assert f"# config file: {conf}" in out
+    assert "# face database: " in out and "faces.db" in out  # the file the door uses, not "unset"
     assert "challenge.hold          = 4.5  # cli:--hold" in out
     assert f"lockout.failures        = 3  # file:{conf}" in out
     assert "mqtt.password           = \"***\"  # env:BLINKGATE_MQTT_PASSWORD" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from blinkgate.door import (
@@ -931,3 +932,40 @@ def test_a_flood_of_unknown_faces_is_logged_at_a_bounded_rate(caplog):
     assert sum(snap for _, snap in log.rows) == 30  # 10 a minute with a face snapshot
     assert door.unlogged_unknown == 1800 - len(log.rows)
     assert caplog.text.count("unknown faces a minute") == 3  # said once a minute, not per face
+
+
+def test_a_frozen_stream_is_a_stall_not_a_face_that_ignored_its_prompt(caplog):
+    """A stream that repeats its last frame for 48 h gave 45 counted no-blink failures and
+    lockouts growing to a day. Repeats are skipped, so the challenge sees the gap."""
+    from blinkgate.sources import Frame
+
+    class Camera:
+        live, description, fps = True, "cam", 10.0
+
+        def __iter__(self):
+            rng = np.random.default_rng(0)
+            for i in range(400):
+                image = FRAME if 100 <= i < 300 else rng.integers(0, 255, FRAME.shape, np.uint8)  # 20 s frozen
+                yield Frame(image, i * 100.0, i)
+
+    class Watcher:
+        """A gate that sees alice, who blinked once, in every frame it is given."""
+
+        def __init__(self):
+            self.seen: list[float] = []
+
+        def process(self, image, t):
+            self.seen.append(t)
+            events = [Event("appeared", t, 1, None, BOX), Event("recognised", t, 1, "alice", BOX, {"distance": 0.3}),
+                      Event("blink", t, 1, "alice", BOX, {"start_ms": t - 300, "checked": True})] if t == 0 else []
+            return FrameResult(int(t), t, [FaceResult(1, BOX, "alice", 0.3, EyeReading(O), 1, False, False)], events)
+
+        def close(self):
+            pass
+
+    gate = Watcher()
+    door = Door(gate, rng=random.Random(1))
+    decisions = [d for _, r in door.run(Camera()) for d in r.decisions]
+    assert len(gate.seen) == 201 and 10_100.0 not in gate.seen  # the 199 repeats were skipped
+    assert "repeats the same frame" in caplog.text
+    assert not any(10_000 < d.time_ms < 30_000 for d in decisions)  # no prompt timed out while frozen

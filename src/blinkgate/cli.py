@@ -383,15 +383,16 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config import resolve
-
-    from .config import weakened
+    from .config import resolve, weakened
+    from .doorrun import db_path
 
     settings = resolve(args)
+    db = str(db_path(settings))  # `db = unset` alone did not say which file the door uses
     if args.json:
-        print(json.dumps({**settings.to_json(), "weaker_than_default": weakened(settings)}, indent=2))
+        print(json.dumps({**settings.to_json(), "db_path": db, "weaker_than_default": weakened(settings)}, indent=2))
     else:
-        print("\n".join(settings.lines() + [f"# weaker than the default: {line}" for line in weakened(settings)]))
+        print("\n".join(settings.lines() + [f"# face database: {db}"]
+                        + [f"# weaker than the default: {line}" for line in weakened(settings)]))
     return 0
 
 

@@ -85,6 +85,7 @@ REASONS = {
 MAX_CHECKED = 16  # checked blink onsets kept per track (a long-lived track must not grow for ever)
 UNKNOWN_SNAPSHOTS_PER_MIN = 10  # unknown faces logged with a snapshot per minute of source time
 UNKNOWN_ROWS_PER_MIN = 60  # ... and logged at all
+FROZEN_WARN_FRAMES = 50  # the same frame this many times in a row: say the source looks frozen
 
 
 @dataclass(frozen=True)
@@ -811,7 +812,19 @@ class Door:
         self.access_log.record(decision, snapshot=crop, source=self.source)
 
     def run(self, source: FrameSource) -> Iterator[tuple[Frame, DoorResult]]:
+        """Process each frame of ``source``, except exact repeats of the one before: a frozen
+        stream repeating its last picture shows nothing new, and the challenge must see the
+        gap (``stalled``) rather than a face that ignored its prompt."""
+        previous, repeats = None, 0
         for frame in source:
+            thumb = frame.image[::16, ::16]
+            if previous is not None and thumb.shape == previous.shape and np.array_equal(thumb, previous):
+                repeats += 1
+                if repeats == FROZEN_WARN_FRAMES:
+                    log.warning("%s repeats the same frame: frozen? (frames are skipped until it changes)",
+                                self.source or "the source")
+                continue
+            previous, repeats = thumb.copy(), 0
             yield frame, self.process(frame.image, frame.timestamp_ms)
 
     def reset(self) -> None:

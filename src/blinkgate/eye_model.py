@@ -124,8 +124,8 @@ class EyeClassifier:
             try:
                 net = cv2.dnn.readNetFromONNX(str(self.model_path))
             except cv2.error as err:
-                raise ModelError(f"eye model {self.model_path} is corrupt or not ONNX "
-                                 f"({str(err).strip().splitlines()[-1][:120]})") from err
+                why = (err.err or str(err).strip().splitlines()[-1]).strip()  # OpenCV's own message, not its C++ frame
+                raise ModelError(f"eye model {self.model_path} is corrupt or not ONNX ({why[:200]})") from err
             if net.empty():
                 raise ModelError(f"eye model {self.model_path} is empty")
             if self.input_norm not in INPUT_NORMS:  # surface a bad sidecar at load time too
