@@ -218,8 +218,11 @@ class AccessLogWriter:
     def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS,
                  queue_size: int = 1024, prune_every_s: float = 3600.0, jpeg_quality: int = 85,
                  poll_clears_s: float = 2.0):
-        # Open once here so a bad path or a foreign file fails at start, in the caller's thread.
-        AccessLog(db_path, retention_days).close()
+        # Open once here so a bad path or a foreign file fails at start, in the caller's thread,
+        # and take stock of the cleared lockouts now: one cleared after this is polled, one
+        # cleared before is honoured by the restore that follows (doorrun._restore_failures).
+        with AccessLog(db_path, retention_days) as store:
+            self._clears_seen = store.clears()
         self.db_path, self.retention_days = Path(db_path), retention_days
         self.prune_every_s, self.jpeg_quality, self.poll_clears_s = prune_every_s, jpeg_quality, poll_clears_s
         self._cleared: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -244,7 +247,7 @@ class AccessLogWriter:
             log.error("access log: %s", err)
             store = None
         last_prune = last_poll = float("-inf")
-        seen = self._poll_clears(store, None) if store is not None else {}
+        seen = self._clears_seen
         while True:
             if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
                 last_poll = time.monotonic()
@@ -278,17 +281,16 @@ class AccessLogWriter:
         if store is not None:
             store.close()
 
-    def _poll_clears(self, store: AccessLog, seen: dict[str, float] | None) -> dict[str, float]:
-        """Queue the names cleared since ``seen`` (``None``: at start, only take stock)."""
+    def _poll_clears(self, store: AccessLog, seen: dict[str, float]) -> dict[str, float]:
+        """Queue the names cleared since ``seen``."""
         try:
             now = store.clears()
         except BlinkgateError as err:
             log.error("access log: %s", err)
-            return seen or {}
-        if seen is not None:
-            for name, at in now.items():
-                if seen.get(name) != at:
-                    self._cleared.put(name)
+            return seen
+        for name, at in now.items():
+            if seen.get(name) != at:
+                self._cleared.put(name)
         return now
 
     def take_cleared(self) -> list[str]:

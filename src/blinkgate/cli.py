@@ -557,12 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snapshot", type=int, metavar="ID", help="write the face snapshot of entry ID as a JPEG")
     p.add_argument("--out", metavar="FILE.jpg", help="where --snapshot writes (default blinkgate-ID.jpg)")
     p.add_argument("--prune", action="store_true", help="delete snapshots older than log.retention_days now")
-    add_door_settings(p)
+    add_door_settings(p, only=("db", "log.retention_days"))  # not the door's 40 other flags
     p.set_defaults(func=cmd_log)
 
     p = command("unlock", help="lift a person's lockout and forget their failed challenges")
     p.add_argument("name", help="the enrolled name, as `blinkgate people` shows it")
-    add_door_settings(p)
+    add_door_settings(p, only=("db",))
     p.set_defaults(func=cmd_unlock)
 
     p = command("config", help="print the effective door settings and where each came from")

@@ -361,12 +361,12 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
     return Resolved(values, origins, path)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and every setting's flag. Flags default to *absent*, so only what
-    the user typed overrides the file and the environment."""
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add ``--config`` and every setting's flag (or the flags of the keys in ``only``). Flags
+    default to *absent*, so only what the user typed overrides the file and the environment."""
     parser.add_argument("--config", metavar="FILE", help=f"settings file (default: ./{CONFIG_NAME} or the user config dir)")
     for s in SETTINGS:
-        if s.flag is None:
+        if s.flag is None or (only is not None and s.key not in only):
             continue
         extra = f" (default {_show(s, s.default)}; {s.key} / ${s.env})"
         if s.type == "bool":
