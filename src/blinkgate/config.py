@@ -368,10 +368,11 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
     for s in SETTINGS:
         if s.flag is None or (only is not None and s.key not in only):
             continue
-        extra = f" (default {_show(s, s.default)}; {s.key} / ${s.env})"
+        default = "" if "default" in s.help else f"default {_show(s, s.default)}; "  # said once
+        extra = f" ({default}{s.key} / ${s.env})"
         if s.type == "bool":
             parser.add_argument(s.flag, dest=s.dest, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=s.help + extra)
         else:
-            parser.add_argument(s.flag, dest=s.dest, default=argparse.SUPPRESS, metavar=s.key.split(".")[-1].upper(),
-                                help=s.help + extra)
+            metavar = "{" + ",".join(map(str, s.choices)) + "}" if s.choices else s.key.split(".")[-1].upper()
+            parser.add_argument(s.flag, dest=s.dest, default=argparse.SUPPRESS, metavar=metavar, help=s.help + extra)
