@@ -543,6 +543,7 @@ def test_identity_change_revokes_a_grant_and_restarts():
 def test_identity_change_mid_challenge_is_denied_and_counts_as_a_failure():
     s = Scene()
     s.appear(1, "alice")
+    _blinked(s)  # a face that can blink: a swap is a guess (one that never blinked: see below)
     s.until("challenge")
     s.swap(1, None)
     s.step(20)
@@ -931,7 +932,7 @@ def test_a_flood_of_unknown_faces_is_logged_at_a_bounded_rate(caplog):
     assert 170 <= len(log.rows) <= 180  # 60 a minute
     assert sum(snap for _, snap in log.rows) == 30  # 10 a minute with a face snapshot
     assert door.unlogged_unknown == 1800 - len(log.rows)
-    assert caplog.text.count("unknown faces a minute") == 3  # said once a minute, not per face
+    assert caplog.text.count("uncounted faces a minute") == 3  # said once a minute, not per face
 
 
 def test_a_frozen_stream_is_a_stall_not_a_face_that_ignored_its_prompt(caplog):
@@ -969,3 +970,53 @@ def test_a_frozen_stream_is_a_stall_not_a_face_that_ignored_its_prompt(caplog):
     assert len(gate.seen) == 201 and 10_100.0 not in gate.seen  # the 199 repeats were skipped
     assert "repeats the same frame" in caplog.text
     assert not any(10_000 < d.time_ms < 30_000 for d in decisions)  # no prompt timed out while frozen
+
+
+def test_a_photo_is_not_challenged_again_until_it_blinks():
+    """A photo of a resident left in view was challenged, and logged with a snapshot, every
+    few seconds for as long as it hung there (17,700 rows a day)."""
+    s = Scene()
+    s.appear(1, "alice")
+    s.until("challenge")
+    assert s.until("door_denied", 5000).detail["reason"] == "no_blink"
+    s.step(int(60_000 / DT))  # a minute more of a face that never blinks
+    assert s.kinds().count("challenge") == 1 and len(s.decisions) == 1
+    assert s.last.faces[0].state == "waiting"
+    _blinked(s)  # a real person who missed the prompt blinks: asked again
+    assert s.until("challenge", 8000).track_id == 1
+
+
+def test_a_photo_that_stalls_or_is_swapped_mid_challenge_is_not_counted():
+    """A photo that never blinks, with the lens covered after each prompt (skipped identical
+    frames make a gap) or swapped for a stranger's photo, locked its person out."""
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=2)))
+    for tid in range(1, 7):
+        s.appear(tid, "alice")
+        s.until("challenge")
+        if tid % 2:
+            s.t += 1500  # the lens covered: a gap
+            s.step()
+        else:
+            s.swap(tid, "bob")
+            s.step()
+        s.leave(tid)
+        s.step()
+    assert s.logic.failures("alice") == 0 and "lockout" not in s.kinds()
+    denied = [d for d in s.decisions if d.name == "alice"]
+    assert [d.reason for d in denied] == ["stalled", "identity_changed"] * 3
+    assert all(d.detail["counted"] is False for d in denied)
+
+
+def test_shut_eyes_that_name_someone_else_count_even_on_a_track_that_never_blinked():
+    """The spliced-eyes attack: the blink's own closed frame names someone else. The Gate says
+    so (``blink``); it is a guess, so it counts whether or not a blink was reported before."""
+    s = Scene()
+    s.appear(1, "alice")
+    s.until("challenge")
+    name, box, _ = s.tracks[1]
+    s.tracks[1][0] = "mallory"
+    s.pending.append(Event("identity_changed", s.t + DT, 1, "mallory", box, {"previous": "alice", "blink": True}))
+    s.step()
+    d = s.decisions[-1]
+    assert (d.reason, d.name) == ("identity_changed", "alice") and "counted" not in d.detail
+    assert s.logic.failures("alice") == 1

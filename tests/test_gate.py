@@ -116,6 +116,8 @@ def test_a_blink_spliced_from_someone_elses_shut_eyes_is_not_granted(background)
         face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert not face.granted and not face.live
     assert "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
+    # the door counts it as a guess even on a track that reported no blink before
+    assert all(e.detail.get("blink") is True for e in rig.events if e.kind == "identity_changed")
     if not background:
         assert "blink" not in rig.kinds()  # not even counted: a door never sees it as an answer
 
@@ -209,6 +211,7 @@ def test_identity_change_revokes_the_grant():
         face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert face.name == "bob" and not face.live and not face.granted
     assert "identity_changed" in rig.kinds()
+    assert not any(e.detail.get("blink") for e in rig.events if e.kind == "identity_changed")  # a re-check
 
 
 def near(encoding, distance: float):

@@ -397,7 +397,7 @@ class DoorLogic:
                 else:
                     self._arm(track, now, out)
         elif ev.kind == "identity_changed":
-            self._identity_changed(track, ev.name, now, out)
+            self._identity_changed(track, ev.name, now, out, blink=bool(ev.detail.get("blink")))
         elif ev.kind == "blink_checked":
             track.remember_checked(float(ev.detail["start_ms"]))
         elif ev.kind == "blink":
@@ -407,17 +407,24 @@ class DoorLogic:
             previous, track.last_onset_ms = track.last_onset_ms, max(track.last_onset_ms, onset)
             if self.options.challenge.enabled and track.state == "challenge":
                 self._answer(track, onset, previous, now, out)
+            elif self.options.challenge.enabled and track.state == "waiting" and track.prompt_ms is None:
+                self._arm(track, now, out)  # a face held back until it blinked (_rearm) blinked
         elif ev.kind == "lost":
             self._lost(track, now, out)
 
-    def _identity_changed(self, track: _Track, new_name: str | None, now: float, out: _Out) -> None:
+    def _identity_changed(self, track: _Track, new_name: str | None, now: float, out: _Out, blink: bool) -> None:
+        """Someone else under the track. Mid-challenge it is a failure of the challenged name if
+        the track has blinked, or if it was a blink's own closed frame that named someone else
+        (``blink``: shut eyes spliced under a photo); a photo swapped for another without a
+        blink has made no guess and is not counted."""
         previous = track.name
         detail = {"previous": previous, "new": new_name}
         if track.state == "granted":
             out.decide(track, now, REVOKED, "identity_changed", detail)
         elif track.state == "challenge":
-            out.decide(track, now, DENIED, "identity_changed", detail)
-            if previous is not None:
+            counted = track.has_blinked or blink
+            out.decide(track, now, DENIED, "identity_changed", detail if counted else {**detail, "counted": False})
+            if previous is not None and counted:
                 self._failed(previous, now, track, out)
         track.name, track.onsets, track.count, track.granted_until_ms = new_name, [], 0, None
         track.logged_unknown, track.logged_lock_until = False, None
@@ -595,7 +602,15 @@ class DoorLogic:
         if track.has_blinked:
             self._failed(track.name, now, track, out)
         if track.state == "challenge":  # not locked out by this failure: try again after a delay
-            self._arm(track, now, out)
+            self._rearm(track, now, out)
+
+    def _rearm(self, track: _Track, now: float, out: _Out) -> None:
+        """After a failed challenge: another after a new delay; for a face that has never blinked
+        (a photo, a poster), only once it blinks, or it would be challenged and logged every few
+        seconds for as long as it hangs there."""
+        self._arm(track, now, out)
+        if not track.has_blinked and track.state == "waiting":
+            track.prompt_ms = None  # see _on_event: a blink schedules the prompt
 
     def _stalled(self, track: _Track, gap: float, now: float, out: _Out) -> None:
         """Frames stopped for ``gap`` ms mid-challenge: blinks may have gone unseen. Cancel it
@@ -605,15 +620,16 @@ class DoorLogic:
         stalls = self._stalls[track.name]
         while stalls and now - stalls[0] > lock.window_ms:
             stalls.popleft()
-        counted = lock.failures > 0 and len(stalls) >= max(0, lock.failures - 1)
-        if not counted:
+        # A track that never blinked made no guess: not counted, and it uses up no one's quota.
+        counted = track.has_blinked and lock.failures > 0 and len(stalls) >= max(0, lock.failures - 1)
+        if track.has_blinked and not counted:
             stalls.append(now)
         detail = {"why": f"no frames for {gap:.0f} ms", "counted": counted, **self._answer_detail(track, now)}
         out.decide(track, now, DENIED, "stalled", detail)
         if counted:
             self._failed(track.name, now, track, out)
         if track.state == "challenge":
-            self._arm(track, now, out)
+            self._rearm(track, now, out)
 
     def _failed(self, name: str, now: float, track: _Track, out: _Out) -> None:
         """Count a failure of ``name``; lock it out when there are too many."""
@@ -754,9 +770,10 @@ class Door:
     with a face snapshot; ``actions`` (an :class:`~blinkgate.actions.ActionRunner`) every grant.
     Both work on their own threads; :meth:`process` only queues.
 
-    Unknown faces are logged at a bounded rate: a sheet of strangers' faces moved in front of
-    the camera makes a new track a second, and would otherwise fill the disk with rows and
-    snapshots (which also stops the log from recording the failures a lockout needs). Past
+    Unknown faces, and denials that count towards no lockout (a face that never blinked), are
+    logged at a bounded rate: a sheet of strangers' faces, or a photo of a resident, moved in
+    front of the camera makes a new track a second, and would otherwise fill the disk with rows
+    and snapshots (which also stops the log from recording the failures a lockout needs). Past
     ``UNKNOWN_SNAPSHOTS_PER_MIN`` their rows have no snapshot, past ``UNKNOWN_ROWS_PER_MIN`` no
     row; ``unlogged_unknown`` counts those, and a warning says so once a minute.
     """
@@ -793,7 +810,7 @@ class Door:
 
     def _log(self, decision: Decision, image: np.ndarray, now: float) -> None:
         snapshot = self.snapshots
-        if decision.reason == "unknown":
+        if decision.reason == "unknown" or decision.detail.get("counted") is False:
             for times in (self._unknown_ms, self._unknown_snap_ms):
                 while times and now - times[0] > 60_000.0:
                     times.popleft()
@@ -801,7 +818,7 @@ class Door:
                 self.unlogged_unknown += 1
                 if now - self._warned_unknown_ms > 60_000.0:
                     self._warned_unknown_ms = now
-                    log.warning("more than %d unknown faces a minute: not all are logged (%d so far)",
+                    log.warning("more than %d unknown or uncounted faces a minute: not all are logged (%d so far)",
                                 UNKNOWN_ROWS_PER_MIN, self.unlogged_unknown)
                 return
             self._unknown_ms.append(now)

@@ -365,7 +365,9 @@ class Gate:
             events.append(Event("recognised", now, track.id, match.name, track.box, {"distance": round(match.distance, 3)}))
         elif match.name != info.name:
             # Someone else under the same track (a swapped photo, a second person): start over.
-            events.append(Event("identity_changed", now, track.id, match.name, track.box, {"previous": info.name}))
+            # ``blink``: it was a blink's closed frame (someone else's shut eyes under the track).
+            detail = {"previous": info.name, **({"blink": True} if blink_start is not None else {})}
+            events.append(Event("identity_changed", now, track.id, match.name, track.box, detail))
             info.name = match.name
             info.end_liveness()
             self.blinks.reset(track.id)
@@ -419,7 +421,7 @@ class Gate:
             closed = self.recognizer.match(self.encoder.encode(*view))
             t = self.timer.add("recognise", t)
             if closed.name != info.name:
-                self._apply_match(track, info, closed, now, now, events)  # identity_changed, blinks reset
+                self._apply_match(track, info, closed, now, now, events, blink_start=blink.start_ms)  # identity_changed
                 blink = None
             checked = blink is not None
         if blink is not None:
