@@ -115,6 +115,18 @@ def test_a_grant_that_waited_behind_a_slow_action_is_dropped_not_run_late():
     assert [g.name for g in slow.grants] == ["alice"] and runner._workers[0].stale == 1
 
 
+def test_a_grant_dropped_as_too_late_does_not_start_the_cool_down():
+    clock, slow = Clock(), Recorder(delay=0.6)
+    runner = ActionRunner([slow], cooldown_s=30, max_age_s=0.3, clock=clock)
+    runner.fire(grant("alice", 1))
+    runner.fire(grant("bob", 2))  # dropped: it waited behind alice's opening
+    assert runner.join()
+    clock.t += 2
+    assert runner.fire(grant("bob", 3))  # the door never opened for bob: no cool-down holds him back
+    runner.close()
+    assert [(g.name, g.track) for g in slow.grants] == [("alice", 1), ("bob", 3)]
+
+
 # -- command -------------------------------------------------------------------------------------------
 
 
@@ -348,3 +360,35 @@ def test_mqtt_broker_down_is_logged_not_raised(caplog):
 def test_mqtt_topic_must_not_be_a_wildcard():
     with pytest.raises(BlinkgateError):
         MqttAction("127.0.0.1", 1883, "home/#")
+
+
+def test_an_unconfirmed_mqtt_unlock_is_dropped_with_its_connection_not_resent_later():
+    """A frozen broker delivered an unlock 25 s after the grant: paho keeps resending it."""
+    pytest.importorskip("paho.mqtt.client")
+
+    class Info:
+        def wait_for_publish(self, timeout):
+            pass
+
+        def is_published(self):
+            return False
+
+    class StuckClient:
+        published, closed = [], False
+
+        def publish(self, topic, payload, qos, retain):
+            self.published.append(json.loads(payload))
+            return Info()
+
+        def disconnect(self):
+            self.closed = True
+
+        def loop_stop(self):
+            pass
+
+    action = MqttAction("127.0.0.1", 1883, "x/y", timeout_s=0.1)
+    action._client = client = StuckClient()
+    g = Grant("a", 1, 0.0, None, unix_time=1_800_000_000.5)
+    action.run(g)
+    assert client.closed and action._client is None  # the next grant connects afresh
+    assert client.published[0]["unix_time"] == 1_800_000_000.5  # a relay can refuse an old unlock

@@ -81,6 +81,7 @@ class Grant:
             "distance": None if self.distance is None else round(self.distance, 3),
             "source": self.source,
             "wall_time": self.wall_time,
+            "unix_time": round(self.unix_time, 3),  # the grant's; a relay should refuse an old one
         }
 
 
@@ -311,7 +312,10 @@ class MqttAction(Action):
             if info.is_published():
                 log.info("mqtt: published to %s for %s", self.topic, grant.name)
             else:
-                log.warning("mqtt: publish to %s not confirmed within %.0f s", self.topic, self.timeout_s)
+                # Drop the connection with the message: paho would resend it for as long as the
+                # broker is stuck, and an unlock delivered minutes later opens the door then.
+                log.warning("mqtt: publish to %s not confirmed within %.0f s; dropped", self.topic, self.timeout_s)
+                self.close()
         except (OSError, RuntimeError, ValueError) as err:
             log.warning("mqtt: cannot publish to %s:%d (%s)", self.host, self.port, err)
             self.close()
@@ -327,9 +331,9 @@ class MqttAction(Action):
 
 
 class _Worker(threading.Thread):
-    def __init__(self, action: Action, maxsize: int, max_age_s: float):
+    def __init__(self, action: Action, maxsize: int, max_age_s: float, on_stale: Callable[[Grant], None]):
         super().__init__(name=f"blinkgate-{action.name}", daemon=True)
-        self.action, self.max_age_s = action, max_age_s
+        self.action, self.max_age_s, self.on_stale = action, max_age_s, on_stale
         self.queue: queue.Queue = queue.Queue(maxsize)
         self.done = 0
         self.stale = 0
@@ -345,6 +349,7 @@ class _Worker(threading.Thread):
                     self.stale += 1
                     log.warning("%s action: grant for %s waited %.1f s behind a slow one; dropped (too late to open)",
                                 self.action.name, grant.name, age)
+                    self.on_stale(grant)
                     continue
                 self.action.run(grant)
             except Exception:  # an action must never kill its worker
@@ -362,8 +367,10 @@ class ActionRunner:
     def __init__(self, actions: list[Action], cooldown_s: float = 30.0, queue_size: int = 8,
                  clock: Callable[[], float] = time.monotonic, source: str = "", max_age_s: float = 5.0):
         self.actions, self.cooldown_s, self.clock, self.source = list(actions), cooldown_s, clock, source
-        self._last: dict[str, float] = {}
-        self._workers = [_Worker(a, queue_size, max_age_s) for a in self.actions]
+        self._last: dict[str, tuple[float, str]] = {}  # name -> (clock, grant id) of the last opening
+        self._stale: dict[str, int] = {}  # grant id -> actions that dropped it as too late
+        self._lock = threading.Lock()
+        self._workers = [_Worker(a, queue_size, max_age_s, self._dropped) for a in self.actions]
         for w in self._workers:
             w.start()
         self.fired = 0
@@ -375,22 +382,35 @@ class ActionRunner:
         if not self.actions or name is None:
             return False
         now = self.clock()
-        last = self._last.get(name)
-        if last is not None and now - last < self.cooldown_s:
+        with self._lock:
+            last = self._last.get(name)
+        if last is not None and now - last[0] < self.cooldown_s:
             self.skipped_cooldown += 1
             log.info("%s granted again within the %.0f s cool-down: actions not fired", name, self.cooldown_s)
             return False
-        self._last[name] = now
         wall = datetime.now(timezone.utc)
         grant = Grant(name, decision.track_id, decision.time_ms, decision.distance, self.source,
                       uuid.uuid4().hex, wall.isoformat(timespec="seconds"), wall.timestamp(), time.monotonic())
+        with self._lock:
+            self._last[name] = (now, grant.id)
         for w in self._workers:
             try:
                 w.queue.put_nowait(grant)
             except queue.Full:
                 log.warning("%s action is busy (%d queued): grant for %s dropped", w.action.name, w.queue.maxsize, name)
+                self._dropped(grant)
         self.fired += 1
         return True
+
+    def _dropped(self, grant: Grant) -> None:
+        """A worker dropped ``grant`` as too late. Once every action has, the door never opened:
+        the person's cool-down must not hold back their next grant."""
+        with self._lock:
+            n = self._stale[grant.id] = self._stale.get(grant.id, 0) + 1
+            if n == len(self._workers):
+                del self._stale[grant.id]
+                if self._last.get(grant.name, (0.0, ""))[1] == grant.id:
+                    del self._last[grant.name]
 
     def join(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued grant has been handled; False on timeout."""
