@@ -432,7 +432,7 @@ def test_a_video_stream_outlives_the_request_deadline(ui):
 
 @pytest.mark.parametrize("ip, same, other", [
     ("10.0.0.7", "10.0.0.7", "10.0.0.8"),
-    ("2001:db8:0:5::1", "2001:db8:0:5:ffff::9", "2001:db8:0:6::1"),  # one host holds a whole /64
+    ("2001:db8:0:5::1", "2001:db8:0:5:0::1", "2001:db8:0:5::2"),  # a /64 is a whole LAN: per address
     ("::ffff:10.0.0.7", "10.0.0.7", "10.0.0.8"),
 ])
 def test_limits_apply_per_client(ip, same, other):

@@ -105,15 +105,16 @@ def mask_token(text: str) -> str:
 
 
 def client_key(ip: str) -> str:
-    """Whom limits apply to: the address, or its /64 for IPv6, where one host holds a whole /64."""
+    """Whom limits apply to: the address (an IPv4-mapped one as IPv4). Not an IPv6 /64: on a
+    home LAN that is every host, and one of them could lock the owner out of the view. A host
+    with many addresses can still only fill the total cap, and a 16+ character token is not
+    guessed at any rate."""
     try:
         address = ipaddress.ip_address(ip.partition("%")[0])
     except ValueError:
         return ip
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return str(address.ipv4_mapped)
-    if isinstance(address, ipaddress.IPv6Address) and not address.is_loopback:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
 
 
@@ -302,7 +303,7 @@ class WebUI:
         max_fps: frames sent per second to each viewer, at most.
         max_viewers: video streams served at once; more get 503 (each costs JPEG encodes).
         max_connections, max_per_client: connections open at once, in all and from one client
-            (an IPv4 address or an IPv6 /64); more are closed at once. Video streams count.
+            (one address); more are closed at once. Video streams count.
         request_s: the time a client has to send its whole request (line and headers).
         stall_s: with no new frame for longer, the view says so (``stalled``, fps 0, no faces).
         clock: monotonic seconds, for the frame's age and the token guard.
