@@ -179,7 +179,9 @@ def test_the_log_records_every_decision_with_its_reason_and_the_webhook_fires_on
     before = len(rig.decisions)
     while len(rig.decisions) == before:
         rig.step()
-    count = rig.until_challenge()  # then blinks one time too many
+    rig.step(30)
+    rig.blink()  # not asked again until he blinks: then he is
+    count = rig.until_challenge()  # and blinks one time too many
     rig.step(12)
     for _ in range(count + 1):
         rig.blink()

@@ -198,10 +198,12 @@ def test_foreign_sqlite_file_is_refused_and_untouched(db_path: Path) -> None:
     conn.execute("INSERT INTO people (name) VALUES ('someone else')")
     conn.commit()
     conn.close()
+    db_path.chmod(0o644)
     before = db_path.read_bytes()
     with pytest.raises(DatabaseError, match="is not a blinkgate database"):
         FaceDatabase(db_path)
     assert db_path.read_bytes() == before
+    assert db_path.stat().st_mode & 0o777 == 0o644  # not even its mode: it is someone else's file
 
 
 def test_other_application_id_is_refused(db_path: Path) -> None:

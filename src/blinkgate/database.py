@@ -142,6 +142,7 @@ class FaceDatabase:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self._check_identity(fresh)
+            self._make_private(fresh)  # only once it is ours: a foreign file is refused untouched
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._migrate()
@@ -182,9 +183,7 @@ class FaceDatabase:
             raise DatabaseError(f"cannot read face database {self.path}: {err}") from err
         if header and header != SQLITE_MAGIC:
             raise self._not_ours("not an SQLite file")
-        fresh = not header  # 0-byte file: made by us above, or by touch or mktemp
-        self._make_private(fresh)
-        return fresh
+        return not header  # 0-byte file: made by us above, or by touch or mktemp
 
     def _files(self) -> list[Path]:
         """The database and its -wal/-shm, those that exist. A -wal is replayed into the database
