@@ -156,3 +156,21 @@ def test_a_gate_with_background_recognition_grants_the_enrolled_blinker(tmp_path
     assert "recognised" in kinds and "granted" in kinds
     granted = next(e for e in events if e.kind == "granted")
     assert granted.name == "blinker"
+
+
+def test_a_new_worker_has_time_to_load_its_models_before_it_counts_as_hung():
+    """On a cold Pi, loading dlib's models can take longer than the 15 s an encoding may take."""
+    image = np.full((100, 100, 3), 9, np.uint8)
+    clock = Clock()
+    with BackgroundEncoder(target=echo_worker, timeout_s=15.0, startup_s=60.0, clock=clock) as worker:
+        stopped = worker._proc
+        os.kill(stopped.pid, signal.SIGSTOP)  # still loading: it has not answered anything yet
+        try:
+            worker.submit("a", image, (20.0, 20.0, 60.0, 60.0))
+            clock.now += 16.0
+            assert worker.poll() == [] and worker.restarts == 0
+            clock.now += 60.0
+            assert [d.lost for d in worker.poll()] == [True] and worker.restarts == 1
+        finally:
+            if stopped.is_alive():
+                os.kill(stopped.pid, signal.SIGKILL)

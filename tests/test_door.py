@@ -1020,3 +1020,41 @@ def test_shut_eyes_that_name_someone_else_count_even_on_a_track_that_never_blink
     d = s.decisions[-1]
     assert (d.reason, d.name) == ("identity_changed", "alice") and "counted" not in d.detail
     assert s.logic.failures("alice") == 1
+
+
+def test_a_blink_before_the_face_changed_is_not_the_new_faces():
+    """An unknown visitor blinks, then holds Alice's photo up in the same place: the track is
+    the same, but the photo has made no guess and must not lock Alice out."""
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=1)))  # one counted failure would lock her out
+    s.appear(1, None)
+    _blinked(s)
+    s.swap(1, "alice")
+    s.until("challenge")
+    d = s.until("door_denied", 5000)
+    assert d.name == "alice" and d.detail["reason"] == "no_blink" and d.detail["counted"] is False
+    assert s.logic.failures("alice") == 0 and "lockout" not in s.kinds()
+
+
+def test_a_repeated_sample_with_a_changed_frame_is_not_skipped():
+    """A still scene can repeat every sampled pixel while the eyes, between them, change."""
+    from blinkgate.sources import Frame
+
+    base = np.random.default_rng(0).integers(0, 255, FRAME.shape, np.uint8)
+    eyes = base.copy()
+    eyes[97:112, 97:112] ^= 0xFF  # rows and columns 97-111: none of the 1-in-16 sample (96, 112) goes through it
+
+    class Seen:
+        def __init__(self):
+            self.n = 0
+
+        def process(self, image, t):
+            self.n += 1
+            return FrameResult(self.n, t, [], [])
+
+        def close(self):
+            pass
+
+    gate = Seen()
+    door = Door(gate)
+    list(door.run([Frame(base, 0.0, 0), Frame(eyes, 33.0, 1), Frame(eyes.copy(), 66.0, 2)]))
+    assert gate.n == 2  # the changed frame is seen; only the exact repeat is skipped

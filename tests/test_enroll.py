@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -242,3 +243,22 @@ def test_people_dir_one_level_too_high_gets_a_hint(tmp_path: Path, encoder) -> N
     with FaceDatabase(tmp_path / "faces.db") as db:
         report = enroll_directory(db, tmp_path / "faces", encoder, progress=False)
     assert report.added == 0 and f"did you mean `enroll {tmp_path / 'faces' / 'staff'}`?" in report.format()
+
+
+def test_an_image_that_cannot_be_checked_is_not_taken_for_deleted(people_dir: Path, tmp_path: Path, encoder,
+                                                                    monkeypatch) -> None:
+    """A folder gone unreadable (permissions, an I/O error) must not forget its people."""
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, people_dir, encoder, progress=False)
+        before = db.people()
+        real = os.lstat
+
+        def no_access(path, *a, **k):
+            if "Serena_Williams" in str(path):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *a, **k)
+
+        monkeypatch.setattr(os, "lstat", no_access)
+        monkeypatch.setattr(enroll_module, "_scan", lambda d: ([], []))  # nothing listed either
+        report = enroll_directory(db, people_dir, encoder, progress=False)
+        assert report.removed == 0 and db.people() == before

@@ -38,6 +38,7 @@ log = logging.getLogger("blinkgate.accesslog")
 
 DEFAULT_RETENTION_DAYS = 30.0
 ROW_RETENTION_DAYS = 366.0  # rows (without snapshots) are kept a year, then deleted
+CLEARED_KEY = "lockout_cleared:"  # meta key per name: when `blinkgate unlock` cleared it (unix s)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -192,17 +193,16 @@ class AccessLog:
 
     def prune(self, now: float | None = None) -> int:
         """Delete snapshots older than the retention, and rows older than ``ROW_RETENTION_DAYS``
-        (so the file stops growing: SQLite reuses the freed pages); returns how many snapshots."""
+        or the retention, whichever is longer (so the file stops growing: SQLite reuses the freed
+        pages); returns how many snapshots."""
         now = time.time() if now is None else now
         with self.db._transaction() as tx:
-            tx.execute("DELETE FROM access_log WHERE at_unix < ?", (now - ROW_RETENTION_DAYS * 86400.0,))
+            keep_days = max(ROW_RETENTION_DAYS, self.retention_days)  # a row outlives its snapshot
+            tx.execute("DELETE FROM access_log WHERE at_unix < ?", (now - keep_days * 86400.0,))
             return tx.execute(
                 "UPDATE access_log SET snapshot = NULL WHERE snapshot IS NOT NULL AND at_unix < ?",
                 (now - self.retention_days * 86400.0,),
             ).rowcount
-
-
-CLEARED_KEY = "lockout_cleared:"  # meta key per name: when `blinkgate unlock` cleared it (unix s)
 
 
 class AccessLogWriter:

@@ -53,6 +53,7 @@ from .errors import BlinkgateError
 log = logging.getLogger("blinkgate.actions")
 
 PLACEHOLDERS = ("name", "track", "time_ms", "distance")
+MAX_GRANT_AGE_S = 5.0  # a grant not started (or a webhook not delivered) by then is dropped: too late
 SIGNATURE_HEADER = "X-Blinkgate-Signature"
 TIMESTAMP_HEADER = "X-Blinkgate-Timestamp"
 
@@ -203,7 +204,7 @@ class WebhookAction(Action):
     name = "webhook"
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = 3.0, retries: int = 2,
-                 backoff_s: float = 0.5, max_age_s: float = 5.0):
+                 backoff_s: float = 0.5, max_age_s: float = MAX_GRANT_AGE_S):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise BlinkgateError(f"webhook URL must be http:// or https://, got {url!r}")
@@ -331,9 +332,9 @@ class MqttAction(Action):
 
 
 class _Worker(threading.Thread):
-    def __init__(self, action: Action, maxsize: int, max_age_s: float, on_stale: Callable[[Grant], None]):
+    def __init__(self, action: Action, maxsize: int, max_age_s: float, on_done: Callable[[Grant, bool], None]):
         super().__init__(name=f"blinkgate-{action.name}", daemon=True)
-        self.action, self.max_age_s, self.on_stale = action, max_age_s, on_stale
+        self.action, self.max_age_s, self.on_done = action, max_age_s, on_done
         self.queue: queue.Queue = queue.Queue(maxsize)
         self.done = 0
         self.stale = 0
@@ -349,9 +350,12 @@ class _Worker(threading.Thread):
                     self.stale += 1
                     log.warning("%s action: grant for %s waited %.1f s behind a slow one; dropped (too late to open)",
                                 self.action.name, grant.name, age)
-                    self.on_stale(grant)
+                    self.on_done(grant, False)
                     continue
-                self.action.run(grant)
+                try:
+                    self.action.run(grant)
+                finally:
+                    self.on_done(grant, True)
             except Exception:  # an action must never kill its worker
                 log.exception("%s action failed", self.action.name)
             finally:
@@ -365,12 +369,12 @@ class ActionRunner:
     ``clock`` (seconds, monotonic, for the cool-down only) is injectable for tests."""
 
     def __init__(self, actions: list[Action], cooldown_s: float = 30.0, queue_size: int = 8,
-                 clock: Callable[[], float] = time.monotonic, source: str = "", max_age_s: float = 5.0):
+                 clock: Callable[[], float] = time.monotonic, source: str = "", max_age_s: float = MAX_GRANT_AGE_S):
         self.actions, self.cooldown_s, self.clock, self.source = list(actions), cooldown_s, clock, source
         self._last: dict[str, tuple[float, str]] = {}  # name -> (clock, grant id) of the last opening
-        self._stale: dict[str, int] = {}  # grant id -> actions that dropped it as too late
+        self._pending: dict[str, list[int]] = {}  # grant id -> [actions not done with it, actions that ran it]
         self._lock = threading.Lock()
-        self._workers = [_Worker(a, queue_size, max_age_s, self._dropped) for a in self.actions]
+        self._workers = [_Worker(a, queue_size, max_age_s, self._done) for a in self.actions]
         for w in self._workers:
             w.start()
         self.fired = 0
@@ -393,24 +397,31 @@ class ActionRunner:
                       uuid.uuid4().hex, wall.isoformat(timespec="seconds"), wall.timestamp(), time.monotonic())
         with self._lock:
             self._last[name] = (now, grant.id)
+            self._pending[grant.id] = [len(self._workers), 0]
         for w in self._workers:
             try:
                 w.queue.put_nowait(grant)
             except queue.Full:
                 log.warning("%s action is busy (%d queued): grant for %s dropped", w.action.name, w.queue.maxsize, name)
-                self._dropped(grant)
+                self._done(grant, False)
         self.fired += 1
         return True
 
-    def _dropped(self, grant: Grant) -> None:
-        """A worker dropped ``grant`` as too late. Once every action has, the door never opened:
-        the person's cool-down must not hold back their next grant."""
+    def _done(self, grant: Grant, ran: bool) -> None:
+        """One action is done with ``grant``: it ran it, or dropped it (too late, or its queue
+        was full). If every action dropped it, the door never opened: the person's cool-down
+        must not hold back their next grant."""
         with self._lock:
-            n = self._stale[grant.id] = self._stale.get(grant.id, 0) + 1
-            if n == len(self._workers):
-                del self._stale[grant.id]
-                if self._last.get(grant.name, (0.0, ""))[1] == grant.id:
-                    del self._last[grant.name]
+            left_ran = self._pending.get(grant.id)
+            if left_ran is None:
+                return
+            left_ran[0] -= 1
+            left_ran[1] += ran
+            if left_ran[0] > 0:
+                return
+            del self._pending[grant.id]
+            if not left_ran[1] and self._last.get(grant.name, (0.0, ""))[1] == grant.id:
+                del self._last[grant.name]
 
     def join(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued grant has been handled; False on timeout."""

@@ -13,7 +13,8 @@ frame: the 5-point alignment and the 150×150 chip lie well inside it.
 The worker is supervised from ``poll``: a door box runs for weeks, and a worker that dies (the
 kernel's OOM killer, a crash in native code) or hangs (a stuck native call, heavy swap) would
 otherwise leave faces unnamed forever, or end the door. When the worker has died, or the oldest
-request has waited ``timeout_s`` (15 s; an encoding takes well under 1 s even on a Pi), it is
+request has waited ``timeout_s`` (15 s; an encoding takes well under 1 s even on a Pi; 60 s more
+before a worker's first answer, as it loads dlib's models first), it is
 killed and replaced, and every request it still held comes back from ``poll`` marked ``lost``
 (no encoding: it can never match anyone), for the caller to ask again. A worker that fails
 ``max_restarts`` times in a row before answering anything (a broken install, a face that crashes
@@ -40,6 +41,7 @@ MARGIN = 0.5  # crop this share of the box's size beyond each side of it
 TIMEOUT_S = 15.0  # a request unanswered this long means the worker hangs
 MAX_RESTARTS = 3  # replacements in a row that fail before answering anything, then give up
 QUICK_S = 60.0  # a worker that fails within this long of its start, unanswering, "failed at once"
+STARTUP_S = 60.0  # more time for a worker's first answer: it loads dlib's models (a cold SD card on a Pi)
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,10 @@ class BackgroundEncoder:
     ``_serve``) are there for tests; ``clock`` is a monotonic clock in seconds."""
 
     def __init__(self, models_dir=None, *, timeout_s: float = TIMEOUT_S, max_restarts: int = MAX_RESTARTS,
-                 quick_s: float = QUICK_S, target: Callable = _serve, clock: Callable[[], float] = time.monotonic):
+                 quick_s: float = QUICK_S, startup_s: float = STARTUP_S, target: Callable = _serve,
+                 clock: Callable[[], float] = time.monotonic):
         self.models_dir, self.timeout_s, self.max_restarts, self.quick_s = models_dir, timeout_s, max_restarts, quick_s
+        self.startup_s = startup_s
         self._target, self._clock = target, clock
         self._ctx = mp.get_context("spawn")  # dlib's state does not survive a fork reliably
         self._seq = 0  # request numbers: a caller's keys need not be unique
@@ -168,7 +172,7 @@ class BackgroundEncoder:
             return f"died (exit code {self._proc.exitcode})"
         if self._outstanding:
             waited = self._clock() - next(iter(self._outstanding.values()))[1]
-            if waited > self.timeout_s:
+            if waited > self.timeout_s + (0.0 if self._answered else self.startup_s):
                 return f"has held a request for {waited:.0f} s (hung?)"
         return None
 

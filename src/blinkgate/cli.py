@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--snapshot", type=int, metavar="ID", help="write the face snapshot of entry ID as a JPEG")
     p.add_argument("--out", metavar="FILE.jpg", help="where --snapshot writes (default blinkgate-ID.jpg)")
-    p.add_argument("--prune", action="store_true", help="delete snapshots older than log.retention_days now")
+    p.add_argument("--prune", action="store_true", help="delete snapshots older than log.retention_days, and rows older than a year, now")
     add_door_settings(p, only=("db", "log.retention_days"))  # not the door's 40 other flags
     p.set_defaults(func=cmd_log)
 

@@ -114,7 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("mqtt.qos", "int", 1, "MQTT QoS", "--mqtt-qos", choices=(0, 1, 2)),
     # access log
     Setting("log.snapshots", "bool", True, "store a JPEG of the face with each decision", "--snapshots"),
-    Setting("log.retention_days", "float", 30.0, "delete snapshots older than this (days)", "--retention-days", minimum=0.001),
+    Setting("log.retention_days", "float", 30.0, "delete snapshots older than this (days; rows go after a year, or this if longer)", "--retention-days", minimum=0.001),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

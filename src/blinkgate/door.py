@@ -269,6 +269,9 @@ class _Track:
     rounds_passed: int = 0  # challenges passed in a row towards ChallengePolicy.rounds
     checked: set[float] = field(default_factory=set)  # onsets of blinks whose closed frame named this face
 
+    def forget_blinks(self) -> None:
+        self.last_onset_ms, self.checked = float("-inf"), set()
+
     @property
     def has_blinked(self) -> bool:
         """A track that never blinked has made no guess at a challenge (a photo, or no one trying)."""
@@ -391,6 +394,8 @@ class DoorLogic:
         if ev.kind == "recognised":
             track.distance = ev.detail.get("distance", track.distance)
             if track.state == "pending" or (track.state == "unknown" and track.name is None):  # a late first name
+                if track.state == "unknown":
+                    track.forget_blinks()  # blinks of the face while it was unknown are not this name's
                 track.name = ev.name
                 if ev.name is None:
                     track.state = "unknown"
@@ -428,6 +433,7 @@ class DoorLogic:
                 self._failed(previous, now, track, out)
         track.name, track.onsets, track.count, track.granted_until_ms = new_name, [], 0, None
         track.logged_unknown, track.logged_lock_until = False, None
+        track.forget_blinks()  # the new face has made no guess: an unknown's blink is not its own
         if new_name is None:
             track.state, track.first_ms = "unknown", now
         else:
@@ -786,6 +792,7 @@ class Door:
         self.actions = actions
         self.snapshots = snapshots
         self.source = source
+        self._take_cleared = getattr(access_log, "take_cleared", None)  # an AccessLogWriter's unlock poll
         self._unknown_ms: deque[float] = deque()  # source times of the unknown rows of the last minute
         self._unknown_snap_ms: deque[float] = deque()  # ... and of those with a snapshot
         self.unlogged_unknown = 0
@@ -796,8 +803,8 @@ class Door:
         return self.logic.options
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> DoorResult:
-        if self.access_log is not None and hasattr(self.access_log, "take_cleared"):
-            for name in self.access_log.take_cleared():  # `blinkgate unlock NAME` while we run
+        if self._take_cleared is not None:
+            for name in self._take_cleared():  # `blinkgate unlock NAME` while we run
                 if self.logic.clear(name):
                     log.warning("lockout of %s cleared (blinkgate unlock)", name)
         result = self.logic.update(self.gate.process(image, timestamp_ms))
@@ -835,13 +842,14 @@ class Door:
         previous, repeats = None, 0
         for frame in source:
             thumb = frame.image[::16, ::16]
-            if previous is not None and thumb.shape == previous.shape and np.array_equal(thumb, previous):
+            if (previous is not None and thumb.shape == previous[0].shape and np.array_equal(thumb, previous[0])
+                    and np.array_equal(frame.image, previous[1])):  # the sample first: it rarely matches
                 repeats += 1
                 if repeats == FROZEN_WARN_FRAMES:
                     log.warning("%s repeats the same frame: frozen? (frames are skipped until it changes)",
                                 self.source or "the source")
                 continue
-            previous, repeats = thumb.copy(), 0
+            previous, repeats = (thumb.copy(), frame.image.copy()), 0
             yield frame, self.process(frame.image, frame.timestamp_ms)
 
     def reset(self) -> None:

@@ -221,11 +221,25 @@ def enroll_directory(
     for name, path in bar:
         bar.set_postfix_str(name, refresh=False)
         report.outcomes.append(_enroll_one(db, name, path, known, encoder))
-    report.outcomes += _remove_deleted(db, people_dir, known)
+    unreadable = {o.path for o in notes if o.reason.startswith("unreadable")}
+    report.outcomes += _remove_deleted(db, people_dir, known, unreadable)
     return report
 
 
-def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str]) -> list[ImageOutcome]:
-    """Drop the encodings of images enrolled from under ``people_dir`` that are gone from disk."""
-    gone = [Path(p) for p in known if Path(p).is_relative_to(people_dir) and not os.path.lexists(p)]
+def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str],
+                    unreadable: set[Path]) -> list[ImageOutcome]:
+    """Drop the encodings of images enrolled from under ``people_dir`` that are gone from disk.
+    Only a file that is really not there: a folder we could not read keeps its people."""
+    gone = [Path(p) for p in known if Path(p).is_relative_to(people_dir) and Path(p).parent not in unreadable
+            and _missing(p)]
     return [ImageOutcome(p, REMOVED, "deleted from disk") for p in gone if db.remove_image(p)]
+
+
+def _missing(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:  # no permission, an I/O error: not known to be gone
+        return False
+    return False
