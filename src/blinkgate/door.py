@@ -39,9 +39,11 @@ Rules (each tested in tests/test_door.py):
   the check of who blinked past the hold;
 * a failed, abandoned (face left) or face-swapped challenge counts as a failure of that
   identity; ``failures`` failures within ``window`` lock the identity out for ``cooldown``.
-  A track that has never blinked has made no guess: its "no blink", "eyes closed" and
-  "face left" are denied but not counted (``counted: false``), so a photo held up and taken
-  away cannot lock its person out. A face swap is always counted;
+  A track that has never blinked (since it got its name) has made no guess: its "no blink",
+  "eyes closed", "face left", stall and re-check swap are denied but not counted
+  (``counted: false``), so a photo held up and taken away cannot lock its person out, and it
+  is challenged again only once it blinks. A swap found on a blink's own closed frame (the
+  Gate's ``identity_changed`` with ``blink``) always counts;
 * a gap of more than ``max_gap_ms`` between frames during a challenge (a stalled stream)
   cancels it, denied ``stalled``, without counting a failure: blinks in the gap were never
   seen. Only ``failures - 1`` such cancels per identity per ``window`` go uncounted, so a
@@ -427,10 +429,7 @@ class DoorLogic:
         if track.state == "granted":
             out.decide(track, now, REVOKED, "identity_changed", detail)
         elif track.state == "challenge":
-            counted = track.has_blinked or blink
-            out.decide(track, now, DENIED, "identity_changed", detail if counted else {**detail, "counted": False})
-            if previous is not None and counted:
-                self._failed(previous, now, track, out)
+            self._deny(track, now, out, "identity_changed", detail, counted=track.has_blinked or blink)
         track.name, track.onsets, track.count, track.granted_until_ms = new_name, [], 0, None
         track.logged_unknown, track.logged_lock_until = False, None
         track.forget_blinks()  # the new face has made no guess: an unknown's blink is not its own
@@ -443,11 +442,7 @@ class DoorLogic:
         self._tracks.pop(track.id, None)
         if track.state == "challenge":
             detail = {"why": "face left before answering", **self._answer_detail(track, now)}
-            if not track.has_blinked:
-                detail["counted"] = False
-            out.decide(track, now, DENIED, "expired", detail)
-            if track.name is not None and track.has_blinked:
-                self._failed(track.name, now, track, out)
+            self._deny(track, now, out, "expired", detail, counted=track.has_blinked)
         elif track.state == "granted":
             out.decide(track, now, EXPIRED, "lost")
 
@@ -600,15 +595,17 @@ class DoorLogic:
         detail = {"why": why, **self._answer_detail(track, now)}
         if onset is not None and track.prompt_ms is not None:
             detail["offending_onset_ms"] = round(onset - track.prompt_ms, 1)
-        if not track.has_blinked:  # only "no blink" or "eyes closed" can fail a track that never blinked
-            detail["counted"] = False
         reason = "no_blink" if why == "no blink" else "challenge_failed"
-        out.decide(track, now, DENIED, reason, detail)
-        assert track.name is not None
-        if track.has_blinked:
-            self._failed(track.name, now, track, out)
+        # only "no blink" or "eyes closed" can fail a track that never blinked: no guess to count
+        self._deny(track, now, out, reason, detail, counted=track.has_blinked)
         if track.state == "challenge":  # not locked out by this failure: try again after a delay
             self._rearm(track, now, out)
+
+    def _deny(self, track: _Track, now: float, out: _Out, reason: str, detail: dict, counted: bool) -> None:
+        """Deny ``track``'s challenge; a failure of its name only if ``counted`` (it made a guess)."""
+        out.decide(track, now, DENIED, reason, detail if counted else {**detail, "counted": False})
+        if counted and track.name is not None:
+            self._failed(track.name, now, track, out)
 
     def _rearm(self, track: _Track, now: float, out: _Out) -> None:
         """After a failed challenge: another after a new delay; for a face that has never blinked
@@ -841,15 +838,16 @@ class Door:
         gap (``stalled``) rather than a face that ignored its prompt."""
         previous, repeats = None, 0
         for frame in source:
-            thumb = frame.image[::16, ::16]
-            if (previous is not None and thumb.shape == previous[0].shape and np.array_equal(thumb, previous[0])
-                    and np.array_equal(frame.image, previous[1])):  # the sample first: it rarely matches
+            image = frame.image
+            if (previous is not None and image.shape == previous.shape
+                    and np.array_equal(image[::16, ::16], previous[::16, ::16])  # cheap, and rarely equal
+                    and np.array_equal(image, previous)):
                 repeats += 1
                 if repeats == FROZEN_WARN_FRAMES:
                     log.warning("%s repeats the same frame: frozen? (frames are skipped until it changes)",
                                 self.source or "the source")
                 continue
-            previous, repeats = (thumb.copy(), frame.image.copy()), 0
+            previous, repeats = image.copy(), 0
             yield frame, self.process(frame.image, frame.timestamp_ms)
 
     def reset(self) -> None:
