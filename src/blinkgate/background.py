@@ -86,8 +86,8 @@ def _serve(requests, results, models_dir) -> None:
 class BackgroundEncoder:
     """``FaceEncoder.encode`` in a worker process. Use from one thread; ``close`` when done.
 
-    ``timeout_s``, ``max_restarts``, ``quick_s`` and ``target`` (the worker function, as
-    ``_serve``) are there for tests; ``clock`` is a monotonic clock in seconds."""
+    ``timeout_s``, ``max_restarts``, ``quick_s``, ``startup_s`` and ``target`` (the worker
+    function, as ``_serve``) are there for tests; ``clock`` is a monotonic clock in seconds."""
 
     def __init__(self, models_dir=None, *, timeout_s: float = TIMEOUT_S, max_restarts: int = MAX_RESTARTS,
                  quick_s: float = QUICK_S, startup_s: float = STARTUP_S, target: Callable = _serve,

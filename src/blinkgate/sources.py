@@ -345,7 +345,7 @@ class _Closed:
 def is_live(spec: str | int | Path) -> bool:
     """Whether a CLI-style spec names a camera index or a stream URL (not a file or folder)."""
     text = str(spec).strip()
-    return isinstance(spec, int) or text.isdigit() or text.lower().startswith(STREAM_PREFIXES)
+    return isinstance(spec, int) or text.isdigit() or _is_stream(text)
 
 
 def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None = 10) -> FrameSource:

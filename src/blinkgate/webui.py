@@ -118,6 +118,14 @@ def client_key(ip: str) -> str:
     return str(address)
 
 
+def _put_recent(table: dict, key: str, value, max_keys: int) -> None:
+    """Store ``value`` as the most recent entry of ``table`` (popped by the caller first),
+    forgetting the longest-quiet key when full: a hostile client must not decide the memory."""
+    if len(table) >= max_keys:
+        table.pop(next(iter(table)))
+    table[key] = value
+
+
 class _Reports:
     """At most one log line per key per period, with how many times it happened since the last.
 
@@ -136,9 +144,7 @@ class _Reports:
             last, count, due = now, 0, count
         else:
             due = 0
-        if len(self._keys) >= self._max:  # forget the longest-quiet key, not the memory
-            self._keys.pop(next(iter(self._keys)))
-        self._keys[key] = (last, count)
+        _put_recent(self._keys, key, (last, count), self._max)
         return due
 
 
@@ -232,9 +238,7 @@ class TokenGuard:
         guesses = self._clients.pop(key, None) or _Guesses(since=now)
         if now - guesses.since > self.window_s:  # the window is over: count afresh
             guesses.failures, guesses.since = 0, now
-        if len(self._clients) >= self._max:  # forget the longest-quiet client, not the memory
-            self._clients.pop(next(iter(self._clients)))
-        self._clients[key] = guesses  # the most recent last
+        _put_recent(self._clients, key, guesses, self._max)
         return guesses
 
 
