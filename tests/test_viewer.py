@@ -1,12 +1,20 @@
-"""The window/recording helper: who gets a file played at its own speed."""
+"""The window/recording helper: who gets a file played at its own speed, and recordings that outlive
+crashes, restarts, full disks and camera reconnects."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 import time
 
+import cv2
+import numpy as np
 import pytest
 
-from blinkgate.viewer import Viewer
+from blinkgate import viewer as viewer_module
+from blinkgate.errors import BlinkgateError
+from blinkgate.viewer import Recording, Viewer
 
 
 @pytest.mark.parametrize("live, ui, paced", [(False, True, True), (False, False, False), (True, True, False)])
@@ -21,3 +29,87 @@ def test_a_file_plays_at_its_own_speed_only_when_someone_watches(monkeypatch, li
     assert viewer.pace is paced
     assert (took >= 0.19) if paced else (took < 0.05)
     viewer.close()
+
+
+# -- recordings ---------------------------------------------------------------------------------
+
+def _frames_in(path) -> list:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            return frames
+        frames.append(image)
+
+
+def _canvas(i: int, size=(320, 240)) -> np.ndarray:
+    image = np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return cv2.putText(image, str(i), (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 4)
+
+
+def test_an_mkv_recording_cut_by_a_crash_still_plays(tmp_path):
+    # The process dies without closing the file, as in a power cut or a kill -9.
+    script = (
+        "import os, sys, numpy as np, cv2\n"
+        "from blinkgate.viewer import Recording\n"
+        "rec = Recording(sys.argv[1], 20.0, live=True)\n"
+        "for i in range(120):\n"
+        "    rec.write(np.random.default_rng(i).integers(0, 256, (240, 320, 3), dtype=np.uint8))\n"
+        "os._exit(0)\n")
+    for name in ("cut.mkv", "cut.mp4"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True, timeout=120)
+    assert len(_frames_in(tmp_path / "cut.mkv")) >= 60  # all but what sat in the last write buffer
+    assert _frames_in(tmp_path / "cut.mp4") == []  # why the door warns about .mp4
+
+
+def test_the_door_keeps_an_earlier_recording_and_run_overwrites_it(tmp_path):
+    earlier = tmp_path / "door.mkv"
+    earlier.write_bytes(b"yesterday")
+    kept = Recording(earlier, 20.0, live=True, keep_existing=True)
+    kept.write(_canvas(0))
+    kept.close()
+    assert earlier.read_bytes() == b"yesterday"
+    assert kept.path != earlier and kept.path.parent == tmp_path and kept.path.name.startswith("door-")
+    assert len(_frames_in(kept.path)) == 1
+    overwritten = Recording(earlier, 20.0, live=False)
+    overwritten.write(_canvas(0))
+    overwritten.close()
+    assert overwritten.path == earlier and len(_frames_in(earlier)) == 1
+
+
+def test_a_recording_pauses_while_the_disk_is_nearly_full(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="blinkgate.viewer")
+    free = {"bytes": 10 * 2**30}
+    monkeypatch.setattr(viewer_module, "free_bytes", lambda folder: free["bytes"])
+    monkeypatch.setattr(viewer_module, "FREE_CHECK_S", 0.0)
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=True)
+    for i in range(9):
+        free["bytes"] = 100 * 2**20 if 3 <= i < 6 else 10 * 2**30
+        rec.write(_canvas(i))
+    rec.close()
+    assert len(_frames_in(tmp_path / "r.mkv")) == 6
+    assert "recording paused" in caplog.text and "recording resumed" in caplog.text
+
+
+def test_frames_of_a_new_size_are_recorded_at_the_first_size(tmp_path):
+    # A camera that reconnects in another mode: OpenCV's writer silently drops such frames.
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=True)
+    for i in range(6):
+        rec.write(_canvas(i, (320, 240) if i < 3 else (640, 480)))
+    rec.close()
+    frames = _frames_in(tmp_path / "r.mkv")
+    assert len(frames) == 6 and {f.shape for f in frames} == {(240, 320, 3)}
+
+
+def test_a_recording_path_that_cannot_work_is_refused_before_any_frame(tmp_path, caplog):
+    with pytest.raises(BlinkgateError, match=r"\.mkv"):
+        Recording(tmp_path / "out.gif", 20.0, live=False)
+    with pytest.raises(BlinkgateError, match="no folder"):
+        Recording(tmp_path / "missing" / "out.mkv", 20.0, live=False)
+    Recording(tmp_path / "live.mp4", 20.0, live=True)
+    assert "plays only once closed" in caplog.text
+    caplog.clear()
+    Recording(tmp_path / "live.mkv", 20.0, live=True)
+    Recording(tmp_path / "file.mp4", 20.0, live=False)  # a file's run ends and closes it
+    assert "plays only once closed" not in caplog.text

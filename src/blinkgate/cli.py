@@ -169,7 +169,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     events = EventLog(args.events, source.description) if args.events else None
     viewer = ui = None
     try:
-        viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui))
+        viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui),
+                        live=source.live)
         if args.ui:
             from .webui import WebUI, announce, face_json
 
@@ -479,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", help="watch a camera, video, frame folder or stream")
     p.add_argument("--source", default="0", help="camera index, video file, frame folder or rtsp/http URL (default 0)")
     p.add_argument("--no-display", action="store_true", help="run without a window")
-    p.add_argument("--record", metavar="OUT.mp4", help="write the annotated video")
+    p.add_argument("--record", metavar="OUT.mkv", help="write the annotated video (.mkv, .mp4, .avi, .mov, .m4v)")
     p.add_argument("--events", metavar="OUT.jsonl", help="append one JSON line per event")
     p.add_argument("--ui", metavar="[HOST:]PORT",
                    help="serve a browser view (video, faces, events) on PORT, loopback unless HOST is given")

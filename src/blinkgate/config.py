@@ -74,7 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eye_model", "str", None, "eye-state ONNX model (default: the shipped one)", "--eye-model"),
     Setting("liveness", "float", 10.0, "a grant lasts this long (s)", "--liveness", minimum=0.1),
     Setting("display", "bool", True, "show a window", "--display"),
-    Setting("record", "str", None, "write the annotated video here", "--record"),
+    Setting("record", "str", None, "write the annotated video here (.mkv plays after a power cut)", "--record"),
     Setting("events", "str", None, "append one JSON line per event here", "--events"),
     Setting("ui.listen", "str", None, "serve a browser view on [HOST:]PORT (loopback unless HOST is given)", "--ui"),
     Setting("ui.token", "str", None, "the browser view's access token (default: a new random one per run)", "--ui-token", secret=True),

@@ -234,8 +234,9 @@ def run_door(settings: Resolved) -> int:
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = ui = None
     try:
+        # keep_existing: systemd restarts the door, and each start must not wipe the last recording
         viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live,
-                        ui=bool(settings["ui.listen"]))
+                        ui=bool(settings["ui.listen"]), live=source.live, keep_existing=True)
         if settings["ui.listen"]:
             from .webui import WebUI, announce
 

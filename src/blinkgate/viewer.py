@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,30 +21,112 @@ def has_display() -> bool:
     return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# Containers OpenCV's FFmpeg writer handles with the mp4v codec. An MP4 (or MOV) gets its index
+# only when closed: a power cut or a crash loses all of it. Matroska is written as it goes.
+RECORD_FORMATS = (".mkv", ".mp4", ".avi", ".mov", ".m4v")
+INDEX_AT_END = (".mp4", ".mov", ".m4v")
+# Below this much free space a recording pauses: the access log needs room for the failures a
+# lockout counts, and a recording left running for weeks is what fills a door box's card.
+MIN_FREE_BYTES = 512 * 2**20
+RESUME_FREE_BYTES = MIN_FREE_BYTES + 128 * 2**20  # hysteresis: no flapping around the floor
+FREE_CHECK_S = 10.0
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+class Recording:
+    """An annotated video written frame by frame, made to survive long unattended runs.
+
+    ``keep_existing`` (the door, which systemd restarts) writes beside a file already there
+    instead of over it, with the start time in the name: a crash-restart loop would otherwise
+    wipe the recording of what happened just before each crash. Frames of another size (a
+    camera that reconnected in another mode) are resized to the first, since the writer
+    silently drops them otherwise.
+    """
+
+    def __init__(self, path: str | Path, fps: float, live: bool, keep_existing: bool = False):
+        path = Path(path)
+        if path.suffix.lower() not in RECORD_FORMATS:
+            raise BlinkgateError(f"cannot record to {path}: use one of {', '.join(RECORD_FORMATS)} (.mkv plays "
+                                 "even after a crash)")
+        if not path.parent.is_dir():
+            raise BlinkgateError(f"cannot record to {path}: no folder {path.parent}")
+        if keep_existing and path.exists():
+            path = path.with_name(f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}{path.suffix}")
+            log.info("recording to %s (the earlier recording is kept)", path)
+        if live and path.suffix.lower() in INDEX_AT_END:
+            log.warning("recording to %s: a %s file plays only once closed, so a power cut or crash loses all of "
+                        "it; .mkv plays up to the last second written", path, path.suffix.lower())
+        self.path, self.fps = path, fps
+        self._writer = None
+        self._size: tuple[int, int] | None = None
+        self._paused, self._checked = False, -FREE_CHECK_S
+
+    def write(self, canvas: np.ndarray) -> None:
+        import cv2
+
+        if not self._room():
+            return
+        if self._writer is None:
+            self._size = (canvas.shape[1], canvas.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+            if not self._writer.isOpened():
+                raise BlinkgateError(f"cannot write video {self.path}")
+        if (canvas.shape[1], canvas.shape[0]) != self._size:
+            canvas = cv2.resize(canvas, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(canvas)
+
+    def _room(self) -> bool:
+        """Whether the disk has room; checked every FREE_CHECK_S, logged when it changes."""
+        now = time.monotonic()
+        if now - self._checked < FREE_CHECK_S:
+            return not self._paused
+        self._checked = now
+        try:
+            free = free_bytes(self.path.parent)
+        except OSError:
+            return not self._paused
+        if not self._paused and free < MIN_FREE_BYTES:
+            self._paused = True
+            log.warning("recording paused: %d MB free on the disk of %s (it resumes above %d MB)",
+                        free // 2**20, self.path, RESUME_FREE_BYTES // 2**20)
+        elif self._paused and free >= RESUME_FREE_BYTES:
+            self._paused = False
+            log.info("recording resumed: %d MB free", free // 2**20)
+        return not self._paused
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
 class Viewer:
-    """A window and/or an mp4 file for annotated frames.
+    """A window and/or a video file for annotated frames.
 
     A window falls back to headless with a one-line note when there is no display. Recorded
     files are shown at their own speed (``pace``) so a person can follow them.
     """
 
     def __init__(self, title: str, display: bool, record: str | Path | None, fps: float | None, pace: bool,
-                 ui: bool = False):
+                 ui: bool = False, live: bool = False, keep_existing: bool = False):
         if display and not has_display():
             if ui:
                 log.info("no display found: the video is in the browser view only")
             else:
                 log.warning("no display found: running headless (--ui PORT shows it in a browser, "
-                            "--record OUT.mp4 writes it)")
+                            "--record OUT.mkv writes it)")
             display = False
-        self.title, self.display, self.record = title, display, record
+        self.title, self.display = title, display
         self.fps, self.pace = fps or 20.0, pace and (display or ui)  # someone watches: play files at their speed
-        self._writer = None
+        self.recording = Recording(record, self.fps, live, keep_existing) if record else None
         self._started, self.shown = time.monotonic(), 0
 
     @property
     def active(self) -> bool:
-        return self.display or bool(self.record)
+        return self.display or self.recording is not None
 
     @property
     def rate(self) -> float:
@@ -54,13 +138,8 @@ class Viewer:
         import cv2
 
         self.shown += 1
-        if self.record:
-            if self._writer is None:
-                size = (canvas.shape[1], canvas.shape[0])
-                self._writer = cv2.VideoWriter(str(self.record), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
-                if not self._writer.isOpened():
-                    raise BlinkgateError(f"cannot write video {self.record}")
-            self._writer.write(canvas)
+        if self.recording is not None:
+            self.recording.write(canvas)
         if not self.display:
             return True
         cv2.imshow(self.title, canvas)
@@ -73,8 +152,8 @@ class Viewer:
             time.sleep(max(0.0, timestamp_ms / 1000.0 - (time.monotonic() - self._started)))
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        if self.recording is not None:
+            self.recording.close()
         if self.display:
             import cv2
 
