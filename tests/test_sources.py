@@ -1,6 +1,8 @@
 import dataclasses
 import itertools
 import math
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -459,3 +461,130 @@ def test_a_stream_password_never_reaches_the_description(caplog):
     with pytest.raises(SourceError) as err:
         LiveSource("rtsp://admin:hunter2@10.0.0.5/s1", opener=down)
     assert "hunter2" not in str(err.value)
+
+
+class RealtimeCapture:
+    """A camera giving a frame every ``period_s`` of real time, queued until read; each frame's
+    pixels hold its number (mod 256). Records whether it was released while a read was under way."""
+
+    def __init__(self, period_s=0.01, frames=None):
+        self.period_s, self.left = period_s, frames
+        self.started, self.last = time.monotonic(), 0
+        self.reading = self.released_mid_read = False
+        self.released = threading.Event()
+
+    def produced(self) -> int:
+        return int((time.monotonic() - self.started) / self.period_s)
+
+    def read(self):
+        self.reading = True
+        try:
+            if self.left is not None:
+                if self.left <= 0:
+                    return False, None
+                self.left -= 1
+            n = self.last = self.last + 1  # frames queue up (a stream's buffers) until read
+            time.sleep(max(0.0, self.started + n * self.period_s - time.monotonic()))
+            return True, np.full((4, 4, 3), n % 256, np.uint8)
+        finally:
+            self.reading = False
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.released_mid_read |= self.reading
+        self.released.set()
+
+
+def test_a_slow_gate_on_a_camera_skips_stale_frames_instead_of_falling_behind(monkeypatch):
+    # A 100 fps camera and a gate that spends 40 ms a frame. Read in turn, the frames it gets fall
+    # further behind with every one (next test; on a real stream the backlog reached 1.8 s,
+    # longer than a challenge gives a person to react). open_source keeps it within
+    # MAX_BEHIND_MS of the newest (50 ms here), taking frames evenly.
+    camera = RealtimeCapture(period_s=0.01)
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "MAX_BEHIND_MS", 50.0)
+    source = open_source(0)
+    behind, numbers = [], []
+    try:
+        for frame in itertools.islice(source, 8):
+            behind.append(camera.produced() - int(frame.image[0, 0, 0]))  # < 256 frames in this test
+            numbers.append(frame.index)
+            time.sleep(0.04)
+    finally:
+        source.close()
+    assert max(behind[1:]) <= 5 + 3  # the window, and a little for a loaded machine
+    assert all(b - a >= 2 for a, b in zip(numbers[1:], numbers[2:]))  # stale ones were skipped
+    assert camera.released.wait(5) and not camera.released_mid_read
+
+
+def test_a_short_stall_in_the_gate_skips_no_frame(monkeypatch):
+    # A blink in the frames that arrive while the gate is busy for 150 ms must still be seen.
+    camera = RealtimeCapture(period_s=0.01)
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    source = open_source(0)
+    numbers = []
+    try:
+        for frame in itertools.islice(source, 40):
+            numbers.append(frame.index)
+            if len(numbers) == 10:
+                time.sleep(0.15)
+    finally:
+        source.close()
+    assert numbers == list(range(numbers[0], numbers[0] + 40))
+
+
+def test_a_live_source_read_in_turn_falls_behind(monkeypatch):
+    # The same camera and gate without the reading thread: what open_source gave before.
+    camera = RealtimeCapture(period_s=0.01)
+    source = LiveSource(0, opener=lambda target: camera)
+    behind = []
+    for frame in itertools.islice(source, 8):
+        behind.append(camera.produced() - (frame.index + 1))
+        time.sleep(0.04)
+    source.close()
+    assert behind[-1] >= 20  # 3 frames behind for each one taken
+
+
+def test_a_camera_that_is_lost_ends_the_newest_frame_reader_with_its_error():
+    opened = []
+
+    def opener(target):
+        opened.append(target)
+        if len(opened) == 1:
+            return RealtimeCapture(period_s=0.001, frames=3)
+        raise SourceError("down")
+
+    source = LiveSource(0, max_retries=2, opener=opener, sleep=lambda s: None, fresh_only=True)
+    with pytest.raises(SourceError, match="lost after 2 reconnect"):
+        for _ in source:
+            pass
+    source.close()
+    assert len(opened) == 3
+
+
+def test_closing_a_camera_mid_read_leaves_the_release_to_the_reading_thread():
+    # OpenCV must not release a capture another thread is reading from; the reader releases it
+    # when its read returns, and close() does not wait for a stream's 10 s read timeout.
+    gate_open = threading.Event()
+
+    class StuckCapture(RealtimeCapture):
+        def read(self):
+            if self.left == 0:  # the first frame came; now the stream stalls
+                self.reading = True
+                gate_open.wait(10)
+                self.reading = False
+                return False, None
+            return super().read()
+
+    camera = StuckCapture(period_s=0.001, frames=1)
+    source = LiveSource(0, opener=lambda target: camera, fresh_only=True)
+    next(iter(source))
+    time.sleep(0.05)  # the thread is now inside the stuck read
+    started = time.monotonic()
+    source.close()
+    assert time.monotonic() - started < 3
+    assert not camera.released.is_set()
+    gate_open.set()
+    assert camera.released.wait(5) and not camera.released_mid_read
