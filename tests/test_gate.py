@@ -271,6 +271,14 @@ def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
     assert not face.granted and "expired" in rig.kinds()
 
 
+@pytest.mark.parametrize("name", ["liveness_ms", "recheck_ms", "max_gap_ms", "full_scan_ms"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_gate_times_must_be_finite_and_positive(name, bad):
+    # A NaN liveness_ms left a face live for good (never granted); a NaN max_gap_ms never lost a track.
+    with pytest.raises(ValueError, match=name):
+        GateOptions(**{name: bad})
+
+
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")

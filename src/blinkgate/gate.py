@@ -81,8 +81,12 @@ class GateOptions:
             raise ValueError(f"unknown eye backend {self.eyes!r}; choose one of {', '.join(EYE_BACKENDS)}")
         if self.recognition not in RECOGNITION:
             raise ValueError(f"unknown recognition mode {self.recognition!r}; choose one of {', '.join(RECOGNITION)}")
-        if self.liveness_ms <= 0 or self.recheck_ms <= 0:
-            raise ValueError("liveness_ms and recheck_ms must be positive")
+        # NaN passes a "<= 0" test, then compares false with every time: a face live for good
+        # (and never granted), a track that is never lost.
+        for name in ("liveness_ms", "recheck_ms", "max_gap_ms", "full_scan_ms"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (value == 0 and name != "full_scan_ms"):
+                raise ValueError(f"{name} must be a finite, positive number of milliseconds, got {value!r}")
 
 
 @dataclass
