@@ -271,6 +271,30 @@ def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
     assert not face.granted and "expired" in rig.kinds()
 
 
+def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
+    # Two threads on one Gate used to fail at random inside OpenCV or on a dict changed during
+    # iteration, or silently feed two cameras' faces into one set of tracks.
+    import threading
+
+    rig = Rig()
+    inside, leave = threading.Event(), threading.Event()
+
+    def slow_detect(gray):
+        inside.set()
+        leave.wait(5)
+        return []
+
+    rig.detector.detect = slow_detect
+    worker = threading.Thread(target=rig.gate.process, args=(FRAME, 1.0))
+    worker.start()
+    assert inside.wait(5)
+    with pytest.raises(RuntimeError, match="another thread"):
+        rig.gate.process(FRAME, 2.0)
+    leave.set()
+    worker.join(5)
+    assert len(rig.gate.process(FRAME, 3.0)) == 0  # free again once the other call returned
+
+
 @pytest.mark.parametrize("name", ["liveness_ms", "recheck_ms", "max_gap_ms", "full_scan_ms"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
 def test_gate_times_must_be_finite_and_positive(name, bad):

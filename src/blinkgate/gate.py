@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -189,6 +190,7 @@ class Gate:
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
+        self._busy = threading.Lock()  # held by the one process() call running
 
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
         from .eye_model import EyeClassifier
@@ -231,7 +233,19 @@ class Gate:
     # -- per frame ---------------------------------------------------------------------------
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> FrameResult:
-        """Run the whole pipeline on one BGR uint8 frame taken at ``timestamp_ms``."""
+        """Run the whole pipeline on one BGR uint8 frame taken at ``timestamp_ms``.
+
+        One stream per Gate, from one thread at a time: a call while another thread's call runs
+        raises RuntimeError (its stages are not thread-safe, and two cameras' frames interleaved
+        into one set of tracks would mix their faces' eye histories)."""
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("Gate.process is already running in another thread: use one Gate per thread")
+        try:
+            return self._process(image, timestamp_ms)
+        finally:
+            self._busy.release()
+
+    def _process(self, image: np.ndarray, timestamp_ms: float) -> FrameResult:
         _check_frame(image)
         # A NaN time compares false with everything: it would pass the order check and keep
         # a grant from ever lapsing.
