@@ -303,6 +303,13 @@ def test_gate_times_must_be_finite_and_positive(name, bad):
         GateOptions(**{name: bad})
 
 
+def test_a_missing_eye_model_fails_when_the_gate_is_made_not_at_the_first_face(tmp_path):
+    from blinkgate.errors import ModelError
+
+    with pytest.raises(ModelError, match="not found"):
+        Gate(eye_model=tmp_path / "nope.onnx", detector=FakeDetector(), encoder=FakeEncoder())
+
+
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")

@@ -196,6 +196,8 @@ class Gate:
         from .eye_model import EyeClassifier
 
         classifier = EyeClassifier(eye_model)
+        if eye_model is not None:
+            classifier.load()  # a missing or broken file fails here, not when the first face comes
         if self.options.eyes == "landmarks":
             return LandmarkEyes(classifier, self.encoder)
         return HaarEyes(classifier)
