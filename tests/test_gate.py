@@ -260,6 +260,21 @@ def test_bad_frames_and_clock():
             rig.gate.process(FRAME, bad_time)
 
 
+@pytest.mark.parametrize("dt, warned", [(33.3, False), (200.0, False), (0.0333, True), (1.0, True),
+                                        (33_333.0, True)])
+def test_timestamps_in_the_wrong_unit_are_warned_about_once(dt, warned, caplog):
+    # Seconds, frame numbers or microseconds passed as timestamp_ms never count a blink, silently.
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(30):
+        rig.step(dt=dt)
+    assert sum("milliseconds" in r.getMessage() for r in caplog.records) == warned
+    rig.gate.reset()  # another stream: checked again
+    for i in range(12):
+        rig.gate.process(FRAME, i * dt)
+    assert sum("milliseconds" in r.getMessage() for r in caplog.records) == 2 * warned
+
+
 def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
     # NaN compares false with everything: accepted, it would keep a grant alive for good.
     rig = Rig(liveness_ms=1000)

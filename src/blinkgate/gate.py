@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 EYE_BACKENDS = ("landmarks", "haar")
 RECOGNITION = ("inline", "background")
 IN_FLIGHT = 2  # faces with the background worker at once: one encoding, one ready to start
+CLOCK_SAMPLE = 10  # frame gaps measured after a (re)start to catch timestamps in the wrong unit
 MAX_BLINK_CHECKS = 4  # closed frames kept per track awaiting their check (an answer has at most 3 blinks)
 
 
@@ -190,6 +191,7 @@ class Gate:
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
+        self._gaps: list[float] = []  # the first CLOCK_SAMPLE frame gaps (_check_clock)
         self._busy = threading.Lock()  # held by the one process() call running
 
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
@@ -231,6 +233,7 @@ class Gate:
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
+        self._gaps = []
 
     # -- per frame ---------------------------------------------------------------------------
 
@@ -255,6 +258,10 @@ class Gate:
             raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
         if timestamp_ms <= self._last_ms:
             raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms")
+        if len(self._gaps) < CLOCK_SAMPLE and self._last_ms > float("-inf"):
+            self._gaps.append(timestamp_ms - self._last_ms)
+            if len(self._gaps) == CLOCK_SAMPLE:
+                self._check_clock()
         self._last_ms = timestamp_ms
         t = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -278,6 +285,16 @@ class Gate:
         faces = [self._face(image, gray, track, timestamp_ms, events) for track in update.active]
         self._index += 1
         return FrameResult(self._index - 1, timestamp_ms, faces, events)
+
+    def _check_clock(self) -> None:
+        """Warn once per stream when the frames' spacing rules out every blink: time in seconds,
+        frame numbers or microseconds instead of milliseconds never counts one, and says nothing."""
+        gap = float(np.median(self._gaps))
+        if 2.0 <= gap <= self.options.blink.max_closed_ms:  # 500 fps down to a closure's length
+            return
+        log.warning("frames are %.3g ms apart: is timestamp_ms in milliseconds (not seconds, frame numbers or "
+                    "microseconds)? A blink lasts %g-%g ms on this clock, so none will count",
+                    gap, self.options.blink.min_blink_ms, self.options.blink.max_closed_ms)
 
     def _detect(self, gray: np.ndarray, now: float) -> list:
         """A full-frame scan when due (new faces appear within ``full_scan_ms``), otherwise a
