@@ -100,6 +100,19 @@ def test_a_hung_worker_is_replaced_after_the_timeout():
     assert [d.key for d in done] == ["c"] and done[0].encoding[0] == 9.0
 
 
+def test_a_worker_whose_encoder_is_dropped_without_close_ends():
+    import gc
+
+    worker = BackgroundEncoder(target=echo_worker)
+    worker.submit("a", np.zeros((40, 40, 3), np.uint8), (10.0, 10.0, 30.0, 30.0))
+    assert worker.wait()[0].key == "a"  # serving
+    proc = worker._proc
+    del worker
+    gc.collect()
+    proc.join(10)
+    assert not proc.is_alive()  # it used to live on, with dlib's models, until the program ended
+
+
 def test_a_worker_that_dies_at_once_again_and_again_is_a_clear_error():
     worker = BackgroundEncoder(target=die_in_worker, max_restarts=2)
     try:

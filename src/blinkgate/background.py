@@ -27,6 +27,7 @@ import logging
 import multiprocessing as mp
 import queue
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
@@ -83,6 +84,13 @@ def _serve(requests, results, models_dir) -> None:
             results.put(Encoded(key, None, f"{type(err).__name__}: {err}"))
 
 
+def _end_worker(proc) -> None:
+    """Kill a worker whose BackgroundEncoder was dropped without ``close`` (it holds dlib's models)."""
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=5)
+
+
 class BackgroundEncoder:
     """``FaceEncoder.encode`` in a worker process. Use from one thread; ``close`` when done.
 
@@ -112,6 +120,8 @@ class BackgroundEncoder:
         self._proc = self._ctx.Process(target=self._target, args=(self._requests, self._results, self.models_dir),
                                        name="blinkgate-recognition", daemon=True)
         self._proc.start()
+        # A caller that forgets ``close`` must not leave a process per encoder until it exits.
+        self._reaper = weakref.finalize(self, _end_worker, self._proc)
         self._started, self._answered = self._clock(), False
 
     @property
@@ -197,6 +207,7 @@ class BackgroundEncoder:
         return done
 
     def _stop(self, graceful: bool) -> None:
+        self._reaper.detach()
         if graceful and self._proc.is_alive():
             self._requests.put(None)
             self._proc.join(timeout=5)
