@@ -635,3 +635,14 @@ def test_closing_the_gate_stops_its_background_worker():
     rig = BackgroundRig()
     rig.gate.close()
     assert rig.background.closed
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_closed_gate_says_so_when_it_is_given_a_frame_and_closes_twice_quietly(background):
+    # With a real worker the frame used to fail on "Queue <...> is closed".
+    rig = BackgroundRig() if background else Rig()
+    rig.step()
+    rig.gate.close()
+    rig.gate.close()
+    with pytest.raises(ValueError, match="Gate is closed"):
+        rig.step()

@@ -192,6 +192,7 @@ class Gate:
         self._last_scan_ms = float("-inf")
         self._index = 0
         self._gaps: list[float] = []  # the first CLOCK_SAMPLE frame gaps (_check_clock)
+        self._closed = False
         self._busy = threading.Lock()  # held by the one process() call running
 
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
@@ -220,7 +221,9 @@ class Gate:
         self.close()
 
     def close(self) -> None:
+        """End the background worker, if any. A closed Gate processes no more frames."""
         self.reset()
+        self._closed = True
         if self.background is not None:
             self.background.close()
 
@@ -243,6 +246,8 @@ class Gate:
         One stream per Gate, from one thread at a time: a call while another thread's call runs
         raises RuntimeError (its stages are not thread-safe, and two cameras' frames interleaved
         into one set of tracks would mix their faces' eye histories)."""
+        if self._closed:  # its worker is gone: say so, not "Queue ... is closed"
+            raise ValueError("this Gate is closed: make a new one (reset() starts another stream on an open Gate)")
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("Gate.process is already running in another thread: use one Gate per thread")
         try:
