@@ -255,6 +255,10 @@ def test_bad_frames_and_clock():
     rig.gate.process(FRAME, 5.0)
     with pytest.raises(ValueError, match="increase"):
         rig.gate.process(FRAME, 5.0)
+    with pytest.raises(ValueError, match=r"another video or stream\? call reset\(\) first"):
+        rig.gate.process(FRAME, 0.0)  # the next video's first frame: the error says how to start it
+    rig.gate.reset()
+    rig.gate.process(FRAME, 0.0)
     for bad_time in (float("nan"), float("inf"), "6"):
         with pytest.raises(ValueError, match="finite"):
             rig.gate.process(FRAME, bad_time)

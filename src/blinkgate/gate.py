@@ -262,7 +262,8 @@ class Gate:
         if not isinstance(timestamp_ms, (int, float, np.number)) or not math.isfinite(timestamp_ms):
             raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
         if timestamp_ms <= self._last_ms:
-            raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms")
+            raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms "
+                             "(another video or stream? call reset() first)")
         if len(self._gaps) < CLOCK_SAMPLE and self._last_ms > float("-inf"):
             self._gaps.append(timestamp_ms - self._last_ms)
             if len(self._gaps) == CLOCK_SAMPLE:
