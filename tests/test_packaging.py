@@ -53,3 +53,9 @@ def test_the_sdist_carries_the_license_and_a_runnable_test_suite(tmp_path):
     assert {"LICENSE", "tests/conftest.py", "tests/fakes.py", "tests/test_gate.py"} <= names
     assert not any("__pycache__" in n for n in names)
 
+
+def test_the_lazy_api_is_listed_and_importing_it_loads_nothing_heavy():
+    code = ("import sys, blinkgate; names = dir(blinkgate); "
+            "print(all(n in names for n in blinkgate.__all__), any(m in sys.modules for m in ('cv2', 'dlib', 'numpy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]  # dir() used to miss Gate, GateOptions and the rest

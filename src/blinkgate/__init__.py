@@ -41,3 +41,8 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'blinkgate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazy names too, so help(blinkgate), dir() and tab completion show the API.
+    return sorted({*globals(), *__all__})
