@@ -329,6 +329,18 @@ def test_a_missing_eye_model_fails_when_the_gate_is_made_not_at_the_first_face(t
         Gate(eye_model=tmp_path / "nope.onnx", detector=FakeDetector(), encoder=FakeEncoder())
 
 
+def test_face_boxes_are_plain_floats():
+    # They were np.float64: every printed FaceResult and Event read box=(np.float64(73.7), ...).
+    from conftest import clip_frame
+
+    frame = clip_frame()
+    gate = Gate(encoder=FakeEncoder(), eyes=FakeEyes())
+    for t in (0.0, 40.0):  # a full scan, then a search around the track
+        (face,) = gate.process(frame, t)
+        assert {type(v) for v in face.box} == {float}
+        assert "np." not in repr(face.box)
+
+
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")

@@ -63,7 +63,7 @@ class FaceDetector:
         ).reshape(-1, 4)
         if not len(found):
             return None
-        x, y, fw, fh = found[np.argmax(found[:, 2] * found[:, 3])]
+        x, y, fw, fh = (int(v) for v in found[np.argmax(found[:, 2] * found[:, 3])])  # plain floats out, not np.float64
         return (rx1 + x / scale, ry1 + y / scale, rx1 + (x + fw) / scale, ry1 + (y + fh) / scale)
 
     def detect(self, gray: np.ndarray) -> list[Box]:
@@ -77,5 +77,5 @@ class FaceDetector:
             small, scaleFactor=opts.scale_factor, minNeighbors=opts.min_neighbors, minSize=(min_side, min_side)
         )
         return [
-            (x / scale, y / scale, (x + w) / scale, (y + h) / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4)
+            (x / scale, y / scale, (x + w) / scale, (y + h) / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4).tolist()
         ]
