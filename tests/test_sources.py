@@ -1,8 +1,10 @@
 import dataclasses
 import itertools
 import math
+import os
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -66,6 +68,28 @@ def test_folder_skips_unreadable_frames(tmp_path):
     (folder / "a2.png").write_bytes(b"\x89PNG broken")
     src = FolderSource(folder)
     assert len(list(src)) == 2 and [p.name for p in src.skipped] == ["a2.png"]
+
+
+def test_a_name_that_is_not_utf8_is_refused_not_a_segfault(tmp_path):
+    """OpenCV crashed the process on a Latin-1 name (caf\\xe9.mp4 unzipped on Linux): `check`
+    died with a segfault and, with --jobs, took the batch with it."""
+    def latin(name: bytes) -> Path:
+        return Path(os.fsdecode(os.fsencode(tmp_path) + b"/" + name))
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    clip.rename(latin(b"caf\xe9.avi"))
+    with pytest.raises(SourceError, match=r"caf\\xe9.avi.*not UTF-8"):
+        open_source(latin(b"caf\xe9.avi"))
+    _write_frames(tmp_path / "frames", ["f1.png", "f2.png"])
+    (tmp_path / "frames" / "f2.png").rename(latin(b"frames/f2\xe9.png"))
+    src = FolderSource(tmp_path / "frames")
+    assert len(list(src)) == 1 and len(src.skipped) == 1  # one bad frame name skips that frame
+    (tmp_path / "frames").rename(latin(b"fr\xe9mes"))
+    with pytest.raises(SourceError, match="not UTF-8"):
+        open_source(latin(b"fr\xe9mes"))
 
 
 def test_folder_bad_fps(tmp_path):

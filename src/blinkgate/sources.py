@@ -75,7 +75,24 @@ def _is_stream(target: int | str) -> bool:
     return isinstance(target, str) and target.strip().lower().startswith(STREAM_PREFIXES)
 
 
+def _not_utf8(name: str) -> str | None:
+    """``name`` made printable if it is not UTF-8, else None. OpenCV's Python binding crashes the
+    process (a segfault, not an exception) on such a name, e.g. a Latin-1 one unzipped on Linux."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
+
+
+def _refuse_not_utf8(name: str) -> None:
+    if (shown := _not_utf8(name)) is not None:
+        raise SourceError(f"cannot open {shown}: its name is not UTF-8, which OpenCV cannot take (rename it)")
+
+
 def _open_capture(target: int | str) -> cv2.VideoCapture:
+    if isinstance(target, str):
+        _refuse_not_utf8(target)
     if _is_stream(target) and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
         # FFmpeg's own defaults let a dead camera's open, or a stalled stream's read, block the
         # frame loop for a long time (or for ever); with these it fails, and the source reconnects.
@@ -177,6 +194,7 @@ class FolderSource(FrameSource):
             raise SourceError(f"fps must be positive, got {fps}")
         if not self.path.is_dir():
             raise SourceError(f"frame folder not found: {self.path}")
+        _refuse_not_utf8(str(self.path))
         self.files = sorted(
             (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
             key=lambda p: natural_key(p.name),
@@ -190,7 +208,7 @@ class FolderSource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         for index, file in enumerate(self.files):
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = None if _not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping unreadable frame %s", file)
                 self.skipped.append(file)
