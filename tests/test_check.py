@@ -1,6 +1,11 @@
 """Batch verdicts: what `blinkgate check` prints and returns for each source."""
 
-from blinkgate.check import FaceVerdict, Verdict, check_source
+from pathlib import Path
+
+import pytest
+
+from blinkgate.check import FaceVerdict, Verdict, check_source, open_recording
+from blinkgate.errors import SourceError
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.sources import Frame, FrameSource
@@ -47,3 +52,18 @@ def test_check_source_says_eyes_blurred_when_most_frames_were():
     eyes.sharpness[box] = floor * 2
     assert [f.eyes_blurred for f in check_source(gate, Frames(30)).faces] == [False]
 
+
+
+def test_an_input_the_system_cannot_read_is_a_source_error(tmp_path, monkeypatch):
+    """A name too long or a folder without read permission raised OSError: a traceback that
+    ended the whole batch, where the README promises an error line and the batch going on."""
+    with pytest.raises(SourceError, match="too long"):
+        open_recording(str(tmp_path / ("x" * 300 + ".mp4")), fps=20)
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    (tmp_path / "frames").mkdir()
+    monkeypatch.setattr(Path, "iterdir", refuse)  # as root, chmod 000 does not stop a listing
+    with pytest.raises(SourceError, match="Permission denied"):
+        open_recording(str(tmp_path / "frames"), fps=20)

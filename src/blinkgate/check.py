@@ -94,7 +94,10 @@ def open_recording(spec: str, fps: float) -> FrameSource:
     or a stream: those never end."""
     if is_live(spec):
         raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
-    return open_source(spec, fps=fps)
+    try:
+        return open_source(spec, fps=fps)
+    except OSError as err:  # a folder that cannot be listed, a name too long: this input's error, not the batch's
+        raise SourceError(f"cannot read {spec}: {err.strerror or err}") from None
 
 
 # Worker state for check_in_parallel: each process builds its own Gate once.
