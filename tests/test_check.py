@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from blinkgate.check import FaceVerdict, Verdict, check_source, open_recording
 from blinkgate.errors import SourceError
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
-from blinkgate.sources import Frame, FrameSource
+from blinkgate.sources import FolderSource, Frame, FrameSource, VideoFileSource
 from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
 
 
@@ -67,3 +69,20 @@ def test_an_input_the_system_cannot_read_is_a_source_error(tmp_path, monkeypatch
     monkeypatch.setattr(Path, "iterdir", refuse)  # as root, chmod 000 does not stop a listing
     with pytest.raises(SourceError, match="Permission denied"):
         open_recording(str(tmp_path / "frames"), fps=20)
+
+
+def test_a_recording_named_like_a_camera_index_is_a_recording(tmp_path, monkeypatch):
+    """`check 1001 2002` (inputs named by case number) said "1001 is a camera or a stream"."""
+    monkeypatch.chdir(tmp_path)
+    Path("1001").mkdir()
+    cv2.imwrite("1001/f1.png", FRAME)
+    writer = cv2.VideoWriter("clip.avi", cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    Path("clip.avi").rename("2002")
+    with open_recording("1001", fps=20) as folder, open_recording("2002", fps=20) as video:
+        assert isinstance(folder, FolderSource) and isinstance(video, VideoFileSource)
+    with pytest.raises(SourceError, match="camera or a stream"):
+        open_recording("3003", fps=20)  # nothing of that name: a camera, which check refuses
+    with pytest.raises(SourceError, match="empty source"):
+        open_recording(" ", fps=20)

@@ -191,7 +191,7 @@ def test_check_holds_one_input_open_at_a_time(capsys, tmp_path, monkeypatch):
     import blinkgate.check
 
     opened, most = [], []
-    real_open = blinkgate.check.open_source
+    real_open = blinkgate.check.open_recording_path
 
     class Counted:
         def __init__(self, source):
@@ -212,7 +212,7 @@ def test_check_holds_one_input_open_at_a_time(capsys, tmp_path, monkeypatch):
             self.source.close()
             opened.remove(self)
 
-    monkeypatch.setattr(blinkgate.check, "open_source", lambda spec, fps: Counted(real_open(spec, fps=fps)))
+    monkeypatch.setattr(blinkgate.check, "open_recording_path", lambda spec, fps: Counted(real_open(spec, fps=fps)))
     clips = []
     for i in range(3):
         clips.append(str(tmp_path / f"clip{i}.avi"))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from .errors import SourceError
 from .gate import Gate
 from .parallel import imap_processes
-from .sources import FrameSource, is_live, open_source
+from .sources import FrameSource, is_live, open_recording_path
 
 MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise, not faces worth reporting
 
@@ -91,11 +92,12 @@ def check_source(
 
 def open_recording(spec: str, fps: float) -> FrameSource:
     """A video file or frame folder to check. SourceError if it is unusable, or if it is a camera
-    or a stream: those never end."""
-    if is_live(spec):
-        raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
+    or a stream: those never end. A recording named like a camera index (``1001``, a case
+    number) is still a recording."""
     try:
-        return open_source(spec, fps=fps)
+        if is_live(spec) and not Path(spec.strip()).exists():
+            raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
+        return open_recording_path(spec, fps=fps)
     except OSError as err:  # a folder that cannot be listed, a name too long: this input's error, not the batch's
         raise SourceError(f"cannot read {spec}: {err.strerror or err}") from None
 

@@ -502,13 +502,19 @@ def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None =
     ``retries`` bounds a camera's or stream's reconnect attempts in a row; None: for ever, with
     the back-off capped at ``FOREVER_MAX_BACKOFF_S`` (for a door left running unattended)."""
     text = str(spec).strip()
-    if not text:  # Path("") is the current folder: a blank argument would read its images
-        raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     if is_live(spec):
         target = int(text) if isinstance(spec, int) or text.isdigit() else text
         if retries is None:
             return LiveSource(target, max_retries=None, max_backoff_s=FOREVER_MAX_BACKOFF_S, fresh_only=True)
         return LiveSource(target, max_retries=retries, fresh_only=True)
+    return open_recording_path(text, fps=fps)
+
+
+def open_recording_path(spec: str | Path, fps: float = 20.0) -> FrameSource:
+    """A video file or frame folder, whatever its name: a folder called ``1001`` is not camera 1001."""
+    text = str(spec).strip()
+    if not text:  # Path("") is the current folder: a blank argument would read its images
+        raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, fps=fps)
