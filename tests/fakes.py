@@ -62,6 +62,13 @@ def die_in_worker(*_):
     os._exit(3)
 
 
+def refuse_database(*_):
+    """A worker initializer that fails as a Gate on a file that is no face database does."""
+    from blinkgate.errors import DatabaseError
+
+    raise DatabaseError("bad.db is not a blinkgate database (not an SQLite file)")
+
+
 def square(x: int) -> int:
     return x * x
 

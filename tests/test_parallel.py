@@ -7,7 +7,7 @@ import pytest
 
 from blinkgate.errors import BlinkgateError
 from blinkgate.parallel import imap_processes
-from fakes import die_in_worker, sleep_then_square, square
+from fakes import die_in_worker, refuse_database, sleep_then_square, square
 
 
 def test_results_come_back_in_input_order():
@@ -20,6 +20,12 @@ def test_a_worker_that_dies_raises_instead_of_hanging():
         list(imap_processes(square, range(4), jobs=2, initializer=die_in_worker))
     with pytest.raises(BlinkgateError, match="worker process died"):
         list(imap_processes(die_in_worker, range(4), jobs=2))
+
+
+def test_a_worker_that_cannot_start_says_why():
+    """`check --jobs 2 --db bad.db` said "a worker process died ...; rerun with fewer --jobs"."""
+    with pytest.raises(BlinkgateError, match="not a blinkgate database"):
+        list(imap_processes(square, range(4), jobs=2, initializer=refuse_database))
 
 
 def test_stopping_early_does_not_wait_for_the_inputs_under_way():

@@ -4,6 +4,7 @@ simulate-attack and train-eyes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from .errors import BlinkgateError
@@ -22,9 +23,10 @@ def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs)
+    pool = ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_initialise,
+                               initargs=(initializer, initargs))
     try:
-        yield from pool.map(fn, items)
+        yield from pool.map(partial(_call, fn), items)
     except BrokenProcessPool as err:
         raise BlinkgateError(f"a worker process died ({err}); rerun with fewer --jobs or without") from None
     except BaseException:
@@ -34,6 +36,25 @@ def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# An initializer's error, in a worker process. Raised from the initializer, it kills the worker,
+# and the pool says only "terminated abruptly": `check --jobs 2 --db bad.db` advised fewer --jobs.
+_INIT_ERROR: list[Exception] = []
+
+
+def _initialise(initializer: Callable[..., object] | None, initargs: tuple) -> None:
+    try:
+        if initializer is not None:
+            initializer(*initargs)
+    except Exception as err:  # raised by every item instead, so the caller sees the real error
+        _INIT_ERROR.append(err)
+
+
+def _call(fn: Callable[[Any], Any], item: Any) -> Any:
+    if _INIT_ERROR:
+        raise _INIT_ERROR[0]
+    return fn(item)
 
 
 def _terminate_workers(pool) -> None:
