@@ -86,3 +86,23 @@ def test_a_recording_named_like_a_camera_index_is_a_recording(tmp_path, monkeypa
         open_recording("3003", fps=20)  # nothing of that name: a camera, which check refuses
     with pytest.raises(SourceError, match="empty source"):
         open_recording(" ", fps=20)
+
+
+def test_a_file_cut_short_is_judged_and_says_so(tmp_path):
+    """A damaged upload was judged "not live" on its first half with only a log line: the
+    --json line read like a whole recording's verdict."""
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(40):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    whole = clip.read_bytes()
+    gate = Gate(recognizer=Recognizer([], []), encoder=FakeEncoder(), detector=FakeDetector(), eyes=FakeEyes())
+    with open_recording(str(clip), fps=20) as source:
+        verdict = check_source(gate, source)
+    assert verdict.frames == 40 and verdict.to_json()["truncated"] is False and "truncated" not in verdict.format()
+    clip.write_bytes(whole[: len(whole) // 2])
+    with open_recording(str(clip), fps=20) as source:
+        verdict = check_source(gate, source)
+    assert 0 < verdict.frames < 40 and verdict.to_json()["truncated"] is True
+    assert verdict.format().endswith("; truncated: the decoder stopped early)")

@@ -34,6 +34,7 @@ class Verdict:
     frames: int = 0
     live: bool = False
     granted: bool = False
+    truncated: bool = False  # the decoder gave up part-way: judged on the frames before that
     faces: list[FaceVerdict] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -53,6 +54,7 @@ class Verdict:
         when = f", first live at {first:.2f}s" if first is not None else ""
         blurred = any(f.eyes_blurred and not f.live for f in self.faces)
         why = "; eyes too blurred to see a blink" if blurred else ""
+        why += "; truncated: the decoder stopped early" if self.truncated else ""
         counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
         return f"{self.source}: {verdict} ({counts}{when}{why})"
 
@@ -85,6 +87,7 @@ def check_source(
     for fv in faces.values():
         fv.eyes_blurred = 2 * fv.blurred_frames > fv.frames
     verdict.faces = [f for f in faces.values() if f.frames >= MIN_TRACK_FRAMES or f.live]
+    verdict.truncated = source.truncated  # a script reading --json must not take a cut upload's "not live" at face value
     verdict.live = any(f.live for f in verdict.faces)
     verdict.granted = any(f.granted for f in verdict.faces)
     return verdict

@@ -57,6 +57,7 @@ class FrameSource:
     description: str = ""
     live: bool = False  # a camera or stream: no end, frames arrive in real time
     fps: float | None = None
+    truncated: bool = False  # set once read: the file ended well before its header said (damaged, cut short)
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -178,6 +179,7 @@ class VideoFileSource(FrameSource):
             pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         expected = self.frame_count or 0
         if self.frames_read < 0.9 * expected:  # headers count exactly or nearly; a cut file stops early
+            self.truncated = True
             log.warning("%s: the decoder stopped after %d of %d frames (a truncated or damaged file?)",
                         self.path, self.frames_read, expected)
 
