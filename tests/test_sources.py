@@ -70,6 +70,17 @@ def test_folder_skips_unreadable_frames(tmp_path):
     assert len(list(src)) == 2 and [p.name for p in src.skipped] == ["a2.png"]
 
 
+def test_folder_ignores_hidden_files_beside_the_frames(tmp_path):
+    """macOS's ._f1.png beside each frame sorted first: 100 of them were 100 warnings and put
+    the first real frame at 5 s."""
+    folder = tmp_path / "frames"
+    _write_frames(folder, ["f1.png", "f2.png"])
+    for name in ("._f1.png", "._f2.png"):
+        (folder / name).write_bytes(b"\x00\x05\x16\x07 Mac OS X")
+    src = FolderSource(folder, fps=20)
+    assert [f.timestamp_ms for f in src] == [0.0, 50.0] and src.skipped == [] and src.frame_count == 2
+
+
 def test_a_name_that_is_not_utf8_is_refused_not_a_segfault(tmp_path):
     """OpenCV crashed the process on a Latin-1 name (caf\\xe9.mp4 unzipped on Linux): `check`
     died with a segfault and, with --jobs, took the batch with it."""

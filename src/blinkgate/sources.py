@@ -197,8 +197,11 @@ class FolderSource(FrameSource):
         if not self.path.is_dir():
             raise SourceError(f"frame folder not found: {self.path}")
         _refuse_not_utf8(str(self.path))
+        # Not hidden files: macOS leaves a ._f1.jpg (AppleDouble) beside each frame copied to a
+        # stick or a share. Unreadable, each was warned about and kept its time slot, so sorted
+        # first they pushed every real frame (and first_live_s) late by their count / fps.
         self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
             key=lambda p: natural_key(p.name),
         )
         if not self.files:
