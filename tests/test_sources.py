@@ -38,6 +38,13 @@ def test_empty_folder(tmp_path):
         open_source(tmp_path)
 
 
+def test_a_folder_of_videos_is_told_to_pass_the_videos(tmp_path):
+    """`check selfies/` said only "no images in folder selfies", with no word on what to do."""
+    (tmp_path / "a.mp4").write_bytes(b"")
+    with pytest.raises(SourceError, match=r"no images .*give videos as files, e\.g\. .*\*\.mp4"):
+        open_source(tmp_path)
+
+
 def test_not_a_video(tmp_path):
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video")

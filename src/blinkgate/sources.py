@@ -205,7 +205,9 @@ class FolderSource(FrameSource):
             key=lambda p: natural_key(p.name),
         )
         if not self.files:
-            raise SourceError(f"no images in folder {self.path}")
+            # `check selfies/` (a folder of videos: too many for the shell's glob) is the likely mistake.
+            raise SourceError(f"no images in folder {self.path} (a folder is read as the frames of one "
+                              f"recording; give videos as files, e.g. {self.path / '*.mp4'})")
         self.fps = fps
         self.description = str(self.path)
         self.frame_count = len(self.files)
