@@ -630,3 +630,18 @@ def test_closing_a_camera_mid_read_leaves_the_release_to_the_reading_thread():
     assert not camera.released.is_set()
     gate_open.set()
     assert camera.released.wait(5) and not camera.released_mid_read
+
+
+def test_a_gate_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplog):
+    # 100 fps camera, a gate at ~7 frames a second, reported every 0.3 s instead of every minute.
+    camera = RealtimeCapture(period_s=0.01)
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.3)
+    source = open_source(0)
+    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
+        for _ in itertools.islice(source, 8):
+            time.sleep(0.15)
+    source.close()
+    said = [r for r in caplog.records if "slower than the camera" in r.getMessage()]
+    assert said[0].levelname == "WARNING" and "blinks are missed" in said[0].getMessage()
+    assert len(said) >= 2 and all(r.levelname == "DEBUG" for r in said[1:])
