@@ -319,6 +319,25 @@ def test_enroll_people_forget_roundtrip(capsys, tmp_path):
     assert code == 2 and "Nobody" in err
 
 
+def test_forget_says_that_photos_left_on_disk_would_be_enrolled_again(capsys, tmp_path, caplog):
+    """A person removed with `forget` whose folder stays came back, silently, at the next
+    `enroll` of anyone else."""
+    lfw = shared("faces", "lfw65")
+    people = tmp_path / "people"
+    (people / "Ada").mkdir(parents=True)
+    (people / "Ada" / "a.jpg").symlink_to(lfw / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg")
+    db = str(tmp_path / "faces.db")
+    assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 0
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        code, out, _ = run(capsys, "forget", "Ada", "--db", db)
+    assert code == 0 and "forgot Ada (1 image)" in out
+    assert f"still in {people / 'Ada'}: the next `blinkgate enroll` enrols Ada again" in caplog.text
+    (people / "Ada" / "a.jpg").unlink()
+    assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 0
+    code, out, err = run(capsys, "forget", "Ada", "--db", db)
+    assert code == 2  # nothing left to forget: the deleted photo was not enrolled again
+
+
 def test_env_var_selects_the_database(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BLINKGATE_DB", str(tmp_path / "env.db"))
     code, _, err = run(capsys, "people")
