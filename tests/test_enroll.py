@@ -283,3 +283,20 @@ def test_one_person_under_two_names_or_one_photo_in_two_folders_is_warned_about(
     text = report.format()
     assert "warning: bob and robert" in text and text.splitlines()[-1] == report.summary()
     assert "Serena" not in text
+
+
+def test_photos_in_formats_that_are_not_read_are_reported(tmp_path: Path, encoder) -> None:
+    """An iPhone's HEIC photos beside its JPEGs were passed over without a line in the report."""
+    root = tmp_path / "people"
+    (root / "Ada").mkdir(parents=True)
+    (root / "Ada" / "1.jpg").symlink_to(lfw("Tony_Blair", 1))
+    (root / "Ada" / "IMG_0002.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (root / "Ada" / "3.webp").write_bytes(b"RIFF")
+    (root / "Ada" / "notes.txt").write_text("not a photo: not reported")
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+    assert statuses(report, root) == {
+        "Ada/1.jpg": ("added", ""),
+        "Ada/IMG_0002.HEIC": ("skipped", "HEIC is not read: save it as .jpg or .png"),
+        "Ada/3.webp": ("skipped", "WEBP is not read: save it as .jpg or .png"),
+    }

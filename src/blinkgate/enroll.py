@@ -25,6 +25,9 @@ from .errors import ImageError
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+# Photos in other formats (an iPhone's HEIC above all) are reported, not passed over in silence:
+# the person would be enrolled from fewer photos than the folder shows, or not at all.
+OTHER_PHOTO_SUFFIXES = {".heic", ".heif", ".avif", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".dng", ".jxl"}
 # Phone photos are ~4000 px wide; HOG with one upsample on that takes seconds and GBs. Faces
 # in enrolment photos are large, so detecting and encoding at <= 1600 px loses nothing.
 MAX_SIDE = 1600
@@ -144,10 +147,13 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
                                       "command would read as an option: rename the folder"))
             continue
         try:
-            images = sorted(p for p in folder.iterdir() if _is_image(p))
+            files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+            images = [p for p in files if _is_image(p)]
         except OSError as err:
             notes.append(ImageOutcome(folder, SKIPPED, f"unreadable folder ({err.strerror or err})"))
             continue
+        notes += [ImageOutcome(p, SKIPPED, f"{p.suffix[1:].upper()} is not read: save it as .jpg or .png")
+                  for p in files if p.suffix.lower() in OTHER_PHOTO_SUFFIXES]
         if not images:
             hint = f"; its sub-folders have images: did you mean `enroll {folder}`?" if _nested_images(folder) else ""
             notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images" + hint))
