@@ -300,3 +300,22 @@ def test_photos_in_formats_that_are_not_read_are_reported(tmp_path: Path, encode
         "Ada/IMG_0002.HEIC": ("skipped", "HEIC is not read: save it as .jpg or .png"),
         "Ada/3.webp": ("skipped", "WEBP is not read: save it as .jpg or .png"),
     }
+
+
+def test_a_person_left_without_a_usable_photo_is_named_in_the_report(tmp_path: Path, encoder) -> None:
+    root = tmp_path / "people"
+    for folder, person in (("Ada", "Tony_Blair"), ("Bea", "Hugo_Chavez")):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "1.jpg").write_bytes(lfw(person, 1).read_bytes())
+    (root / "Cy").mkdir()
+    (root / "Cy" / "1.png").write_bytes(gray_png())  # no face
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+        assert report.warnings == ["Cy is not enrolled: none of their photos was usable"]
+        (root / "Ada" / "1.jpg").write_bytes(gray_png())  # replaced by a photo without a face
+        (root / "Bea" / "1.jpg").unlink()
+        report = enroll_directory(db, root, encoder, progress=False)
+        assert report.warnings == ["Ada is no longer enrolled: no usable photo left",
+                                   "Bea is no longer enrolled: no usable photo left",
+                                   "Cy is not enrolled: none of their photos was usable"]
+        assert "warning: Ada is no longer enrolled" in report.format() and db.people() == []

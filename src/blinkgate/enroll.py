@@ -232,12 +232,19 @@ def enroll_directory(
     todo, notes = _scan(people_dir)
     report = EnrollReport(people_dir, list(notes))
     known = db.image_hashes()
+    before = {n for n, _ in db.people()}
     bar = tqdm(todo, desc="enrolling", unit="img", file=sys.stderr, disable=None if progress else True)
     for name, path in bar:
         bar.set_postfix_str(name, refresh=False)
         report.outcomes.append(_enroll_one(db, name, path, known, encoder))
     unreadable = {o.path for o in notes if o.reason.startswith("unreadable")}
     report.outcomes += _remove_deleted(db, people_dir, known, unreadable)
+    # A person with no usable photo is not enrolled (or no longer): say it once, by name, not
+    # only per photo, which reads like one bad photo among good ones.
+    after = {n for n, _ in db.people()}
+    report.warnings += [f"{n} is no longer enrolled: no usable photo left" for n in sorted(before - after)]
+    report.warnings += [f"{n} is not enrolled: none of their photos was usable"
+                        for n in sorted({n for n, _ in todo} - before - after)]
     report.warnings += close_people(db, people_dir)
     return report
 
