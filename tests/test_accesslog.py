@@ -71,6 +71,22 @@ def test_records_round_trip_with_a_jpeg_snapshot(tmp_path):
         assert json.loads(json.dumps(a.to_json()))["reason"] == "challenge_failed"
 
 
+def test_log_lines_are_in_the_local_time_that_since_reads(tmp_path, monkeypatch):
+    """An admin in New York asking `--since "2026-11-27 22:00"` was shown 03:30+00:00 for 22:30."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        at = parse_since("2026-11-27 22:30")
+        with AccessLog(tmp_path / "f.db") as log:
+            log.record(decision(), at=at)
+            (entry,) = log.entries(since=parse_since("2026-11-27 22:00"))
+        assert entry.format().startswith("2026-11-27T22:30:00.000-05:00  #1")
+        assert entry.to_json()["at"] == "2026-11-28T03:30:00.000+00:00"  # machine-readable stays UTC
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_queries_by_time_name_and_limit(tmp_path):
     now = time.time()
     with AccessLog(tmp_path / "f.db") as log:

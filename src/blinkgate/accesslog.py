@@ -94,7 +94,10 @@ class LogEntry:
             extra += f" asked {self.detail['count']}, saw {self.detail.get('blinks', 0)}"
         dist = f" d={self.distance:.2f}" if self.distance is not None else ""
         snap = " [snapshot]" if self.snapshot_bytes else ""
-        return f"{self.at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
+        # Local time, as --since reads a date a person types: "who came in last night" must not
+        # need converting from UTC (the row and --json keep UTC).
+        at = datetime.fromtimestamp(self.at_unix).astimezone().isoformat(timespec="milliseconds")
+        return f"{at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
 
 
 class AccessLog:
