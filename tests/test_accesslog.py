@@ -4,7 +4,9 @@ a whole door session whose every decision lands in the log with its reason."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import time
 
 import cv2
@@ -161,6 +163,19 @@ def test_log_cli(tmp_path, capsys):
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
     assert cv2.imread(str(target)) is not None
     assert main(["log", "--db", str(tmp_path / "none.db")]) == 2
+
+
+def test_an_exported_snapshot_is_readable_by_its_owner_only(tmp_path, capsys):
+    """The database keeps faces 0600; `log --snapshot` wrote the copy 0644 (the umask)."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
+    old = os.umask(0o022)
+    try:
+        assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(tmp_path / "face.jpg")]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "face.jpg").stat().st_mode) == 0o600
 
 
 # -- a whole door session --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
@@ -290,7 +291,10 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
                 raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, or past retention)")
             target = Path(out or f"blinkgate-{snapshot}.jpg")
             try:
-                target.write_bytes(jpeg)
+                # A face is biometric data, kept 0600 in the database: the copy is the owner's too.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(jpeg)
             except OSError as err:
                 raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
             print(f"wrote {target} ({len(jpeg)} bytes)")
