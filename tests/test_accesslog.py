@@ -323,3 +323,14 @@ def test_unlock_lifts_a_lockout_for_a_restart_and_for_a_running_door(tmp_path, c
     # a name nobody knows is an error, not a silent no-op
     assert main(["unlock", "mallory", "--db", str(db)]) == 2
     assert "enrolled: alice" in capsys.readouterr().err
+
+
+def test_unlock_takes_a_name_that_differs_from_the_enrolled_one_only_invisibly(tmp_path, capsys):
+    """'Zoë' typed (NFC) for 'Zoe' + U+0308 enrolled from a Mac folder: the lockout is the
+    enrolled spelling's, so that is the one cleared."""
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("Zoe\u0308", "z.jpg", "0" * 64, np.zeros(128))
+    assert main(["unlock", "Zo\u00eb", "--db", str(db)]) == 0
+    with AccessLog(db) as log:
+        assert set(log.clears()) == {"Zoe\u0308"}

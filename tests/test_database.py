@@ -135,6 +135,19 @@ def test_forget(db_path: Path) -> None:
     assert issubclass(UnknownPersonError, BlinkgateError)
 
 
+def test_forget_takes_a_name_that_differs_only_invisibly(db_path: Path) -> None:
+    """A folder copied from a Mac is named in NFD ('Zoe' + U+0308): `people` shows 'Zoë', the
+    keyboard types 'Zoë' (NFC), and `forget` said nobody had that name."""
+    with FaceDatabase(db_path) as db:
+        db.add_image("Zoe\u0308", "/p/z.jpg", "hz", enc(1))
+        db.add_image("Ada ", "/p/a.jpg", "ha", enc(2))
+        db.add_image("Bob", "/p/b.jpg", "hb", enc(3))
+        assert db.enrolled_name("Zo\u00eb") == "Zoe\u0308" and db.enrolled_name("bob") is None
+        assert db.forget("Zo\u00eb") == 1
+        assert db.forget("Ada") == 1
+        assert db.people() == [("Bob", 1)]
+
+
 def test_rejects_bad_input(db_path: Path) -> None:
     with FaceDatabase(db_path) as db:
         with pytest.raises(ValueError, match="128"):

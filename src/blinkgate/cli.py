@@ -144,15 +144,16 @@ def cmd_forget(args: argparse.Namespace) -> int:
     if not db_path.exists():
         raise BlinkgateError(f"no face database at {db_path}")
     with FaceDatabase(db_path) as db:
-        paths = [Path(i.path) for i in db.images(args.name)]
-        removed = db.forget(args.name)
-    print(f"forgot {args.name} ({removed} image{'s' if removed != 1 else ''})")
+        name = db.enrolled_name(args.name) or args.name
+        paths = [Path(i.path) for i in db.images(name)]
+        removed = db.forget(name)
+    print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.
     folders = sorted({str(p.parent) for p in paths if p.exists()})
     if folders:
         log.warning("%s's photos are still in %s: the next `blinkgate enroll` enrols %s again unless "
-                    "you delete them", args.name, ", ".join(folders), args.name)
+                    "you delete them", name, ", ".join(folders), name)
     return 0
 
 

@@ -25,6 +25,7 @@ import logging
 import os
 import sqlite3
 import stat
+import unicodedata
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -382,6 +383,7 @@ class FaceDatabase:
         silent "0" would hide a typo while the person they meant stays enrolled.
         """
         with self._transaction() as tx:
+            name = self._enrolled_name(tx, name) or name
             row = tx.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
                 enrolled = [n for (n,) in tx.execute("SELECT name FROM people ORDER BY name")]
@@ -390,6 +392,25 @@ class FaceDatabase:
             count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
             tx.execute("DELETE FROM people WHERE id = ?", row)
         return count
+
+    def enrolled_name(self, name: str) -> str | None:
+        """``name`` as enrolled (see _enrolled_name), or None if nobody is enrolled under it."""
+        return self._enrolled_name(self._require(), name)
+
+    @staticmethod
+    def _enrolled_name(conn: sqlite3.Connection, name: str) -> str | None:
+        """``name`` if enrolled, else the one enrolled name that differs from it only invisibly:
+        Unicode normalisation (a folder from a Mac is named 'Zoe' + combining diaeresis, a
+        keyboard types 'Zoë') or spaces around it. Without this, `people` shows a name that
+        `forget` and `unlock` cannot be given. Case still counts."""
+        def key(text: str) -> str:
+            return unicodedata.normalize("NFC", text).strip()
+
+        names = [n for (n,) in conn.execute("SELECT name FROM people")]
+        if name in names:
+            return name
+        same = [n for n in names if key(n) == key(name)]
+        return same[0] if len(same) == 1 else None
 
     @staticmethod
     def _delete_orphans(tx: sqlite3.Connection) -> None:

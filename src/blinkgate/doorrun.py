@@ -148,6 +148,7 @@ def unlock(settings: Resolved, name: str) -> int:
         raise BlinkgateError(f"no face database at {db}")
     with AccessLog(db, settings["log.retention_days"], create=False) as store:
         enrolled = [n for n, _ in store.db.people()]
+        name = store.db.enrolled_name(name) or name
         if name not in enrolled and name not in store.names_since(0.0):
             raise BlinkgateError(f"{name!r} is neither enrolled nor in the access log; enrolled: "
                                  + (", ".join(enrolled) or "nobody"))
