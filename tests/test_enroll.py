@@ -319,3 +319,33 @@ def test_a_person_left_without_a_usable_photo_is_named_in_the_report(tmp_path: P
                                    "Bea is no longer enrolled: no usable photo left",
                                    "Cy is not enrolled: none of their photos was usable"]
         assert "warning: Ada is no longer enrolled" in report.format() and db.people() == []
+
+
+def test_a_moved_people_dir_leaves_no_old_encodings_behind(tmp_path: Path, encoder) -> None:
+    """PEOPLE_DIR moved, enrolled again from its new place, then a wrong photo deleted from it:
+    the report said "removed", but the row of its old path kept opening the door."""
+    old = tmp_path / "old"
+    (old / "bob").mkdir(parents=True)
+    for n in (1, 2):
+        (old / "bob" / f"{n}.jpg").write_bytes(lfw("Hugo_Chavez", n).read_bytes())
+    (old / "bob" / "wrong.jpg").write_bytes(lfw("Tony_Blair", 1).read_bytes())
+    new = tmp_path / "new"
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, old, encoder, progress=False)
+        old.rename(new)
+        report = enroll_directory(db, new, encoder, progress=False)
+        assert report.added == 3 and report.removed == 3
+        assert sorted(db.image_hashes()) == sorted(str(p) for p in (new / "bob").iterdir())
+        (new / "bob" / "wrong.jpg").unlink()
+        report = enroll_directory(db, new, encoder, progress=False)
+        assert report.removed == 1 and db.people() == [("bob", 2)]
+        # a photo of bob's enrolled from another folder, since deleted there (or a database
+        # left so by an older version): bob's folder is here, so this run judges it
+        (tmp_path / "extra" / "bob").mkdir(parents=True)
+        (tmp_path / "extra" / "bob" / "x.jpg").write_bytes(lfw("Tony_Blair", 3).read_bytes())
+        enroll_directory(db, tmp_path / "extra", encoder, progress=False)
+        (tmp_path / "extra" / "bob" / "x.jpg").unlink()
+        report = enroll_directory(db, new, encoder, progress=False)
+        assert report.removed == 1 and db.people() == [("bob", 2)]
+        image = cv2.imread(str(lfw("Tony_Blair", 2)))
+        assert Recognizer(*db.known_encodings()).match(encoder.encode(image, encoder.detect(image)[0])).name is None

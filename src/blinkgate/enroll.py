@@ -226,7 +226,8 @@ def enroll_directory(
     Each image needs exactly one face (HOG detector). Images are keyed by absolute path (not
     following symlinks), so reruns from another working directory still recognise them.
     Images enrolled from under PEOPLE_DIR and since deleted (or moved, or their folder renamed)
-    are removed; a person left with no image is forgotten.
+    are removed, and so are images gone from disk elsewhere whose person or content is now in
+    PEOPLE_DIR (PEOPLE_DIR moved); a person left with no image is forgotten.
     """
     people_dir = Path(os.path.abspath(people_dir))
     todo, notes = _scan(people_dir)
@@ -239,6 +240,7 @@ def enroll_directory(
         report.outcomes.append(_enroll_one(db, name, path, known, encoder))
     unreadable = {o.path for o in notes if o.reason.startswith("unreadable")}
     report.outcomes += _remove_deleted(db, people_dir, known, unreadable)
+    report.outcomes += _remove_moved(db, people_dir, known, {n for n, _ in todo})
     # A person with no usable photo is not enrolled (or no longer): say it once, by name, not
     # only per photo, which reads like one bad photo among good ones.
     after = {n for n, _ in db.people()}
@@ -289,6 +291,20 @@ def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str],
     gone = [Path(p) for p in known if Path(p).is_relative_to(people_dir) and Path(p).parent not in unreadable
             and _missing(p)]
     return [ImageOutcome(p, REMOVED, "deleted from disk") for p in gone if db.remove_image(p)]
+
+
+def _remove_moved(db: FaceDatabase, people_dir: Path, known: dict[str, str],
+                  people: set[str]) -> list[ImageOutcome]:
+    """Drop the encodings of images enrolled from outside ``people_dir`` that are gone from disk,
+    when the same content is (or was, before this run) enrolled from under it, or their person
+    is one of its folders: PEOPLE_DIR was moved or renamed. Kept, the old row went on opening
+    the door for a photo later deleted from the new folder, which the report said was removed."""
+    here = {sha for p, sha in known.items() if Path(p).is_relative_to(people_dir)}
+    outside = [i for i in db.images() if not Path(i.path).is_relative_to(people_dir)]
+    here |= {sha for p, sha in db.image_hashes().items() if Path(p).is_relative_to(people_dir)}
+    gone = [Path(i.path) for i in outside if (i.sha256 in here or i.name in people) and _missing(i.path)]
+    return [ImageOutcome(p, REMOVED, f"gone from disk, and its person or photo is now in {people_dir}")
+            for p in gone if db.remove_image(p)]
 
 
 def _missing(path: str) -> bool:
