@@ -105,6 +105,11 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = 
 
 # -- enrolment ---------------------------------------------------------------------------------
 
+# A Gate reads the enrolled encodings once, when it starts: a forgotten person is still let in
+# by a door that was running before, and a new one is not, until it restarts.
+RESTART_DOOR = ("a door or run already running keeps the people enrolled when it started: restart it "
+                "(systemctl restart blinkgate-door) to use this change")
+
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from .database import FaceDatabase
@@ -115,6 +120,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     with FaceDatabase(_db_path(args)) as db:
         report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
     print(report.format())
+    if report.added or report.updated or report.removed:
+        log.warning(RESTART_DOOR)
     return 0
 
 
@@ -148,6 +155,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         paths = [Path(i.path) for i in db.images(name)]
         removed = db.forget(name)
     print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
+    log.warning(RESTART_DOOR)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.
     folders = sorted({str(p.parent) for p in paths if p.exists()})
