@@ -442,3 +442,30 @@ def test_name_starting_with_a_dash_is_refused(db_path: Path) -> None:
             db.add_image("--all-doors", "/p/a.jpg", "h", enc(1))
         db.add_image("Jean-Luc", "/p/j.jpg", "h", enc(2))  # a dash inside a name is fine
         assert db.people() == [("Jean-Luc", 1)]
+
+
+def test_a_second_open_in_one_process_does_not_split_the_database(tmp_path):
+    # Reading the file's header with open()/close() while this process had the database open
+    # dropped that connection's POSIX locks (they are per process and file). Another process's
+    # close then took itself for the last user and deleted the -wal and -shm under it: from
+    # then on each side wrote to its own copy, and one side's writes were lost. For a door: its
+    # log's connection, then a second open to restore lockouts; `forget` and `unlock` from the
+    # command line never reached it, and one side's rows were lost when it stopped.
+    db = tmp_path / "f.db"
+    other = ("import sys, numpy as np\nfrom blinkgate.database import FaceDatabase\n"
+             "with FaceDatabase(sys.argv[1]) as db:\n    exec(sys.argv[2])\n")
+
+    def in_another_process(code: str) -> None:
+        subprocess.run([sys.executable, "-c", other, str(db), code], check=True, timeout=60)
+
+    with FaceDatabase(db) as held:
+        held.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+        with FaceDatabase(db):
+            pass
+        in_another_process("db.forget('alice')")
+        assert Path(f"{db}-wal").exists()  # still in use here: the other process left it in place
+        held.add_image("bob", "b.jpg", "1" * 64, np.ones(128))
+        in_another_process("db.add_image('carol', 'c.jpg', '2' * 64, np.full(128, 2.0))")
+        assert [n for n, _ in held.people()] == ["bob", "carol"]
+    with FaceDatabase(db) as after:
+        assert [n for n, _ in after.people()] == ["bob", "carol"]  # before: carol lost

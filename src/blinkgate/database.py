@@ -25,7 +25,9 @@ import logging
 import os
 import sqlite3
 import stat
+import threading
 import unicodedata
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,6 +47,14 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
 PRIVATE_MODE = 0o600  # the faces are biometric data: the owner only
+
+# SQLite's POSIX locks belong to the process, and closing any descriptor of the file drops them
+# all. Reading the header of a database this process already has open would let another process
+# take itself for the last user on close and delete the -wal and -shm under the open connection:
+# each side then writes to its own copy, and one side's writes are lost. So the files open here
+# (or being opened) are counted by inode, and only the first open reads the header.
+_OPEN_FILES: Counter[tuple[int, int]] = Counter()
+_OPEN_LOCK = threading.Lock()
 SIDE_SUFFIXES = ("-wal", "-shm")  # SQLite's WAL and its index, next to the database in WAL mode
 # Why another user must not be able to change the database (see check_file_owner).
 _WRITE_HARM = "could enrol their own face or remove someone"
@@ -138,6 +148,7 @@ class FaceDatabase:
     def __init__(self, path: Path | str, create: bool = True):
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # its entry in _OPEN_FILES, while counted
         fresh = self._check_file(create)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
@@ -177,13 +188,21 @@ class FaceDatabase:
         # Before anything is read or adopted: an empty file another user planted is theirs.
         for path in self._files():
             self._check_owner(path)
-        try:
-            with open(self.path, "rb") as f:
-                header = f.read(len(SQLITE_MAGIC))
-        except OSError as err:
-            raise DatabaseError(f"cannot read face database {self.path}: {err}") from err
-        if header and header != SQLITE_MAGIC:
-            raise self._not_ours("not an SQLite file")
+        with _OPEN_LOCK:
+            try:
+                info = self.path.stat()
+                key = (info.st_dev, info.st_ino)
+                if _OPEN_FILES[key]:
+                    header = SQLITE_MAGIC  # open here already, as ours: reading it would drop its locks
+                else:
+                    with open(self.path, "rb") as f:
+                        header = f.read(len(SQLITE_MAGIC))
+            except OSError as err:
+                raise DatabaseError(f"cannot read face database {self.path}: {err}") from err
+            if header and header != SQLITE_MAGIC:
+                raise self._not_ours("not an SQLite file")
+            _OPEN_FILES[key] += 1
+            self._file = key
         return not header  # 0-byte file: made by us above, or by touch or mktemp
 
     def _files(self) -> list[Path]:
@@ -331,6 +350,12 @@ class FaceDatabase:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._file is not None:
+            with _OPEN_LOCK:
+                _OPEN_FILES[self._file] -= 1
+                if not _OPEN_FILES[self._file]:
+                    del _OPEN_FILES[self._file]
+            self._file = None
 
     def __enter__(self) -> FaceDatabase:
         return self
