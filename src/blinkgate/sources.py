@@ -382,7 +382,7 @@ class LiveSource(FrameSource):
                 yield item
                 if self._clock() - reported >= DROP_REPORT_S:
                     skipped, taken = reader.counts()
-                    if skipped:
+                    if skipped > 0.05 * (skipped + taken):  # not a hiccup: the box cannot keep up
                         # said once (the box is slower than the camera), then only with -v
                         rate = taken / (self._clock() - reported)
                         level = logging.DEBUG if said else logging.WARNING if rate < MIN_BLINK_FPS else logging.INFO
