@@ -258,6 +258,9 @@ class _NoGate:
     def process(self, image, timestamp_ms: float) -> FrameResult:
         return FrameResult(0, timestamp_ms, [], [])
 
+    def set_people(self, encodings, names) -> str:
+        return ""
+
     def close(self) -> None:
         pass
 
@@ -334,3 +337,38 @@ def test_unlock_takes_a_name_that_differs_from_the_enrolled_one_only_invisibly(t
     assert main(["unlock", "Zo\u00eb", "--db", str(db)]) == 0
     with AccessLog(db) as log:
         assert set(log.clears()) == {"Zoe\u0308"}
+
+
+def test_a_running_door_stops_naming_a_person_forgotten_while_it_runs(tmp_path):
+    # `blinkgate forget bob` in another process: the door reloads the people within its poll,
+    # without a restart (before, it named and let in bob until it was restarted).
+    from blinkgate.door import Door
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+        fdb.add_image("bob", "b.jpg", "1" * 64, np.ones(128))
+
+    class SpyGate(_NoGate):
+        people: list = []
+
+        def set_people(self, encodings, names) -> str:
+            self.people.append(sorted(set(names)))
+            return ""
+
+    gate = SpyGate()
+    door = Door(gate, access_log=AccessLogWriter(db, poll_clears_s=0.05))
+    deadline, t = time.monotonic() + 10, 0.0
+    while not gate.people and time.monotonic() < deadline:
+        door.process(face_image(), t)
+        t += 33.0
+        time.sleep(0.02)
+    assert gate.people == [["alice", "bob"]]  # read once at start, whatever happened before
+    with FaceDatabase(db) as fdb:
+        fdb.forget("bob")
+    while gate.people[-1] != ["alice"] and time.monotonic() < deadline:
+        door.process(face_image(), t)
+        t += 33.0
+        time.sleep(0.02)
+    door.close()
+    assert gate.people[-1] == ["alice"] and len(gate.people) == 2

@@ -444,6 +444,19 @@ def test_name_starting_with_a_dash_is_refused(db_path: Path) -> None:
         assert db.people() == [("Jean-Luc", 1)]
 
 
+def test_every_change_of_who_is_enrolled_is_counted(tmp_path):
+    # A running door polls this count and reloads the people when it moves.
+    with FaceDatabase(tmp_path / "f.db") as db:
+        assert db.people_version() == 0
+        db.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+        db.add_image("bob", "b.jpg", "1" * 64, np.ones(128))
+        assert db.people_version() == 2
+        assert not db.remove_image("nothing.jpg") and db.people_version() == 2  # no change, no count
+        db.remove_image("b.jpg")
+        db.forget("alice")
+        assert db.people_version() == 4
+
+
 def test_a_second_open_in_one_process_does_not_split_the_database(tmp_path):
     # Reading the file's header with open()/close() while this process had the database open
     # dropped that connection's POSIX locks (they are per process and file). Another process's

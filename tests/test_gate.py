@@ -214,6 +214,26 @@ def test_identity_change_revokes_the_grant():
     assert not any(e.detail.get("blink") for e in rig.events if e.kind == "identity_changed")  # a re-check
 
 
+def test_a_person_forgotten_while_in_view_loses_the_name_and_the_grant_on_the_next_frame():
+    # `blinkgate forget alice` while a door runs: Alice, granted and in view, is unknown at once
+    # (not at her next re-check, 3 s on), and never granted again however she blinks.
+    rig = Rig()
+    rig.show((ALICE_BOX, 1), (BOB_BOX, 2))
+    assert rig.blink(ALICE_BOX).granted
+    assert rig.gate.set_people(np.array([vec(2)]), ["bob"]) == "1 people, 1 photos; no longer enrolled: alice"
+    faces = rig.step({ALICE_BOX: O, BOB_BOX: O})
+    assert faces[ALICE_BOX].name is None and not faces[ALICE_BOX].live and not faces[ALICE_BOX].granted
+    assert faces[BOB_BOX].name == "bob"
+    changed = [e for e in rig.events if e.kind == "identity_changed"]
+    assert len(changed) == 1 and changed[0].detail == {"previous": "alice", "unenrolled": True}
+    assert not rig.blink(ALICE_BOX).granted
+    # enrolled again (another name this time): an unknown face is asked about again at once
+    assert "new: alice2" in rig.gate.set_people(np.array([vec(1), vec(2)]), ["alice2", "bob"])
+    rig.step({ALICE_BOX: O, BOB_BOX: O})
+    assert rig.blink(ALICE_BOX).granted and rig.step()[ALICE_BOX].name == "alice2"
+    assert rig.gate.set_people(np.array([vec(1), vec(2)]), ["alice2", "bob"]) == ""  # nothing changed
+
+
 def near(encoding, distance: float):
     """An encoding ``distance`` away from ``encoding`` (a fixed direction)."""
     step = np.random.default_rng(7).normal(size=128)

@@ -215,7 +215,9 @@ class AccessLogWriter:
     encodes the JPEG and inserts the row. Snapshots past the retention are pruned at start and
     every ``prune_every_s``. ``flush`` waits for the queue; ``close`` drains it and stops.
     Every ``poll_clears_s`` it looks for lockouts cleared by ``blinkgate unlock``, which the
-    door takes with :meth:`take_cleared`.
+    door takes with :meth:`take_cleared`, and for a change of who is enrolled (``enroll``,
+    ``forget``), which it takes with :meth:`take_people`: a running door must stop opening for
+    someone forgotten without a restart.
     """
 
     def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS,
@@ -229,6 +231,10 @@ class AccessLogWriter:
         self.db_path, self.retention_days = Path(db_path), retention_days
         self.prune_every_s, self.jpeg_quality, self.poll_clears_s = prune_every_s, jpeg_quality, poll_clears_s
         self._cleared: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # The newest enrolment read, until the door takes it. The first poll always reads one, so a
+        # change between the door loading its people and this thread starting is not missed.
+        self._people: tuple[np.ndarray, list[str]] | None = None
+        self._people_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(queue_size)
         self.dropped = 0
         self.written = 0
@@ -250,11 +256,12 @@ class AccessLogWriter:
             log.error("access log: %s", err)
             store = None
         last_prune = last_poll = float("-inf")
-        seen = self._clears_seen
+        seen, version = self._clears_seen, None
         while True:
             if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
                 last_poll = time.monotonic()
                 seen = self._poll_clears(store, seen)
+                version = self._poll_people(store, version)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
                 try:
@@ -295,6 +302,25 @@ class AccessLogWriter:
             if seen.get(name) != at:
                 self._cleared.put(name)
         return now
+
+    def _poll_people(self, store: AccessLog, version: int | None) -> int | None:
+        """Read who is enrolled if it changed since ``version`` (None: not read yet)."""
+        try:
+            now = store.db.people_version()
+            if now != version:
+                people = store.db.known_encodings()
+                with self._people_lock:
+                    self._people = people
+        except BlinkgateError as err:
+            log.error("access log: reading the enrolled people: %s", err)
+            return version
+        return now
+
+    def take_people(self) -> tuple[np.ndarray, list[str]] | None:
+        """(encodings, names) of who is enrolled, if read since the last call (never blocks)."""
+        with self._people_lock:
+            people, self._people = self._people, None
+        return people
 
     def take_cleared(self) -> list[str]:
         """Names whose lockout ``blinkgate unlock`` cleared since the last call (never blocks)."""

@@ -105,10 +105,10 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = 
 
 # -- enrolment ---------------------------------------------------------------------------------
 
-# A Gate reads the enrolled encodings once, when it starts: a forgotten person is still let in
-# by a door that was running before, and a new one is not, until it restarts.
-RESTART_DOOR = ("a door or run already running keeps the people enrolled when it started: restart it "
-                "(systemctl restart blinkgate-door) to use this change")
+# A running door reloads the people within seconds (its access-log thread polls the database);
+# `run` reads them once, when it starts.
+RESTART_DOOR = ("a running door uses this change within a few seconds; a running `blinkgate run` only "
+                "once restarted")
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -121,7 +121,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
     print(report.format())
     if report.added or report.updated or report.removed:
-        log.warning(RESTART_DOOR)
+        log.info(RESTART_DOOR)
     return 0
 
 
@@ -155,7 +155,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         paths = [Path(i.path) for i in db.images(name)]
         removed = db.forget(name)
     print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
-    log.warning(RESTART_DOOR)
+    log.info(RESTART_DOOR)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.
     folders = sorted({str(p.parent) for p in paths if p.exists()})

@@ -47,6 +47,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
 PRIVATE_MODE = 0o600  # the faces are biometric data: the owner only
+PEOPLE_VERSION_KEY = "people_version"  # meta: bumped by every change of who is enrolled
 
 # SQLite's POSIX locks belong to the process, and closing any descriptor of the file drops them
 # all. Reading the header of a database this process already has open would let another process
@@ -392,6 +393,7 @@ class FaceDatabase:
                 (person_id, str(path), sha256, blob, _now()),
             )
             self._delete_orphans(tx)  # the replaced row may have been someone else's last
+            self._bump_version(tx)
         return replaced
 
     def remove_image(self, path: str | Path) -> bool:
@@ -399,6 +401,8 @@ class FaceDatabase:
         with self._transaction() as tx:
             removed = tx.execute("DELETE FROM images WHERE path = ?", (str(path),)).rowcount > 0
             self._delete_orphans(tx)
+            if removed:
+                self._bump_version(tx)
         return removed
 
     def forget(self, name: str) -> int:
@@ -416,6 +420,7 @@ class FaceDatabase:
                 raise UnknownPersonError(f"no enrolled person named {name!r} ({listing})")
             count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
             tx.execute("DELETE FROM people WHERE id = ?", row)
+            self._bump_version(tx)
         return count
 
     def enrolled_name(self, name: str) -> str | None:
@@ -436,6 +441,13 @@ class FaceDatabase:
             return name
         same = [n for n in names if key(n) == key(name)]
         return same[0] if len(same) == 1 else None
+
+    @staticmethod
+    def _bump_version(tx: sqlite3.Connection) -> None:
+        """Count a change of who is enrolled, in its own transaction: a running door polls
+        :meth:`people_version` and reloads, so a forgotten person stops opening it."""
+        tx.execute(f"INSERT INTO meta (key, value) VALUES ('{PEOPLE_VERSION_KEY}', '1') ON CONFLICT (key) "
+                   "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     @staticmethod
     def _delete_orphans(tx: sqlite3.Connection) -> None:
@@ -468,6 +480,11 @@ class FaceDatabase:
             params,
         )
         return [EnrolledImage(n, path, sha, self._decode(blob), at) for n, path, sha, blob, at in rows]
+
+    def people_version(self) -> int:
+        """How many changes of who is enrolled this database has seen (0: none recorded)."""
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (PEOPLE_VERSION_KEY,))
+        return int(rows[0][0]) if rows else 0
 
     def known_encodings(self) -> tuple[np.ndarray, list[str]]:
         """All encodings as an (N, 128) float64 array and the N matching names."""

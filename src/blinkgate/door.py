@@ -790,6 +790,7 @@ class Door:
         self.snapshots = snapshots
         self.source = source
         self._take_cleared = getattr(access_log, "take_cleared", None)  # an AccessLogWriter's unlock poll
+        self._take_people = getattr(access_log, "take_people", None)  # ... and its enrolment poll
         self._unknown_ms: deque[float] = deque()  # source times of the unknown rows of the last minute
         self._unknown_snap_ms: deque[float] = deque()  # ... and of those with a snapshot
         self.unlogged_unknown = 0
@@ -804,6 +805,8 @@ class Door:
             for name in self._take_cleared():  # `blinkgate unlock NAME` while we run
                 if self.logic.clear(name):
                     log.warning("lockout of %s cleared (blinkgate unlock)", name)
+        if self._take_people is not None and (people := self._take_people()) is not None:
+            self._set_people(*people)  # `blinkgate enroll` or `forget` while we run
         result = self.logic.update(self.gate.process(image, timestamp_ms))
         for decision in result.decisions:
             if self.access_log is not None:
@@ -811,6 +814,10 @@ class Door:
             if decision.decision == GRANTED and self.actions is not None:
                 self.actions.fire(decision)
         return result
+
+    def _set_people(self, encodings: np.ndarray, names: list[str]) -> None:
+        if change := self.gate.set_people(encodings, names):
+            log.warning("enrolment changed: %s", change)
 
     def _log(self, decision: Decision, image: np.ndarray, now: float) -> None:
         snapshot = self.snapshots

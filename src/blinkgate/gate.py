@@ -192,6 +192,7 @@ class Gate:
         self._last_scan_ms = float("-inf")
         self._index = 0
         self._gaps: list[float] = []  # the first CLOCK_SAMPLE frame gaps (_check_clock)
+        self._unenrolled: set[int] = set()  # tracks whose name set_people removed: unnamed next frame
         self._closed = False
         self._busy = threading.Lock()  # held by the one process() call running
 
@@ -213,6 +214,30 @@ class Gate:
         with FaceDatabase(db, create=False) as store:
             encodings, names = store.known_encodings()
         return Recognizer(encodings, names, tolerance=self.options.tolerance)
+
+    def set_people(self, encodings: np.ndarray, names: list[str]) -> str:
+        """Replace who is enrolled while frames run (the door does, after ``enroll`` or
+        ``forget``); what changed, in words ("" if nothing). A face named someone no longer
+        enrolled loses the name, and any liveness, on the next frame (``identity_changed``,
+        ``detail["unenrolled"]``), not at its next re-check, and an unknown face is asked about
+        again at once; a named face is judged by the new encodings from its next re-check."""
+        before, photos = set(self.recognizer.names), len(self.recognizer)
+        self.recognizer = Recognizer(encodings, names, tolerance=self.options.tolerance)
+        enrolled = set(names)
+        self._unenrolled |= {tid for tid, info in self._tracks.items() if info.name is not None and info.name not in enrolled}
+        if self.background is None and self.options.recognition == "background" and len(self.recognizer):
+            from .background import BackgroundEncoder
+
+            self.background = BackgroundEncoder()  # nobody was enrolled when the gate started
+        gone, new = sorted(before - enrolled), sorted(enrolled - before)
+        if not (gone or new or photos != len(names)):
+            return ""
+        for info in self._tracks.values():
+            if info.name is None and info.recognised_ms is not None:
+                info.recognised_ms = info.asked_ms = None  # an unknown face may be enrolled now: ask at once
+        return "".join([f"{len(enrolled)} people, {len(names)} photos",
+                        f"; no longer enrolled: {', '.join(gone)}" if gone else "",
+                        f"; new: {', '.join(new)}" if new else ""])
 
     def __enter__(self) -> Gate:
         return self
@@ -237,6 +262,7 @@ class Gate:
         self._last_scan_ms = float("-inf")
         self._index = 0
         self._gaps = []
+        self._unenrolled.clear()
 
     # -- per frame ---------------------------------------------------------------------------
 
@@ -285,12 +311,25 @@ class Gate:
             self._tracks[track.id] = _TrackInfo()
             events.append(Event("appeared", timestamp_ms, track.id, None, track.box))
 
+        self._unname(update.active, timestamp_ms, events)
         self._recognise_due(image, update.active, timestamp_ms, events)
         t = self.timer.add("recognise", t)
 
         faces = [self._face(image, gray, track, timestamp_ms, events) for track in update.active]
         self._index += 1
         return FrameResult(self._index - 1, timestamp_ms, faces, events)
+
+    def _unname(self, active: list[Track], now: float, events: list[Event]) -> None:
+        """Tracks named someone ``set_people`` removed: unknown now, and no longer live."""
+        for track in active:
+            if track.id in self._unenrolled and (info := self._tracks.get(track.id)) and info.name is not None:
+                events.append(Event("identity_changed", now, track.id, None, track.box,
+                                    {"previous": info.name, "unenrolled": True}))
+                info.name = None
+                info.end_liveness()
+                info.recognised_ms = info.asked_ms = None  # asked again at once, as a new face
+                self.blinks.reset(track.id)
+        self._unenrolled.clear()
 
     def _check_clock(self) -> None:
         """Warn once per stream when the frames' spacing rules out every blink: time in seconds,
