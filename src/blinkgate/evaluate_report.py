@@ -1,8 +1,9 @@
 """Markdown report with plots for ``blinkgate eval --report DIR`` (needs matplotlib: the [report] extra).
 
 Writes ``report.md``, ``results.json`` (summary and per-input outcomes), ``time_to_accept.png``
-(share of bona fide inputs accepted against time, per group) and ``timelines_<group>.png``
-(per input: eye state, P(open) of both eyes, blinks and the moment of acceptance).
+(share of bona fide inputs accepted against time, per group) and
+``timelines_<group>_<attack|bona_fide>.png`` (per input: eye state, P(open) of both eyes, blinks
+and the moment of acceptance).
 """
 
 from __future__ import annotations
