@@ -107,7 +107,7 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = 
 
 # A running door reloads the people within seconds (its access-log thread polls the database);
 # `run` reads them once, when it starts.
-RESTART_DOOR = ("a running door uses this change within a few seconds; a running `blinkgate run` only "
+RUNNING_DOOR_NOTE = ("a running door uses this change within a few seconds; a running `blinkgate run` only "
                 "once restarted")
 
 
@@ -121,7 +121,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
     print(report.format())
     if report.added or report.updated or report.removed:
-        log.info(RESTART_DOOR)
+        log.info(RUNNING_DOOR_NOTE)
     return 0
 
 
@@ -155,7 +155,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         paths = [Path(i.path) for i in db.images(name)]
         removed = db.forget(name)
     print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
-    log.info(RESTART_DOOR)
+    log.info(RUNNING_DOOR_NOTE)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.
     folders = sorted({str(p.parent) for p in paths if p.exists()})
