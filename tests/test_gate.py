@@ -234,6 +234,22 @@ def test_a_person_forgotten_while_in_view_loses_the_name_and_the_grant_on_the_ne
     assert rig.gate.set_people(np.array([vec(1), vec(2)]), ["alice2", "bob"]) == ""  # nothing changed
 
 
+def test_a_person_forgotten_while_their_face_is_missed_for_a_frame_still_loses_the_name():
+    # The detector misses Alice on the frame after `forget` (her track lives on for max_gap_ms):
+    # she must still be unknown when she is seen again, not granted under the forgotten name.
+    rig = Rig()
+    rig.show((ALICE_BOX, 1), (BOB_BOX, 2))
+    assert rig.blink(ALICE_BOX).granted
+    rig.gate.set_people(np.array([vec(2)]), ["bob"])
+    rig.detector.boxes = [BOB_BOX]  # Alice not detected on this frame
+    rig.step({BOB_BOX: O})
+    rig.detector.boxes = [ALICE_BOX, BOB_BOX]
+    face = rig.step({ALICE_BOX: O, BOB_BOX: O})[ALICE_BOX]
+    assert face.name is None and not face.live and not face.granted
+    changed = [e for e in rig.events if e.kind == "identity_changed"]
+    assert len(changed) == 1 and changed[0].detail == {"previous": "alice", "unenrolled": True}
+
+
 def near(encoding, distance: float):
     """An encoding ``distance`` away from ``encoding`` (a fixed direction)."""
     step = np.random.default_rng(7).normal(size=128)

@@ -311,7 +311,7 @@ class Gate:
             self._tracks[track.id] = _TrackInfo()
             events.append(Event("appeared", timestamp_ms, track.id, None, track.box))
 
-        self._unname(update.active, timestamp_ms, events)
+        self._unname(timestamp_ms, events)
         self._recognise_due(image, update.active, timestamp_ms, events)
         t = self.timer.add("recognise", t)
 
@@ -319,9 +319,11 @@ class Gate:
         self._index += 1
         return FrameResult(self._index - 1, timestamp_ms, faces, events)
 
-    def _unname(self, active: list[Track], now: float, events: list[Event]) -> None:
-        """Tracks named someone ``set_people`` removed: unknown now, and no longer live."""
-        for track in active:
+    def _unname(self, now: float, events: list[Event]) -> None:
+        """Tracks named someone ``set_people`` removed: unknown now, and no longer live. Every
+        such track, not only those seen on this frame: one the detector missed lives on for
+        ``max_gap_ms`` and would come back under the forgotten name, live and granted."""
+        for track in list(self.tracker.tracks.values()):
             if track.id in self._unenrolled and (info := self._tracks.get(track.id)) and info.name is not None:
                 events.append(Event("identity_changed", now, track.id, None, track.box,
                                     {"previous": info.name, "unenrolled": True}))
