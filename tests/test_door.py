@@ -551,6 +551,24 @@ def test_identity_change_mid_challenge_is_denied_and_counts_as_a_failure():
     assert s.logic.failures("alice") == 1
 
 
+def test_a_person_forgotten_mid_challenge_is_denied_without_a_failure_counted():
+    # `blinkgate forget alice` (or forget + enroll to replace her photos) while she answers: the
+    # face under the track did not change and made no wrong guess; the admin's reload must not
+    # count a failure of her name (logged, replayed at restart, towards a lockout).
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=1)))
+    s.appear(1, "alice")
+    _blinked(s)
+    s.until("challenge")
+    box = s.tracks[1][1]
+    s.tracks[1][0] = None
+    s.pending.append(Event("identity_changed", s.t + DT, 1, None, box, {"previous": "alice", "unenrolled": True}))
+    s.step()
+    d = s.decisions[-1]
+    assert (d.decision, d.reason, d.name) == ("denied", "identity_changed", "alice")
+    assert d.detail["counted"] is False and d.detail["unenrolled"] is True
+    assert s.logic.failures("alice") == 0 and "lockout" not in s.kinds()
+
+
 # -- the math, and the simulations over real clips ---------------------------------------------------
 
 

@@ -404,7 +404,8 @@ class DoorLogic:
                 else:
                     self._arm(track, now, out)
         elif ev.kind == "identity_changed":
-            self._identity_changed(track, ev.name, now, out, blink=bool(ev.detail.get("blink")))
+            self._identity_changed(track, ev.name, now, out, blink=bool(ev.detail.get("blink")),
+                                   unenrolled=bool(ev.detail.get("unenrolled")))
         elif ev.kind == "blink_checked":
             track.remember_checked(float(ev.detail["start_ms"]))
         elif ev.kind == "blink":
@@ -419,17 +420,20 @@ class DoorLogic:
         elif ev.kind == "lost":
             self._lost(track, now, out)
 
-    def _identity_changed(self, track: _Track, new_name: str | None, now: float, out: _Out, blink: bool) -> None:
+    def _identity_changed(self, track: _Track, new_name: str | None, now: float, out: _Out, blink: bool,
+                          unenrolled: bool = False) -> None:
         """Someone else under the track. Mid-challenge it is a failure of the challenged name if
         the track has blinked, or if it was a blink's own closed frame that named someone else
         (``blink``: shut eyes spliced under a photo); a photo swapped for another without a
-        blink has made no guess and is not counted."""
+        blink has made no guess and is not counted. ``unenrolled``: the same face, whose name
+        was just forgotten (``blinkgate forget``): denied or revoked, but no guess was wrong."""
         previous = track.name
-        detail = {"previous": previous, "new": new_name}
+        detail = {"previous": previous, "new": new_name, **({"unenrolled": True} if unenrolled else {})}
         if track.state == "granted":
             out.decide(track, now, REVOKED, "identity_changed", detail)
         elif track.state == "challenge":
-            self._deny(track, now, out, "identity_changed", detail, counted=track.has_blinked or blink)
+            self._deny(track, now, out, "identity_changed", detail,
+                       counted=(track.has_blinked or blink) and not unenrolled)
         track.name, track.onsets, track.count, track.granted_until_ms = new_name, [], 0, None
         track.logged_unknown, track.logged_lock_until = False, None
         track.forget_blinks()  # the new face has made no guess: an unknown's blink is not its own
