@@ -482,3 +482,23 @@ def test_a_second_open_in_one_process_does_not_split_the_database(tmp_path):
         assert [n for n, _ in held.people()] == ["bob", "carol"]
     with FaceDatabase(db) as after:
         assert [n for n, _ in after.people()] == ["bob", "carol"]  # before: carol lost
+
+
+def test_an_open_interrupted_after_the_file_was_counted_leaves_no_count_or_connection(tmp_path, monkeypatch):
+    # Ctrl-C (or any error other than sqlite3's or ours) while the open waits on a lock or
+    # migrates: the file stayed counted as open here for good, so later opens of it skipped the
+    # header check, and the half-made connection was left open.
+    from blinkgate import database
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db):
+        pass
+    assert not database._OPEN_FILES
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FaceDatabase, "_migrate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        FaceDatabase(db)
+    assert not database._OPEN_FILES

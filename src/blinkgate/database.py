@@ -162,7 +162,7 @@ class FaceDatabase:
         except sqlite3.Error as err:
             self.close()
             raise self._error(err) from err
-        except DatabaseError:
+        except BaseException:  # ours, or Ctrl-C while waiting on a lock: uncount the file, close
             self.close()
             raise
 
