@@ -78,6 +78,29 @@ def test_the_door_keeps_an_earlier_recording_and_run_overwrites_it(tmp_path):
     assert overwritten.path == earlier and len(_frames_in(earlier)) == 1
 
 
+def test_two_door_starts_in_one_second_keep_both_recordings(tmp_path, monkeypatch):
+    # A crash-restart loop can start the door twice within a second: the second start wrote over
+    # the first one's timestamped file, the footage of what happened just before the crash.
+    from datetime import datetime
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(viewer_module, "datetime", Frozen)
+    (tmp_path / "door.mkv").write_bytes(b"first start")
+    paths = []
+    for i in range(3):
+        rec = Recording(tmp_path / "door.mkv", 20.0, live=True, keep_existing=True)
+        rec.write(_canvas(i))
+        rec.close()
+        paths.append(rec.path)
+    assert len(set(paths)) == 3 and (tmp_path / "door.mkv") not in paths
+    assert (tmp_path / "door.mkv").read_bytes() == b"first start"
+    assert all(len(_frames_in(p)) == 1 for p in paths)
+
+
 def test_a_recording_pauses_while_the_disk_is_nearly_full(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="blinkgate.viewer")
     free = {"bytes": 10 * 2**30}

@@ -54,7 +54,11 @@ class Recording:
         if not path.parent.is_dir():
             raise BlinkgateError(f"cannot record to {path}: no folder {path.parent}")
         if keep_existing and path.exists():
-            path = path.with_name(f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}{path.suffix}")
+            stamped = f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+            # Two starts within a second (a crash-restart loop): the second must not overwrite
+            # the first one's file, which holds what happened just before the crash.
+            candidates = (path.with_name(f"{stamped}{'' if n == 1 else f'-{n}'}{path.suffix}") for n in range(1, 10_000))
+            path = next(p for p in candidates if not p.exists())
             log.info("recording to %s (the earlier recording is kept)", path)
         if live and path.suffix.lower() in INDEX_AT_END:
             log.warning("recording to %s: a %s file plays only once closed, so a power cut or crash loses all of "
