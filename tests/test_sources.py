@@ -645,3 +645,28 @@ def test_a_gate_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplog)
     said = [r for r in caplog.records if "slower than the camera" in r.getMessage()]
     assert said[0].levelname == "WARNING" and "blinks are missed" in said[0].getMessage()
     assert len(said) >= 2 and all(r.levelname == "DEBUG" for r in said[1:])
+
+
+def test_a_capture_release_that_fails_ends_the_fresh_reader_instead_of_hanging_the_gate():
+    # on_end (the capture's release) raising left the queue never marked done: take() then
+    # waited for ever, a door frozen with no error (Ctrl-C aside).
+    from blinkgate.sources import FreshQueue
+
+    def release():
+        raise RuntimeError("release failed")
+
+    reader = FreshQueue(iter([1]), name="t", max_behind_s=1.0, on_end=release)
+    got: list = []
+
+    def consume():
+        try:
+            while (item := reader.take()) is not None:
+                got.append(item)
+            got.append("end")
+        except RuntimeError as err:
+            got.append(str(err))
+
+    worker = threading.Thread(target=consume, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive() and got[0] == 1 and got[-1] in ("end", "release failed")

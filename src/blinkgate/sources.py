@@ -450,11 +450,16 @@ class FreshQueue:
             with self._cond:
                 self._error = err
         finally:
-            if on_end is not None:
-                on_end()
-            with self._cond:
-                self._done = True
-                self._cond.notify()
+            try:
+                if on_end is not None:
+                    on_end()
+            except BaseException as err:  # a release that fails: the caller hears of it, not waits for ever
+                with self._cond:
+                    self._error = self._error or err
+            finally:
+                with self._cond:
+                    self._done = True
+                    self._cond.notify()
 
     def take(self) -> object:
         """The oldest item not taken and not too far behind, waiting for one; None once the
