@@ -101,6 +101,19 @@ def test_two_door_starts_in_one_second_keep_both_recordings(tmp_path, monkeypatc
     assert all(len(_frames_in(p)) == 1 for p in paths)
 
 
+def test_a_live_recording_keeps_real_time_when_the_gate_skips_frames(tmp_path):
+    # A gate slower than its camera takes every other frame (FreshQueue skips the stale ones):
+    # written one per frame at the camera's 20 fps, 2 s of the door played in 1 s. Frames now
+    # fill the time they stand for; one that comes early (a camera faster than it says) is
+    # dropped; an outage (or a pause) is not filled with one frozen picture.
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=True)
+    for i, t in enumerate([0.0, 100.0, 200.0, 300.0, 310.0]):  # 10 fps, then a frame 10 ms later
+        rec.write(_canvas(i), t)
+    rec.write(_canvas(9), 60_000.0)  # a minute later
+    rec.close()
+    assert len(_frames_in(tmp_path / "r.mkv")) == 7 + 1
+
+
 def test_a_recording_pauses_while_the_disk_is_nearly_full(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="blinkgate.viewer")
     free = {"bytes": 10 * 2**30}

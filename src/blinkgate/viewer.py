@@ -30,6 +30,7 @@ INDEX_AT_END = (".mp4", ".mov", ".m4v")
 MIN_FREE_BYTES = 512 * 2**20
 RESUME_FREE_BYTES = MIN_FREE_BYTES + 128 * 2**20  # hysteresis: no flapping around the floor
 FREE_CHECK_S = 10.0
+MAX_FILL_S = 2.0  # a longer gap between live frames (an outage, a pause) is cut, not filled with one picture
 
 
 def free_bytes(folder: Path) -> int:
@@ -63,15 +64,23 @@ class Recording:
         if live and path.suffix.lower() in INDEX_AT_END:
             log.warning("recording to %s: a %s file plays only once closed, so a power cut or crash loses all of "
                         "it; .mkv plays up to the last second written", path, path.suffix.lower())
-        self.path, self.fps = path, fps
+        self.path, self.fps, self.live = path, fps, live
+        self._t0: float | None = None  # a live recording's first frame time (ms), and frames written since
+        self._written = 0
         self._writer = None
         self._size: tuple[int, int] | None = None
         self._paused, self._checked = False, -FREE_CHECK_S
 
-    def write(self, canvas: np.ndarray) -> None:
+    def write(self, canvas: np.ndarray, timestamp_ms: float | None = None) -> None:
+        """Write one frame. A live frame with its time fills the ``1 / fps`` slots up to that
+        time: a gate slower than its camera skips stale frames, and written once each they would
+        play faster than the door saw them."""
         import cv2
 
         if not self._room():
+            return
+        copies = self._copies(timestamp_ms) if self.live and timestamp_ms is not None else 1
+        if not copies:
             return
         if self._writer is None:
             self._size = (canvas.shape[1], canvas.shape[0])
@@ -80,7 +89,18 @@ class Recording:
                 raise BlinkgateError(f"cannot write video {self.path}")
         if (canvas.shape[1], canvas.shape[0]) != self._size:
             canvas = cv2.resize(canvas, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(canvas)
+        for _ in range(copies):
+            self._writer.write(canvas)
+
+    def _copies(self, timestamp_ms: float) -> int:
+        """How many times to write a live frame taken at ``timestamp_ms`` (0: it came early)."""
+        if self._t0 is None:
+            self._t0, self._written = timestamp_ms, 0
+        copies = int((timestamp_ms - self._t0) * self.fps / 1000.0) + 1 - self._written
+        if abs(copies) > MAX_FILL_S * self.fps:  # an outage, a pause, a clock that restarted: start again here
+            self._t0, self._written, copies = timestamp_ms, 0, 1
+        self._written += max(0, copies)
+        return max(0, copies)
 
     def _room(self) -> bool:
         """Whether the disk has room; checked every FREE_CHECK_S, logged when it changes."""
@@ -143,7 +163,7 @@ class Viewer:
 
         self.shown += 1
         if self.recording is not None:
-            self.recording.write(canvas)
+            self.recording.write(canvas, timestamp_ms)
         if not self.display:
             return True
         cv2.imshow(self.title, canvas)
