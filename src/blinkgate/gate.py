@@ -182,10 +182,7 @@ class Gate:
         self.blinks = BlinkDetector(self.options.blink)
         self.timer = StageTimer()
         self.background = background
-        if self.background is None and self.options.recognition == "background" and len(self.recognizer):
-            from .background import BackgroundEncoder
-
-            self.background = BackgroundEncoder()
+        self._start_background()
         self._generation = 0  # bumped by reset(): track ids restart, so older results are void
         self._tracks: dict[int, _TrackInfo] = {}
         self._last_ms = float("-inf")
@@ -206,6 +203,13 @@ class Gate:
             return LandmarkEyes(classifier, self.encoder)
         return HaarEyes(classifier)
 
+    def _start_background(self) -> None:
+        """The recognition worker, once there is someone to recognise (background mode only)."""
+        if self.background is None and self.options.recognition == "background" and len(self.recognizer):
+            from .background import BackgroundEncoder
+
+            self.background = BackgroundEncoder()
+
     def _load_recognizer(self, db: str | Path | None) -> Recognizer:
         if db is None:
             return Recognizer([], [], tolerance=self.options.tolerance)
@@ -225,10 +229,7 @@ class Gate:
         self.recognizer = Recognizer(encodings, names, tolerance=self.options.tolerance)
         enrolled = set(names)
         self._unenrolled |= {tid for tid, info in self._tracks.items() if info.name is not None and info.name not in enrolled}
-        if self.background is None and self.options.recognition == "background" and len(self.recognizer):
-            from .background import BackgroundEncoder
-
-            self.background = BackgroundEncoder()  # nobody was enrolled when the gate started
+        self._start_background()  # nobody may have been enrolled when the gate started
         gone, new = sorted(before - enrolled), sorted(enrolled - before)
         if not (gone or new or photos != len(names)):
             return ""
@@ -323,6 +324,8 @@ class Gate:
         """Tracks named someone ``set_people`` removed: unknown now, and no longer live. Every
         such track, not only those seen on this frame: one the detector missed lives on for
         ``max_gap_ms`` and would come back under the forgotten name, live and granted."""
+        if not self._unenrolled:
+            return  # the per-frame path: nothing to do unless the people just changed
         for track in list(self.tracker.tracks.values()):
             if track.id in self._unenrolled and (info := self._tracks.get(track.id)) and info.name is not None:
                 events.append(Event("identity_changed", now, track.id, None, track.box,
