@@ -273,7 +273,12 @@ def test_sigterm_closes_the_recording_and_exits_143(tmp_path, command):
             "--record", str(video), "--events", str(events), "--db", str(tmp_path / "none.db")]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (events.exists() and events.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
+    # Events are written before the frame is recorded, so wait for frames in the file too: a
+    # signal before the first frame leaves a header with nothing to play (seen on a loaded CI box).
+    def started() -> bool:
+        return events.exists() and events.stat().st_size > 0 and video.exists() and video.stat().st_size > 1024
+
+    while not started() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.stderr.read().decode()  # still working: the clip takes seconds
     proc.send_signal(signal.SIGTERM)
