@@ -73,6 +73,44 @@ def square(x: int) -> int:
     return x * x
 
 
+def square_unless_3(x: int) -> int:
+    """x * x, but input 3 kills its worker, as a corrupt video that crashes a decoder would."""
+    if x == 3:
+        die_in_worker()
+    return x * x
+
+
+class CrashOnName:
+    """A Gate for ``check`` workers that dies on an input whose name contains "crash", as a
+    decoder crashing on a corrupt file would, and sees no face elsewhere."""
+
+    def reset(self):
+        pass
+
+    def run(self, source):
+        if "crash" in source.description:
+            die_in_worker()
+        for frame in source:
+            yield frame, type("Result", (), {"faces": []})()
+
+
+def crash_on_name_gate():
+    return CrashOnName()
+
+
+class CrashOnWhite:
+    """An eval pipeline that dies on a white frame (a decoder crashing on a corrupt file) and
+    sees no face elsewhere."""
+
+    def reset(self):
+        pass
+
+    def process(self, image, timestamp_ms):
+        if image.mean() > 250:
+            die_in_worker()
+        return [], 0
+
+
 def sleep_then_square(x: int) -> int:
     """A slow input (``check`` of a long clip): x seconds, then x * x."""
     import time

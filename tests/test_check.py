@@ -106,3 +106,20 @@ def test_a_file_cut_short_is_judged_and_says_so(tmp_path):
         verdict = check_source(gate, source)
     assert 0 < verdict.frames < 40 and verdict.to_json()["truncated"] is True
     assert verdict.format().endswith("; truncated: the decoder stopped early)")
+
+
+def test_a_file_that_kills_its_worker_is_an_error_line_and_the_batch_goes_on(tmp_path):
+    """One corrupt video crashing a decoder in `check --jobs 2` ended the batch ("a worker died")."""
+    from blinkgate.check import check_in_parallel
+    from fakes import crash_on_name_gate
+
+    specs = []
+    for name in ("a", "crash", "b", "c"):
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / "0001.png"), np.zeros((48, 64, 3), np.uint8))
+        specs.append(str(folder))
+    out = list(check_in_parallel(specs, crash_on_name_gate, 10.0, 2))
+    assert [spec for spec, *_ in out] == specs
+    assert [verdict is not None for _, verdict, _, _ in out] == [True, False, True, True]
+    assert "worker process died" in out[1][2]

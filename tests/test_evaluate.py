@@ -302,3 +302,20 @@ def test_report_names_no_commit_for_an_installed_copy_inside_someone_elses_repo(
     subprocess.run([*git, "commit", "-q", "-m", "app"], check=True)
     monkeypatch.setattr(report, "__file__", str(site / "evaluate_report.py"))
     assert report.machine_info()["commit"] is None
+
+
+def test_an_input_that_kills_its_worker_is_an_error_and_the_rest_are_scored(tmp_path):
+    """`eval --jobs 2`: one input crashing its worker ended the whole evaluation."""
+    from blinkgate.evaluate import evaluate
+    from fakes import CrashOnWhite
+
+    presentations = []
+    for i, value in enumerate((0, 255, 0)):
+        frame = tmp_path / f"{i}.png"
+        cv2.imwrite(str(frame), np.full((32, 32, 3), value, np.uint8))
+        presentations.append(Presentation(f"p{i}", "print", frames=[frame]))
+    outcomes = evaluate(presentations, CrashOnWhite, jobs=2)
+    assert [o.id for o in outcomes] == ["p0", "p1", "p2"]
+    assert [o.frames for o in outcomes] == [1, 0, 1]
+    assert outcomes[0].error is None and outcomes[2].error is None
+    assert "worker process died" in outcomes[1].error

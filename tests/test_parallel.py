@@ -7,7 +7,7 @@ import pytest
 
 from blinkgate.errors import BlinkgateError
 from blinkgate.parallel import imap_processes
-from fakes import die_in_worker, refuse_database, sleep_then_square, square
+from fakes import die_in_worker, refuse_database, sleep_then_square, square, square_unless_3
 
 
 def test_results_come_back_in_input_order():
@@ -35,3 +35,20 @@ def test_stopping_early_does_not_wait_for_the_inputs_under_way():
         for _ in imap_processes(sleep_then_square, [0, 60, 60], jobs=2):
             raise KeyboardInterrupt  # the user presses Ctrl-C after the first result
     assert time.monotonic() - started < 30  # not the 60 s the inputs under way would take
+
+
+def test_with_on_crash_an_input_whose_worker_dies_is_its_own_error_and_the_rest_go_on():
+    """`check --jobs 2` on a batch with one file that crashes a decoder ended the whole batch."""
+    out = list(imap_processes(square_unless_3, range(9), jobs=2, on_crash=lambda x, why: f"crashed {x}: {why}"))
+    assert out[:3] == [0, 1, 4] and out[4:] == [x * x for x in range(4, 9)]
+    assert out[3].startswith("crashed 3: its worker process died")
+
+
+def test_with_on_crash_workers_that_cannot_live_still_end_the_run():
+    """Every input crashing is no bad input but workers that die: the run must not crawl on."""
+    crashed = []
+    with pytest.raises(BlinkgateError, match="died on each of 3 inputs in a row"):
+        for _ in imap_processes(square, range(20), jobs=1, initializer=die_in_worker,
+                                on_crash=lambda x, why: crashed.append(x)):
+            pass
+    assert crashed == [0, 1]

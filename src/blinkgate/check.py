@@ -146,6 +146,8 @@ def _worker_check(spec: str) -> tuple[str, Verdict | None, str | None, list[str]
 def check_in_parallel(specs: Sequence[str], make_gate: Callable[[], Gate], fps: float, jobs: int,
                       log_level: int = logging.WARNING) -> Iterator[tuple[str, Verdict | None, str | None, list[str]]]:
     """(spec, verdict, None, log) or (spec, None, error, log) for each input, in input order, from
-    ``jobs`` processes; ``log`` is what the worker logged meanwhile. ``make_gate`` must pickle (a
-    module-level function or a partial of one)."""
-    yield from imap_processes(_worker_check, specs, jobs, _worker_init, (make_gate, fps, log_level))
+    ``jobs`` processes; ``log`` is what the worker logged meanwhile. An input whose worker dies
+    (a crash in a decoder, killed for memory) is an error, and the batch goes on. ``make_gate``
+    must pickle (a module-level function or a partial of one)."""
+    yield from imap_processes(_worker_check, specs, jobs, _worker_init, (make_gate, fps, log_level),
+                              on_crash=lambda spec, why: (spec, None, f"cannot check {spec}: {why}", []))

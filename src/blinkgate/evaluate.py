@@ -439,6 +439,13 @@ def _worker_run(p: Presentation) -> Outcome:
     return run_presentation(_WORKER["pipeline"], p, _WORKER["check_grant"])
 
 
+def _crashed(p: Presentation, why: str) -> Outcome:
+    """The outcome of a presentation whose worker process died: an error, like an unreadable file."""
+    out = Outcome(p.id, p.label, p.group, p.simulated, p.expect_blink, p.identity)
+    out.error = f"cannot evaluate {p.id}: {why}"
+    return out
+
+
 def evaluate(presentations: list[Presentation], factory: Callable[[], Pipeline], check_grant: bool = False,
              jobs: int = 1, progress: bool = False) -> list[Outcome]:
     """Run every presentation; ``factory`` builds the pipeline (once per worker process)."""
@@ -456,7 +463,8 @@ def evaluate(presentations: list[Presentation], factory: Callable[[], Pipeline],
         from .parallel import imap_processes
 
         outcomes = []
-        for o in imap_processes(_worker_run, presentations, jobs, _worker_init, (factory, check_grant)):
+        for o in imap_processes(_worker_run, presentations, jobs, _worker_init, (factory, check_grant),
+                                on_crash=_crashed):
             outcomes.append(o)
             bar.update()
         return outcomes
