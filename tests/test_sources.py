@@ -670,3 +670,31 @@ def test_a_capture_release_that_fails_ends_the_fresh_reader_instead_of_hanging_t
     worker.start()
     worker.join(5)
     assert not worker.is_alive() and got[0] == 1 and got[-1] in ("end", "release failed")
+
+
+def test_a_camera_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplog):
+    """A webcam in dim light drops to 5-8 fps; the gate keeps up, so only the slow-gate warning
+    existed and nothing said why blinks went unseen."""
+    camera = RealtimeCapture(period_s=0.2)  # 5 fps, a gate that keeps up
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.5)
+    source = open_source(0)
+    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
+        for _ in itertools.islice(source, 12):
+            pass
+    source.close()
+    said = [r for r in caplog.records if "frames a second" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and "blinks are missed" in said[0].getMessage()
+    assert not [r for r in caplog.records if "slower than the camera" in r.getMessage()]
+
+
+def test_a_camera_fast_enough_is_not_warned_about(monkeypatch, caplog):
+    camera = RealtimeCapture(period_s=0.02)  # 50 fps
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.3)
+    source = open_source(0)
+    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
+        for _ in itertools.islice(source, 40):
+            pass
+    source.close()
+    assert not [r for r in caplog.records if "frames a second" in r.getMessage()]

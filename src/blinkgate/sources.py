@@ -320,6 +320,7 @@ class LiveSource(FrameSource):
         self._t0 = clock()
         self._times = CaptureClock()
         self._failures = 0  # reconnect attempts since the last frame
+        self._reconnects = 0  # ever: a report window with one in it measured an outage, not the camera
         self._down_since = 0.0
         self._warned_at = -math.inf  # when a warning was last logged
         self._said = False  # this outage was logged
@@ -327,6 +328,7 @@ class LiveSource(FrameSource):
     def _reconnect(self) -> None:
         """One attempt after a failure: wait the back-off, reopen. Raises once retries are spent."""
         self._failures += 1
+        self._reconnects += 1
         if self.max_retries is not None and self._failures > self.max_retries:
             raise SourceError(f"{self.description} lost after {self.max_retries} reconnect attempts")
         delay = min(self.backoff_s * 2 ** (self._failures - 1), self.max_backoff_s)
@@ -373,7 +375,7 @@ class LiveSource(FrameSource):
     def _fresh(self) -> Iterator[tuple[int, np.ndarray, float, float]]:
         self._reader = reader = FreshQueue(self._reads(), name=f"blinkgate-read {self.description}",
                                            max_behind_s=MAX_BEHIND_MS / 1000.0, on_end=self._cap_release)
-        reported, said = self._clock(), False
+        reported, reconnects, said, said_slow_camera = self._clock(), self._reconnects, False, False
         try:
             while True:
                 item = reader.take()
@@ -382,16 +384,22 @@ class LiveSource(FrameSource):
                 yield item
                 if self._clock() - reported >= DROP_REPORT_S:
                     skipped, taken = reader.counts()
+                    rate = taken / (self._clock() - reported)
                     if skipped > 0.05 * (skipped + taken):  # not a hiccup: the box cannot keep up
                         # said once (the box is slower than the camera), then only with -v
-                        rate = taken / (self._clock() - reported)
                         level = logging.DEBUG if said else logging.WARNING if rate < MIN_BLINK_FPS else logging.INFO
                         log.log(level, "%s: the gate is slower than the camera; it took %d of %d frames (%.1f a "
                                 "second), skipping those over %.0f ms old%s", self.description, taken,
                                 taken + skipped, rate, MAX_BEHIND_MS,
                                 f"; under {MIN_BLINK_FPS} a second blinks are missed" if rate < MIN_BLINK_FPS else "")
                         said = True
-                    reported = self._clock()
+                    elif rate < MIN_BLINK_FPS and reconnects == self._reconnects and not said_slow_camera:
+                        # The gate keeps up, so the camera is slow: webcams halve their rate in dim light.
+                        log.warning("%s gives %.1f frames a second; under %d a second blinks are missed (a camera "
+                                    "lowers its rate in dim light: more light, or a camera mode with a higher "
+                                    "frame rate, helps)", self.description, rate, MIN_BLINK_FPS)
+                        said_slow_camera = True
+                    reported, reconnects = self._clock(), self._reconnects
         finally:
             reader.stop(timeout=0)  # close() waits for it, if it is ever called
 
