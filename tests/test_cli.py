@@ -533,3 +533,102 @@ def test_train_eyes_without_the_train_extra_says_how_to_install_it_before_any_wo
     err = capsys.readouterr().err
     assert "keras missing" in err and "pip install '.[train]'" in err and "whl/cpu" in err
     assert "calibrating" not in err
+
+
+# -- verify: one visit for a login or kiosk script ---------------------------------------------
+
+
+def test_verify_prints_the_name_and_exits_0_once_the_person_is_granted_and_runs_no_action(capsys, tmp_path):
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    touched = tmp_path / "door-opened"
+    code, out, err = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--no-challenge",
+                         "--db", str(db), "--on-grant", f"touch {touched}")
+    assert (code, out) == (0, "subject\n"), err
+    assert not touched.exists()  # the exit code is the action: the door's relay must not fire
+
+
+def test_verify_of_a_replayed_video_fails_counts_and_is_logged(capsys, tmp_path, caplog):
+    """The same clip played to the default challenge, as a phone held to a laptop's webcam."""
+    from blinkgate.accesslog import AccessLog
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    with caplog.at_level("INFO", logger="blinkgate"):
+        code, out, _ = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--db", str(db))
+    assert code == 1 and out == ""
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said == ["the source ended before anyone was granted"]  # the clip is 11 s: no lockout yet
+    with AccessLog(db) as log:
+        entries = log.entries()
+    assert entries and all(e.decision == "denied" and e.name == "subject" for e in entries)
+
+
+def test_verify_gives_up_at_its_timeout(capsys, tmp_path, caplog):
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    clip = str(shared("blink-videos", "blink-detector.mp4"))  # its first blink ends at 0.64 s
+    code, out, _ = run(capsys, "verify", "--timeout", "0.5", "--source", clip, "--no-display", "--no-challenge",
+                       "--db", str(db))
+    assert code == 1 and out == "" and "no one was granted within 0.5 s" in caplog.text
+
+
+def test_verify_refuses_a_name_that_is_not_enrolled(capsys, tmp_path):
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    code, out, err = run(capsys, "verify", "--name", "someone", "--source", "0", "--db", str(db))
+    assert code == 2 and "'someone' is not enrolled; enrolled: subject" in err
+
+
+def test_verify_of_a_locked_out_person_stops_at_once_and_says_how_to_lift_it(capsys, tmp_path, caplog):
+    """Failures count towards the door's lockout, so a login script cannot retry a replay for ever."""
+    import time
+
+    from blinkgate.accesslog import AccessLog
+    from blinkgate.door import Decision
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    with AccessLog(db) as log:
+        for k in range(5):
+            log.record(Decision(0.0, 1, "subject", "denied", "challenge_failed", (0, 0, 1, 1)), at=time.time() - 10 + k)
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    code, out, _ = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--db", str(db))
+    assert code == 1 and out == ""
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said == ["subject is locked out after failed challenges (`blinkgate unlock subject` lifts it)"]
+
+
+def test_verify_on_a_camera_that_drops_gives_up_after_a_few_reconnects(capsys, tmp_path, monkeypatch):
+    """The door reconnects for ever (it outlives an unplugged camera); one visit must not."""
+    import blinkgate.sources as sources
+
+    opened = []
+
+    class Dropping:
+        def __init__(self, frames):
+            self.left = frames
+
+        def read(self):
+            self.left -= 1
+            return (True, np.zeros((120, 160, 3), np.uint8)) if self.left >= 0 else (False, None)
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            pass
+
+    def open_capture(target):
+        opened.append(target)
+        return Dropping(3 if len(opened) == 1 else 0)
+
+    monkeypatch.setattr(sources, "_open_capture", open_capture)
+    code, out, err = run(capsys, "verify", "--source", "0", "--no-display", "--db", str(tmp_path / "f.db"))
+    assert code == 2 and out == "" and "lost after 3 reconnect attempts" in err
+    assert len(opened) == 4

@@ -1,6 +1,7 @@
-"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | log | config``.
+"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
-Exit codes: 0 success (``check`` returns 0 whatever the verdicts), 2 unusable input or
+Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
+granted), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
 the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: recordings and logs are closed first).
 """
@@ -384,6 +385,13 @@ def cmd_door(args: argparse.Namespace) -> int:
     return run_door(resolve(args))
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .doorrun import verify
+
+    return verify(resolve(args), args.name, args.timeout)
+
+
 def cmd_log(args: argparse.Namespace) -> int:
     from .config import resolve
     from .doorrun import show_log
@@ -565,6 +573,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("door", help="door opener: challenge-response, lockout, access log, unlock actions")
     add_door_settings(p)
     p.set_defaults(func=cmd_door)
+
+    p = command("verify", help="one visit for a login or kiosk script: exit 0 and print the name once "
+                               "someone is granted, 1 if no one is",
+                description="Run the door's checks (recognition, blink, challenge, lockout, access log) until "
+                            "someone is granted, then print the name and exit 0. Exit 1 if no one is within "
+                            "--timeout, the source ends, or --name is locked out; 2 on an error. No unlock "
+                            "action runs: the exit code is the action.")
+    p.add_argument("--name", help="only this enrolled person counts (as `blinkgate people` shows it)")
+    p.add_argument("--timeout", type=_number(0), default=30.0, metavar="SECONDS",
+                   help="give up after this long from the first frame (default 30)")
+    add_door_settings(p)
+    p.set_defaults(func=cmd_verify)
 
     p = command("log", help="show the door's access log")
     p.add_argument("--since", metavar="AGE", help="only entries newer than this: 30m, 1h, 2d, 1w or an ISO date")

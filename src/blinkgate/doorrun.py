@@ -13,13 +13,18 @@ import logging
 import os
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import Resolved, weakened
 from .door import ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
 from .errors import BlinkgateError
+
+if TYPE_CHECKING:
+    from .sources import Frame
 
 log = logging.getLogger("blinkgate")
 
@@ -79,10 +84,11 @@ def build_actions(settings: Resolved, source: str = ""):
     return ActionRunner(actions, cooldown_s=s["actions.cooldown"], source=source)
 
 
-def build_door(settings: Resolved, source: str = "", gate=None, live: bool = False) -> Door:
+def build_door(settings: Resolved, source: str = "", gate=None, live: bool = False, actions: bool = True) -> Door:
     """Gate + challenge + access log + actions, from settings. Restores lockout counts of
     the last ``lockout.window`` from the access log, so a restart does not reset them. A
-    ``live`` source (camera, stream) is recognised in a background process."""
+    ``live`` source (camera, stream) is recognised in a background process. ``actions=False``
+    (``verify``) leaves the unlock actions out: its exit code is the action."""
     from .accesslog import AccessLogWriter
     from .gate import Gate, GateOptions
 
@@ -99,11 +105,11 @@ def build_door(settings: Resolved, source: str = "", gate=None, live: bool = Fal
                         "with the same --db or settings file)", db)
     writer = AccessLogWriter(db, retention_days=settings["log.retention_days"])
     try:
-        actions = build_actions(settings, source)
+        runner = build_actions(settings, source) if actions else None
     except BaseException:
         writer.close()
         raise
-    door = Door(gate, door_options(settings), access_log=writer, actions=actions,
+    door = Door(gate, door_options(settings), access_log=writer, actions=runner,
                 snapshots=settings["log.snapshots"], source=source)
     _restore_failures(door, db, settings)
     return door
@@ -214,7 +220,11 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 # -- commands ----------------------------------------------------------------------------------
 
 
-def run_door(settings: Resolved) -> int:
+def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None] | None = None,
+             actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
+    """The door's frame loop until the source ends or the window closes (0), or until
+    ``until(frame, result)`` returns an exit code. A camera that drops is reconnected ``retries``
+    times (None: for ever, as a door outlives a camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
     from .sources import open_source
@@ -225,8 +235,8 @@ def run_door(settings: Resolved) -> int:
         from .webui import check_settings
 
         check_settings(settings["ui.listen"], settings["ui.token"])
-    source = open_source(settings["source"], fps=settings["fps"], retries=None)  # a door outlives a camera unplugged
-    door = build_door(settings, source=source.description, live=source.live)
+    source = open_source(settings["source"], fps=settings["fps"], retries=retries)
+    door = build_door(settings, source=source.description, live=source.live, actions=actions)
     for line in weakened(settings):
         log.warning("weaker than the default: %s", line)
     c = door.options.challenge
@@ -237,7 +247,7 @@ def run_door(settings: Resolved) -> int:
     viewer = ui = None
     try:
         # keep_existing: systemd restarts the door, and each start must not wipe the last recording
-        viewer = Viewer("blinkgate door", settings["display"], settings["record"], source.fps, pace=not source.live,
+        viewer = Viewer(title, settings["display"], settings["record"], source.fps, pace=not source.live,
                         ui=bool(settings["ui.listen"]), live=source.live, keep_existing=True)
         if settings["ui.listen"]:
             from .webui import WebUI, announce
@@ -264,6 +274,8 @@ def run_door(settings: Resolved) -> int:
                              ev.name or "unknown", f" ({why})" if why else "")
             if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
+            if until is not None and (code := until(frame, result)) is not None:
+                return code
     finally:
         source.close()
         door.close()
@@ -271,6 +283,65 @@ def run_door(settings: Resolved) -> int:
             if part:
                 part.close()
     return 0
+
+
+VERIFY_RETRIES = 3  # reconnects of a dropped camera before `verify` gives up (back-off 0.5, 1, 2 s)
+
+
+def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
+    """``blinkgate verify``: the door's checks for one visit, for a login or kiosk script.
+
+    0, with the name on stdout, once someone (``name``, if given) is granted; 1 when no one is
+    within ``timeout_s`` of the first frame, the source ends first, or ``name`` is locked out.
+    Failures count towards the door's lockout and everything goes to its access log, so a
+    script cannot be used to try a replay again and again; no unlock action runs."""
+    if name is not None:
+        name = _enrolled(settings, name)
+    first: list[float] = []
+    granted: list[str] = []
+    why: list[str] = []  # why no one was granted
+
+    def until(frame, result: DoorResult) -> int | None:
+        first[:] = first or [frame.timestamp_ms]
+        for d in result.decisions:
+            if d.decision == "granted" and (name is None or d.name == name):
+                granted.append(d.name)
+                print(d.name, flush=True)
+                return 0
+            if name is not None and d.name == name and d.reason == "locked_out":
+                why.append(f"{name} is locked out after failed challenges (`blinkgate unlock {shlex.quote(name)}` "
+                           "lifts it)")
+                return 1
+        if frame.timestamp_ms - first[0] > timeout_s * 1000.0:
+            why.append(f"no one{'' if name is None else ' recognised as ' + name} was granted within {timeout_s:g} s")
+            return 1
+        return None
+
+    # A camera that drops mid-visit fails the visit after a few reconnects rather than outliving the timeout.
+    code = run_door(settings, until=until, actions=False, title="blinkgate verify", retries=VERIFY_RETRIES)
+    if code == 0 and not first:
+        why.append("the source gave no frame")
+    elif code == 0 and not granted and not why:  # a file ended, or the window was closed
+        why.append("the source ended before anyone was granted")
+    if why:
+        log.error(why[0])
+        return 1
+    return code
+
+
+def _enrolled(settings: Resolved, name: str) -> str:
+    """``name`` as enrolled (Unicode form and spaces aside), or a clear error."""
+    from .database import FaceDatabase
+
+    db = db_path(settings)
+    if not db.exists():
+        raise BlinkgateError(f"no face database at {db} (enrol with `blinkgate enroll DIR`)")
+    with FaceDatabase(db, create=False) as store:
+        enrolled = store.enrolled_name(name)
+        if enrolled is None:
+            raise BlinkgateError(f"{name!r} is not enrolled; enrolled: "
+                                 + (", ".join(n for n, _ in store.people()) or "nobody"))
+    return enrolled
 
 
 def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | None = None,
