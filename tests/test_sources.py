@@ -127,6 +127,28 @@ def test_video_file_clock(tmp_path):
     assert frames[-1].index == 9
 
 
+def test_a_phone_video_recorded_sideways_is_read_upright(tmp_path):
+    """Phones record portrait video as landscape frames plus a rotation in the MP4 header; read
+    without it, every face lies on its side and none is found. A guard: OpenCV applies it."""
+    import struct
+
+    path = tmp_path / "phone.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(3):
+        frame = np.zeros((48, 64, 3), np.uint8)
+        frame[:, :16] = 255  # a white band on the left of the stored frame
+        writer.write(frame)
+    writer.release()
+    data = bytearray(path.read_bytes())
+    identity = struct.pack(">9i", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.find(identity, data.find(b"tkhd"))
+    data[at:at + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)  # 90 degrees
+    path.write_bytes(bytes(data))
+    frames = list(VideoFileSource(path))
+    assert len(frames) == 3 and frames[0].image.shape == (64, 48, 3)
+    assert frames[0].image[:16].mean() > 200 and frames[0].image[-16:].mean() < 50  # the band is on top
+
+
 def test_file_clock_follows_the_container_from_zero():
     clock = FileClock(fps=30)
     # A variable-rate phone clip that starts at 1 s: 33 ms frames, then 67 ms ones in dim light.
