@@ -350,6 +350,36 @@ def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
     assert len(rig.gate.process(FRAME, 3.0)) == 0  # free again once the other call returned
 
 
+@pytest.mark.parametrize("call", ["set_people", "reset"])
+def test_set_people_or_reset_from_another_thread_waits_for_the_frame_under_way(call):
+    """A kiosk app swapping the enrolled people from its admin thread must not change the
+    recogniser and the tracks halfway through a frame."""
+    import threading
+
+    rig = Rig()
+    inside, leave, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_detect(gray):
+        inside.set()
+        leave.wait(5)
+        return []
+
+    rig.detector.detect = slow_detect
+    frame = threading.Thread(target=rig.gate.process, args=(FRAME, 1.0))
+    frame.start()
+    assert inside.wait(5)
+    args = (np.array([vec(9)]), ["zoe"]) if call == "set_people" else ()
+    other = threading.Thread(target=lambda: (getattr(rig.gate, call)(*args), done.set()))
+    other.start()
+    assert not done.wait(0.3)  # waits: the frame is still under way
+    leave.set()
+    frame.join(5)
+    assert done.wait(5)
+    other.join(5)
+    if call == "set_people":
+        assert rig.gate.recognizer.names == ["zoe"]
+
+
 @pytest.mark.parametrize("name", ["liveness_ms", "recheck_ms", "max_gap_ms", "full_scan_ms"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
 def test_gate_times_must_be_finite_and_positive(name, bad):

@@ -192,6 +192,9 @@ class Gate:
         self._unenrolled: set[int] = set()  # tracks whose name set_people removed: unnamed next frame
         self._closed = False
         self._busy = threading.Lock()  # held by the one process() call running
+        # Held by process() for a whole frame and by set_people() and reset(): those may come from
+        # another thread (a kiosk's admin thread) and wait for the frame to end, not tear it.
+        self._state = threading.RLock()
 
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
         from .eye_model import EyeClassifier
@@ -224,7 +227,12 @@ class Gate:
         ``forget``); what changed, in words ("" if nothing). A face named someone no longer
         enrolled loses the name, and any liveness, on the next frame (``identity_changed``,
         ``detail["unenrolled"]``), not at its next re-check, and an unknown face is asked about
-        again at once; a named face is judged by the new encodings from its next re-check."""
+        again at once; a named face is judged by the new encodings from its next re-check.
+        From another thread than ``process``, it waits for the frame under way to end."""
+        with self._state:
+            return self._set_people(encodings, names)
+
+    def _set_people(self, encodings: np.ndarray, names: list[str]) -> str:
         before, photos = set(self.recognizer.names), len(self.recognizer)
         self.recognizer = Recognizer(encodings, names, tolerance=self.options.tolerance)
         enrolled = set(names)
@@ -254,7 +262,12 @@ class Gate:
             self.background.close()
 
     def reset(self) -> None:
-        """Forget every track and the clock, e.g. before processing another video."""
+        """Forget every track and the clock, e.g. before processing another video (from another
+        thread, once the frame under way ends)."""
+        with self._state:
+            self._reset()
+
+    def _reset(self) -> None:
         self.tracker = IoUTracker(max_gap_ms=self.options.max_gap_ms)
         self.blinks = BlinkDetector(self.options.blink)
         self._tracks.clear()
@@ -278,7 +291,8 @@ class Gate:
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("Gate.process is already running in another thread: use one Gate per thread")
         try:
-            return self._process(image, timestamp_ms)
+            with self._state:
+                return self._process(image, timestamp_ms)
         finally:
             self._busy.release()
 
