@@ -178,6 +178,20 @@ def test_an_exported_snapshot_is_readable_by_its_owner_only(tmp_path, capsys):
     assert stat.S_IMODE((tmp_path / "face.jpg").stat().st_mode) == 0o600
 
 
+def test_a_snapshot_exported_over_an_existing_file_is_private_too(tmp_path, capsys):
+    """Written in place, the new face kept the old file's 0644."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
+    target = tmp_path / "face.jpg"
+    target.write_bytes(b"old")
+    target.chmod(0o644)
+    assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and cv2.imread(str(target)) is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db", "face.jpg"]  # no temporary file left
+    assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(tmp_path / "no" / "x.jpg")]) == 2
+
+
 # -- a whole door session --------------------------------------------------------------------------------
 
 

@@ -288,6 +288,24 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
 VERIFY_RETRIES = 3  # reconnects of a dropped camera before `verify` gives up (back-off 0.5, 1, 2 s)
 
 
+def _write_private(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` as a new 0600 file, atomically. A face is biometric data,
+    kept 0600 in the database: the copy is the owner's too, also over an existing file, whose
+    mode an in-place write would have kept (0644: readable by every user)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
+
+
 def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
     """``blinkgate verify``: the door's checks for one visit, for a login or kiosk script.
 
@@ -362,13 +380,7 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
             if not jpeg:
                 raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, or past retention)")
             target = Path(out or f"blinkgate-{snapshot}.jpg")
-            try:
-                # A face is biometric data, kept 0600 in the database: the copy is the owner's too.
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(jpeg)
-            except OSError as err:
-                raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
+            _write_private(target, jpeg)
             print(f"wrote {target} ({len(jpeg)} bytes)")
             return 0
         entries = store.entries(since=parse_since(since) if since else None, name=name, limit=limit)
