@@ -728,3 +728,22 @@ def test_a_closed_gate_says_so_when_it_is_given_a_frame_and_closes_twice_quietly
     rig.gate.close()
     with pytest.raises(ValueError, match="Gate is closed"):
         rig.step()
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_reading_a_camera_is_timed_as_waiting_not_decoding(live):
+    """A camera's frames are decoded on a reader thread: the gate's read only waits for the
+    next one, and a "decode" of 30 ms a frame would send a user after the wrong stage."""
+    from blinkgate.sources import Frame, FrameSource
+
+    class Source(FrameSource):
+        def __iter__(self):
+            return iter([Frame(FRAME, 0.0, 0), Frame(FRAME, 50.0, 1)])
+
+    source = Source()
+    source.live = live
+    rig = Rig()
+    assert len(list(rig.gate.run(source))) == 2
+    calls = dict(rig.gate.timer.calls)
+    assert calls.get("wait" if live else "decode") == 3  # two frames, and the read that found the end
+    assert ("decode" in calls) != live

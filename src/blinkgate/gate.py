@@ -133,12 +133,15 @@ class StageTimer:
         return now
 
     def frames(self, source: FrameSource) -> Iterator[Frame]:
-        """The frames of a source, each read timed as the ``decode`` stage."""
+        """The frames of a source, each read timed as the ``decode`` stage; for a camera or
+        stream, as ``wait``: its frames are decoded on a reader thread, so the time is spent
+        waiting for the next one, which a fast gate does for most of each frame interval."""
+        stage = "wait" if source.live else "decode"
         frames = iter(source)
         while True:
             t = time.perf_counter()
             frame = next(frames, None)
-            self.add("decode", t)
+            self.add(stage, t)
             if frame is None:
                 return
             yield frame
