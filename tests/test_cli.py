@@ -632,3 +632,21 @@ def test_verify_on_a_camera_that_drops_gives_up_after_a_few_reconnects(capsys, t
     code, out, err = run(capsys, "verify", "--source", "0", "--no-display", "--db", str(tmp_path / "f.db"))
     assert code == 2 and out == "" and "lost after 3 reconnect attempts" in err
     assert len(opened) == 4
+
+
+def test_verify_ending_mid_challenge_logs_a_counted_failure(capsys, tmp_path):
+    """A timeout (or a closed window) while a prompt is up must not drop the prompt for free."""
+    from blinkgate.accesslog import AccessLog
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    # the prompt 0.5 s after recognition; 3 blinks and a 4-s hold cannot be over by 3 s
+    code, _, _ = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--db", str(db),
+                     "--timeout", "3", "--challenge-delay-min", "0.5", "--challenge-delay-max", "0.5",
+                     "--challenge-counts", "3")
+    assert code == 1
+    with AccessLog(db) as log:
+        entries = log.entries()
+    assert [(e.decision, e.reason) for e in entries] == [("denied", "expired")]
+    assert entries[0].detail["why"] == "the visit ended before the answer" and "counted" not in entries[0].detail

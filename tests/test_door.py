@@ -430,6 +430,28 @@ def test_a_face_leaving_mid_challenge_is_an_expired_denial_and_a_failure_once_it
     assert s.reasons() == [("denied", "expired")] and s.logic.failures("alice") == int(blinked)
 
 
+@pytest.mark.parametrize("blinked", [True, False])
+def test_a_visit_ended_mid_challenge_counts_as_a_face_that_left(blinked):
+    """`verify` timed out or its window closed while a prompt was up: ending the visit must not
+    be a free way to drop a prompt whose count does not suit a replay."""
+    s = Scene()
+    s.appear(1, "alice")
+    if blinked:
+        _blinked(s)
+    s.until("challenge")
+    decisions = s.logic.end(s.t)
+    assert [(d.decision, d.reason) for d in decisions] == [("denied", "expired")]
+    assert "visit ended" in decisions[0].detail["why"] and s.logic.failures("alice") == int(blinked)
+    assert s.logic.end(s.t + DT) == []  # said once
+
+
+def test_a_visit_ended_before_any_prompt_decides_nothing():
+    s = Scene()
+    s.appear(1, "alice")
+    s.step()
+    assert s.logic.end(s.t) == [] and s.logic.failures("alice") == 0
+
+
 def test_a_grant_expires_and_then_needs_a_new_challenge():
     s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,)), grant_ms=2000))
     s.appear(1, "alice")

@@ -384,6 +384,18 @@ class DoorLogic:
             faces.append(self._view(track, face, now))
         return DoorResult(frame, faces, events, decisions)
 
+    def end(self, now: float) -> list[Decision]:
+        """The visit ends without a grant (``verify``'s timeout, its window closed): a challenge
+        under way is denied as if its face had left, counted if the face has blinked. Otherwise
+        whoever can end a visit could drop every prompt whose count does not suit a replay."""
+        out = _Out([], [])
+        for track in list(self._tracks.values()):
+            if track.state == "challenge":
+                detail = {"why": "the visit ended before the answer", **self._answer_detail(track, now)}
+                self._deny(track, now, out, "expired", detail, counted=track.has_blinked)
+                self._tracks.pop(track.id, None)
+        return out.decisions
+
     # -- events ------------------------------------------------------------------------------
 
     def _on_event(self, ev: Event, now: float, out: _Out) -> None:
@@ -799,6 +811,7 @@ class Door:
         self._unknown_snap_ms: deque[float] = deque()  # ... and of those with a snapshot
         self.unlogged_unknown = 0
         self._warned_unknown_ms = float("-inf")
+        self._last: tuple[np.ndarray, float] | None = None  # the last frame and its time, for end_visit
 
     @property
     def options(self) -> DoorOptions:
@@ -817,7 +830,20 @@ class Door:
                 self._log(decision, image, timestamp_ms)
             if decision.decision == GRANTED and self.actions is not None:
                 self.actions.fire(decision)
+        self._last = (image, timestamp_ms)
         return result
+
+    def end_visit(self) -> list[Decision]:
+        """End a visit that was not granted (``DoorLogic.end``), logging its decisions with the
+        last frame's snapshot."""
+        if self._last is None:
+            return []
+        image, now = self._last
+        decisions = self.logic.end(now)
+        if self.access_log is not None:
+            for decision in decisions:
+                self._log(decision, image, now)
+        return decisions
 
     def _set_people(self, encodings: np.ndarray, names: list[str]) -> None:
         if change := self.gate.set_people(encodings, names):
@@ -864,6 +890,7 @@ class Door:
     def reset(self) -> None:
         self.gate.reset()
         self.logic.reset()
+        self._last = None
 
     def close(self) -> None:
         """Close the gate; drain and stop the access log and the actions."""

@@ -223,8 +223,10 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None] | None = None,
              actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
     """The door's frame loop until the source ends or the window closes (0), or until
-    ``until(frame, result)`` returns an exit code. A camera that drops is reconnected ``retries``
-    times (None: for ever, as a door outlives a camera unplugged)."""
+    ``until(frame, result)`` returns an exit code. With ``until`` (one visit), any end but exit
+    code 0 ends the visit (``Door.end_visit``): a challenge under way counts as failed. A camera
+    that drops is reconnected ``retries`` times (None: for ever, as a door outlives a camera
+    unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
     from .sources import open_source
@@ -245,6 +247,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
              door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = ui = None
+    granted = False
     try:
         # keep_existing: systemd restarts the door, and each start must not wipe the last recording
         viewer = Viewer(title, settings["display"], settings["record"], source.fps, pace=not source.live,
@@ -275,10 +278,17 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
             if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
             if until is not None and (code := until(frame, result)) is not None:
+                granted = code == 0
                 return code
     finally:
         source.close()
-        door.close()
+        try:
+            if until is not None and not granted:
+                for decision in door.end_visit():
+                    log.info("%s track %d %s (%s)", decision.reason, decision.track_id, decision.name or "unknown",
+                             decision.detail.get("why"))
+        finally:
+            door.close()
         for part in (viewer, ui, events):
             if part:
                 part.close()
