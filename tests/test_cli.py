@@ -650,3 +650,32 @@ def test_verify_ending_mid_challenge_logs_a_counted_failure(capsys, tmp_path):
         entries = log.entries()
     assert [(e.decision, e.reason) for e in entries] == [("denied", "expired")]
     assert entries[0].detail["why"] == "the visit ended before the answer" and "counted" not in entries[0].detail
+
+
+def test_verify_of_a_frozen_stream_gives_up_at_its_timeout(capsys, tmp_path, monkeypatch, caplog):
+    """The door skips a frozen stream's repeats, so `verify` never saw its clock move and a
+    login script waited for ever (here: until the stream dropped, an error, not a timeout)."""
+    import time
+
+    import blinkgate.sources as sources
+
+    class Frozen:
+        left = 90  # 3 s of the same picture, then the stream drops
+
+        def read(self):
+            time.sleep(1 / 30)
+            self.left -= 1
+            return (True, np.zeros((120, 160, 3), np.uint8)) if self.left >= 0 else (False, None)
+
+        def get(self, prop):
+            return 0.0
+
+        def release(self):
+            pass
+
+    camera = Frozen()
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    code, out, err = run(capsys, "verify", "--timeout", "1", "--source", "0", "--no-display",
+                         "--db", str(tmp_path / "f.db"))
+    assert (code, out) == (1, ""), err
+    assert "no one was granted within 1 s" in caplog.text

@@ -220,13 +220,14 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 # -- commands ----------------------------------------------------------------------------------
 
 
-def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None] | None = None,
+def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int | None] | None = None,
              actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
     """The door's frame loop until the source ends or the window closes (0), or until
-    ``until(frame, result)`` returns an exit code. With ``until`` (one visit), any end but exit
-    code 0 ends the visit (``Door.end_visit``): a challenge under way counts as failed. A camera
-    that drops is reconnected ``retries`` times (None: for ever, as a door outlives a camera
-    unplugged)."""
+    ``until(frame, result)`` returns an exit code; ``result`` is None for a frame the door skips
+    (a frozen stream's repeat), so a clock ``until`` keeps still runs. With ``until`` (one visit),
+    any end but exit code 0 ends the visit (``Door.end_visit``): a challenge under way counts as
+    failed. A camera that drops is reconnected ``retries`` times (None: for ever, as a door
+    outlives a camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
     from .sources import open_source
@@ -248,6 +249,16 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = ui = None
     granted = False
+    stopped: list[int] = []
+
+    def frames():
+        for frame in source:
+            # Door.run drops a frozen stream's repeats, which would otherwise never reach `until`
+            if until is not None and (code := until(frame, None)) is not None:
+                stopped.append(code)
+                return
+            yield frame
+
     try:
         # keep_existing: systemd restarts the door, and each start must not wipe the last recording
         viewer = Viewer(title, settings["display"], settings["record"], source.fps, pace=not source.live,
@@ -258,7 +269,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
             ui = WebUI(settings["ui.listen"], draw=draw_door, faces=lambda result: [door_face_json(f) for f in result.faces],
                        token=settings["ui.token"], title=f"door: {source.description}")
             announce(ui, log)
-        for frame, result in door.run(source):
+        for frame, result in door.run(frames()):
             if events:
                 events.write(result.frame.events + result.events)
             if ui:
@@ -292,7 +303,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult], int | None
         for part in (viewer, ui, events):
             if part:
                 part.close()
-    return 0
+    return stopped[0] if stopped else 0
 
 
 VERIFY_RETRIES = 3  # reconnects of a dropped camera before `verify` gives up (back-off 0.5, 1, 2 s)
@@ -329,9 +340,9 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
     granted: list[str] = []
     why: list[str] = []  # why no one was granted
 
-    def until(frame, result: DoorResult) -> int | None:
+    def until(frame, result: DoorResult | None) -> int | None:
         first[:] = first or [frame.timestamp_ms]
-        for d in result.decisions:
+        for d in result.decisions if result is not None else ():
             if d.decision == "granted" and (name is None or d.name == name):
                 granted.append(d.name)
                 print(d.name, flush=True)
