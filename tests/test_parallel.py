@@ -52,3 +52,22 @@ def test_with_on_crash_workers_that_cannot_live_still_end_the_run():
                                 on_crash=lambda x, why: crashed.append(x)):
             pass
     assert crashed == [0, 1]
+
+
+def test_with_on_crash_inputs_done_before_the_crash_break_a_streak_of_crashes():
+    """Inputs that finished before a worker died sit between those run again alone; three
+    corrupt files among five ended the run as "3 inputs in a row"."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from blinkgate.parallel import _one_at_a_time
+
+    def future(result=None, error=None):
+        f = Future()
+        f.set_exception(error) if error else f.set_result(result)
+        return f
+
+    died = BrokenProcessPool("died")
+    pending = [(3, future(error=died)), (1, future(1)), (3, future(error=died)), (2, future(4)), (3, future(error=died))]
+    out = list(_one_at_a_time(square_unless_3, pending, None, (), lambda x, why: f"crashed {x}", [0]))
+    assert out == ["crashed 3", 1, "crashed 3", 4, "crashed 3"]

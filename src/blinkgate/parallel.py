@@ -78,6 +78,7 @@ def _one_at_a_time(fn, pending: list, initializer, initargs, on_crash, streak: l
     try:
         for item, future in pending:
             if future.done() and not future.cancelled() and future.exception() is None:
+                streak[0] = 0  # an input that worked: the crashes around it are not in a row
                 yield future.result()
                 continue
             pool = pool or _pool(1, initializer, initargs)
@@ -121,7 +122,6 @@ def _submit(pool, fn, item):
         future: Future = Future()
         future.set_exception(err)
         return future
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # An initializer's error, in a worker process. Raised from the initializer, it kills the worker,
