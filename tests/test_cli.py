@@ -679,3 +679,24 @@ def test_verify_of_a_frozen_stream_gives_up_at_its_timeout(capsys, tmp_path, mon
                          "--db", str(tmp_path / "f.db"))
     assert (code, out) == (1, ""), err
     assert "no one was granted within 1 s" in caplog.text
+
+
+def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeypatch, caplog):
+    """Another face of the same name failing its challenge on the frame of a grant locks the
+    name out and revokes that grant (DoorLogic._failed); verify took the grant, seen first."""
+    from types import SimpleNamespace
+
+    import blinkgate.doorrun as doorrun
+    from blinkgate.door import Decision, DoorResult
+
+    box = (0, 0, 1, 1)
+    decisions = [Decision(0.0, 1, "subject", "granted", "challenge_passed", box),
+                 Decision(0.0, 2, "subject", "denied", "challenge_failed", box),
+                 Decision(0.0, 1, "subject", "revoked", "locked_out", box)]
+
+    def run_door(settings, until, **kwargs):
+        return until(SimpleNamespace(timestamp_ms=0.0), DoorResult(None, [], [], decisions)) or 0
+
+    monkeypatch.setattr(doorrun, "run_door", run_door)
+    assert doorrun.verify({}, None, 30.0) == 1
+    assert capsys.readouterr().out == "" and "the source ended before anyone was granted" in caplog.text

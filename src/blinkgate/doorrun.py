@@ -342,8 +342,12 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
 
     def until(frame, result: DoorResult | None) -> int | None:
         first[:] = first or [frame.timestamp_ms]
-        for d in result.decisions if result is not None else ():
-            if d.decision == "granted" and (name is None or d.name == name):
+        decisions = result.decisions if result is not None else []
+        for i, d in enumerate(decisions):
+            # a grant that a later decision of the same frame takes back (revoked: its name just
+            # locked out by another face's failure) is none
+            if (d.decision == "granted" and (name is None or d.name == name)
+                    and not any(e.track_id == d.track_id for e in decisions[i + 1:])):
                 granted.append(d.name)
                 print(d.name, flush=True)
                 return 0
