@@ -350,7 +350,7 @@ def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
     assert len(rig.gate.process(FRAME, 3.0)) == 0  # free again once the other call returned
 
 
-@pytest.mark.parametrize("call", ["set_people", "reset"])
+@pytest.mark.parametrize("call", ["set_people", "reset", "close"])
 def test_set_people_or_reset_from_another_thread_waits_for_the_frame_under_way(call):
     """A kiosk app swapping the enrolled people from its admin thread must not change the
     recogniser and the tracks halfway through a frame."""
@@ -378,6 +378,9 @@ def test_set_people_or_reset_from_another_thread_waits_for_the_frame_under_way(c
     other.join(5)
     if call == "set_people":
         assert rig.gate.recognizer.names == ["zoe"]
+    if call == "close":
+        with pytest.raises(ValueError, match="closed"):
+            rig.gate.process(FRAME, 2.0)
 
 
 @pytest.mark.parametrize("name", ["liveness_ms", "recheck_ms", "max_gap_ms", "full_scan_ms"])

@@ -258,9 +258,11 @@ class Gate:
         self.close()
 
     def close(self) -> None:
-        """End the background worker, if any. A closed Gate processes no more frames."""
-        self.reset()
-        self._closed = True
+        """End the background worker, if any. A closed Gate processes no more frames (from
+        another thread, once the frame under way ends)."""
+        with self._state:
+            self._reset()
+            self._closed = True
         if self.background is not None:
             self.background.close()
 
@@ -289,12 +291,12 @@ class Gate:
         One stream per Gate, from one thread at a time: a call while another thread's call runs
         raises RuntimeError (its stages are not thread-safe, and two cameras' frames interleaved
         into one set of tracks would mix their faces' eye histories)."""
-        if self._closed:  # its worker is gone: say so, not "Queue ... is closed"
-            raise ValueError("this Gate is closed: make a new one (reset() starts another stream on an open Gate)")
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("Gate.process is already running in another thread: use one Gate per thread")
         try:
             with self._state:
+                if self._closed:  # its worker is gone: say so, not "Queue ... is closed"
+                    raise ValueError("this Gate is closed: make a new one (reset() starts another stream on an open Gate)")
                 return self._process(image, timestamp_ms)
         finally:
             self._busy.release()
