@@ -1,4 +1,4 @@
-"""Command-line interface: ``blinkgate enroll | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
+"""Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
 granted), 2 unusable input or
@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -123,6 +124,45 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     print(report.format())
     if report.added or report.updated or report.removed:
         log.info(RUNNING_DOOR_NOTE)
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from .capture import CaptureOptions, capture, check_name, draw_capture
+    from .recognize import FaceEncoder
+    from .sources import open_source
+    from .viewer import Viewer
+
+    name = check_name(args.name)
+    folder = Path(args.people_dir).expanduser() / name
+    _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
+    options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0)
+    source = open_source(args.source, fps=args.fps or 20.0, retries=3)
+    viewer = None
+    try:
+        viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live)
+        encoder = FaceEncoder()
+
+        def show(frame, box, why, saved) -> bool:
+            viewer.wait(frame.timestamp_ms)
+            return not viewer.display or viewer.show(draw_capture(frame.image, box, why, saved, args.count),
+                                                     frame.timestamp_ms)
+
+        saved = capture(source, folder, encoder.detect, options, on_frame=show)
+    finally:
+        source.close()
+        if viewer is not None:
+            viewer.close()
+    if not saved:
+        log.error("no photo of %s taken: no frame showed exactly one face at least %d px wide", name,
+                  options.min_face_px)
+        return 1
+    print(f"{len(saved)} photo{'s' if len(saved) != 1 else ''} of {name} in {folder}; enrol with: "
+          f"blinkgate enroll {shlex.quote(str(args.people_dir))}")
+    if len(saved) < args.count:
+        log.warning("only %d of %d photos: the source ended, the window was closed or %g s passed",
+                    len(saved), args.count, args.timeout)
+        return 1
     return 0
 
 
@@ -490,6 +530,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_db(p)
     p.set_defaults(func=cmd_enroll)
+
+    p = command("capture", help="take enrolment photos of one person with the camera",
+                description="Save photos of NAME from the camera into PEOPLE_DIR/NAME/ (frames with exactly one "
+                            "face, big enough, spaced in time), then enrol them with `blinkgate enroll PEOPLE_DIR`. "
+                            "Exit 1 if fewer than --count were taken.")
+    p.add_argument("people_dir", metavar="PEOPLE_DIR")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--source", default="0", help="camera index, video file, frame folder or URL (default 0)")
+    p.add_argument("--count", type=_whole(1), default=5, help="photos to take (default 5)")
+    p.add_argument("--every", type=_number(0), default=0.7, metavar="SECONDS",
+                   help="at least this long between photos: turn your head a little (default 0.7)")
+    p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up after this long (default 60)")
+    p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
+    p.add_argument("--no-display", action="store_true", help="no window")
+    p.set_defaults(func=cmd_capture)
 
     p = command("people", help="list enrolled people")
     p.add_argument("--json", action="store_true")

@@ -1,0 +1,122 @@
+"""``blinkgate capture``: enrolment photos taken with the camera that will do the recognising.
+
+A door's camera sees people in its own light, angle and lens; photos taken there match better
+than a passport photo, and a door box often has no other camera. The photos go into
+``PEOPLE_DIR/NAME/`` as ordinary JPEGs, and ``blinkgate enroll PEOPLE_DIR`` enrols them as any
+other: the folder stays the one record of who is enrolled from what.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BlinkgateError
+from .sources import Frame
+from .types import Box
+
+log = logging.getLogger("blinkgate")
+
+DETECT_MAX_SIDE = 640  # HOG on a larger frame costs seconds a frame; enrolment re-detects on the full photo
+MIN_FACE_PX = 80  # a smaller face gives enrolment too little detail (and is often someone in the background)
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    count: int = 5
+    every_ms: float = 700.0  # between photos: time to turn the head a little, so they differ
+    min_face_px: int = MIN_FACE_PX
+    timeout_ms: float = 60_000.0  # from the first frame: a camera nobody stands in front of
+
+
+def check_name(name: str) -> str:
+    """``name`` as a folder name under PEOPLE_DIR, or a clear error."""
+    clean = name.strip()
+    if not clean or clean in (".", "..") or any(c in clean for c in "/\\\0"):
+        raise BlinkgateError(f"{name!r} cannot be a person's folder name")
+    if clean.startswith("-"):  # enrol skips such folders: an unlock command would read the name as an option
+        raise BlinkgateError(f"{name!r}: a name must not start with '-'")
+    return clean
+
+
+def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]], min_face_px: int) -> tuple[Box | None, str]:
+    """The one face in ``image`` big enough to enrol (in image pixels), or None and why not."""
+    import cv2
+
+    scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    boxes = [tuple(v / scale for v in box) for box in detect(small)]
+    if not boxes:
+        return None, "no face"
+    if len(boxes) > 1:
+        return None, f"{len(boxes)} faces: one person at a time"
+    box = boxes[0]
+    if box[2] - box[0] < min_face_px:
+        return None, f"face {box[2] - box[0]:.0f} px wide: come closer (at least {min_face_px})"
+    return box, ""
+
+
+def save_photo(folder: Path, image: np.ndarray) -> Path:
+    """Write ``image`` as a new JPEG in ``folder``, atomically (enrol never reads half a photo)
+    and under a new name (a time to the microsecond), never over an existing photo."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise BlinkgateError("cannot encode the photo as JPEG")
+    path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
+    tmp = folder / f".{path.name}.tmp"
+    try:
+        if path.exists():
+            raise FileExistsError(17, "a photo of that name is already there", str(path))
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise BlinkgateError(f"cannot write a photo in {folder}: {err.strerror or err}") from None
+    return path
+
+
+def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray], list[Box]],
+            options: CaptureOptions = CaptureOptions(),
+            on_frame: Callable[[Frame, Box | None, str, int], bool] | None = None) -> list[Path]:
+    """Save up to ``options.count`` frames that show exactly one face big enough to enrol, at
+    least ``options.every_ms`` apart, until ``options.timeout_ms`` after the first frame.
+    ``on_frame(frame, box, why, saved)`` is called for every frame (``why`` is "" for a photo
+    taken, or why the frame was not one); it returns False to stop (the window closed)."""
+    saved: list[Path] = []
+    first_ms, last_ms = None, float("-inf")
+    for frame in frames:
+        first_ms = frame.timestamp_ms if first_ms is None else first_ms
+        box, why = None, "next photo in a moment"
+        if frame.timestamp_ms - last_ms >= options.every_ms:  # detection only when a photo is due: HOG is slow
+            box, why = one_face(frame.image, detect, options.min_face_px)
+            if box is not None:
+                saved.append(save_photo(folder, frame.image))
+                last_ms = frame.timestamp_ms
+                log.info("photo %d of %d: %s", len(saved), options.count, saved[-1])
+        if on_frame is not None and not on_frame(frame, box, why, len(saved)):
+            break
+        if len(saved) >= options.count or frame.timestamp_ms - first_ms > options.timeout_ms:
+            break
+    return saved
+
+
+def draw_capture(image: np.ndarray, box: Box | None, why: str, saved: int, count: int) -> np.ndarray:
+    """The frame with the face box and what is happening, for the window."""
+    import cv2
+
+    canvas = image.copy()
+    if box is not None:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 200, 0), 2)
+    text = f"photo {saved} of {count}" + (f": {why}" if why else " taken")
+    cv2.putText(canvas, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4, cv2.LINE_AA)
+    cv2.putText(canvas, text, (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    return canvas

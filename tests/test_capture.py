@@ -1,0 +1,94 @@
+"""Enrolment photos from the camera: which frames become photos, and that enrol takes them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from blinkgate.capture import CaptureOptions, capture, check_name
+from blinkgate.cli import main
+from blinkgate.errors import BlinkgateError
+from blinkgate.sources import Frame
+
+from conftest import shared
+
+FACE = (100.0, 100.0, 250.0, 250.0)
+SMALL = (100.0, 100.0, 150.0, 150.0)
+
+
+def frames(n: int, step_ms: float = 100.0) -> list[Frame]:
+    return [Frame(np.full((480, 640, 3), i % 256, np.uint8), i * step_ms, i) for i in range(n)]
+
+
+def scripted(boxes_by_frame: dict[int, list]):
+    """A detector that finds, in frame i (its pixels hold i), the boxes the test lists for i."""
+    return lambda image: list(boxes_by_frame.get(int(image[0, 0, 0]), []))
+
+
+def test_only_frames_with_one_face_big_enough_become_photos_spaced_in_time(tmp_path):
+    seen = []
+    detect = scripted({0: [], 1: [FACE, FACE], 2: [SMALL], **{i: [FACE] for i in range(3, 40)}})
+    saved = capture(frames(40), tmp_path, detect, CaptureOptions(count=3, every_ms=700),
+                    on_frame=lambda f, box, why, n: seen.append((f.index, box is not None, why, n)) or True)
+    assert len(saved) == 3 and all(cv2.imread(str(p)) is not None for p in saved)
+    taken = [i for i, ok, _, _ in seen if ok]
+    assert taken == [3, 10, 17]  # the first good frame, then one every 700 ms
+    whys = {i: why for i, _, why, _ in seen}
+    assert whys[0] == "no face" and "2 faces" in whys[1] and "come closer" in whys[2]
+    assert seen[-1][0] == 17  # stops once it has them
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in saved)  # no temporary file left
+
+
+def test_a_camera_nobody_stands_in_front_of_gives_up_at_the_timeout(tmp_path):
+    looked = []
+    saved = capture(frames(1000), tmp_path, scripted({}), CaptureOptions(timeout_ms=2000),
+                    on_frame=lambda f, *_: looked.append(f.index) or True)
+    assert saved == [] and looked[-1] == 21  # the first frame past 2 s after the first
+
+
+def test_closing_the_window_stops(tmp_path):
+    saved = capture(frames(100), tmp_path, scripted({i: [FACE] for i in range(100)}), CaptureOptions(count=5),
+                    on_frame=lambda f, *_: f.index < 8)
+    assert len(saved) == 2  # frames 0 and 7; the window closed at 8
+
+
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/b", "a\\b", "-rf"])
+def test_a_name_that_cannot_be_a_folder_under_people_dir_is_refused(name):
+    with pytest.raises(BlinkgateError):
+        check_name(name)
+
+
+def test_check_name_keeps_spaces_inside_and_unicode():
+    assert check_name(" Zoë Ada ") == "Zoë Ada"
+
+
+def test_captured_photos_are_enrolled_and_name_the_person(capsys, tmp_path):
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    people, db = tmp_path / "people", str(tmp_path / "faces.db")
+    code = main(["capture", str(people), "kid", "--source", clip, "--no-display", "--count", "3"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"3 photos of kid in {people / 'kid'}" in out and "blinkgate enroll" in out
+    assert len(list((people / "kid").glob("*.jpg"))) == 3
+    assert main(["enroll", str(people), "--db", db, "-q"]) == 0
+    assert "3 added" in capsys.readouterr().out
+    assert main(["check", clip, "--db", db, "-q", "--json"]) == 0
+    assert '"granted": true' in capsys.readouterr().out
+
+
+def test_capture_without_any_face_exits_1_and_leaves_no_photo(capsys, tmp_path, caplog):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.zeros((120, 160, 3), np.uint8))
+    code = main(["capture", str(tmp_path / "people"), "ann", "--source", str(folder), "--no-display"])
+    assert code == 1 and "no photo of ann taken" in caplog.text
+    assert list((tmp_path / "people" / "ann").iterdir()) == []
+
+
+def test_capture_refuses_a_bad_name_before_opening_the_camera(capsys, tmp_path, monkeypatch):
+    import blinkgate.sources as sources
+
+    monkeypatch.setattr(sources, "open_source", lambda *a, **k: pytest.fail("opened the camera"))
+    assert main(["capture", str(tmp_path), "../escape"]) == 2
+    assert "cannot be a person's folder name" in capsys.readouterr().err
