@@ -1098,3 +1098,35 @@ def test_a_repeated_sample_with_a_changed_frame_is_not_skipped():
     door = Door(gate)
     list(door.run([Frame(base, 0.0, 0), Frame(eyes, 33.0, 1), Frame(eyes.copy(), 66.0, 2)]))
     assert gate.n == 2  # the changed frame is seen; only the exact repeat is skipped
+
+
+def test_a_grant_revoked_on_its_own_frame_fires_no_unlock():
+    """Another face of the same name failing on the frame of a grant locks the name out and
+    revokes the grant in the same result; the unlock action fired all the same."""
+    from blinkgate.door import Decision, DoorResult, standing_grants
+
+    class Gate:
+        def process(self, image, t):
+            return FrameResult(0, t, [], [])
+
+        def close(self):
+            pass
+
+    class Actions:
+        fired: list = []
+
+        def fire(self, decision):
+            self.fired.append(decision)
+
+        def close(self):
+            pass
+
+    granted = Decision(0.0, 1, "alice", "granted", "challenge_passed", BOX)
+    revoked = [granted, Decision(0.0, 2, "alice", "denied", "challenge_failed", BOX2),
+               Decision(0.0, 1, "alice", "revoked", "locked_out", BOX)]
+    door = Door(Gate(), actions=Actions())
+    for decisions in (revoked, [granted]):
+        door.logic.update = lambda frame, d=decisions: DoorResult(frame, [], [], d)
+        door.process(FRAME, 0.0)
+    assert door.actions.fired == [granted]  # only the grant that stood
+    assert standing_grants(revoked) == [] and standing_grants([granted]) == [granted]

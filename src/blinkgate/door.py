@@ -828,7 +828,8 @@ class Door:
         for decision in result.decisions:
             if self.access_log is not None:
                 self._log(decision, image, timestamp_ms)
-            if decision.decision == GRANTED and self.actions is not None:
+        if self.actions is not None:
+            for decision in standing_grants(result.decisions):
                 self.actions.fire(decision)
         self._last = (image, timestamp_ms)
         return result
@@ -906,6 +907,14 @@ class Door:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def standing_grants(decisions: list[Decision]) -> list[Decision]:
+    """The grants of one frame's decisions that no later decision of the same track takes back.
+    One frame can grant a face and then revoke it: another face with the same name fails its
+    challenge on that frame and locks the name out. The lock wins: no unlock, no `verify` pass."""
+    return [d for i, d in enumerate(decisions)
+            if d.decision == GRANTED and not any(e.track_id == d.track_id for e in decisions[i + 1:])]
 
 
 def door_faces_for_drawing(result: DoorResult) -> FrameResult:

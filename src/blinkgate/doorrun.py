@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import Resolved, weakened
-from .door import ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing
+from .door import (ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing,
+                   standing_grants)
 from .errors import BlinkgateError
 
 if TYPE_CHECKING:
@@ -343,14 +344,12 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
     def until(frame, result: DoorResult | None) -> int | None:
         first[:] = first or [frame.timestamp_ms]
         decisions = result.decisions if result is not None else []
-        for i, d in enumerate(decisions):
-            # a grant that a later decision of the same frame takes back (revoked: its name just
-            # locked out by another face's failure) is none
-            if (d.decision == "granted" and (name is None or d.name == name)
-                    and not any(e.track_id == d.track_id for e in decisions[i + 1:])):
+        for d in standing_grants(decisions):  # not one the same frame took back
+            if name is None or d.name == name:
                 granted.append(d.name)
                 print(d.name, flush=True)
                 return 0
+        for d in decisions:
             if name is not None and d.name == name and d.reason == "locked_out":
                 why.append(f"{name} is locked out after failed challenges (`blinkgate unlock {shlex.quote(name)}` "
                            "lifts it)")
