@@ -92,3 +92,19 @@ def test_capture_refuses_a_bad_name_before_opening_the_camera(capsys, tmp_path, 
     monkeypatch.setattr(sources, "open_source", lambda *a, **k: pytest.fail("opened the camera"))
     assert main(["capture", str(tmp_path), "../escape"]) == 2
     assert "cannot be a person's folder name" in capsys.readouterr().err
+
+
+def test_a_second_person_stepping_in_is_not_saved_under_the_first_ones_name(tmp_path):
+    """Each frame alone showed one face: the first person stepped away and the next one's photos
+    went into the same folder, so enrol let the second person in under the first one's name."""
+    detect = scripted({i: [FACE] for i in range(40)})
+    ann, bob = np.zeros(128), np.full(128, 0.1)  # 1.13 apart: two people
+
+    def encode(image, box):
+        return ann if image[0, 0, 0] < 20 else bob  # ann until frame 20, then bob
+
+    seen = []
+    saved = capture(frames(40), tmp_path, detect, CaptureOptions(count=5, every_ms=700), encode=encode,
+                    on_frame=lambda f, box, why, n: seen.append((f.index, why)) or True)
+    assert len(saved) == 3  # frames 0, 7, 14: ann's; none of bob's
+    assert "not the person of the first photo" in dict(seen)[21]

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlinkgateError
+from .recognize import DEFAULT_TOLERANCE
 from .sources import Frame
 from .types import Box
 
@@ -33,6 +34,7 @@ class CaptureOptions:
     every_ms: float = 700.0  # between photos: time to turn the head a little, so they differ
     min_face_px: int = MIN_FACE_PX
     timeout_ms: float = 60_000.0  # from the first frame: a camera nobody stands in front of
+    same_person: float = DEFAULT_TOLERANCE  # each photo's face within this of the first one's
 
 
 def check_name(name: str) -> str:
@@ -85,18 +87,28 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
 
 def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray], list[Box]],
             options: CaptureOptions = CaptureOptions(),
-            on_frame: Callable[[Frame, Box | None, str, int], bool] | None = None) -> list[Path]:
+            on_frame: Callable[[Frame, Box | None, str, int], bool] | None = None,
+            encode: Callable[[np.ndarray, Box], np.ndarray] | None = None) -> list[Path]:
     """Save up to ``options.count`` frames that show exactly one face big enough to enrol, at
     least ``options.every_ms`` apart, until ``options.timeout_ms`` after the first frame.
     ``on_frame(frame, box, why, saved)`` is called for every frame (``why`` is "" for a photo
-    taken, or why the frame was not one); it returns False to stop (the window closed)."""
+    taken, or why the frame was not one); it returns False to stop (the window closed).
+    With ``encode`` (``FaceEncoder.encode``), a face further than ``options.same_person`` from
+    the first photo's is not taken: each frame alone shows one face, and someone who steps in
+    after the person stepped away would be enrolled, and let in, under the person's name."""
     saved: list[Path] = []
     first_ms, last_ms = None, float("-inf")
+    first_face: np.ndarray | None = None
     for frame in frames:
         first_ms = frame.timestamp_ms if first_ms is None else first_ms
         box, why = None, "next photo in a moment"
         if frame.timestamp_ms - last_ms >= options.every_ms:  # detection only when a photo is due: HOG is slow
             box, why = one_face(frame.image, detect, options.min_face_px)
+            if box is not None and encode is not None:
+                face = encode(frame.image, box)
+                first_face = face if first_face is None else first_face
+                if (apart := float(np.linalg.norm(face - first_face))) > options.same_person:
+                    box, why = None, f"not the person of the first photo ({apart:.2f} apart): one person at a time"
             if box is not None:
                 saved.append(save_photo(folder, frame.image))
                 last_ms = frame.timestamp_ms

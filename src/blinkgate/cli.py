@@ -148,7 +148,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
             return not viewer.display or viewer.show(draw_capture(frame.image, box, why, saved, args.count),
                                                      frame.timestamp_ms)
 
-        saved = capture(source, folder, encoder.detect, options, on_frame=show)
+        saved = capture(source, folder, encoder.detect, options, on_frame=show, encode=encoder.encode)
     finally:
         source.close()
         if viewer is not None:
