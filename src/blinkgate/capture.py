@@ -44,6 +44,8 @@ def check_name(name: str) -> str:
         raise BlinkgateError(f"{name!r} cannot be a person's folder name")
     if clean.startswith("-"):  # enrol skips such folders: an unlock command would read the name as an option
         raise BlinkgateError(f"{name!r}: a name must not start with '-'")
+    if clean.startswith("."):  # enrol passes over hidden folders in silence: the photos would never be enrolled
+        raise BlinkgateError(f"{name!r}: a name must not start with '.' (enroll skips hidden folders)")
     return clean
 
 
