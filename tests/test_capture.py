@@ -108,3 +108,15 @@ def test_a_second_person_stepping_in_is_not_saved_under_the_first_ones_name(tmp_
                     on_frame=lambda f, box, why, n: seen.append((f.index, why)) or True)
     assert len(saved) == 3  # frames 0, 7, 14: ann's; none of bob's
     assert "not the person of the first photo" in dict(seen)[21]
+
+
+def test_ctrl_c_while_a_photo_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from blinkgate import capture as capture_module
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(capture_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        capture_module.save_photo(tmp_path, np.zeros((50, 50, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []

@@ -79,10 +79,13 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
     try:
         if path.exists():
             raise FileExistsError(17, "a photo of that name is already there", str(path))
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data.tobytes())
+            os.replace(tmp, path)
+        except BaseException:  # Ctrl-C too: a half-written .tmp would stay in the person's folder
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise BlinkgateError(f"cannot write a photo in {folder}: {err.strerror or err}") from None
     return path
 
