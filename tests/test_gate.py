@@ -750,3 +750,17 @@ def test_reading_a_camera_is_timed_as_waiting_not_decoding(live):
     calls = dict(rig.gate.timer.calls)
     assert calls.get("wait" if live else "decode") == 3  # two frames, and the read that found the end
     assert ("decode" in calls) != live
+
+
+def test_set_people_on_a_closed_gate_starts_no_recognition_worker(monkeypatch):
+    """A kiosk's admin thread enrolling someone as the app shuts down: the worker process it
+    started on the closed Gate was never closed."""
+    import blinkgate.background
+
+    monkeypatch.setattr(blinkgate.background, "BackgroundEncoder",
+                        lambda *a, **k: pytest.fail("started a worker on a closed Gate"))
+    gate = Gate(options=GateOptions(recognition="background"), recognizer=Recognizer([], [], tolerance=0.5),
+                encoder=FakeEncoder(), detector=FakeDetector(), eyes=FakeEyes())
+    gate.close()
+    gate.set_people(np.array([vec(1)]), ["alice"])
+    assert gate.background is None

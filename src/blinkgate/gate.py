@@ -240,7 +240,8 @@ class Gate:
         self.recognizer = Recognizer(encodings, names, tolerance=self.options.tolerance)
         enrolled = set(names)
         self._unenrolled |= {tid for tid, info in self._tracks.items() if info.name is not None and info.name not in enrolled}
-        self._start_background()  # nobody may have been enrolled when the gate started
+        if not self._closed:  # a worker started on a closed Gate would never be closed
+            self._start_background()  # nobody may have been enrolled when the gate started
         gone, new = sorted(before - enrolled), sorted(enrolled - before)
         if not (gone or new or photos != len(names)):
             return ""
