@@ -700,3 +700,26 @@ def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeyp
     monkeypatch.setattr(doorrun, "run_door", run_door)
     assert doorrun.verify({}, None, 30.0) == 1
     assert capsys.readouterr().out == "" and "the source ended before anyone was granted" in caplog.text
+
+
+def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):
+    """Closing the terminal (SIGHUP) killed verify without unwinding, so a prompt that did not
+    suit a replay was dropped for free, unlike after Ctrl-C, SIGTERM or the timeout."""
+    import signal
+
+    from blinkgate.accesslog import AccessLog
+    from conftest import enrol_from_clip
+
+    db = enrol_from_clip(tmp_path, "subject")
+    clip = str(shared("blink-videos", "blink-detector.mp4"))
+    proc = subprocess.Popen([sys.executable, "-m", "blinkgate", "verify", "--name", "subject", "--source", clip,
+                             "--no-display", "--db", str(db), "--challenge-delay-min", "0.5",
+                             "--challenge-delay-max", "0.5", "--challenge-counts", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "Blink 3 times" in line:
+            break
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 129
+    with AccessLog(db) as log:
+        assert [(e.decision, e.reason) for e in log.entries()] == [("denied", "expired")]

@@ -3,7 +3,8 @@
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
 granted), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
-the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM: recordings and logs are closed first).
+the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP, unless ignored as
+under nohup): recordings and logs are closed first.
 """
 
 from __future__ import annotations
@@ -689,13 +690,18 @@ def _detach_stdout() -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM (systemd, ``docker stop``, ``kill``). Raised in the frame loop, it unwinds the
-    same ``finally`` blocks as Ctrl-C, so a recording gets its index and the logs are closed;
-    a BaseException, so no ``except Exception`` on the way swallows it."""
+    """SIGTERM (systemd, ``docker stop``, ``kill``) or SIGHUP (the terminal closed). Raised in
+    the frame loop, it unwinds the same ``finally`` blocks as Ctrl-C, so a recording gets its
+    index, the logs are closed and ``verify`` counts the prompt it showed; a BaseException, so
+    no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum, frame) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -705,6 +711,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_native_logs()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    # A hang-up killed verify mid-prompt without unwinding: a free way to drop a prompt. Not
+    # when SIGHUP is ignored (nohup): the user asked to outlive the terminal.
+    hangup = getattr(signal, "SIGHUP", None)
+    hangup_previous = (signal.signal(hangup, _terminate)
+                       if main_thread and hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL else None)
     try:
         _fill_settings(args)
         code = args.func(args)
@@ -718,11 +729,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Terminated:
-        return 143  # what a shell reports for a process ended by SIGTERM
+    except Terminated as stop:
+        return 128 + stop.signum  # what a shell reports for a process ended by it: 143 SIGTERM, 129 SIGHUP
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if hangup_previous is not None:
+            signal.signal(hangup, hangup_previous)
 
 
 if __name__ == "__main__":
