@@ -83,7 +83,13 @@ def test_capture_without_any_face_exits_1_and_leaves_no_photo(capsys, tmp_path, 
         cv2.imwrite(str(folder / f"{i:03d}.png"), np.zeros((120, 160, 3), np.uint8))
     code = main(["capture", str(tmp_path / "people"), "ann", "--source", str(folder), "--no-display"])
     assert code == 1 and "no photo of ann taken" in caplog.text
-    assert list((tmp_path / "people" / "ann").iterdir()) == []
+    assert not (tmp_path / "people" / "ann").exists()  # no empty folder for enroll to report
+
+
+def test_capture_from_a_missing_camera_leaves_no_empty_folder(capsys, tmp_path):
+    assert main(["capture", str(tmp_path / "people"), "ann", "--source", str(tmp_path / "none.mp4"),
+                 "--no-display"]) == 2
+    assert not (tmp_path / "people" / "ann").exists()
 
 
 def test_capture_refuses_a_bad_name_before_opening_the_camera(capsys, tmp_path, monkeypatch):

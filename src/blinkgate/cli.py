@@ -10,6 +10,7 @@ under nohup): recordings and logs are closed first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -136,24 +137,30 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     name = check_name(args.name)
     folder = Path(args.people_dir).expanduser() / name
+    created = not folder.exists()
     _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
     options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0)
-    source = open_source(args.source, fps=args.fps or 20.0, retries=3)
-    viewer = None
     try:
-        viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live)
-        encoder = FaceEncoder()
+        source = open_source(args.source, fps=args.fps or 20.0, retries=3)
+        viewer = None
+        try:
+            viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live)
+            encoder = FaceEncoder()
 
-        def show(frame, box, why, saved) -> bool:
-            viewer.wait(frame.timestamp_ms)
-            return not viewer.display or viewer.show(draw_capture(frame.image, box, why, saved, args.count),
-                                                     frame.timestamp_ms)
+            def show(frame, box, why, saved) -> bool:
+                viewer.wait(frame.timestamp_ms)
+                return not viewer.display or viewer.show(draw_capture(frame.image, box, why, saved, args.count),
+                                                         frame.timestamp_ms)
 
-        saved = capture(source, folder, encoder.detect, options, on_frame=show, encode=encoder.encode)
+            saved = capture(source, folder, encoder.detect, options, on_frame=show, encode=encoder.encode)
+        finally:
+            source.close()
+            if viewer is not None:
+                viewer.close()
     finally:
-        source.close()
-        if viewer is not None:
-            viewer.close()
+        if created:  # left empty (no camera, no face): enroll would report the folder at every run
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
     if not saved:
         log.error("no photo of %s taken: no frame showed exactly one face at least %d px wide", name,
                   options.min_face_px)
