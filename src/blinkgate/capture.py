@@ -1,7 +1,7 @@
 """``blinkgate capture``: enrolment photos taken with the camera that will do the recognising.
 
-A door's camera sees people in its own light, angle and lens; photos taken there match better
-than a passport photo, and a door box often has no other camera. The photos go into
+A door's camera sees people in its own light, angle and lens, and a door box often has no
+other camera. The photos go into
 ``PEOPLE_DIR/NAME/`` as ordinary JPEGs, and ``blinkgate enroll PEOPLE_DIR`` enrols them as any
 other: the folder stays the one record of who is enrolled from what.
 """
