@@ -126,3 +126,20 @@ def test_ctrl_c_while_a_photo_is_written_leaves_no_temporary_file(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         capture_module.save_photo(tmp_path, np.zeros((50, 50, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_hd_frame_is_saved_as_the_smaller_picture_that_was_checked(tmp_path):
+    """Enrol detects on the saved photo: at full HD it could find a background face that the
+    check at 640 px missed, and skip the photo as "several faces"."""
+    hd = [Frame(np.zeros((720, 1280, 3), np.uint8), 0.0, 0)]
+    looked = []
+
+    def detect(image):
+        looked.append(image.shape)
+        return [FACE]
+
+    shown = []
+    saved = capture(hd, tmp_path, detect, CaptureOptions(count=1),
+                    on_frame=lambda f, box, why, n: shown.append(box) or True)
+    assert looked == [(360, 640, 3)] and cv2.imread(str(saved[0])).shape == (360, 640, 3)
+    assert shown == [tuple(2 * v for v in FACE)]  # the window draws on the full frame

@@ -24,7 +24,7 @@ from .types import Box
 
 log = logging.getLogger("blinkgate")
 
-DETECT_MAX_SIDE = 640  # HOG on a larger frame costs seconds a frame; enrolment re-detects on the full photo
+DETECT_MAX_SIDE = 640  # HOG on a larger frame costs seconds a frame (1280 px: 2 s here)
 MIN_FACE_PX = 80  # a smaller face gives enrolment too little detail (and is often someone in the background)
 
 
@@ -49,21 +49,25 @@ def check_name(name: str) -> str:
     return clean
 
 
-def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]], min_face_px: int) -> tuple[Box | None, str]:
-    """The one face in ``image`` big enough to enrol (in image pixels), or None and why not."""
+def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]],
+             min_face_px: int) -> tuple[np.ndarray, Box | None, str]:
+    """``image`` at most DETECT_MAX_SIDE on a side, and the one face in it big enough to enrol,
+    or None and why not. That smaller picture is the photo saved: enrol then detects on the very
+    picture checked here, where on a full HD frame it could find a face in the background that
+    this missed and skip the photo as "several faces"."""
     import cv2
 
     scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    boxes = [tuple(v / scale for v in box) for box in detect(small)]
+    boxes = detect(small)
     if not boxes:
-        return None, "no face"
+        return small, None, "no face"
     if len(boxes) > 1:
-        return None, f"{len(boxes)} faces: one person at a time"
+        return small, None, f"{len(boxes)} faces: one person at a time"
     box = boxes[0]
     if box[2] - box[0] < min_face_px:
-        return None, f"face {box[2] - box[0]:.0f} px wide: come closer (at least {min_face_px})"
-    return box, ""
+        return small, None, f"face {box[2] - box[0]:.0f} px wide: come closer (at least {min_face_px})"
+    return small, box, ""
 
 
 def save_photo(folder: Path, image: np.ndarray) -> Path:
@@ -108,14 +112,16 @@ def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray]
         first_ms = frame.timestamp_ms if first_ms is None else first_ms
         box, why = None, "next photo in a moment"
         if frame.timestamp_ms - last_ms >= options.every_ms:  # detection only when a photo is due: HOG is slow
-            box, why = one_face(frame.image, detect, options.min_face_px)
+            photo, box, why = one_face(frame.image, detect, options.min_face_px)
             if box is not None and encode is not None:
-                face = encode(frame.image, box)
+                face = encode(photo, box)
                 first_face = face if first_face is None else first_face
                 if (apart := float(np.linalg.norm(face - first_face))) > options.same_person:
                     box, why = None, f"not the person of the first photo ({apart:.2f} apart): one person at a time"
             if box is not None:
-                saved.append(save_photo(folder, frame.image))
+                saved.append(save_photo(folder, photo))
+                scale = frame.image.shape[1] / photo.shape[1]
+                box = tuple(v * scale for v in box)  # in the frame's pixels, for the window
                 last_ms = frame.timestamp_ms
                 log.info("photo %d of %d: %s", len(saved), options.count, saved[-1])
         if on_frame is not None and not on_frame(frame, box, why, len(saved)):
