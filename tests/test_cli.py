@@ -604,29 +604,35 @@ def test_verify_of_a_locked_out_person_stops_at_once_and_says_how_to_lift_it(cap
     assert said == ["subject is locked out after failed challenges (`blinkgate unlock subject` lifts it)"]
 
 
+class _BlackCamera:
+    """A capture giving ``frames`` black frames (one every ``period_s``), then failing reads."""
+
+    def __init__(self, frames: int, period_s: float = 0.0):
+        self.left, self.period_s = frames, period_s
+
+    def read(self):
+        import time
+
+        time.sleep(self.period_s)
+        self.left -= 1
+        return (True, np.zeros((120, 160, 3), np.uint8)) if self.left >= 0 else (False, None)
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        pass
+
+
 def test_verify_on_a_camera_that_drops_gives_up_after_a_few_reconnects(capsys, tmp_path, monkeypatch):
     """The door reconnects for ever (it outlives an unplugged camera); one visit must not."""
     import blinkgate.sources as sources
 
     opened = []
 
-    class Dropping:
-        def __init__(self, frames):
-            self.left = frames
-
-        def read(self):
-            self.left -= 1
-            return (True, np.zeros((120, 160, 3), np.uint8)) if self.left >= 0 else (False, None)
-
-        def get(self, prop):
-            return 0.0
-
-        def release(self):
-            pass
-
     def open_capture(target):
         opened.append(target)
-        return Dropping(3 if len(opened) == 1 else 0)
+        return _BlackCamera(3 if len(opened) == 1 else 0)
 
     monkeypatch.setattr(sources, "_open_capture", open_capture)
     code, out, err = run(capsys, "verify", "--source", "0", "--no-display", "--db", str(tmp_path / "f.db"))
@@ -655,25 +661,9 @@ def test_verify_ending_mid_challenge_logs_a_counted_failure(capsys, tmp_path):
 def test_verify_of_a_frozen_stream_gives_up_at_its_timeout(capsys, tmp_path, monkeypatch, caplog):
     """The door skips a frozen stream's repeats, so `verify` never saw its clock move and a
     login script waited for ever (here: until the stream dropped, an error, not a timeout)."""
-    import time
-
     import blinkgate.sources as sources
 
-    class Frozen:
-        left = 90  # 3 s of the same picture, then the stream drops
-
-        def read(self):
-            time.sleep(1 / 30)
-            self.left -= 1
-            return (True, np.zeros((120, 160, 3), np.uint8)) if self.left >= 0 else (False, None)
-
-        def get(self, prop):
-            return 0.0
-
-        def release(self):
-            pass
-
-    camera = Frozen()
+    camera = _BlackCamera(90, period_s=1 / 30)  # 3 s of the same picture, then the stream drops
     monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
     code, out, err = run(capsys, "verify", "--timeout", "1", "--source", "0", "--no-display",
                          "--db", str(tmp_path / "f.db"))

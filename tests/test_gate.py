@@ -326,12 +326,10 @@ def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
     assert not face.granted and "expired" in rig.kinds()
 
 
-def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
-    # Two threads on one Gate used to fail at random inside OpenCV or on a dict changed during
-    # iteration, or silently feed two cameras' faces into one set of tracks.
+def _frame_held_open(rig):
+    """A thread inside ``rig.gate.process`` until the returned event is set: a frame under way."""
     import threading
 
-    rig = Rig()
     inside, leave = threading.Event(), threading.Event()
 
     def slow_detect(gray):
@@ -343,6 +341,14 @@ def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
     worker = threading.Thread(target=rig.gate.process, args=(FRAME, 1.0))
     worker.start()
     assert inside.wait(5)
+    return worker, leave
+
+
+def test_a_second_thread_calling_process_at_once_gets_a_clear_error():
+    # Two threads on one Gate used to fail at random inside OpenCV or on a dict changed during
+    # iteration, or silently feed two cameras' faces into one set of tracks.
+    rig = Rig()
+    worker, leave = _frame_held_open(rig)
     with pytest.raises(RuntimeError, match="another thread"):
         rig.gate.process(FRAME, 2.0)
     leave.set()
@@ -357,17 +363,8 @@ def test_set_people_or_reset_from_another_thread_waits_for_the_frame_under_way(c
     import threading
 
     rig = Rig()
-    inside, leave, done = threading.Event(), threading.Event(), threading.Event()
-
-    def slow_detect(gray):
-        inside.set()
-        leave.wait(5)
-        return []
-
-    rig.detector.detect = slow_detect
-    frame = threading.Thread(target=rig.gate.process, args=(FRAME, 1.0))
-    frame.start()
-    assert inside.wait(5)
+    frame, leave = _frame_held_open(rig)
+    done = threading.Event()
     args = (np.array([vec(9)]), ["zoe"]) if call == "set_people" else ()
     other = threading.Thread(target=lambda: (getattr(rig.gate, call)(*args), done.set()))
     other.start()

@@ -694,29 +694,29 @@ def test_a_capture_release_that_fails_ends_the_fresh_reader_instead_of_hanging_t
     assert not worker.is_alive() and got[0] == 1 and got[-1] in ("end", "release failed")
 
 
+def _read_camera(monkeypatch, caplog, period_s: float, report_s: float, frames: int) -> list:
+    """The log records of reading ``frames`` frames from a camera giving one every ``period_s``,
+    with the frame-rate report every ``report_s`` instead of every minute."""
+    camera = RealtimeCapture(period_s=period_s)
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "DROP_REPORT_S", report_s)
+    source = open_source(0)
+    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
+        for _ in itertools.islice(source, frames):
+            pass
+    source.close()
+    return caplog.records
+
+
 def test_a_camera_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplog):
     """A webcam in dim light drops to 5-8 fps; the gate keeps up, so only the slow-gate warning
     existed and nothing said why blinks went unseen."""
-    camera = RealtimeCapture(period_s=0.2)  # 5 fps, a gate that keeps up
-    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
-    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.5)
-    source = open_source(0)
-    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
-        for _ in itertools.islice(source, 12):
-            pass
-    source.close()
-    said = [r for r in caplog.records if "frames a second" in r.getMessage()]
+    records = _read_camera(monkeypatch, caplog, period_s=0.2, report_s=0.5, frames=12)  # 5 fps
+    said = [r for r in records if "frames a second" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == "WARNING" and "blinks are missed" in said[0].getMessage()
-    assert not [r for r in caplog.records if "slower than the camera" in r.getMessage()]
+    assert not [r for r in records if "slower than the camera" in r.getMessage()]
 
 
 def test_a_camera_fast_enough_is_not_warned_about(monkeypatch, caplog):
-    camera = RealtimeCapture(period_s=0.02)  # 50 fps
-    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
-    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.3)
-    source = open_source(0)
-    with caplog.at_level("DEBUG", logger="blinkgate.sources"):
-        for _ in itertools.islice(source, 40):
-            pass
-    source.close()
-    assert not [r for r in caplog.records if "frames a second" in r.getMessage()]
+    records = _read_camera(monkeypatch, caplog, period_s=0.02, report_s=0.3, frames=40)  # 50 fps
+    assert not [r for r in records if "frames a second" in r.getMessage()]
