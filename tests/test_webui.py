@@ -41,9 +41,11 @@ class CountingDraw:
 
     def __init__(self):
         self.calls = 0
+        self.threads: set[int] = set()  # where it drew
 
     def __call__(self, image, result, fps):
         self.calls += 1
+        self.threads.add(threading.get_ident())
         out = image.copy()
         cv2.putText(out, f"{result.index}", (5, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255))
         return out
@@ -277,8 +279,10 @@ def test_a_busy_port_is_a_clear_error(ui):
 def test_a_viewer_costs_the_frame_loop_little():
     """The frame loop only hands over a reference; a viewer's drawing and JPEG encoding run in
     the server's thread, and OpenCV releases the GIL while it encodes. Measured as a ratio in
-    the same run: the loop's wall time with a viewer connected against nobody watching, with
-    Haar face detection on a 640x480 frame (the gate's costliest stage) as the loop's work."""
+    the same run: the loop's own CPU time with a viewer connected against nobody watching, with
+    Haar face detection on a 640x480 frame (the gate's costliest stage) as the loop's work. Its
+    wall time, which other jobs on the machine inflate (1.58x in a CI run beside two others),
+    is held only to a loose bound that a loop waiting on the GIL would break."""
     from blinkgate.detect import FaceDetector
 
     still = clip_frame()[150:630]  # a portrait webcam frame, 480 x 480 around the face, widened to 640 x 480
@@ -288,16 +292,17 @@ def test_a_viewer_costs_the_frame_loop_little():
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
 
-    def loop(ui: WebUI, n: int = 60) -> float:
-        started = time.perf_counter()
+    def loop(ui: WebUI, n: int = 60) -> tuple[float, float]:
+        """(CPU time of this thread, wall time) for n frames."""
+        cpu, wall = time.thread_time(), time.perf_counter()
         for _ in range(n):
             ui.publish(image, result)
             assert detector.detect(gray)
-        return time.perf_counter() - started
+        return time.thread_time() - cpu, time.perf_counter() - wall
 
     try:
         with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, max_fps=15) as ui:
-            alone = min(loop(ui) for _ in range(3))
+            alone = [min(t) for t in zip(*(loop(ui) for _ in range(3)))]
             assert ui._draw.calls == 0
             stop, received = threading.Event(), []
 
@@ -315,15 +320,18 @@ def test_a_viewer_costs_the_frame_loop_little():
                 ui.publish(image, result)
                 time.sleep(0.01)
             before = len(received)
-            watched = min(loop(ui) for _ in range(3))
+            watched = [min(t) for t in zip(*(loop(ui) for _ in range(3)))]
             sent = len(received) - before
             stop.set()
             ui.publish(image, result)  # lets the viewer see the stop
     finally:
         cv2.setNumThreads(threads)
     assert sent >= 3, "the viewer got no new frames while the loop ran"
-    print(f"frame loop with a viewer / alone: {watched / alone:.3f} ({sent} frames sent)")
-    assert watched < 1.5 * alone, (watched, alone)
+    (cpu, wall), (cpu_alone, wall_alone) = watched, alone
+    print(f"frame loop with a viewer / alone: CPU {cpu / cpu_alone:.3f}, wall {wall / wall_alone:.3f} ({sent} frames sent)")
+    assert threading.get_ident() not in ui._draw.threads  # drawn in the server's thread, not the loop's
+    assert cpu < 1.25 * cpu_alone, (watched, alone)
+    assert wall < 3.0 * wall_alone, (watched, alone)
 
 
 # -- limits: connections, slow requests, token guesses, the log -----------------------------------
