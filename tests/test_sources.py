@@ -406,6 +406,22 @@ def test_live_capture_clock_that_restarts_or_drifts_falls_back_to_the_read_clock
     assert all(b > a for a, b in zip(times, times[1:]))
 
 
+def test_a_capture_clock_a_little_slow_never_jumps_the_time_like_a_stall():
+    # An MJPEG stream over HTTP: FFmpeg times its frames at an assumed 25 fps (40 ms), the
+    # camera sends 23.86 fps (41.9 ms). Re-anchored once it fell 1 s behind the read clock, the
+    # time jumped 1,040 ms between two frames every 22 s, and the door cancelled the challenge
+    # under way as a stalled stream (counted after 4 stalls: a live person locked out).
+    n = 1500  # 63 s
+    times = live_times([40.0 * (i + 1) for i in range(n)], [41.9 * i for i in range(n)])
+    assert max(b - a for a, b in zip(times, times[1:])) < 50.0
+    read = [41.9 * i for i in range(n)]
+    assert all(r - 1000.0 <= t <= r for t, r in zip(times, read))
+    # A real gap in the reads still shows as a gap.
+    read = [41.9 * i + (1500.0 if i >= 600 else 0.0) for i in range(n)]
+    times = live_times([40.0 * (i + 1) for i in range(n)], read)
+    assert times[600] - times[599] == pytest.approx(1541.9)
+
+
 def test_live_capture_times_that_are_not_finite_take_the_read_clock():
     # inf - inf is NaN: unchecked, one such reading would stamp a frame NaN.
     times = live_times([1000.0, float("inf"), float("nan"), 1100.0], [0.0, 50.0, 100.0, 150.0])

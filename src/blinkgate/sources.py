@@ -239,20 +239,28 @@ class CaptureClock:
     and at most ``max_lag_ms`` behind it. Otherwise (no capture time, a restart after a
     reconnect, a drifting or made-up clock) the frame takes its read time, and the next capture
     times are anchored to it. So a lying backend can shift times by at most ``max_lag_ms``.
+    A capture clock that runs slow (an MJPEG stream over HTTP, timed at an assumed 25 fps) and
+    falls more than ``max_lag_ms`` behind is not re-anchored to the read time, which would jump
+    the time by ``max_lag_ms`` between two frames, as a stalled stream does: the frame comes
+    after the last by its own read gap, so the lag stays where it was.
     """
 
     def __init__(self, max_lag_ms: float = 1000.0):
         self.max_lag_ms = max_lag_ms
         self._offset: float | None = None  # read clock minus capture clock, from the anchor frame
         self._last = float("-inf")
+        self._last_read = float("-inf")
 
     def stamp(self, capture_ms: float, read_ms: float) -> float:
         t = read_ms
         if math.isfinite(capture_ms) and capture_ms > 0:
-            if self._offset is None or not self._sane(capture_ms + self._offset, read_ms):
+            if self._offset is not None and self._last < capture_ms + self._offset < read_ms - self.max_lag_ms:
+                self._offset = self._last + (read_ms - self._last_read) - capture_ms  # slow: keep the lag
+            elif self._offset is None or not self._sane(capture_ms + self._offset, read_ms):
                 self._offset = read_ms - capture_ms  # anchor: this frame counts as read at once
             t = capture_ms + self._offset
         self._last = t = max(t, self._last + 1e-3)  # strictly increasing, as the gate expects
+        self._last_read = read_ms
         return t
 
     def _sane(self, t: float, read_ms: float) -> bool:
