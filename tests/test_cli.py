@@ -671,6 +671,42 @@ def test_verify_of_a_frozen_stream_gives_up_at_its_timeout(capsys, tmp_path, mon
     assert "no one was granted within 1 s" in caplog.text
 
 
+class _StallingCamera(_BlackCamera):
+    """A stream that gives ``frames`` frames, then stops sending without closing: a read
+    blocks (FFmpeg's read timeout, 10 s) until ``stall_s`` has passed."""
+
+    def __init__(self, frames: int, stall_s: float):
+        super().__init__(frames, period_s=1 / 30)
+        self.stall_s = stall_s
+
+    def read(self):
+        import time
+
+        if self.left <= 0:
+            time.sleep(self.stall_s)
+            return False, None
+        time.sleep(self.period_s)
+        self.left -= 1
+        return True, np.full((120, 160, 3), self.left % 256, np.uint8)
+
+
+def test_verify_of_a_stalled_stream_gives_up_at_its_timeout_in_wall_time(capsys, tmp_path, monkeypatch, caplog):
+    """The timeout was checked only when a frame came: a stream that stopped sending held a
+    login script for the read timeout and 3 reconnects (49 s for --timeout 15), then an error."""
+    import time
+
+    import blinkgate.sources as sources
+
+    camera = _StallingCamera(15, stall_s=12.0)  # 0.5 s of frames, then nothing
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    start = time.monotonic()
+    code, out, err = run(capsys, "verify", "--timeout", "1.5", "--source", "0", "--no-display",
+                         "--db", str(tmp_path / "f.db"))
+    assert (code, out) == (1, ""), err
+    assert "no one was granted within 1.5 s" in caplog.text
+    assert time.monotonic() - start < 6.0
+
+
 def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeypatch, caplog):
     """Another face of the same name failing its challenge on the frame of a grant locks the
     name out and revokes that grant (DoorLogic._failed); verify took the grant, seen first."""

@@ -231,7 +231,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int
     outlives a camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
-    from .sources import open_source
+    from .sources import Frame, open_source
     from .viewer import Viewer
 
     checked_model(settings["eye_model"])  # a bad model or --ui fails before the camera opens
@@ -251,6 +251,15 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int
     viewer = ui = None
     granted = False
     stopped: list[int] = []
+
+    def idle(now_ms: float) -> bool:  # no frame (a stalled stream): the visit's clock runs on
+        if (code := until(Frame(np.empty((0, 0, 3), np.uint8), now_ms, -1), None)) is not None:
+            stopped.append(code)
+            return True
+        return False
+
+    if until is not None:
+        source.on_idle = idle
 
     def frames():
         for frame in source:

@@ -61,6 +61,9 @@ class FrameSource:
     live: bool = False  # a camera or stream: no end, frames arrive in real time
     fps: float | None = None
     truncated: bool = False  # set once read: the file ended well before its header said (damaged, cut short)
+    # A live source calls this with its clock (ms) while no frame comes (a stalled stream);
+    # True ends the iteration, so a caller's time limit holds without frames.
+    on_idle: Callable[[float], bool] | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -386,7 +389,7 @@ class LiveSource(FrameSource):
         reported, reconnects, said, said_slow_camera = self._clock(), self._reconnects, False, False
         try:
             while True:
-                item = reader.take()
+                item = reader.take(idle=self._idle)
                 if item is None:
                     return
                 yield item
@@ -410,6 +413,9 @@ class LiveSource(FrameSource):
                     reported, reconnects = self._clock(), self._reconnects
         finally:
             reader.stop(timeout=0)  # close() waits for it, if it is ever called
+
+    def _idle(self) -> bool:
+        return self.on_idle is not None and self.on_idle((self._clock() - self._t0) * 1000.0)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, image, capture_ms, read_ms in (self._fresh() if self.fresh_only else self._reads()):
@@ -477,16 +483,22 @@ class FreshQueue:
                     self._done = True
                     self._cond.notify()
 
-    def take(self) -> object:
+    def take(self, idle: Callable[[], bool] | None = None) -> object:
         """The oldest item not taken and not too far behind, waiting for one; None once the
-        thread has ended."""
+        thread has ended, or once ``idle()``, asked every 0.5 s of waiting, returns True."""
         with self._cond:
             while not self._queue:
                 if self._error is not None:
                     raise self._error
                 if self._done:
                     return None
-                self._cond.wait(0.5)  # a timeout keeps Ctrl-C and SIGTERM prompt
+                if not self._cond.wait(0.5) and idle is not None and not self._queue:  # 0.5: Ctrl-C stays prompt
+                    self._cond.release()  # idle() may take its time: the reader must not wait on it
+                    try:
+                        if idle():
+                            return None
+                    finally:
+                        self._cond.acquire()
             newest = self._queue[-1][0]
             while newest - self._queue[0][0] > self.max_behind_s:
                 self._queue.popleft()
