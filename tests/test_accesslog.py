@@ -342,6 +342,41 @@ def test_unlock_lifts_a_lockout_for_a_restart_and_for_a_running_door(tmp_path, c
     assert "enrolled: alice" in capsys.readouterr().err
 
 
+def test_failures_another_process_logs_count_towards_a_running_doors_lockout(tmp_path):
+    """Each process read the failures logged before it started, and no more: two `verify` runs
+    side by side on one database logged 6 failures in 16 s and neither locked the name out."""
+    from blinkgate.door import Door
+
+    db = tmp_path / "f.db"
+    door = Door(_NoGate(), access_log=AccessLogWriter(db, poll_clears_s=0.05))
+
+    def run_until(done, limit_s: float = 10.0) -> float:
+        t, deadline = 0.0, time.monotonic() + limit_s
+        while not done(t) and time.monotonic() < deadline:
+            door.process(face_image(), t)
+            t += 33.0
+            time.sleep(0.02)
+        return t
+
+    for _ in range(2):  # the door's own rows: counted by its logic when it decided them, not again
+        door.access_log.record(decision("challenge_failed"))
+    assert door.access_log.flush()
+    run_until(lambda t: False, limit_s=0.5)
+    assert door.logic.failures("alice") == 0
+    with AccessLog(db) as other:  # another process on the database
+        for k in range(4):
+            other.record(decision("challenge_failed"), at=time.time() - 5 + k)
+        other.record(decision("challenge_failed", counted=False))  # a face that never blinked: not a guess
+        other.record(decision("unknown", name=None))
+    t = run_until(lambda t: door.logic.failures("alice") == 4)
+    assert door.logic.failures("alice") == 4 and door.logic.locked_until("alice", t) is None
+    with AccessLog(db) as other:
+        other.record(decision("no_blink"))
+    t = run_until(lambda t: door.logic.locked_until("alice", t) is not None)
+    door.close()
+    assert door.logic.locked_until("alice", t) is not None
+
+
 def test_unlock_takes_a_name_that_differs_from_the_enrolled_one_only_invisibly(tmp_path, capsys):
     """'Zoë' typed (NFC) for 'Zoe' + U+0308 enrolled from a Mac folder: the lockout is the
     enrolled spelling's, so that is the one cleared."""

@@ -100,6 +100,11 @@ class LogEntry:
         return f"{at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
 
 
+# A failed challenge that counts towards a lockout, as an SQL condition on an access_log row.
+COUNTED_FAILURE = ("decision = 'denied' AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed', "
+                   "'stalled') AND coalesce(json_extract(detail, '$.counted'), 1) != 0")
+
+
 class AccessLog:
     """Reads and writes the ``access_log`` table of a face database. One instance per thread."""
 
@@ -166,12 +171,23 @@ class AccessLog:
         its lockout was last cleared (to restore a lockout count after a restart)."""
         cleared = self.cleared_at(name)
         rows = self.db._query(
-            "SELECT at_unix FROM access_log WHERE name = ? AND at_unix >= ? AND decision = 'denied' "
-            "AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed', 'stalled') "
-            "AND coalesce(json_extract(detail, '$.counted'), 1) != 0 ORDER BY at_unix",
+            f"SELECT at_unix FROM access_log WHERE name = ? AND at_unix >= ? AND {COUNTED_FAILURE} ORDER BY at_unix",
             (name, since if cleared is None else max(since, cleared)),
         )
         return [r[0] for r in rows]
+
+    def last_id(self) -> int:
+        return int(self.db._query("SELECT coalesce(max(id), 0) FROM access_log")[0][0])
+
+    def failures_after(self, row_id: int) -> list[tuple[int, str, float]]:
+        """(id, name, unix time) of the counted failed challenges logged after row ``row_id``,
+        each after its name's last cleared lockout: what other processes on this database (a
+        door, a `verify`) counted since."""
+        rows = self.db._query(
+            f"SELECT id, name, at_unix FROM access_log WHERE id > ? AND name IS NOT NULL AND {COUNTED_FAILURE} "
+            "ORDER BY id", (row_id,))
+        clears = self.clears()
+        return [(int(i), n, at) for i, n, at in rows if at > clears.get(n, float("-inf"))]
 
     def clear_lockout(self, name: str, at: float | None = None) -> None:
         """Forget ``name``'s failures up to now (``blinkgate unlock``): a restart does not
@@ -228,6 +244,11 @@ class AccessLogWriter:
         # cleared before is honoured by the restore that follows (doorrun._restore_failures).
         with AccessLog(db_path, retention_days) as store:
             self._clears_seen = store.clears()
+            # failures logged from here on by other processes are polled; earlier ones are
+            # restored at start (doorrun._restore_failures)
+            self._failures_seen = store.last_id()
+        self._own_ids: set[int] = set()  # rows this writer inserted: its door counted them already
+        self._failed: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self.db_path, self.retention_days = Path(db_path), retention_days
         self.prune_every_s, self.jpeg_quality, self.poll_clears_s = prune_every_s, jpeg_quality, poll_clears_s
         self._cleared: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -262,6 +283,7 @@ class AccessLogWriter:
                 last_poll = time.monotonic()
                 seen = self._poll_clears(store, seen)
                 version = self._poll_people(store, version)
+                self._poll_failures(store)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
                 try:
@@ -282,7 +304,7 @@ class AccessLogWriter:
                     continue
                 jpeg = encode_jpeg(crop, self.jpeg_quality) if crop is not None and crop.size else None
                 try:
-                    store.record(decision, jpeg, source, at)
+                    self._own_ids.add(store.record(decision, jpeg, source, at))
                     self.written += 1
                 except BlinkgateError as err:
                     log.error("access log: %s", err)
@@ -302,6 +324,31 @@ class AccessLogWriter:
             if seen.get(name) != at:
                 self._cleared.put(name)
         return now
+
+    def _poll_failures(self, store: AccessLog) -> None:
+        """Queue the failures other processes logged since the last poll. Each process restores
+        the failures logged before it started, so two `verify` runs, or a door and a `verify`,
+        on one database each gave a replay its own 5 tries."""
+        try:
+            rows = store.failures_after(self._failures_seen)
+        except BlinkgateError as err:
+            log.error("access log: %s", err)
+            return
+        for row_id, name, at in rows:
+            self._failures_seen = max(self._failures_seen, row_id)
+            if row_id in self._own_ids:
+                self._own_ids.discard(row_id)
+            else:
+                self._failed.put((name, at))
+
+    def take_failures(self) -> list[tuple[str, float]]:
+        """(name, unix time) of failed challenges other processes logged since the last call."""
+        failed = []
+        while True:
+            try:
+                failed.append(self._failed.get_nowait())
+            except queue.Empty:
+                return failed
 
     def _poll_people(self, store: AccessLog, version: int | None) -> int | None:
         """Read who is enrolled if it changed since ``version`` (None: not read yet)."""

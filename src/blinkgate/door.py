@@ -56,9 +56,11 @@ Rules (each tested in tests/test_door.py):
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import random
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -320,6 +322,11 @@ class DoorLogic:
             self._count_failure(name, t)
         return self._locked_until.get(name)
 
+    def count_elsewhere(self, name: str, at_ms: float) -> float | None:
+        """Count a failure of ``name`` that another process on the database made at ``at_ms``
+        (this source's clock); returns the end of the lockout it starts, if it starts one."""
+        return self._count_failure(name, at_ms)
+
     def _count_failure(self, name: str, now: float) -> float | None:
         """Count one failure; returns the end of the lockout it starts, if it starts one.
 
@@ -330,8 +337,8 @@ class DoorLogic:
         if lock.failures <= 0 or self.locked_until(name, now) is not None:
             return None
         times = self._failures[name]
-        times.append(now)
-        while times and now - times[0] > lock.window_ms:
+        bisect.insort(times, now)  # in order: a failure counted elsewhere comes in late (count_elsewhere)
+        while times and times[-1] - times[0] > lock.window_ms:
             times.popleft()
         if len(times) < lock.failures:
             return None
@@ -807,6 +814,7 @@ class Door:
         self.source = source
         self._take_cleared = getattr(access_log, "take_cleared", None)  # an AccessLogWriter's unlock poll
         self._take_people = getattr(access_log, "take_people", None)  # ... and its enrolment poll
+        self._take_failures = getattr(access_log, "take_failures", None)  # ... and other processes' failures
         self._unknown_ms: deque[float] = deque()  # source times of the unknown rows of the last minute
         self._unknown_snap_ms: deque[float] = deque()  # ... and of those with a snapshot
         self.unlogged_unknown = 0
@@ -824,6 +832,8 @@ class Door:
                     log.warning("lockout of %s cleared (blinkgate unlock)", name)
         if self._take_people is not None and (people := self._take_people()) is not None:
             self._set_people(*people)  # `blinkgate enroll` or `forget` while we run
+        if self._take_failures is not None:
+            self._count_elsewhere(self._take_failures(), timestamp_ms)
         result = self.logic.update(self.gate.process(image, timestamp_ms))
         for decision in result.decisions:
             if self.access_log is not None:
@@ -845,6 +855,15 @@ class Door:
             for decision in decisions:
                 self._log(decision, image, now)
         return decisions
+
+    def _count_elsewhere(self, failures: list[tuple[str, float]], now_ms: float) -> None:
+        """Count failures another process on the database logged (a `verify`, a second door),
+        at their age on this source's clock: the lockout limits guesses at a name, wherever made."""
+        wall = time.time()
+        for name, at in failures:
+            if self.logic.count_elsewhere(name, now_ms - (wall - at) * 1000.0) is not None:
+                log.warning("%s is locked out after failed challenges, some made by another process on "
+                            "this database", name)
 
     def _set_people(self, encodings: np.ndarray, names: list[str]) -> None:
         if change := self.gate.set_people(encodings, names):
