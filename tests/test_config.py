@@ -63,7 +63,7 @@ def test_precedence_and_origins(conf):
     assert (r["liveness"], r["challenge.counts"]) == (8.0, (2, 3))
     assert (r["lockout.failures"], r.origins["lockout.failures"]) == (4, "env:BLINKGATE_LOCKOUT_FAILURES")
     assert (r["challenge.hold"], r.origins["challenge.hold"]) == (7.0, "cli:--hold")
-    assert (r["challenge.enabled"], r.origins["challenge.enabled"]) == (False, "cli:--challenge")
+    assert (r["challenge.enabled"], r.origins["challenge.enabled"]) == (False, "cli:--no-challenge")
     assert (r["fps"], r.origins["fps"]) == (20.0, "default")
 
 
@@ -156,7 +156,7 @@ def test_security_settings_below_their_defaults_are_named_with_their_origin(conf
     env = {"BLINKGATE_LOCKOUT_FAILURES": "0", "BLINKGATE_TOLERANCE": "0.4"}
     lines = weakened(resolve(cli("--config", str(conf), "--no-challenge"), env=env))
     assert [line.split(" = ")[0] for line in lines] == ["challenge.enabled", "challenge.counts", "lockout.failures"]
-    assert "(cli:--challenge; default true)" in lines[0] and f"file:{conf}" in lines[1]
+    assert "(cli:--no-challenge; default true)" in lines[0] and f"file:{conf}" in lines[1]
     assert "env:BLINKGATE_LOCKOUT_FAILURES" in lines[2]  # a stricter tolerance (0.4) is not listed
     only_file = weakened(resolve(cli("--config", str(conf)), env={}))
     assert [line.split(" = ")[0] for line in only_file] == ["challenge.counts"]  # its hold of 5 s is stricter

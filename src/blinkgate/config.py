@@ -351,7 +351,8 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
             values[s.key], origins[s.key] = _convert(s, raw, f"${s.env}"), f"env:{s.env}"
         if s.dest in given:
             values[s.key] = _convert(s, given[s.dest], f"{s.flag}") if isinstance(given[s.dest], str) else given[s.dest]
-            origins[s.key] = f"cli:{s.flag}"
+            typed = s.flag.replace("--", "--no-", 1) if s.type == "bool" and given[s.dest] is False else s.flag
+            origins[s.key] = f"cli:{typed}"  # the flag as typed: --no-challenge, not --challenge
     if values["challenge.delay_min"] > values["challenge.delay_max"]:
         raise BlinkgateError("challenge.delay_min must not exceed challenge.delay_max")
     if values["challenge.min_reaction"] >= values["challenge.max_reaction"]:
