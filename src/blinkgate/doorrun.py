@@ -360,8 +360,10 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
                 return 0
         for d in decisions:
             if name is not None and d.name == name and d.reason == "locked_out":
-                why.append(f"{name} is locked out after failed challenges (`blinkgate unlock {shlex.quote(name)}` "
-                           "lifts it)")
+                left_s = (d.detail.get("locked_until_ms", frame.timestamp_ms) - frame.timestamp_ms) / 1000.0
+                until_text = f" until {time.strftime('%H:%M', time.localtime(time.time() + left_s))}" if left_s > 0 else ""
+                why.append(f"{name} is locked out{until_text} after failed challenges (`blinkgate unlock "
+                           f"{shlex.quote(name)}` lifts it)")
                 return 1
         if frame.timestamp_ms - first[0] > timeout_s * 1000.0:
             why.append(f"no one{'' if name is None else ' recognised as ' + name} was granted within {timeout_s:g} s")
