@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -601,8 +602,6 @@ def test_verify_of_a_locked_out_person_stops_at_once_and_says_how_to_lift_it(cap
     code, out, _ = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--db", str(db))
     assert code == 1 and out == ""
     said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    import re
-
     assert len(said) == 1 and re.fullmatch(r"subject is locked out until \d\d:\d\d after failed challenges "
                                            r"\(`blinkgate unlock subject` lifts it\)", said[0]), said
 
