@@ -110,16 +110,36 @@ def test_runtime_import_pulls_no_training_stack():
     assert out.stdout.strip() == "False"
 
 
-def test_speed_per_crop_is_small(clf):
-    # Loose bound (shared CI machines); the model card reports the measured ~0.05-0.07 ms.
+def test_the_eye_cnn_is_a_small_part_of_a_frame(clf):
+    # As a ratio in the same run, against the gate's costliest stage (Haar face detection on a
+    # 640x480 frame): absolute times move with the machine and its load. The model card reports
+    # the measured ~0.05-0.07 ms per crop; a face's two crops cost about 3% of a detection.
+    import cv2
+
+    from blinkgate.detect import FaceDetector
+    from conftest import clip_frame
+
     batch = np.random.default_rng(2).random((2, 24, 24, 1), dtype=np.float32)
-    for _ in range(20):
-        clf.predict_batch(batch)
-    n = 200
-    start = time.perf_counter()
-    for _ in range(n):
-        clf.predict_batch(batch)
-    assert (time.perf_counter() - start) / (2 * n) < 1e-3
+    still = clip_frame()[150:630]
+    gray = cv2.cvtColor(cv2.copyMakeBorder(still, 0, 0, 80, 80, cv2.BORDER_REPLICATE), cv2.COLOR_BGR2GRAY)
+    detector, threads = FaceDetector(), cv2.getNumThreads()
+    cv2.setNumThreads(1)
+
+    def best(work, n: int) -> float:
+        work()
+        runs = []
+        for _ in range(3):
+            start = time.thread_time()
+            for _ in range(n):
+                work()
+            runs.append((time.thread_time() - start) / n)
+        return min(runs)
+
+    try:
+        cnn, detect = best(lambda: clf.predict_batch(batch), 200), best(lambda: detector.detect(gray), 20)
+    finally:
+        cv2.setNumThreads(threads)
+    assert cnn < 0.2 * detect, (cnn, detect)
 
 
 def test_normalize_input_modes():
