@@ -27,7 +27,7 @@ def test_a_file_plays_at_its_own_speed_only_when_someone_watches(monkeypatch, li
         viewer.wait(i * 40.0)  # 6 frames at 25 fps: the last is due 0.2 s in
     took = time.monotonic() - started
     assert viewer.pace is paced
-    assert (took >= 0.19) if paced else (took < 0.05)
+    assert (took >= 0.19) if paced else (took < 0.1)  # unpaced: well under the 0.2 s a paced run waits
     viewer.close()
 
 
