@@ -343,12 +343,7 @@ class AccessLogWriter:
 
     def take_failures(self) -> list[tuple[str, float]]:
         """(name, unix time) of failed challenges other processes logged since the last call."""
-        failed = []
-        while True:
-            try:
-                failed.append(self._failed.get_nowait())
-            except queue.Empty:
-                return failed
+        return _drain(self._failed)
 
     def _poll_people(self, store: AccessLog, version: int | None) -> int | None:
         """Read who is enrolled if it changed since ``version`` (None: not read yet)."""
@@ -371,12 +366,7 @@ class AccessLogWriter:
 
     def take_cleared(self) -> list[str]:
         """Names whose lockout ``blinkgate unlock`` cleared since the last call (never blocks)."""
-        names = []
-        while True:
-            try:
-                names.append(self._cleared.get_nowait())
-            except queue.Empty:
-                return names
+        return _drain(self._cleared)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -399,3 +389,13 @@ class AccessLogWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _drain(items: queue.SimpleQueue) -> list:
+    """Everything in ``items`` now, without waiting."""
+    taken = []
+    while True:
+        try:
+            taken.append(items.get_nowait())
+        except queue.Empty:
+            return taken
