@@ -118,11 +118,12 @@ def test_a_second_person_stepping_in_is_not_saved_under_the_first_ones_name(tmp_
 
 def test_ctrl_c_while_a_photo_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
     from blinkgate import capture as capture_module
+    from blinkgate import files
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(capture_module.os, "replace", interrupted)
+    monkeypatch.setattr(files.os, "replace", interrupted)  # the rename of the written photo
     with pytest.raises(KeyboardInterrupt):
         capture_module.save_photo(tmp_path, np.zeros((50, 50, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []

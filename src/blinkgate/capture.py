@@ -9,7 +9,6 @@ other: the folder stays the one record of who is enrolled from what.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlinkgateError
+from .files import write_atomic
 from .recognize import DEFAULT_TOLERANCE
 from .sources import Frame
 from .types import Box
@@ -79,16 +79,10 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
     if not ok:
         raise BlinkgateError("cannot encode the photo as JPEG")
     path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
-    tmp = folder / f".{path.name}.tmp"
     try:
         if path.exists():
             raise FileExistsError(17, "a photo of that name is already there", str(path))
-        try:
-            tmp.write_bytes(data.tobytes())
-            os.replace(tmp, path)
-        except BaseException:  # Ctrl-C too: a half-written .tmp would stay in the person's folder
-            tmp.unlink(missing_ok=True)
-            raise
+        write_atomic(path, data.tobytes())
     except OSError as err:
         raise BlinkgateError(f"cannot write a photo in {folder}: {err.strerror or err}") from None
     return path

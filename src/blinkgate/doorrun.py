@@ -323,16 +323,10 @@ def _write_private(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` as a new 0600 file, atomically. A face is biometric data,
     kept 0600 in the database: the copy is the owner's too, also over an existing file, whose
     mode an in-place write would have kept (0644: readable by every user)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    from .files import write_atomic
+
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_atomic(target, data, 0o600)
     except OSError as err:
         raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
 
