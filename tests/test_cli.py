@@ -712,8 +712,6 @@ def test_verify_of_a_stalled_stream_gives_up_at_its_timeout_in_wall_time(capsys,
 def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeypatch, caplog):
     """Another face of the same name failing its challenge on the frame of a grant locks the
     name out and revokes that grant (DoorLogic._failed); verify took the grant, seen first."""
-    from types import SimpleNamespace
-
     import blinkgate.doorrun as doorrun
     from blinkgate.door import Decision, DoorResult
 
@@ -723,7 +721,7 @@ def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeyp
                  Decision(0.0, 1, "subject", "revoked", "locked_out", box)]
 
     def run_door(settings, until, **kwargs):
-        return until(SimpleNamespace(timestamp_ms=0.0), DoorResult(None, [], [], decisions)) or 0
+        return until(0.0, DoorResult(None, [], [], decisions)) or 0
 
     monkeypatch.setattr(doorrun, "run_door", run_door)
     assert doorrun.verify({}, None, 30.0) == 1

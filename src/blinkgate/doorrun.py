@@ -15,7 +15,6 @@ import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,9 +22,6 @@ from .config import Resolved, weakened
 from .door import (ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing,
                    standing_grants)
 from .errors import BlinkgateError
-
-if TYPE_CHECKING:
-    from .sources import Frame
 
 log = logging.getLogger("blinkgate")
 
@@ -221,17 +217,18 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 # -- commands ----------------------------------------------------------------------------------
 
 
-def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int | None] | None = None,
+def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int | None] | None = None,
              actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
     """The door's frame loop until the source ends or the window closes (0), or until
-    ``until(frame, result)`` returns an exit code; ``result`` is None for a frame the door skips
-    (a frozen stream's repeat), so a clock ``until`` keeps still runs. With ``until`` (one visit),
+    ``until(timestamp_ms, result)`` returns an exit code; ``result`` is None for a frame the door
+    skips (a frozen stream's repeat) and while a stalled stream gives none, so a clock ``until``
+    keeps still runs. With ``until`` (one visit),
     any end but exit code 0 ends the visit (``Door.end_visit``): a challenge under way counts as
     failed. A camera that drops is reconnected ``retries`` times (None: for ever, as a door
     outlives a camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
-    from .sources import Frame, open_source
+    from .sources import open_source
     from .viewer import Viewer
 
     checked_model(settings["eye_model"])  # a bad model or --ui fails before the camera opens
@@ -253,7 +250,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int
     stopped: list[int] = []
 
     def idle(now_ms: float) -> bool:  # no frame (a stalled stream): the visit's clock runs on
-        if (code := until(Frame(np.empty((0, 0, 3), np.uint8), now_ms, -1), None)) is not None:
+        if (code := until(now_ms, None)) is not None:
             stopped.append(code)
             return True
         return False
@@ -264,7 +261,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int
     def frames():
         for frame in source:
             # Door.run drops a frozen stream's repeats, which would otherwise never reach `until`
-            if until is not None and (code := until(frame, None)) is not None:
+            if until is not None and (code := until(frame.timestamp_ms, None)) is not None:
                 stopped.append(code)
                 return
             yield frame
@@ -298,7 +295,7 @@ def run_door(settings: Resolved, until: Callable[[Frame, DoorResult | None], int
                              ev.name or "unknown", f" ({why})" if why else "")
             if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
-            if until is not None and (code := until(frame, result)) is not None:
+            if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
                 granted = code == 0
                 return code
     finally:
@@ -344,8 +341,8 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
     granted: list[str] = []
     why: list[str] = []  # why no one was granted
 
-    def until(frame, result: DoorResult | None) -> int | None:
-        first[:] = first or [frame.timestamp_ms]
+    def until(now_ms: float, result: DoorResult | None) -> int | None:
+        first[:] = first or [now_ms]
         decisions = result.decisions if result is not None else []
         for d in standing_grants(decisions):  # not one the same frame took back
             if name is None or d.name == name:
@@ -354,12 +351,12 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
                 return 0
         for d in decisions:
             if name is not None and d.name == name and d.reason == "locked_out":
-                left_s = (d.detail.get("locked_until_ms", frame.timestamp_ms) - frame.timestamp_ms) / 1000.0
+                left_s = (d.detail.get("locked_until_ms", now_ms) - now_ms) / 1000.0
                 until_text = f" until {time.strftime('%H:%M', time.localtime(time.time() + left_s))}" if left_s > 0 else ""
                 why.append(f"{name} is locked out{until_text} after failed challenges (`blinkgate unlock "
                            f"{shlex.quote(name)}` lifts it)")
                 return 1
-        if frame.timestamp_ms - first[0] > timeout_s * 1000.0:
+        if now_ms - first[0] > timeout_s * 1000.0:
             why.append(f"no one{'' if name is None else ' recognised as ' + name} was granted within {timeout_s:g} s")
             return 1
         return None
