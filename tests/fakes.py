@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blinkgate.types import EyeReading, EyeState
+from blinkgate.types import Event, EyeReading, EyeState, FaceResult, FrameResult
 
 FRAME = np.zeros((480, 640, 3), np.uint8)
 
@@ -163,3 +163,42 @@ class FakeBackground:
 
     def close(self):
         self.closed = True
+
+
+class ScriptedGate:
+    """A Gate that reports what a script says, for a Door run from the command line: ``script``
+    holds (time_ms, kind, track, name, detail) events (appeared, recognised, blink, lost), each
+    reported on the first frame at or after its time; a track is a face from appeared to lost,
+    live (and granted, if named) once it has blinked, as the Gate's blink-only grant."""
+
+    def __init__(self, script: list[tuple]):
+        self.script = sorted(script, key=lambda step: step[0])
+        self.names: dict[int, str | None] = {}
+        self.blinked: set[int] = set()
+        self.frames = 0
+
+    @staticmethod
+    def box(track: int) -> tuple:
+        return (4.0 + 32 * (track - 1), 4.0, 28.0 + 32 * (track - 1), 28.0)
+
+    def process(self, image, timestamp_ms: float) -> FrameResult:
+        events = []
+        while self.script and self.script[0][0] <= timestamp_ms:
+            _, kind, track, name, detail = self.script.pop(0)
+            if kind == "lost":
+                self.names.pop(track, None)
+            else:
+                self.names[track] = name
+            if kind == "blink":
+                self.blinked.add(track)
+            events.append(Event(kind, timestamp_ms, track, name, self.box(track), dict(detail)))
+        faces = [FaceResult(t, self.box(t), n, 0.3, EyeReading(EyeState.OPEN), 0, t in self.blinked,
+                            t in self.blinked and n is not None) for t, n in self.names.items()]
+        self.frames += 1
+        return FrameResult(self.frames, timestamp_ms, faces, events)
+
+    def set_people(self, encodings, names) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass

@@ -728,6 +728,57 @@ def test_verify_does_not_count_a_grant_revoked_on_the_same_frame(capsys, monkeyp
     assert capsys.readouterr().out == "" and "the source ended before anyone was granted" in caplog.text
 
 
+def _frame_folder(folder, seconds: float, fps: int = 20):
+    """A frame folder of ``seconds`` at ``fps``, each frame different (the door skips repeats)."""
+    folder.mkdir()
+    for i in range(int(seconds * fps)):
+        image = np.zeros((32, 96, 3), np.uint8)
+        image[0, 0] = (i % 256, i // 256, 0)
+        cv2.imwrite(str(folder / f"{i:05d}.png"), image)
+    return str(folder)
+
+
+def _scripted_door(monkeypatch, *script: tuple) -> None:
+    """`verify`'s door sees what ``script`` says (fakes.ScriptedGate) instead of running models."""
+    import functools
+
+    import blinkgate.doorrun as doorrun
+    from fakes import ScriptedGate
+
+    monkeypatch.setattr(doorrun, "build_door", functools.partial(doorrun.build_door, gate=ScriptedGate(list(script))))
+
+
+def _appears(at_ms: float, track: int, name: str) -> list[tuple]:
+    return [(at_ms, "appeared", track, None, {}), (at_ms, "recognised", track, name, {"distance": 0.3})]
+
+
+def _blinks(onset_ms: float, track: int, name: str) -> tuple:
+    """A blink starting at ``onset_ms``, reported once it is over (its closed frame named)."""
+    return (onset_ms + 250, "blink", track, name, {"start_ms": onset_ms, "end_ms": onset_ms + 200, "checked": True})
+
+
+def test_verify_beside_the_door_leaves_its_port_recording_and_events_alone(capsys, tmp_path, monkeypatch):
+    """verify read the door's settings file whole: with the door's `ui.listen` it failed on the
+    port the running door holds (exit 2), and it wrote into the door's recording and events."""
+    import socket
+
+    door_port = socket.socket()
+    door_port.bind(("127.0.0.1", 0))  # the running door's browser view
+    door_port.listen()
+    settings = tmp_path / "blinkgate.toml"
+    settings.write_text(f'record = "{tmp_path / "door.mkv"}"\nevents = "{tmp_path / "door.jsonl"}"\n'
+                        f'[ui]\nlisten = "127.0.0.1:{door_port.getsockname()[1]}"\n')
+    frames = _frame_folder(tmp_path / "frames", 2)
+    with door_port:
+        for own in ([], ["--events", str(tmp_path / "verify.jsonl")]):
+            _scripted_door(monkeypatch, *_appears(0, 1, "alice"), _blinks(200, 1, "alice"))
+            code, out, err = run(capsys, "verify", "--config", str(settings), "--source", frames, "--no-display",
+                                 "--no-challenge", "--db", str(tmp_path / "f.db"), *own)
+            assert (code, out) == (0, "alice\n"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blinkgate.toml", "f.db", "frames", "verify.jsonl"]
+    assert '"event": "door_granted"' in (tmp_path / "verify.jsonl").read_text()  # its own, from its command line
+
+
 def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):
     """Closing the terminal (SIGHUP) killed verify without unwinding, so a prompt that did not
     suit a replay was dropped for free, unlike after Ctrl-C, SIGTERM or the timeout."""

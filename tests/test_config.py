@@ -164,6 +164,24 @@ def test_security_settings_below_their_defaults_are_named_with_their_origin(conf
     assert "# weaker than the default: challenge.enabled = false" in capsys.readouterr().out
 
 
+def test_verify_takes_the_doors_outputs_only_from_its_own_command_line(conf, capsys):
+    """`verify` beside a running door, on its settings file, took the door's browser-view port
+    (an error) and wrote into its recording and events; set on verify's command line they hold."""
+    from blinkgate.config import for_verify
+
+    conf.write_text('record = "door.mkv"\n' + TOML + '\n[ui]\nlisten = "8080"\n')
+    env = {"BLINKGATE_EVENTS": "door-events.jsonl"}
+    door = resolve(cli("--config", str(conf)), env=env)
+    verify = for_verify(door)
+    assert (door["record"], door["events"], door["ui.listen"]) == ("door.mkv", "door-events.jsonl", "8080")
+    assert (verify["record"], verify["events"], verify["ui.listen"]) == (None, None, None)
+    assert verify["lockout.failures"] == 3 and verify["challenge.counts"] == (2, 3)  # the rest is the door's
+    own = for_verify(resolve(cli("--config", str(conf), "--ui", "9090", "--events", "mine.jsonl"), env=env))
+    assert (own["record"], own["events"], own["ui.listen"]) == (None, "mine.jsonl", "9090")
+    assert main(["config", "--config", str(conf)]) == 0
+    assert "# verify does not use record, ui.listen from here: only from its own command line" in capsys.readouterr().out
+
+
 def test_actions_are_built_from_settings(conf):
     r = resolve(cli("--config", str(conf), "--on-grant", "relay {name}", "--action-cooldown", "12"), env={})
     runner = build_actions(r)

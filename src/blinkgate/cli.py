@@ -434,10 +434,10 @@ def cmd_door(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .config import resolve
+    from .config import for_verify, resolve
     from .doorrun import verify
 
-    return verify(resolve(args), args.name, args.timeout)
+    return verify(for_verify(resolve(args)), args.name, args.timeout)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -456,16 +456,20 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .config import resolve, weakened
+    from .config import not_for_verify, resolve, weakened
     from .doorrun import db_path
 
     settings = resolve(args)
     db = str(db_path(settings))  # `db = unset` alone did not say which file the door uses
+    ignored = not_for_verify(settings)  # the door's outputs, which `verify` leaves alone
     if args.json:
-        print(json.dumps({**settings.to_json(), "db_path": db, "weaker_than_default": weakened(settings)}, indent=2))
+        print(json.dumps({**settings.to_json(), "db_path": db, "weaker_than_default": weakened(settings),
+                          "not_for_verify": ignored}, indent=2))
     else:
         print("\n".join(settings.lines() + [f"# face database: {db}"]
-                        + [f"# weaker than the default: {line}" for line in weakened(settings)]))
+                        + [f"# weaker than the default: {line}" for line in weakened(settings)]
+                        + ([f"# verify does not use {', '.join(ignored)} from here: only from its own command line"]
+                           if ignored else [])))
     return 0
 
 
@@ -642,7 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Run the door's checks (recognition, blink, challenge, lockout, access log) until "
                             "someone is granted, then print the name and exit 0. Exit 1 if no one is within "
                             "--timeout, the source ends, or --name is locked out; 2 on an error. No unlock "
-                            "action runs: the exit code is the action.")
+                            "action runs: the exit code is the action. It takes the door's settings, but "
+                            "--record, --events and --ui only from its command line, never from the door's "
+                            "settings file or environment.")
     p.add_argument("--name", help="only this enrolled person counts (as `blinkgate people` shows it)")
     p.add_argument("--timeout", type=_number(0), default=30.0, metavar="SECONDS",
                    help="give up after this long from the first frame (default 30)")

@@ -293,6 +293,32 @@ def weakened(settings: Resolved) -> list[str]:
     return out
 
 
+# The door's outputs: its browser view's port, its recording, its event log. `verify` reads the
+# door's settings file (the same database, challenge and lockout), but bound to these it would
+# take the running door's port (an error) and write into its recording and events.
+VERIFY_OWN = ("record", "events", "ui.listen")
+
+
+def not_for_verify(settings: Resolved) -> list[str]:
+    """The keys of :data:`VERIFY_OWN` that ``settings`` took from the file or the environment."""
+    return [k for k in VERIFY_OWN if settings.origins[k] != "default" and not settings.origins[k].startswith("cli:")]
+
+
+def for_verify(settings: Resolved) -> Resolved:
+    """``settings`` for ``blinkgate verify``: :data:`VERIFY_OWN` only from its own command line;
+    set in the file or the environment, they are the door's and go back to their defaults."""
+    dropped = not_for_verify(settings)
+    if not dropped:
+        return settings
+    log.info("verify: not using the door's %s (%s): verify takes them only from its own command line (%s)",
+             ", ".join(dropped), ", ".join(sorted({settings.origins[k] for k in dropped})),
+             ", ".join(BY_KEY[k].flag for k in VERIFY_OWN))
+    values, origins = dict(settings.values), dict(settings.origins)
+    for key in dropped:
+        values[key], origins[key] = BY_KEY[key].default, "default"
+    return Resolved(values, origins, settings.file)
+
+
 def load_file(path: Path) -> dict[str, object]:
     """The settings in a TOML file, converted; an unknown key is an error."""
     check_file_owner(path)
