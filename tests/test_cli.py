@@ -757,6 +757,10 @@ def _blinks(onset_ms: float, track: int, name: str) -> tuple:
     return (onset_ms + 250, "blink", track, name, {"start_ms": onset_ms, "end_ms": onset_ms + 200, "checked": True})
 
 
+# a prompt for 1 blink 0.5 s after recognition: the scripted faces below answer it on cue
+ONE_BLINK_AT_HALF_A_SECOND = ("--challenge-counts", "1", "--challenge-delay-min", "0.5", "--challenge-delay-max", "0.5")
+
+
 def test_verify_beside_the_door_leaves_its_port_recording_and_events_alone(capsys, tmp_path, monkeypatch):
     """verify read the door's settings file whole: with the door's `ui.listen` it failed on the
     port the running door holds (exit 2), and it wrote into the door's recording and events."""
@@ -777,6 +781,30 @@ def test_verify_beside_the_door_leaves_its_port_recording_and_events_alone(capsy
             assert (code, out) == (0, "alice\n"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blinkgate.toml", "f.db", "frames", "verify.jsonl"]
     assert '"event": "door_granted"' in (tmp_path / "verify.jsonl").read_text()  # its own, from its command line
+
+
+def test_verify_ending_mid_challenge_reports_it_as_every_other_decision(capsys, tmp_path, monkeypatch):
+    """The visit's end went to the access log only: --events and the browser view never showed
+    the prompt denied, so they disagreed with `blinkgate log`."""
+    from blinkgate.accesslog import AccessLog
+    from blinkgate.webui import WebUI
+
+    published = []
+    publish = WebUI.publish
+    monkeypatch.setattr(WebUI, "publish", lambda ui, image, result, events=(): (published.extend(events),
+                                                                               publish(ui, image, result, events)))
+    # Alice blinks, gets her prompt at 0.5 s and has not answered when the visit ends at 1 s.
+    _scripted_door(monkeypatch, *_appears(0, 1, "alice"), _blinks(100, 1, "alice"))
+    db, events = tmp_path / "f.db", tmp_path / "events.jsonl"
+    code, _, err = run(capsys, "verify", "--timeout", "1", "--source", _frame_folder(tmp_path / "frames", 3),
+                       "--no-display", "--db", str(db), "--events", str(events), "--ui", "127.0.0.1:0",
+                       *ONE_BLINK_AT_HALF_A_SECOND)
+    assert code == 1, err
+    with AccessLog(db) as log:
+        assert [(e.decision, e.reason, e.name) for e in log.entries()] == [("denied", "expired", "alice")]
+    for shown in ([json.loads(line) for line in events.read_text().splitlines()], [e.to_json() for e in published]):
+        denied = [(e["event"], e["reason"], e["why"]) for e in shown if e["event"].startswith("door_")]
+        assert denied == [("door_denied", "expired", "the visit ended before the answer")]
 
 
 def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):

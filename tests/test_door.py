@@ -439,17 +439,31 @@ def test_a_visit_ended_mid_challenge_counts_as_a_face_that_left(blinked):
     if blinked:
         _blinked(s)
     s.until("challenge")
-    decisions = s.logic.end(s.t)
+    decisions = s.logic.end(s.t).decisions
     assert [(d.decision, d.reason) for d in decisions] == [("denied", "expired")]
     assert "visit ended" in decisions[0].detail["why"] and s.logic.failures("alice") == int(blinked)
-    assert s.logic.end(s.t + DT) == []  # said once
+    assert s.logic.end(s.t + DT).decisions == []  # said once
+
+
+def test_a_visit_ended_mid_challenge_reports_its_events_as_a_frame_does():
+    """The end's decisions, and the lockout one of them starts, are events too: `verify` writes
+    them to --events and the browser view as it does every frame's."""
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=1)))
+    s.appear(1, "alice")
+    _blinked(s)
+    s.until("challenge")
+    ended = s.logic.end(s.t)
+    assert ended.timestamp_ms == s.t and not ended.faces
+    assert [(e.kind, e.detail.get("reason")) for e in ended.events] == [
+        ("door_denied", "expired"), ("lockout", None), ("door_denied", "locked_out")]
+    assert ended.events[0].detail["why"] == ended.decisions[0].detail["why"] == "the visit ended before the answer"
 
 
 def test_a_visit_ended_before_any_prompt_decides_nothing():
     s = Scene()
     s.appear(1, "alice")
     s.step()
-    assert s.logic.end(s.t) == [] and s.logic.failures("alice") == 0
+    assert s.logic.end(s.t).decisions == [] and s.logic.failures("alice") == 0
 
 
 def test_a_grant_expires_and_then_needs_a_new_challenge():

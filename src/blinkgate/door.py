@@ -305,6 +305,7 @@ class DoorLogic:
         self._lockouts: dict[str, tuple[float, int]] = {}  # name -> (end of last lockout, escalation level)
         self._stalls: dict[str, deque] = defaultdict(deque)  # name -> times of uncounted stalled challenges
         self._last_frame_ms: float | None = None
+        self._last_index = -1  # of the last frame: the visit's end (``end``) is reported on it
 
     # -- public state ------------------------------------------------------------------------
 
@@ -374,7 +375,7 @@ class DoorLogic:
             for track in list(self._tracks.values()):
                 if track.state == "challenge":
                     self._stalled(track, now - self._last_frame_ms, now, out)
-        self._last_frame_ms = now
+        self._last_frame_ms, self._last_index = now, frame.index
         for ev in frame.events:
             self._on_event(ev, now, out)
         faces = []
@@ -391,17 +392,19 @@ class DoorLogic:
             faces.append(self._view(track, face, now))
         return DoorResult(frame, faces, events, decisions)
 
-    def end(self, now: float) -> list[Decision]:
-        """The visit ends without a grant (``verify``'s timeout, its window closed): a challenge
-        under way is denied as if its face had left, counted if the face has blinked. Otherwise
-        whoever can end a visit could drop every prompt whose count does not suit a replay."""
+    def end(self, now: float) -> DoorResult:
+        """The visit ends without a grant (``verify``'s timeout, its window closed): a challenge under
+        way is denied as if its face had left, counted if the face has blinked. Otherwise
+        whoever can end a visit could drop every prompt whose count does not suit a replay.
+        The result has no faces, and the events and decisions of a frame (a lockout included),
+        so they are reported as every other frame's are."""
         out = _Out([], [])
         for track in list(self._tracks.values()):
             if track.state == "challenge":
                 detail = {"why": "the visit ended before the answer", **self._answer_detail(track, now)}
                 self._deny(track, now, out, "expired", detail, counted=track.has_blinked)
                 self._tracks.pop(track.id, None)
-        return out.decisions
+        return DoorResult(FrameResult(self._last_index, now, [], []), [], out.events, out.decisions)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -844,17 +847,17 @@ class Door:
         self._last = (image, timestamp_ms)
         return result
 
-    def end_visit(self) -> list[Decision]:
-        """End a visit that was not granted (``DoorLogic.end``), logging its decisions with the
-        last frame's snapshot."""
+    def end_visit(self) -> DoorResult | None:
+        """End a visit (``DoorLogic.end``), logging its decisions with the last frame's
+        snapshot; None if no frame came."""
         if self._last is None:
-            return []
+            return None
         image, now = self._last
-        decisions = self.logic.end(now)
+        result = self.logic.end(now)
         if self.access_log is not None:
-            for decision in decisions:
+            for decision in result.decisions:
                 self._log(decision, image, now)
-        return decisions
+        return result
 
     def _count_elsewhere(self, failures: list[tuple[str, float]], now_ms: float) -> None:
         """Count failures another process on the database logged (a `verify`, a second door),

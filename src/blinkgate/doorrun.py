@@ -217,6 +217,26 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 # -- commands ----------------------------------------------------------------------------------
 
 
+def _report(result: DoorResult, image: np.ndarray, events, ui) -> None:
+    """One result's events to ``--events`` (``events``), the browser view (``ui``) and the log
+    lines: a frame's, and the visit's end (``Door.end_visit``) the same way."""
+    if events:
+        events.write(result.frame.events + result.events)
+    if ui:
+        ui.publish(image, result, result.frame.events + result.events)
+    for ev in result.events:
+        if ev.kind == "challenge":
+            log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
+        elif ev.kind == "challenge_passed":
+            log.info("track %d %s: round %d of %d passed", ev.track_id, ev.name, ev.detail["round"],
+                     ev.detail["rounds"])
+        elif ev.kind.startswith("door_") or ev.kind == "lockout":
+            why = ev.detail.get("why")
+            what = " ".join(filter(None, (ev.kind, ev.detail.get("reason"))))
+            log.info("%s track %d %s%s", what, ev.track_id,
+                     ev.name or "unknown", f" ({why})" if why else "")
+
+
 def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int | None] | None = None,
              actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
     """The door's frame loop until the source ends or the window closes (0), or until
@@ -246,6 +266,7 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
              door.options.lockout.failures, door.options.lockout.window_ms / 1000, db_path(settings))
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = ui = None
+    image = None  # the last frame's, for the visit's end in the browser view
     granted = False
     stopped: list[int] = []
 
@@ -277,23 +298,10 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
                        token=settings["ui.token"], title=f"door: {source.description}")
             announce(ui, log)
         for frame, result in door.run(frames()):
-            if events:
-                events.write(result.frame.events + result.events)
-            if ui:
-                ui.publish(frame.image, result, result.frame.events + result.events)
+            image = frame.image
+            _report(result, image, events, ui)
             viewer.wait(frame.timestamp_ms)
-            for ev in result.events:
-                if ev.kind == "challenge":
-                    log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
-                elif ev.kind == "challenge_passed":
-                    log.info("track %d %s: round %d of %d passed", ev.track_id, ev.name, ev.detail["round"],
-                             ev.detail["rounds"])
-                elif ev.kind.startswith("door_") or ev.kind == "lockout":
-                    why = ev.detail.get("why")
-                    what = " ".join(filter(None, (ev.kind, ev.detail.get("reason"))))
-                    log.info("%s track %d %s%s", what, ev.track_id,
-                             ev.name or "unknown", f" ({why})" if why else "")
-            if viewer.active and not viewer.show(draw_door(frame.image, result, viewer.rate), frame.timestamp_ms):
+            if viewer.active and not viewer.show(draw_door(image, result, viewer.rate), frame.timestamp_ms):
                 break
             if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
                 granted = code == 0
@@ -301,10 +309,8 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     finally:
         source.close()
         try:
-            if until is not None and not granted:
-                for decision in door.end_visit():
-                    log.info("%s track %d %s (%s)", decision.reason, decision.track_id, decision.name or "unknown",
-                             decision.detail.get("why"))
+            if until is not None and not granted and (ended := door.end_visit()) is not None:
+                _report(ended, image, events, ui)
         finally:
             door.close()
         for part in (viewer, ui, events):
