@@ -807,6 +807,27 @@ def test_verify_ending_mid_challenge_reports_it_as_every_other_decision(capsys, 
         assert denied == [("door_denied", "expired", "the visit ended before the answer")]
 
 
+def test_verify_ending_on_a_grant_counts_another_faces_challenge_under_way(capsys, tmp_path, monkeypatch):
+    """Without --name, Alice's grant ended the visit while Bob's prompt was up: his challenge was
+    dropped, neither logged nor counted, where a timeout counts it (a free way to drop a prompt)."""
+    from blinkgate.accesslog import AccessLog
+
+    # Alice answers her prompt (0.5 s) at 1 s and holds; Bob, who blinked, answers his (2.5 s)
+    # at 3 s and is still holding when Alice is granted.
+    _scripted_door(monkeypatch, *_appears(0, 1, "alice"), _blinks(1000, 1, "alice"),
+                   *_appears(2000, 2, "bob"), _blinks(2200, 2, "bob"), _blinks(3000, 2, "bob"))
+    db = tmp_path / "f.db"
+    code, out, err = run(capsys, "verify", "--source", _frame_folder(tmp_path / "frames", 10), "--no-display",
+                         "--db", str(db), *ONE_BLINK_AT_HALF_A_SECOND)
+    assert (code, out) == (0, "alice\n"), err
+    with AccessLog(db) as log:
+        entries = log.entries()
+    assert sorted((e.decision, e.reason, e.name) for e in entries) == [("denied", "expired", "bob"),
+                                                                        ("granted", "challenge_passed", "alice")]
+    bob = next(e for e in entries if e.name == "bob")
+    assert bob.detail["why"] == "the visit ended before the answer" and "counted" not in bob.detail
+
+
 def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):
     """Closing the terminal (SIGHUP) killed verify without unwinding, so a prompt that did not
     suit a replay was dropped for free, unlike after Ctrl-C, SIGTERM or the timeout."""

@@ -393,7 +393,7 @@ class DoorLogic:
         return DoorResult(frame, faces, events, decisions)
 
     def end(self, now: float) -> DoorResult:
-        """The visit ends without a grant (``verify``'s timeout, its window closed): a challenge under
+        """The visit ends (``verify``'s timeout or a grant, its window closed): a challenge under
         way is denied as if its face had left, counted if the face has blinked. Otherwise
         whoever can end a visit could drop every prompt whose count does not suit a replay.
         The result has no faces, and the events and decisions of a frame (a lockout included),

@@ -242,10 +242,10 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     """The door's frame loop until the source ends or the window closes (0), or until
     ``until(timestamp_ms, result)`` returns an exit code; ``result`` is None for a frame the door
     skips (a frozen stream's repeat) and while a stalled stream gives none, so a clock ``until``
-    keeps still runs. With ``until`` (one visit),
-    any end but exit code 0 ends the visit (``Door.end_visit``): a challenge under way counts as
-    failed. A camera that drops is reconnected ``retries`` times (None: for ever, as a door
-    outlives a camera unplugged)."""
+    keeps still runs. With ``until`` (one visit), every end, a grant's too, ends the visit
+    (``Door.end_visit``): a challenge under way (another face's, after a grant) counts as failed.
+    A camera that drops is reconnected ``retries`` times (None: for ever, as a door outlives a
+    camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
     from .sources import open_source
@@ -267,7 +267,6 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     events = EventLog(settings["events"], source.description) if settings["events"] else None
     viewer = ui = None
     image = None  # the last frame's, for the visit's end in the browser view
-    granted = False
     stopped: list[int] = []
 
     def idle(now_ms: float) -> bool:  # no frame (a stalled stream): the visit's clock runs on
@@ -304,12 +303,12 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
             if viewer.active and not viewer.show(draw_door(image, result, viewer.rate), frame.timestamp_ms):
                 break
             if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
-                granted = code == 0
                 return code
     finally:
         source.close()
         try:
-            if until is not None and not granted and (ended := door.end_visit()) is not None:
+            # A grant ends the visit too: another face's prompt must not be dropped for free.
+            if until is not None and (ended := door.end_visit()) is not None:
                 _report(ended, image, events, ui)
         finally:
             door.close()
