@@ -828,9 +828,18 @@ def test_verify_ending_on_a_grant_counts_another_faces_challenge_under_way(capsy
     assert bob.detail["why"] == "the visit ended before the answer" and "counted" not in bob.detail
 
 
-def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):
-    """Closing the terminal (SIGHUP) killed verify without unwinding, so a prompt that did not
-    suit a replay was dropped for free, unlike after Ctrl-C, SIGTERM or the timeout."""
+def _no_core_dump() -> None:
+    """In a child: a SIGQUIT that is not caught leaves no core file behind."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.parametrize("signame, code", [("SIGHUP", 129), ("SIGQUIT", 131)])
+def test_verify_hung_up_or_quit_mid_challenge_counts_it_as_a_timeout_does(tmp_path, signame, code):
+    """Closing the terminal (SIGHUP) or Ctrl-\\ (SIGQUIT) killed verify without unwinding, so a
+    prompt that did not suit a replay was dropped for free, unlike after Ctrl-C, SIGTERM or the
+    timeout."""
     import signal
 
     from blinkgate.accesslog import AccessLog
@@ -841,11 +850,11 @@ def test_verify_hung_up_mid_challenge_counts_it_as_a_timeout_does(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "blinkgate", "verify", "--name", "subject", "--source", clip,
                              "--no-display", "--db", str(db), "--challenge-delay-min", "0.5",
                              "--challenge-delay-max", "0.5", "--challenge-counts", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_no_core_dump)
     for line in proc.stderr:
         if "Blink 3 times" in line:
             break
-    proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=60) == 129
+    proc.send_signal(getattr(signal, signame))
+    assert proc.wait(timeout=60) == code
     with AccessLog(db) as log:
         assert [(e.decision, e.reason) for e in log.entries()] == [("denied", "expired")]

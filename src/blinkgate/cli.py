@@ -703,10 +703,10 @@ def _detach_stdout() -> None:
 
 
 class Terminated(BaseException):
-    """SIGTERM (systemd, ``docker stop``, ``kill``) or SIGHUP (the terminal closed). Raised in
-    the frame loop, it unwinds the same ``finally`` blocks as Ctrl-C, so a recording gets its
-    index, the logs are closed and ``verify`` counts the prompt it showed; a BaseException, so
-    no ``except Exception`` on the way swallows it."""
+    """SIGTERM (systemd, ``docker stop``, ``kill``), SIGHUP (the terminal closed) or SIGQUIT
+    (Ctrl-\\). Raised in the frame loop, it unwinds the same ``finally`` blocks as Ctrl-C, so a
+    recording gets its index, the logs are closed and ``verify`` counts the prompt it showed; a
+    BaseException, so no ``except Exception`` on the way swallows it."""
 
     def __init__(self, signum: int = signal.SIGTERM):
         super().__init__(signum)
@@ -717,6 +717,19 @@ def _terminate(signum, frame) -> None:
     raise Terminated(signum)
 
 
+def _catch_terminal_signals() -> dict:
+    """Raise :class:`Terminated` on SIGHUP and SIGQUIT where their action is the default; the
+    handlers replaced, to put back. A hang-up or Ctrl-\\ killed verify mid-prompt without
+    unwinding: a free way to drop a prompt from the keyboard. Not when one is ignored (nohup):
+    the user asked to outlive the terminal."""
+    caught = {}
+    for name in ("SIGHUP", "SIGQUIT"):
+        signum = getattr(signal, name, None)  # neither exists on Windows
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            caught[signum] = signal.signal(signum, _terminate)
+    return caught
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
@@ -724,11 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_native_logs()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    # A hang-up killed verify mid-prompt without unwinding: a free way to drop a prompt. Not
-    # when SIGHUP is ignored (nohup): the user asked to outlive the terminal.
-    hangup = getattr(signal, "SIGHUP", None)
-    hangup_previous = (signal.signal(hangup, _terminate)
-                       if main_thread and hangup is not None and signal.getsignal(hangup) is signal.SIG_DFL else None)
+    caught = _catch_terminal_signals() if main_thread else {}
     try:
         _fill_settings(args)
         code = args.func(args)
@@ -743,12 +752,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Terminated as stop:
-        return 128 + stop.signum  # what a shell reports for a process ended by it: 143 SIGTERM, 129 SIGHUP
+        return 128 + stop.signum  # what a shell reports for a process ended by it: 143 SIGTERM, 129 SIGHUP, 131 SIGQUIT
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        if hangup_previous is not None:
-            signal.signal(hangup, hangup_previous)
+        for signum, handler in caught.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
