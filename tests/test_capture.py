@@ -144,3 +144,57 @@ def test_an_hd_frame_is_saved_as_the_smaller_picture_that_was_checked(tmp_path):
                     on_frame=lambda f, box, why, n: shown.append(box) or True)
     assert looked == [(360, 640, 3)] and cv2.imread(str(saved[0])).shape == (360, 640, 3)
     assert shown == [tuple(2 * v for v in FACE)]  # the window draws on the full frame
+
+
+def test_a_face_far_from_the_photos_already_in_the_folder_is_not_saved(tmp_path):
+    """A second run under the same name compared its faces with its own first photo only: anyone
+    in front of the camera was added to the person's folder, and enrol let them in by that name."""
+    detect = scripted({i: [FACE] for i in range(40)})
+    ann, bob = np.zeros(128), np.full(128, 0.1)  # 1.13 apart: two people
+    ann_turned = ann + np.eye(128)[0] * 0.45  # 0.45 from ann, 0.99 from bob's face
+
+    def encode(image, box):
+        return bob if image[0, 0, 0] < 20 else ann_turned  # bob until frame 20, then ann
+
+    seen = []
+    saved = capture(frames(40), tmp_path, detect, CaptureOptions(count=5, every_ms=700), encode=encode,
+                    known=np.array([bob + 1.0, ann]),  # ann's photo, and one of someone else nowhere near
+                    on_frame=lambda f, box, why, n: seen.append((f.index, why)) or True)
+    assert len(saved) == 3  # frames 20, 27, 34: ann's; none of bob's, though his was the first face
+    assert f"not the person already in {tmp_path.name}/ (1.13 from the nearest photo)" in dict(seen)[0]
+
+
+def lfw_frames(folder, person: str, numbers) -> str:
+    """A frame folder of lfw65 photos of ``person`` (symlinks): a camera showing them in turn."""
+    folder.mkdir()
+    for i, n in enumerate(numbers):
+        (folder / f"{i:03d}.jpg").symlink_to(shared("faces", "lfw65", person, f"{person}_{n:04d}.jpg"))
+    return str(folder)
+
+
+def test_capture_again_under_a_name_takes_only_the_person_already_in_its_folder(capsys, tmp_path, caplog):
+    people = tmp_path / "people"
+
+    def capture_from(person, numbers):
+        source = lfw_frames(tmp_path / f"{person}{numbers[0]}", person, numbers)
+        return main(["capture", str(people), "Hugh", "--source", source, "--no-display", "--fps", "1",
+                     "--count", str(len(numbers))])
+
+    assert capture_from("Hugh_Grant", [1, 2]) == 0
+    assert capture_from("Jackie_Chan", [1, 2]) == 1  # someone else at the kiosk, typing Hugh's name
+    assert "no photo of Hugh taken" in caplog.text and "not the person already in Hugh/ (0.8" in caplog.text
+    assert len(list((people / "Hugh").iterdir())) == 2
+    assert capture_from("Hugh_Grant", [3, 4]) == 0  # Hugh himself, another day: 0.41 and 0.37 from his photos
+    assert len(list((people / "Hugh").iterdir())) == 4
+
+
+def test_known_faces_are_those_of_the_photos_enrol_would_take(tmp_path):
+    from blinkgate.capture import known_faces
+    from blinkgate.recognize import FaceEncoder
+
+    encoder = FaceEncoder()
+    assert known_faces(tmp_path / "nobody", encoder).shape == (0, 128)  # a new person
+    (tmp_path / "a.jpg").symlink_to(shared("faces", "lfw65", "Hugh_Grant", "Hugh_Grant_0001.jpg"))
+    cv2.imwrite(str(tmp_path / "wall.png"), np.zeros((120, 160, 3), np.uint8))  # enrol skips it: no face
+    (tmp_path / "notes.txt").write_text("not a photo")
+    assert known_faces(tmp_path, encoder).shape == (1, 128)

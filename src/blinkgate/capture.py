@@ -26,6 +26,7 @@ log = logging.getLogger("blinkgate")
 
 DETECT_MAX_SIDE = 640  # HOG on a larger frame costs seconds a frame (1280 px: 2 s here)
 MIN_FACE_PX = 80  # a smaller face gives enrolment too little detail (and is often someone in the background)
+WAITING = "next photo in a moment"  # a frame not looked at: the last photo was taken less than `every` ago
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class CaptureOptions:
     every_ms: float = 700.0  # between photos: time to turn the head a little, so they differ
     min_face_px: int = MIN_FACE_PX
     timeout_ms: float = 60_000.0  # from the first frame: a camera nobody stands in front of
-    same_person: float = DEFAULT_TOLERANCE  # each photo's face within this of the first one's
+    same_person: float = DEFAULT_TOLERANCE  # each photo's face within this of the person's photos
 
 
 def check_name(name: str) -> str:
@@ -47,6 +48,27 @@ def check_name(name: str) -> str:
     if clean.startswith("."):  # enrol passes over hidden folders in silence: the photos would never be enrolled
         raise BlinkgateError(f"{name!r}: a name must not start with '.' (enroll skips hidden folders)")
     return clean
+
+
+def known_faces(folder: Path, encoder) -> np.ndarray:
+    """The encodings of the faces in the photos already in ``folder`` (an earlier run's, or
+    copied there), as enroll makes them: what a new photo of the person is compared with. A
+    photo enroll would skip is left out here too. (N, 128); N is 0 for a new person."""
+    from .enroll import is_image, photo_encoding
+
+    try:
+        photos = sorted(p for p in folder.iterdir() if is_image(p)) if folder.is_dir() else []
+    except OSError as err:  # not compared with them, a stranger's photos would be let in
+        raise BlinkgateError(f"cannot read the photos already in {folder}: {err.strerror or err}") from None
+    faces = []
+    for path in photos:
+        try:
+            encoding, _ = photo_encoding(path.read_bytes(), encoder)
+        except OSError:
+            continue  # enroll reports it
+        if encoding is not None:
+            faces.append(encoding)
+    return np.array(faces, dtype=np.float64).reshape(len(faces), 128)
 
 
 def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]],
@@ -88,30 +110,46 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
     return path
 
 
+def _other_person(face: np.ndarray, faces: np.ndarray, folder: Path | None, tolerance: float) -> str:
+    """Why ``face`` is not the person of ``faces``, the photos already in ``folder`` (or, with
+    ``folder`` None, this run's first photo), or "" if it is: within ``tolerance`` of the nearest,
+    as the gate names a face by its nearest photo."""
+    apart = float(np.linalg.norm(faces - face, axis=1).min())
+    if apart <= tolerance:
+        return ""
+    if folder is None:
+        return f"not the person of the first photo ({apart:.2f} apart): one person at a time"
+    return f"not the person already in {folder.name}/ ({apart:.2f} from the nearest photo)"
+
+
 def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray], list[Box]],
             options: CaptureOptions = CaptureOptions(),
             on_frame: Callable[[Frame, Box | None, str, int], bool] | None = None,
-            encode: Callable[[np.ndarray, Box], np.ndarray] | None = None) -> list[Path]:
+            encode: Callable[[np.ndarray, Box], np.ndarray] | None = None,
+            known: np.ndarray | None = None) -> list[Path]:
     """Save up to ``options.count`` frames that show exactly one face big enough to enrol, at
     least ``options.every_ms`` apart, until ``options.timeout_ms`` after the first frame.
     ``on_frame(frame, box, why, saved)`` is called for every frame (``why`` is "" for a photo
     taken, or why the frame was not one); it returns False to stop (the window closed).
     With ``encode`` (``FaceEncoder.encode``), a face further than ``options.same_person`` from
-    the first photo's is not taken: each frame alone shows one face, and someone who steps in
-    after the person stepped away would be enrolled, and let in, under the person's name."""
+    the nearest of ``known`` (``known_faces``: the person's photos already in the folder) or,
+    for a new person, from the first photo's, is not taken: each frame alone shows one face,
+    and someone who steps in after the person stepped away, or who runs capture again under
+    the person's name, would be enrolled, and let in, under that name."""
     saved: list[Path] = []
     first_ms, last_ms = None, float("-inf")
-    first_face: np.ndarray | None = None
+    in_folder = known is not None and len(known) > 0
+    faces = known if in_folder else None  # what a new face must be near: None until the first photo
     for frame in frames:
         first_ms = frame.timestamp_ms if first_ms is None else first_ms
-        box, why = None, "next photo in a moment"
+        box, why = None, WAITING
         if frame.timestamp_ms - last_ms >= options.every_ms:  # detection only when a photo is due: HOG is slow
             photo, box, why = one_face(frame.image, detect, options.min_face_px)
             if box is not None and encode is not None:
                 face = encode(photo, box)
-                first_face = face if first_face is None else first_face
-                if (apart := float(np.linalg.norm(face - first_face))) > options.same_person:
-                    box, why = None, f"not the person of the first photo ({apart:.2f} apart): one person at a time"
+                faces = face[None] if faces is None else faces
+                if why := _other_person(face, faces, folder if in_folder else None, options.same_person):
+                    box = None
             if box is not None:
                 saved.append(save_photo(folder, photo))
                 scale = frame.image.shape[1] / photo.shape[1]

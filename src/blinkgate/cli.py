@@ -130,7 +130,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from .capture import CaptureOptions, capture, check_name, draw_capture
+    from collections import deque
+
+    from .capture import WAITING, CaptureOptions, capture, check_name, draw_capture, known_faces
     from .recognize import FaceEncoder
     from .sources import open_source
     from .viewer import Viewer
@@ -140,19 +142,26 @@ def cmd_capture(args: argparse.Namespace) -> int:
     created = not folder.exists()
     _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
     options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0)
+    refused: deque[str] = deque(maxlen=1)  # why the last frame looked at was not taken, for the summary
     try:
+        encoder = FaceEncoder()
+        known = known_faces(folder, encoder)  # seconds for large photos: before the camera's window opens
+        if len(known):
+            log.info("each face must be the person of the photos already in %s (%d with a face)", folder, len(known))
         source = open_source(args.source, fps=args.fps or 20.0, retries=3)
         viewer = None
         try:
             viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live)
-            encoder = FaceEncoder()
 
             def show(frame, box, why, saved) -> bool:
+                if why and why != WAITING:
+                    refused.append(why)
                 viewer.wait(frame.timestamp_ms)
                 return not viewer.display or viewer.show(draw_capture(frame.image, box, why, saved, args.count),
                                                          frame.timestamp_ms)
 
-            saved = capture(source, folder, encoder.detect, options, on_frame=show, encode=encoder.encode)
+            saved = capture(source, folder, encoder.detect, options, on_frame=show, encode=encoder.encode,
+                            known=known)
         finally:
             source.close()
             if viewer is not None:
@@ -161,15 +170,17 @@ def cmd_capture(args: argparse.Namespace) -> int:
         if created:  # left empty (no camera, no face): enroll would report the folder at every run
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty
+    # the window showed why each frame was not taken; without one, nothing did
+    last = f" (the last frame not taken: {refused[-1]})" if refused else ""
     if not saved:
-        log.error("no photo of %s taken: no frame showed exactly one face at least %d px wide", name,
-                  options.min_face_px)
+        log.error("no photo of %s taken: no frame showed exactly one face at least %d px wide, of the person%s",
+                  name, options.min_face_px, last)
         return 1
     print(f"{len(saved)} photo{'s' if len(saved) != 1 else ''} of {name} in {folder}; enrol with: "
           f"blinkgate enroll {shlex.quote(str(args.people_dir))}")
     if len(saved) < args.count:
-        log.warning("only %d of %d photos: the source ended, the window was closed or %g s passed",
-                    len(saved), args.count, args.timeout)
+        log.warning("only %d of %d photos: the source ended, the window was closed or %g s passed%s",
+                    len(saved), args.count, args.timeout, last)
         return 1
     return 0
 

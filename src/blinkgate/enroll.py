@@ -110,7 +110,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_image(path: Path) -> bool:
+def is_image(path: Path) -> bool:
     # Hidden files include macOS "._x.jpg" resource forks, which are not images.
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
@@ -128,7 +128,7 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
     check_people_dir(people_dir)
     entries = sorted(p for p in people_dir.iterdir() if not p.name.startswith("."))
     folders = [p for p in entries if p.is_dir()]
-    loose = [p for p in entries if _is_image(p)]
+    loose = [p for p in entries if is_image(p)]
     if not folders:
         hint = f"; move its {len(loose)} images into {people_dir}/<name>/" if loose else ""
         raise ImageError(
@@ -148,7 +148,7 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
             continue
         try:
             files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-            images = [p for p in files if _is_image(p)]
+            images = [p for p in files if is_image(p)]
         except OSError as err:
             notes.append(ImageOutcome(folder, SKIPPED, f"unreadable folder ({err.strerror or err})"))
             continue
@@ -164,7 +164,7 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
 def _nested_images(folder: Path) -> bool:
     """True if a sub-folder of ``folder`` holds images: PEOPLE_DIR given one level too high."""
     try:
-        return any(_is_image(q) for sub in folder.iterdir() if sub.is_dir() for q in sub.iterdir())
+        return any(is_image(q) for sub in folder.iterdir() if sub.is_dir() for q in sub.iterdir())
     except OSError:
         return False
 
@@ -195,27 +195,31 @@ def _enroll_one(
     if old == digest:
         return ImageOutcome(path, UNCHANGED)
 
-    # Decode the very bytes we hashed (cv2.imread would re-read a file that may have changed).
-    image = _decode(data) if data else None
-    reason = ""
-    if image is None:
-        reason = "unreadable (not a decodable image)" if data else "unreadable (empty file)"
-    else:
-        boxes = encoder.detect(image)
-        if not boxes:
-            reason = "no face"
-        elif len(boxes) > 1:
-            reason = f"several faces ({len(boxes)})"
-    if reason:
+    # Encode the very bytes we hashed (cv2.imread would re-read a file that may have changed).
+    encoding, reason = photo_encoding(data, encoder)
+    if encoding is None:
         if old is not None and db.remove_image(path):
             # The old encoding no longer describes this file: keeping it would let a photo
             # that was replaced (or broken) keep granting access.
             reason += "; its earlier encoding was removed"
         return ImageOutcome(path, SKIPPED, reason)
 
-    encoding = encoder.encode(image, boxes[0])
     replaced = db.add_image(name, path, digest, encoding)
     return ImageOutcome(path, UPDATED if replaced else ADDED)
+
+
+def photo_encoding(data: bytes, encoder: FaceEncoder) -> tuple[np.ndarray | None, str]:
+    """The encoding of the one face in the photo file's bytes ``data``, as enrolment stores it,
+    or None and why not (unreadable, no face, several faces)."""
+    image = _decode(data) if data else None
+    if image is None:
+        return None, "unreadable (not a decodable image)" if data else "unreadable (empty file)"
+    boxes = encoder.detect(image)
+    if not boxes:
+        return None, "no face"
+    if len(boxes) > 1:
+        return None, f"several faces ({len(boxes)})"
+    return encoder.encode(image, boxes[0]), ""
 
 
 def enroll_directory(
