@@ -198,3 +198,36 @@ def test_known_faces_are_those_of_the_photos_enrol_would_take(tmp_path):
     cv2.imwrite(str(tmp_path / "wall.png"), np.zeros((120, 160, 3), np.uint8))  # enrol skips it: no face
     (tmp_path / "notes.txt").write_text("not a photo")
     assert known_faces(tmp_path, encoder).shape == (1, 128)
+
+
+@pytest.mark.parametrize("typed, existing", [
+    ("Jose\u0301", "Jos\u00e9"),  # typed on a Mac (NFD), the folder made on Linux (NFC)
+    ("Jos\u00e9", "Jose\u0301"),  # the other way round: a folder copied from a Mac
+    ("Bob", " Bob "),  # spaces around the folder's name
+])
+def test_a_name_in_another_unicode_form_or_with_spaces_goes_into_the_existing_folder(tmp_path, typed, existing):
+    """A second folder made enrol enrol two people named alike, and the margin rule names a face
+    about as close to both as neither: the person was no longer let in at all."""
+    from blinkgate.capture import person_folder
+
+    (tmp_path / existing).mkdir()
+    assert person_folder(tmp_path, typed) == tmp_path / existing
+    assert person_folder(tmp_path, "Ann") == tmp_path / "Ann"  # a new person gets a folder of the name typed
+
+
+def test_two_folders_of_one_name_already_are_refused(tmp_path):
+    from blinkgate.capture import person_folder
+
+    (tmp_path / "Jos\u00e9").mkdir()
+    (tmp_path / "Jose\u0301").mkdir()
+    with pytest.raises(BlinkgateError, match="2 folders named 'Jos.*move the photos into one"):
+        person_folder(tmp_path, "Jos\u00e9")
+
+
+def test_capture_under_a_name_typed_in_another_unicode_form_adds_to_its_folder(capsys, tmp_path):
+    people, nfc = tmp_path / "people", "Jos\u00e9"
+    (people / nfc).mkdir(parents=True)
+    source = lfw_frames(tmp_path / "frames", "Hugh_Grant", [1])
+    assert main(["capture", str(people), "Jose\u0301", "--source", source, "--no-display", "--count", "1"]) == 0
+    assert [p.name for p in people.iterdir()] == [nfc] and len(list((people / nfc).iterdir())) == 1
+    assert f"1 photo of {nfc} in {people / nfc}" in capsys.readouterr().out

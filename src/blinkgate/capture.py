@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .database import name_key
 from .errors import BlinkgateError
 from .files import write_atomic
 from .recognize import DEFAULT_TOLERANCE
@@ -48,6 +49,26 @@ def check_name(name: str) -> str:
     if clean.startswith("."):  # enrol passes over hidden folders in silence: the photos would never be enrolled
         raise BlinkgateError(f"{name!r}: a name must not start with '.' (enroll skips hidden folders)")
     return clean
+
+
+def person_folder(people_dir: Path, name: str) -> Path:
+    """``PEOPLE_DIR/NAME`` for ``name`` (see check_name), or the folder already there whose name
+    differs from it only invisibly (``name_key``: 'José' typed on a Mac is in another Unicode form,
+    or the folder has spaces around the name). A second folder would make enroll enrol two people
+    of one name, and a face about as close to both is named as neither."""
+    clean = check_name(name)
+    try:
+        same = sorted(p for p in people_dir.iterdir() if p.is_dir() and name_key(p.name) == name_key(clean))
+    except OSError:  # no PEOPLE_DIR yet (made next), or not a folder (said next)
+        return people_dir / clean
+    if len(same) > 1:
+        raise BlinkgateError(f"{people_dir} has {len(same)} folders named {clean!r} "
+                             f"({', '.join(repr(p.name) for p in same)}: in other Unicode forms or with spaces "
+                             f"around): enroll takes them for {len(same)} people; move the photos into one")
+    if same and same[0].name != clean:
+        log.info("%s: adding to the folder %r already there (the same name, in another Unicode form or with "
+                 "spaces around it)", clean, same[0].name)
+    return same[0] if same else people_dir / clean
 
 
 def known_faces(folder: Path, encoder) -> np.ndarray:

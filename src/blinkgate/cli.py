@@ -132,13 +132,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_capture(args: argparse.Namespace) -> int:
     from collections import deque
 
-    from .capture import WAITING, CaptureOptions, capture, check_name, draw_capture, known_faces
+    from .capture import WAITING, CaptureOptions, capture, draw_capture, known_faces, person_folder
     from .recognize import FaceEncoder
     from .sources import open_source
     from .viewer import Viewer
 
-    name = check_name(args.name)
-    folder = Path(args.people_dir).expanduser() / name
+    folder = person_folder(Path(args.people_dir).expanduser(), args.name)
+    name = folder.name
     created = not folder.exists()
     _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
     options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0)

@@ -128,6 +128,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def name_key(name: str) -> str:
+    """``name`` with what cannot be seen taken away: its Unicode form (a folder from a Mac is named
+    'Zoe' + combining diaeresis, a keyboard types 'Zoë') and spaces around it. Two names with one
+    key are one person's. Case still counts."""
+    return unicodedata.normalize("NFC", name).strip()
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be enrolled, or None. A name reaches unlock commands as one argument
     (``open-door {name}``), so one starting with '-' would be read as an option (--all-doors)."""
@@ -429,17 +436,12 @@ class FaceDatabase:
 
     @staticmethod
     def _enrolled_name(conn: sqlite3.Connection, name: str) -> str | None:
-        """``name`` if enrolled, else the one enrolled name that differs from it only invisibly:
-        Unicode normalisation (a folder from a Mac is named 'Zoe' + combining diaeresis, a
-        keyboard types 'Zoë') or spaces around it. Without this, `people` shows a name that
-        `forget` and `unlock` cannot be given. Case still counts."""
-        def key(text: str) -> str:
-            return unicodedata.normalize("NFC", text).strip()
-
+        """``name`` if enrolled, else the one enrolled name with its ``name_key``. Without this,
+        `people` shows a name that `forget` and `unlock` cannot be given."""
         names = [n for (n,) in conn.execute("SELECT name FROM people")]
         if name in names:
             return name
-        same = [n for n in names if key(n) == key(name)]
+        same = [n for n in names if name_key(n) == name_key(name)]
         return same[0] if len(same) == 1 else None
 
     @staticmethod
