@@ -345,7 +345,7 @@ def test_forget_says_that_photos_left_on_disk_would_be_enrolled_again(capsys, tm
 
 
 def test_enroll_and_forget_say_when_a_running_door_or_run_sees_the_change(capsys, tmp_path, caplog):
-    """A door reloads the people by itself (tests/test_accesslog.py); `run` does not."""
+    """A door (tests/test_accesslog.py) and `run` (below) reload the people by themselves."""
     people = tmp_path / "people"
     (people / "Ada").mkdir(parents=True)
     (people / "Ada" / "a.jpg").symlink_to(shared("faces", "lfw65", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
@@ -354,7 +354,7 @@ def test_enroll_and_forget_say_when_a_running_door_or_run_sees_the_change(capsys
         caplog.clear()
         with caplog.at_level("INFO", logger="blinkgate"):
             assert run(capsys, *argv)[0] == 0
-        assert "a running door uses this change within a few seconds" in caplog.text, argv
+        assert "a running door or `blinkgate run` uses this change within a few seconds" in caplog.text, argv
 
 
 def test_env_var_selects_the_database(capsys, tmp_path, monkeypatch):
@@ -516,6 +516,48 @@ def test_run_on_a_camera_recognises_in_the_background_and_grants(capsys, tmp_pat
     assert code == 0, err
     assert modes == [("background", True)]
     granted = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "granted"]
+    assert granted and granted[0]["name"] == "Blinker"
+
+
+def test_a_running_run_names_and_grants_someone_enrolled_while_it_runs(capsys, tmp_path, monkeypatch):
+    """An attendance kiosk runs `run`, not `door`: it read the people only when it started, so
+    someone enrolled since stayed unknown (and someone forgotten was still named) until a restart."""
+    import time
+
+    import blinkgate.sources as sources
+    from blinkgate.sources import FrameSource
+
+    clip = shared("blink-videos", "blink-detector.mp4")
+    (tmp_path / "people" / "Blinker").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "people" / "Blinker" / "a.jpg"), clip_frame())
+    db = str(tmp_path / "f.db")
+    opened = sources.open_source
+
+    class EnrolledMidway(FrameSource):
+        """The clip; at its frame 10, `blinkgate enroll` in another shell, then a pause past
+        run's 2 s poll (a real camera's frames would have gone on meanwhile)."""
+
+        def __init__(self, spec, fps=None):
+            self.clip = opened(str(clip), fps)
+            self.description, self.fps = self.clip.description, self.clip.fps
+
+        def __iter__(self):
+            for frame in self.clip:
+                if frame.index == 10:
+                    assert main(["enroll", str(tmp_path / "people"), "--db", db, "-q"]) == 0
+                    time.sleep(2.5)
+                yield frame
+
+        def close(self):
+            self.clip.close()
+
+    monkeypatch.setattr(sources, "open_source", EnrolledMidway)
+    events = tmp_path / "ev.jsonl"
+    code, _, err = run(capsys, "run", "--source", str(clip), "--no-display", "--events", str(events), "--db", db)
+    assert code == 0, err
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert all(e["name"] is None for e in lines if e["time_ms"] < 400)  # nobody enrolled at first
+    granted = [e for e in lines if e["event"] == "granted"]
     assert granted and granted[0]["name"] == "Blinker"
 
 

@@ -761,3 +761,37 @@ def test_set_people_on_a_closed_gate_starts_no_recognition_worker(monkeypatch):
     gate.close()
     gate.set_people(np.array([vec(1)]), ["alice"])
     assert gate.background is None
+
+
+def test_follow_people_gives_a_running_gate_each_change_of_who_is_enrolled(tmp_path, caplog):
+    """`blinkgate run` read the people only at start: a kiosk running for days named nobody
+    enrolled since, and went on naming (and granting) people forgotten since, until a restart."""
+    from blinkgate.database import FaceDatabase
+    from blinkgate.gate import FollowPeople
+
+    rig = Rig()
+    name_alice(rig)
+    db = tmp_path / "faces.db"
+    people = FollowPeople(rig.gate, db)
+    people.poll_s = 0.0  # every call polls
+    people.poll()  # no database yet (started before the first enrol): nobody new, no error
+    assert rig.gate.recognizer.names == ["alice", "bob"]
+    with FaceDatabase(db) as store:
+        store.add_image("bob", "b.jpg", "1" * 64, vec(2))
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        people.poll()
+    assert rig.gate.recognizer.names == ["bob"] and "no longer enrolled: alice" in caplog.text
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].name is None  # from the next frame on
+    read = []
+    people.gate = type("Spy", (), {"set_people": lambda self, e, n: read.append(n) or ""})()
+    people.poll()
+    assert read == []  # nothing changed: the encodings are not read again
+    with FaceDatabase(db) as store:
+        store.add_image("alice", "a.jpg", "0" * 64, vec(1))
+    people.poll_s = 3600.0
+    people.poll()
+    assert read == []  # not due yet
+    people.poll_s = 0.0
+    people.poll()
+    assert read == [["alice", "bob"]]
+    people.close()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .database import FaceDatabase
+from .database import FaceDatabase, PeopleWatch
 from .errors import BlinkgateError
 
 log = logging.getLogger("blinkgate.accesslog")
@@ -255,6 +255,7 @@ class AccessLogWriter:
         # The newest enrolment read, until the door takes it. The first poll always reads one, so a
         # change between the door loading its people and this thread starting is not missed.
         self._people: tuple[np.ndarray, list[str]] | None = None
+        self._watch = PeopleWatch()  # used by the thread only
         self._people_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(queue_size)
         self.dropped = 0
@@ -277,12 +278,12 @@ class AccessLogWriter:
             log.error("access log: %s", err)
             store = None
         last_prune = last_poll = float("-inf")
-        seen, version = self._clears_seen, None
+        seen = self._clears_seen
         while True:
             if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
                 last_poll = time.monotonic()
                 seen = self._poll_clears(store, seen)
-                version = self._poll_people(store, version)
+                self._poll_people(store)
                 self._poll_failures(store)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
@@ -345,18 +346,16 @@ class AccessLogWriter:
         """(name, unix time) of failed challenges other processes logged since the last call."""
         return _drain(self._failed)
 
-    def _poll_people(self, store: AccessLog, version: int | None) -> int | None:
-        """Read who is enrolled if it changed since ``version`` (None: not read yet)."""
+    def _poll_people(self, store: AccessLog) -> None:
+        """Read who is enrolled if it changed since the last poll."""
         try:
-            now = store.db.people_version()
-            if now != version:
-                people = store.db.known_encodings()
-                with self._people_lock:
-                    self._people = people
+            people = self._watch.poll(store.db)
         except BlinkgateError as err:
             log.error("access log: reading the enrolled people: %s", err)
-            return version
-        return now
+            return
+        if people is not None:
+            with self._people_lock:
+                self._people = people
 
     def take_people(self) -> tuple[np.ndarray, list[str]] | None:
         """(encodings, names) of who is enrolled, if read since the last call (never blocks)."""

@@ -109,10 +109,8 @@ def _gate_factory(args: argparse.Namespace, eye_model: str | None, live: bool = 
 
 # -- enrolment ---------------------------------------------------------------------------------
 
-# A running door reloads the people within seconds (its access-log thread polls the database);
-# `run` reads them once, when it starts.
-RUNNING_DOOR_NOTE = ("a running door uses this change within a few seconds; a running `blinkgate run` only "
-                "once restarted")
+# A running door (its access-log thread) and `run` (between frames) poll the database for it.
+RUNNING_NOTE = "a running door or `blinkgate run` uses this change within a few seconds"
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -125,7 +123,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         report = enroll_directory(db, Path(args.people_dir), FaceEncoder(), progress=not args.quiet)
     print(report.format())
     if report.added or report.updated or report.removed:
-        log.info(RUNNING_DOOR_NOTE)
+        log.info(RUNNING_NOTE)
     return 0
 
 
@@ -215,7 +213,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
         paths = [Path(i.path) for i in db.images(name)]
         removed = db.forget(name)
     print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
-    log.info(RUNNING_DOOR_NOTE)
+    log.info(RUNNING_NOTE)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.
     folders = sorted({str(p.parent) for p in paths if p.exists()})
@@ -231,6 +229,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .annotate import draw
     from .events import EventLog
+    from .gate import FollowPeople
     from .sources import open_source
     from .viewer import Viewer
 
@@ -242,6 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_settings(args.ui, token)
     source = open_source(args.source, fps=args.fps)
     gate = _gate_factory(args, eye_model, live=source.live)()
+    people = FollowPeople(gate, _db_path(args))  # an attendance kiosk runs for days: enrol without a restart
     events = EventLog(args.events, source.description) if args.events else None
     viewer = ui = None
     try:
@@ -254,6 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                        token=token, title=source.description)
             announce(ui, log)
         for frame, result in gate.run(source):
+            people.poll()  # `enroll` or `forget` since: from the next frame on
             if events:
                 events.write(result.events)
             for ev in result.events:
@@ -267,7 +268,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         source.close()
         gate.close()  # stops the background recognition process, if any
-        for part in (viewer, ui, events):
+        for part in (viewer, ui, events, people):
             if part:
                 part.close()
     return 0

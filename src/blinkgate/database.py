@@ -146,6 +146,25 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+class PeopleWatch:
+    """Who is enrolled, read again only once it changed (``people_version``): how a running door
+    (on its access-log thread) and a running `run` (between frames) follow `enroll` and `forget`
+    without a restart, at the cost of one small read a poll."""
+
+    def __init__(self) -> None:
+        self.version: int | None = None  # None: not read yet, so the first poll reads
+
+    def poll(self, db: FaceDatabase) -> tuple[np.ndarray, list[str]] | None:
+        """(encodings, names) as in ``known_encodings`` if who is enrolled changed since the last
+        poll (or this is the first), else None."""
+        now = db.people_version()
+        if now == self.version:
+            return None
+        people = db.known_encodings()
+        self.version = now  # only once read: an error reading them leaves the change to the next poll
+        return people
+
+
 class FaceDatabase:
     """Enrolled people and their face encodings. Use as a context manager.
 

@@ -834,7 +834,9 @@ class Door:
                 if self.logic.clear(name):
                     log.warning("lockout of %s cleared (blinkgate unlock)", name)
         if self._take_people is not None and (people := self._take_people()) is not None:
-            self._set_people(*people)  # `blinkgate enroll` or `forget` while we run
+            from .gate import reload_people  # here: importing door loads neither the Gate nor OpenCV
+
+            reload_people(self.gate, *people)  # `blinkgate enroll` or `forget` while we run
         if self._take_failures is not None:
             self._count_elsewhere(self._take_failures(), timestamp_ms)
         result = self.logic.update(self.gate.process(image, timestamp_ms))
@@ -867,10 +869,6 @@ class Door:
             if self.logic.count_elsewhere(name, now_ms - (wall - at) * 1000.0) is not None:
                 log.warning("%s is locked out after failed challenges, some made by another process on "
                             "this database", name)
-
-    def _set_people(self, encodings: np.ndarray, names: list[str]) -> None:
-        if change := self.gate.set_people(encodings, names):
-            log.warning("enrolment changed: %s", change)
 
     def _log(self, decision: Decision, image: np.ndarray, now: float) -> None:
         snapshot = self.snapshots

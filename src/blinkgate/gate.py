@@ -571,3 +571,52 @@ class Gate:
         """Process every frame of a source, yielding each frame with its result."""
         for frame in self.timer.frames(source):
             yield frame, self.process(frame.image, frame.timestamp_ms)
+
+
+def reload_people(gate: Gate, encodings: np.ndarray, names: list[str]) -> None:
+    """Give a running ``gate`` who is enrolled now (read after `enroll` or `forget`), saying
+    what changed."""
+    if change := gate.set_people(encodings, names):
+        log.warning("enrolment changed: %s", change)
+
+
+class FollowPeople:
+    """Keeps a running Gate's people those of its face database, for `blinkgate run`: `enroll`
+    and `forget` reach it within ``poll_s`` without a restart, as they reach a door (whose
+    access-log thread polls the same :class:`~blinkgate.database.PeopleWatch`). Call
+    :meth:`poll` between frames: it reads the database once every ``poll_s`` (a small read;
+    the encodings only after a change), in the frame loop's thread, which owns the connection."""
+
+    poll_s: float = 2.0  # as a door's
+
+    def __init__(self, gate: Gate, db: str | Path):
+        from .database import PeopleWatch
+
+        self.gate, self.db = gate, Path(db)
+        self._watch = PeopleWatch()  # the first poll reads: a change since the gate loaded is not missed
+        self._store = None
+        self._last = float("-inf")
+
+    def poll(self) -> None:
+        from .database import FaceDatabase
+        from .errors import BlinkgateError
+
+        if time.monotonic() - self._last < self.poll_s:
+            return
+        self._last = time.monotonic()
+        try:
+            if self._store is None:
+                if not self.db.exists():
+                    return  # nobody enrolled yet: the first `enroll` makes it
+                self._store = FaceDatabase(self.db, create=False)
+            people = self._watch.poll(self._store)
+        except BlinkgateError as err:
+            log.error("reading the enrolled people: %s", err)
+            return
+        if people is not None:
+            reload_people(self.gate, *people)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
