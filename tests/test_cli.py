@@ -243,6 +243,23 @@ def test_corrupt_video_is_one_line_without_ffmpeg_noise(tmp_path):
     assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
 
 
+def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
+    """A full disk under `check --json > out.jsonl` was a traceback, exit 1 only by accident."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here to fill")
+    clip = tmp_path / "clip.avi"
+    _blank_video(clip, 3)
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "blinkgate", "check", str(clip), str(clip), "--json", "-q",
+                               "--db", str(tmp_path / "none.db")], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=120, env=env)
+    assert done.returncode == 1, done.stderr  # not 2: that is a batch that ran to its end
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"blinkgate: error: cannot write the verdicts (No space left on device): stopped at {clip}")
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
 def test_missing_camera_is_one_line_without_opencv_noise(tmp_path):
     quiet = _fresh("run", "--source", "99", "--no-display", "--db", str(tmp_path / "f.db"))
     assert quiet.returncode == 2

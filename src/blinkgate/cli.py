@@ -1,7 +1,7 @@
 """Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
-Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
-granted), 2 unusable input or
+Exit codes: 0 success (``check`` returns 0 whatever the verdicts, 1 when it cannot write them;
+``verify`` 1 when no one was granted), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
 the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP, unless ignored as
 under nohup): recordings and logs are closed first.
@@ -344,9 +344,26 @@ def _print_verdict(spec: str, verdict, error: str | None, args: argparse.Namespa
         line = json.dumps({"source": str(spec), "error": error})
     else:
         line = json.dumps(verdict.to_json()) if args.json else verdict.format()
-    tqdm.write(line, file=sys.stdout)
-    sys.stdout.flush()
+    _write_out(line, spec)
     return error is None
+
+
+def _write_out(line: str, spec: str) -> None:
+    """``line`` on stdout, above any progress bar, at once: a batch stopped later keeps it."""
+    from tqdm import tqdm
+
+    try:
+        tqdm.write(line, file=sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): main's own exit code
+    except OSError as err:  # a full disk: the verdicts so far are written, the rest would be lost
+        raise OutputError(f"cannot write the verdicts ({err.strerror or err}): stopped at {spec}") from None
+
+
+class OutputError(BlinkgateError):
+    """check's verdicts could not be written: the batch stopped before its end. Exit 1, not the 2
+    of a batch that ended with some input unusable, so a script does not take it as done."""
 
 
 # -- eye model ---------------------------------------------------------------------------------
@@ -758,6 +775,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _detach_stdout()
         return 141  # what a shell reports for a tool stopped by SIGPIPE: `blinkgate log | head`
+    except OutputError as err:
+        _detach_stdout()  # what is left in stdout's buffer would fail again, with a traceback, at exit
+        print(f"blinkgate: error: {err}", file=sys.stderr)
+        return 1
     except BlinkgateError as err:
         print(f"blinkgate: error: {err}", file=sys.stderr)
         return 2
