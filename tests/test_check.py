@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from blinkgate.check import FaceVerdict, Verdict, check_source, open_recording
-from blinkgate.errors import SourceError
+from blinkgate.errors import BlinkgateError, SourceError
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.sources import FolderSource, Frame, FrameSource, VideoFileSource
@@ -123,3 +123,30 @@ def test_a_file_that_kills_its_worker_is_an_error_line_and_the_batch_goes_on(tmp
     assert [spec for spec, *_ in out] == specs
     assert [verdict is not None for _, verdict, _, _ in out] == [True, False, True, True]
     assert "worker process died" in out[1][2]
+
+
+def test_an_input_list_is_one_a_line_or_separated_by_nul():
+    """`check --files-from`: a batch of 100k paths is past the command line's limit."""
+    from blinkgate.check import read_input_list
+
+    assert read_input_list(b"a.mp4\nwith space.mp4\n\nc/\n") == ["a.mp4", "with space.mp4", "c/"]
+    # find -print0: a name may hold a newline, never a NUL.
+    assert read_input_list(b"new\nline.mp4\0b.mp4\0", null=True) == ["new\nline.mp4", "b.mp4"]
+    # Not UTF-8: decoded as the command line does, so the input gets its own error line.
+    assert read_input_list(b"caf\xe9.mp4\n") == ["caf\udce9.mp4"]
+
+
+def test_read_done_takes_each_line_with_a_source_and_counts_the_rest(tmp_path):
+    """`check --skip-done`: a batch stopped part-way went back to its first input."""
+    from blinkgate.check import read_done
+
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"source": "a.mp4", "frames": 3, "live": false}\n'
+                   '{"source": "b.mp4", "error": "no such file"}\n'
+                   'b.mp4: not live (3 frames)\n[1, 2]\n\n'
+                   '{"source": "c.mp4", "fra')  # cut short by a full disk: c is not done
+    done = read_done(out)
+    assert done.sources == {"a.mp4", "b.mp4"} and done.bad_lines == 3 and done.ends_cut
+    assert read_done(tmp_path / "none.jsonl").sources == set()  # a cron job's first run
+    with pytest.raises(BlinkgateError, match="--skip-done .*: cannot read it"):
+        read_done(tmp_path)

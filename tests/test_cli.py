@@ -243,6 +243,50 @@ def test_corrupt_video_is_one_line_without_ffmpeg_noise(tmp_path):
     assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
 
 
+def test_check_takes_its_inputs_from_a_file_or_stdin(capsys, tmp_path, monkeypatch):
+    """100k selfie videos are past the command line's limit (`check many/*.mp4`: "Argument list
+    too long"), and xargs split the batch into runs of ~2,600 with its own exit code."""
+    import io
+
+    room, spaced, odd = tmp_path / "room.avi", tmp_path / "with space.avi", tmp_path / "new\nline.avi"
+    for clip, frames in ((room, 4), (spaced, 3), (odd, 5)):
+        _blank_video(clip, frames)
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{spaced}\n\n{tmp_path / 'nope.mp4'}\n")
+    db = ("--db", str(tmp_path / "none.db"))
+    code, out, _ = run(capsys, "check", str(room), "--files-from", str(listed), "--json", "-q", *db)
+    assert code == 2 and [json.loads(line).get("frames") for line in out.splitlines()] == [4, 3, None]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(f"{odd}\0{room}\0".encode())))
+    code, out, _ = run(capsys, "check", "--files-from", "-", "--null", "--json", "-q", *db)
+    assert code == 0 and [json.loads(line)["source"] for line in out.splitlines()] == [str(odd), str(room)]
+    code, out, err = run(capsys, "check", "--files-from", str(tmp_path / "none.txt"), *db)
+    assert code == 2 and out == "" and err.strip().splitlines() == [
+        f"blinkgate: error: --files-from {tmp_path / 'none.txt'}: cannot read it (No such file or directory)"]
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--json"])
+    assert exc.value.code == 2 and "give the INPUTs to check, or --files-from FILE" in capsys.readouterr().err
+
+
+def test_check_skip_done_resumes_a_batch_where_it_stopped(tmp_path):
+    """A batch stopped part-way (Ctrl-C, a reboot, a full disk) started again from its first input."""
+    clips = []
+    for i, frames in enumerate((3, 4, 5)):
+        clips.append(str(tmp_path / f"clip{i}.avi"))
+        _blank_video(clips[-1], frames)
+    out = tmp_path / "out.jsonl"
+    # The first run's verdict, then the next one cut short mid-line.
+    out.write_text(json.dumps({"source": clips[0], "frames": 3}) + '\n{"source": "' + clips[1][:5])
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    with out.open("ab") as appended:  # as `>> out.jsonl`
+        done = subprocess.run([sys.executable, "-m", "blinkgate", "check", *clips, "--json", "-q", "--skip-done",
+                               str(out), "--db", str(tmp_path / "none.db")],
+                              stdout=appended, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and "skipping 1 of 3 inputs" in done.stderr and "1 line not from check --json" in done.stderr
+    lines = out.read_text().splitlines()
+    assert lines[1] == '{"source": "' + clips[1][:5]  # ended, not joined to the next verdict
+    assert [json.loads(line)["frames"] for line in lines[2:]] == [4, 5]
+
+
 def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
     """A full disk under `check --json > out.jsonl` was a traceback, exit 1 only by accident."""
     if not os.path.exists("/dev/full"):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import SourceError
+from .errors import BlinkgateError, SourceError
 from .gate import Gate
 from .parallel import imap_processes
 from .sources import FrameSource, is_live, open_recording_path
@@ -103,6 +105,47 @@ def open_recording(spec: str, fps: float) -> FrameSource:
         return open_recording_path(spec, fps=fps)
     except OSError as err:  # a folder that cannot be listed, a name too long: this input's error, not the batch's
         raise SourceError(f"cannot read {spec}: {err.strerror or err}") from None
+
+
+def read_input_list(data: bytes, null: bool = False) -> list[str]:
+    """The inputs listed in ``data`` (``check --files-from``): one a line, or separated by NUL
+    bytes (``null``, as ``find -print0`` writes), the one separator a path cannot contain.
+
+    Blank entries are skipped: a list's last line ends with a newline. Names are decoded as the
+    command line decodes them, so one that is not UTF-8 reaches its own error line."""
+    parts = data.split(b"\0" if null else b"\n")
+    return [os.fsdecode(part) for part in parts if part.strip()]
+
+
+@dataclass
+class DoneSources:
+    """The inputs an earlier ``check --json`` run wrote a line for (``--skip-done``)."""
+
+    sources: set[str] = field(default_factory=set)
+    bad_lines: int = 0  # lines that are not such a line: one cut short by a full disk or a crash
+    ends_cut: bool = False  # the last line has no newline: output appended now would join it
+
+
+def read_done(path: str | Path) -> DoneSources:
+    """The sources with a line, verdict or error, in ``path``; none if it does not exist yet
+    (a cron job's first run). BlinkgateError if it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return DoneSources()
+    except OSError as err:
+        raise BlinkgateError(f"--skip-done {path}: cannot read it ({err.strerror or err})") from None
+    done = DoneSources(ends_cut=bool(data) and not data.endswith(b"\n"))
+    for line in data.splitlines():
+        try:
+            source = json.loads(line).get("source") if line.strip() else None
+        except (ValueError, AttributeError):  # not JSON, or JSON but not an object
+            source = None
+        if isinstance(source, str):
+            done.sources.add(source)
+        elif line.strip():
+            done.bad_lines += 1
+    return done
 
 
 # Worker state for check_in_parallel: each process builds its own Gate once.

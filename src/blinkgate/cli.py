@@ -279,7 +279,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    args.inputs = _check_inputs(args)
     eye_model = _eye_model(args)
+    if not args.inputs:
+        return 0  # an empty list, or every input done already: _check_inputs said which
     if args.jobs > 1 and len(args.inputs) > 1:
         return _check_in_parallel(args, eye_model)
     gate = cache(lambda: _gate_factory(args, eye_model)())  # at the first usable input, so a typo fails at once
@@ -292,6 +295,42 @@ def cmd_check(args: argparse.Namespace) -> int:
         frames = max(1, timer.calls["decode"])
         log.debug("ms per frame: " + ", ".join(f"{k} {v / frames:.2f}" for k, v in timer.total_ms.items()))
     return 2 if failed else 0
+
+
+def _check_inputs(args: argparse.Namespace) -> list[str]:
+    """The inputs on the command line, then those of --files-from, less those --skip-done has a
+    line for. A list file that cannot be read stops the batch before any work."""
+    from .check import read_done, read_input_list
+
+    inputs = list(args.inputs)
+    if args.files_from is not None:
+        try:
+            data = sys.stdin.buffer.read() if args.files_from == "-" else Path(args.files_from).read_bytes()
+        except OSError as err:
+            raise BlinkgateError(f"--files-from {args.files_from}: cannot read it ({err.strerror or err})") from None
+        listed = read_input_list(data, null=args.null)
+        if not listed:
+            log.info("--files-from %s lists no inputs", args.files_from)
+        inputs += listed
+    if args.skip_done is None:
+        return inputs
+    done = read_done(args.skip_done)
+    if done.bad_lines:
+        log.warning("--skip-done %s: %d line%s not from check --json (cut short?): ignored",
+                    args.skip_done, done.bad_lines, "" if done.bad_lines == 1 else "s")
+    if done.ends_cut and _is_stdout(args.skip_done):
+        _write_out("", "its first input")  # appended with >>, the first verdict would join the cut line
+    todo = [spec for spec in inputs if spec not in done.sources]
+    if len(todo) < len(inputs):
+        log.info("skipping %d of %d inputs: %s has a line for each", len(inputs) - len(todo), len(inputs), args.skip_done)
+    return todo
+
+
+def _is_stdout(path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(path))
+    except (AttributeError, OSError, ValueError):  # no such file yet, or stdout is not a file (captured)
+        return False
 
 
 def _check_one(gate: Callable[[], Gate], spec: str, position: str | None, args: argparse.Namespace) -> bool:
@@ -610,7 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = command("check", help="print a liveness verdict for each video or frame folder")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="video files or frame folders")
+    p.add_argument("--files-from", metavar="FILE",
+                   help="also check the inputs listed in FILE, one a line ('-': stdin), beyond the command line's limit")
+    # No -0 (xargs's): a dash-digit option makes argparse read `--tolerance -1` as a missing value.
+    p.add_argument("--null", action="store_true", help="--files-from's inputs end with NUL, as find -print0 writes")
+    p.add_argument("--skip-done", metavar="JSONL",
+                   help="skip the inputs that have a line in JSONL, an earlier run's --json output (to resume a batch)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--jobs", type=_whole(1), default=1, metavar="N", help="check N inputs at once, one process each (default 1)")
@@ -760,7 +805,10 @@ def _catch_terminal_signals() -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is cmd_check and not args.inputs and args.files_from is None:
+        parser.error("check: give the INPUTs to check, or --files-from FILE")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
     if not args.verbose:
         _quiet_native_logs()
