@@ -1,16 +1,18 @@
 """Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
-Exit codes: 0 success (``check`` returns 0 whatever the verdicts, 1 when it cannot write them;
-``verify`` 1 when no one was granted), 2 unusable input or
+Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
+granted), 1 the output could not be written (a full disk), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
 the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP, unless ignored as
-under nohup): recordings and logs are closed first.
+under nohup), 131 Ctrl-\ (SIGQUIT, likewise): recordings and logs are closed first; 141 the reader
+of the output went away (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import math
@@ -826,6 +828,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as err:
         _detach_stdout()  # what is left in stdout's buffer would fail again, with a traceback, at exit
         print(f"blinkgate: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a bug: its traceback says where
+        _detach_stdout()  # `blinkgate log --json > out.json` on a full disk: its buffer would fail again at exit
+        print(f"blinkgate: error: {err.strerror}", file=sys.stderr)
         return 1
     except BlinkgateError as err:
         print(f"blinkgate: error: {err}", file=sys.stderr)
