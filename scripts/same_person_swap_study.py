@@ -28,22 +28,11 @@ import numpy as np
 
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
+from blinkgate.sources import open_source
 
 FPS = 30.0
 PLACEMENTS = {"aligned": (0.0, 0.0, 1.0, 0.0), "hand": (6.0, 4.0, 1.03, 2.0)}  # dx, dy, scale, degrees
 SHUT_FRAMES = (3, 5, 8)
-
-
-def read_frames(clip: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(clip))
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
 
 
 def place(image: np.ndarray, dx: float, dy: float, scale: float, degrees: float) -> np.ndarray:
@@ -85,7 +74,7 @@ def main() -> None:
     probe = Gate()
     total = accepted = 0
     for clip in sorted(folder.glob("*.mp4")):
-        frames = read_frames(clip)
+        frames = [frame.image for frame in open_source(str(clip))]
         encoding = enrol_first_face(probe, frames[0])
         with open(folder / "labels" / f"{clip.stem}.csv", newline="") as f:
             sure = [row for row in csv.DictReader(f) if row["confidence"] == "sure"]
