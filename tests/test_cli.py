@@ -943,6 +943,48 @@ def test_verify_ending_on_a_grant_counts_another_faces_challenge_under_way(capsy
     assert bob.detail["why"] == "the visit ended before the answer" and "counted" not in bob.detail
 
 
+@pytest.mark.parametrize("second", ["SIGINT", "SIGQUIT"])
+def test_verify_stopped_twice_in_a_row_still_counts_the_challenge_under_way(capsys, tmp_path, monkeypatch, second):
+    """Ctrl-C pressed twice, or Ctrl-C and Ctrl-\\ together: the second signal came while the
+    first one's `finally` closed the source, before the visit's end was written, and the prompt
+    under way was dropped for free (exit 130 and nothing in the access log)."""
+    import signal
+
+    import blinkgate.sources as sources
+    from blinkgate.accesslog import AccessLog
+    from blinkgate.sources import FrameSource
+
+    opened = sources.open_source
+
+    class PressedTwice(FrameSource):
+        """The frames until 1 s (Alice's prompt is up), then Ctrl-C; the second key arrives
+        while the source closes."""
+
+        def __init__(self, spec, fps=None, retries=None):
+            self.frames = opened(spec, fps)
+            self.description, self.fps = self.frames.description, self.frames.fps
+
+        def __iter__(self):
+            for frame in self.frames:
+                if frame.timestamp_ms >= 1000:
+                    signal.raise_signal(signal.SIGINT)
+                yield frame
+
+        def close(self):
+            self.frames.close()
+            signal.raise_signal(getattr(signal, second))
+
+    monkeypatch.setattr(sources, "open_source", PressedTwice)
+    _scripted_door(monkeypatch, *_appears(0, 1, "alice"), _blinks(100, 1, "alice"))
+    db, events = tmp_path / "f.db", tmp_path / "events.jsonl"
+    code, _, err = run(capsys, "verify", "--timeout", "5", "--source", _frame_folder(tmp_path / "frames", 3),
+                       "--no-display", "--db", str(db), "--events", str(events), *ONE_BLINK_AT_HALF_A_SECOND)
+    assert code == {"SIGINT": 130, "SIGQUIT": 131}[second], err  # the second signal still ends it, after
+    with AccessLog(db) as log:
+        assert [(e.decision, e.reason, e.name) for e in log.entries()] == [("denied", "expired", "alice")]
+    assert '"reason": "expired"' in events.read_text().splitlines()[-1]  # and its own outputs got it too
+
+
 def _no_core_dump() -> None:
     """In a child: a SIGQUIT that is not caught leaves no core file behind."""
     import resource

@@ -4,8 +4,8 @@ Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 w
 granted), 1 the output could not be written (a full disk), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
 the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP, unless ignored as
-under nohup), 131 Ctrl-\ (SIGQUIT, likewise): recordings and logs are closed first; 141 the reader
-of the output went away (``| head``).
+under nohup), 131 quit (Ctrl-\\, SIGQUIT, likewise): recordings and logs are closed first; 141 the
+reader of the output went away (``| head``).
 """
 
 from __future__ import annotations

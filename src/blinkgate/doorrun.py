@@ -8,12 +8,15 @@ on screen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +240,34 @@ def _report(result: DoorResult, image: np.ndarray, events, ui) -> None:
                      ev.name or "unknown", f" ({why})" if why else "")
 
 
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")  # what ends a visit from outside (a key, kill)
+
+
+@contextlib.contextmanager
+def _stops_held(hold: bool) -> Iterator[None]:
+    """With ``hold``, keep the stop signals that arrive inside the block for its end, then deliver
+    them as they came (Ctrl-C still exits 130). The first Ctrl-C ends a visit by unwinding to
+    its ``finally``, which writes the prompt under way as failed; a second (Ctrl-C twice, or
+    Ctrl-C and Ctrl-\\ at once) raised there stopped it first, and dropped the prompt for free.
+    Signals another handler ignores (nohup) stay ignored; only the main thread has handlers."""
+    if not hold or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    kept = {}
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)  # not all exist on Windows
+        if signum is not None and signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            kept[signum] = signal.signal(signum, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)  # its own handler now: KeyboardInterrupt, Terminated, ...
+
+
 def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int | None] | None = None,
              actions: bool = True, title: str = "blinkgate door", retries: int | None = None) -> int:
     """The door's frame loop until the source ends or the window closes (0), or until
@@ -305,16 +336,17 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
             if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
                 return code
     finally:
-        source.close()
-        try:
-            # A grant ends the visit too: another face's prompt must not be dropped for free.
-            if until is not None and (ended := door.end_visit()) is not None:
-                _report(ended, image, events, ui)
-        finally:
-            door.close()
-        for part in (viewer, ui, events):
-            if part:
-                part.close()
+        with _stops_held(until is not None):  # delivered once all is written and closed
+            source.close()
+            try:
+                # A grant ends the visit too: another face's prompt must not be dropped for free.
+                if until is not None and (ended := door.end_visit()) is not None:
+                    _report(ended, image, events, ui)
+            finally:
+                door.close()  # writes the access log's last rows: the end's decisions among them
+            for part in (viewer, ui, events):
+                if part:
+                    part.close()
     return stopped[0] if stopped else 0
 
 
