@@ -502,3 +502,21 @@ def test_an_open_interrupted_after_the_file_was_counted_leaves_no_count_or_conne
     with pytest.raises(KeyboardInterrupt):
         FaceDatabase(db)
     assert not database._OPEN_FILES
+
+
+def test_a_database_another_process_makes_at_the_same_time_is_opened(tmp_path, monkeypatch):
+    """`blinkgate run` (FollowPeople) opens the database the moment the first `enroll` creates it:
+    both read schema version 0, and the second to take the write lock failed, 'table meta already
+    exists' (enroll exited 2, or run logged an error)."""
+    db = tmp_path / "f.db"
+    db.touch(mode=0o600)  # the first enroll's empty file, not made yet
+    transaction = FaceDatabase._transaction
+
+    def other_process_first(self):
+        monkeypatch.setattr(FaceDatabase, "_transaction", transaction)
+        FaceDatabase(db).close()  # the other opener migrates between our look and our write lock
+        return transaction(self)
+
+    monkeypatch.setattr(FaceDatabase, "_transaction", other_process_first)
+    with FaceDatabase(db, create=False) as store:
+        assert store.people() == [] and store.people_version() == 0

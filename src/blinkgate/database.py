@@ -330,6 +330,10 @@ class FaceDatabase:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._transaction() as tx:
+                # Read again under the write lock: another process opening the new database at
+                # the same moment (a `run` waiting for the first `enroll`) may have made this step.
+                if tx.execute("PRAGMA user_version").fetchone()[0] >= target:
+                    continue
                 # Not executescript(): it would COMMIT first, outside our transaction.
                 for statement in _MIGRATIONS[target - 1]:
                     tx.execute(statement)
