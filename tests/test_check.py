@@ -141,12 +141,29 @@ def test_read_done_takes_each_line_with_a_source_and_counts_the_rest(tmp_path):
     from blinkgate.check import read_done
 
     out = tmp_path / "out.jsonl"
-    out.write_text('{"source": "a.mp4", "frames": 3, "live": false}\n'
-                   '{"source": "b.mp4", "error": "no such file"}\n'
+    out.write_text('{"source": "a.mp4", "frames": 3, "live": false, "stamp": [900, 7]}\n'
+                   '{"source": "b.mp4", "error": "no such file", "stamp": null}\n'
                    'b.mp4: not live (3 frames)\n[1, 2]\n\n'
                    '{"source": "c.mp4", "fra')  # cut short by a full disk: c is not done
     done = read_done(out)
-    assert done.sources == {"a.mp4", "b.mp4"} and done.bad_lines == 3 and done.ends_cut
-    assert read_done(tmp_path / "none.jsonl").sources == set()  # a cron job's first run
+    assert done.sources == {"a.mp4": [900, 7], "b.mp4": None} and done.bad_lines == 3 and done.ends_cut
+    assert read_done(tmp_path / "none.jsonl").sources == {}  # a cron job's first run
     with pytest.raises(BlinkgateError, match="--skip-done .*: cannot read it"):
         read_done(tmp_path)
+
+
+def test_an_input_put_back_with_its_size_and_time_kept_has_another_stamp(tmp_path):
+    """`check --skip-done` skips by the stamp: a new upload copied in with the old one's size
+    and time (`rsync -a` renames it into place) must not pass for the video checked."""
+    import os
+
+    from blinkgate.check import input_stamp
+
+    clip, upload = tmp_path / "a.mp4", tmp_path / ".a.mp4.part"
+    clip.write_bytes(b"1" * 100)
+    upload.write_bytes(b"2" * 100)
+    checked = input_stamp(str(clip))
+    os.utime(upload, ns=(0, checked[2]))
+    os.replace(upload, clip)
+    assert input_stamp(str(clip)) != checked and input_stamp(str(clip))[1:3] == checked[1:3]
+    assert input_stamp(str(tmp_path / "none.mp4")) is None  # a missing input is always checked again

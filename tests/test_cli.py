@@ -275,7 +275,9 @@ def test_check_skip_done_resumes_a_batch_where_it_stopped(tmp_path):
         _blank_video(clips[-1], frames)
     out = tmp_path / "out.jsonl"
     # The first run's verdict, then the next one cut short mid-line.
-    out.write_text(json.dumps({"source": clips[0], "frames": 3}) + '\n{"source": "' + clips[1][:5])
+    from blinkgate.check import input_stamp
+
+    out.write_text(json.dumps({"source": clips[0], "frames": 3, "stamp": input_stamp(clips[0])}) + '\n{"source": "' + clips[1][:5])
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
     with out.open("ab") as appended:  # as `>> out.jsonl`
         done = subprocess.run([sys.executable, "-m", "blinkgate", "check", *clips, "--json", "-q", "--skip-done",
@@ -285,6 +287,24 @@ def test_check_skip_done_resumes_a_batch_where_it_stopped(tmp_path):
     lines = out.read_text().splitlines()
     assert lines[1] == '{"source": "' + clips[1][:5]  # ended, not joined to the next verdict
     assert [json.loads(line)["frames"] for line in lines[2:]] == [4, 5]
+
+
+def test_check_skip_done_checks_again_an_input_changed_since(capsys, tmp_path, caplog):
+    """--skip-done matched the name only: an upload a cron job checked while it was still being
+    written (judged on its first frames, or an error) or that was uploaded again under its name
+    kept that line, and the video there now was never checked."""
+    kept, uploaded = tmp_path / "kept.avi", tmp_path / "uploaded.avi"
+    _blank_video(kept, 3)
+    uploaded.write_bytes(b"RIFF")  # the first bytes of the upload
+    out, db = tmp_path / "out.jsonl", ("--db", str(tmp_path / "none.db"))
+    code, first, _ = run(capsys, "check", str(kept), str(uploaded), "--json", "-q", *db)
+    assert code == 2 and "error" in json.loads(first.splitlines()[1])
+    out.write_text(first)
+    _blank_video(uploaded, 5)  # the rest of it arrives
+    with caplog.at_level("INFO", logger="blinkgate"):
+        code, again, _ = run(capsys, "check", str(kept), str(uploaded), "--json", "-q", "--skip-done", str(out), *db)
+    assert code == 0 and [(v["source"], v["frames"]) for v in map(json.loads, again.splitlines())] == [(str(uploaded), 5)]
+    assert "skipping 1 of 2 inputs" in caplog.text  # the one not changed since
 
 
 def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):

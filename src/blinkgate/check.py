@@ -117,11 +117,25 @@ def read_input_list(data: bytes, null: bool = False) -> list[str]:
     return [os.fsdecode(part) for part in parts if part.strip()]
 
 
+def input_stamp(spec: str) -> list[int] | None:
+    """What tells a later ``--skip-done`` that input ``spec`` is the one checked: the inode, size,
+    modification and change times (ns) of its file, or frame folder; None if there is none to
+    read. An upload still being written when it was checked, or uploaded again under its name,
+    differs: also one copied in with its old time kept (``rsync -a`` renames a new file into
+    place, and no one but the kernel sets the change time)."""
+    try:
+        info = os.stat(spec)
+    except (OSError, ValueError):  # missing, or a name no file can have
+        return None
+    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
 @dataclass
 class DoneSources:
-    """The inputs an earlier ``check --json`` run wrote a line for (``--skip-done``)."""
+    """The inputs an earlier ``check --json`` run wrote a line for (``--skip-done``), each with the
+    ``input_stamp`` it had then (None: not recorded)."""
 
-    sources: set[str] = field(default_factory=set)
+    sources: dict[str, list[int] | None] = field(default_factory=dict)
     bad_lines: int = 0  # lines that are not such a line: one cut short by a full disk or a crash
     ends_cut: bool = False  # the last line has no newline: output appended now would join it
 
@@ -138,14 +152,20 @@ def read_done(path: str | Path) -> DoneSources:
     done = DoneSources(ends_cut=bool(data) and not data.endswith(b"\n"))
     for line in data.splitlines():
         try:
-            source = json.loads(line).get("source") if line.strip() else None
+            entry = json.loads(line) if line.strip() else {}
+            source = entry.get("source")
         except (ValueError, AttributeError):  # not JSON, or JSON but not an object
             source = None
         if isinstance(source, str):
-            done.sources.add(source)
+            done.sources[source] = entry.get("stamp")
         elif line.strip():
             done.bad_lines += 1
     return done
+
+
+def is_done(spec: str, done: DoneSources, stamp: list[int] | None) -> bool:
+    """True if ``done`` has a line for ``spec`` as it is now (``stamp``, its ``input_stamp``)."""
+    return stamp is not None and done.sources.get(spec, None) == stamp
 
 
 # Worker state for check_in_parallel: each process builds its own Gate once.

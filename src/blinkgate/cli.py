@@ -301,8 +301,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _check_inputs(args: argparse.Namespace) -> list[str]:
     """The inputs on the command line, then those of --files-from, less those --skip-done has a
-    line for. A list file that cannot be read stops the batch before any work."""
-    from .check import read_done, read_input_list
+    line for (as the input is now: see check.input_stamp). A list file that cannot be read stops
+    the batch before any work."""
+    from .check import input_stamp, is_done, read_done, read_input_list
 
     inputs = list(args.inputs)
     if args.files_from is not None:
@@ -314,6 +315,8 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
         if not listed:
             log.info("--files-from %s lists no inputs", args.files_from)
         inputs += listed
+    # Before any is checked: one that changes while the batch runs is checked again next time.
+    args.stamps = {spec: input_stamp(spec) for spec in inputs} if args.json or args.skip_done else {}
     if args.skip_done is None:
         return inputs
     done = read_done(args.skip_done)
@@ -322,9 +325,10 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
                     args.skip_done, done.bad_lines, "" if done.bad_lines == 1 else "s")
     if done.ends_cut and _is_stdout(args.skip_done):
         _write_out("", "its first input")  # appended with >>, the first verdict would join the cut line
-    todo = [spec for spec in inputs if spec not in done.sources]
+    todo = [spec for spec in inputs if not is_done(spec, done, args.stamps.get(spec))]
     if len(todo) < len(inputs):
-        log.info("skipping %d of %d inputs: %s has a line for each", len(inputs) - len(todo), len(inputs), args.skip_done)
+        log.info("skipping %d of %d inputs: %s has a line for each, unchanged since", len(inputs) - len(todo),
+                 len(inputs), args.skip_done)
     return todo
 
 
@@ -378,13 +382,14 @@ def _print_verdict(spec: str, verdict, error: str | None, args: argparse.Namespa
     the input was unusable."""
     from tqdm import tqdm
 
+    stamp = getattr(args, "stamps", {}).get(spec)  # for a later --skip-done: the input as checked
     if error is not None:
         tqdm.write(f"blinkgate: error: {error}", file=sys.stderr)
         if not args.json:
             return False
-        line = json.dumps({"source": str(spec), "error": error})
+        line = json.dumps({"source": str(spec), "error": error, "stamp": stamp})
     else:
-        line = json.dumps(verdict.to_json()) if args.json else verdict.format()
+        line = json.dumps({**verdict.to_json(), "stamp": stamp}) if args.json else verdict.format()
     _write_out(line, spec)
     return error is None
 
