@@ -188,6 +188,21 @@ def test_capture_again_under_a_name_takes_only_the_person_already_in_its_folder(
     assert len(list((people / "Hugh").iterdir())) == 4
 
 
+def test_capture_takes_no_face_the_gate_would_not_name_as_the_person(capsys, tmp_path, caplog, monkeypatch):
+    """A door set to a stricter tolerance (0.4) names a face as a person only within 0.4 of their
+    photos, but capture took any face within 0.5: a look-alike at 0.45, photographed at the kiosk
+    under the person's name and enrolled, was then named (and let in) as them."""
+    monkeypatch.chdir(tmp_path)  # ./blinkgate.toml: the door's settings
+    (tmp_path / "blinkgate.toml").write_text("tolerance = 0.4\n")
+    people = tmp_path / "people"
+    people.mkdir()
+    lfw_frames(people / "Hugh", "Hugh_Grant", [1, 2])  # his enrolled photos
+    source = lfw_frames(tmp_path / "camera", "Hugh_Grant", [3, 4])
+    argv = ["capture", str(people), "Hugh", "--source", source, "--no-display", "--fps", "1", "--count", "2"]
+    assert main(argv) == 1  # 0.41 from his photos: not him, to a door at 0.4; 0.37: him
+    assert len(list((people / "Hugh").iterdir())) == 3 and "(0.41 from the nearest photo)" in caplog.text
+
+
 def test_known_faces_are_those_of_the_photos_enrol_would_take(tmp_path):
     from blinkgate.capture import known_faces
     from blinkgate.recognize import FaceEncoder

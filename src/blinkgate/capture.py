@@ -36,7 +36,9 @@ class CaptureOptions:
     every_ms: float = 700.0  # between photos: time to turn the head a little, so they differ
     min_face_px: int = MIN_FACE_PX
     timeout_ms: float = 60_000.0  # from the first frame: a camera nobody stands in front of
-    same_person: float = DEFAULT_TOLERANCE  # each photo's face within this of the person's photos
+    # Each photo's face within this of the person's photos: the gate's tolerance, so no face is
+    # taken that the gate would not already name as the person (once enrolled, it would be).
+    same_person: float = DEFAULT_TOLERANCE
 
 
 def check_name(name: str) -> str:

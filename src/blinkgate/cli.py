@@ -40,8 +40,9 @@ GATE_SETTINGS = ("db", "fps", "eyes", "liveness", "tolerance", "eye_model")  # f
 def _fill_settings(args: argparse.Namespace) -> None:
     """Fill in the gate flags the user did not give (left None by the parser).
 
-    ``enroll``, ``people``, ``forget``, ``run`` and ``check`` take them from ``blinkgate.toml``
-    and ``BLINKGATE_*`` as ``door`` does (config.py), so all of them use one database; ``eval``
+    ``enroll``, ``people``, ``forget``, ``run``, ``check`` (and ``capture``, its tolerance) take
+    them from ``blinkgate.toml`` and ``BLINKGATE_*`` as ``door`` does (config.py), so all of them
+    use one database; ``eval``
     and ``eval-blinks`` from the defaults alone, so their numbers do not depend on the folder
     they run in."""
     from .config import SETTINGS, resolve
@@ -141,7 +142,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     name = folder.name
     created = not folder.exists()
     _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
-    options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0)
+    options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0,
+                             same_person=args.tolerance)
     refused: deque[str] = deque(maxlen=1)  # why the last frame looked at was not taken, for the summary
     try:
         encoder = FaceEncoder()
@@ -631,6 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up after this long (default 60)")
     p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
     p.add_argument("--no-display", action="store_true", help="no window")
+    # The door's: a face capture took that the gate would not name as the person would be named so once enrolled.
+    p.add_argument("--tolerance", type=_number(0, 1),
+                   help="a face further than this from the person's photos is not taken (default: the gate's, 0.5)")
+    p.add_argument("--config", metavar="FILE", help="settings file, for tolerance (default: ./blinkgate.toml or the user config dir)")
     p.set_defaults(func=cmd_capture)
 
     p = command("people", help="list enrolled people")
