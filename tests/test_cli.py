@@ -265,6 +265,12 @@ def test_check_takes_its_inputs_from_a_file_or_stdin(capsys, tmp_path, monkeypat
     with pytest.raises(SystemExit) as exc:
         main(["check", "--json"])
     assert exc.value.code == 2 and "give the INPUTs to check, or --files-from FILE" in capsys.readouterr().err
+    # flags that alone would do nothing are usage errors, not silently ignored
+    for argv, why in ((["check", "a.mp4", "--null"], "--null is for the list of --files-from"),
+                      (["check", "a.mp4", "--skip-done", "out.jsonl"], "--skip-done reads an earlier run's --json")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and why in capsys.readouterr().err
 
 
 def test_check_skip_done_resumes_a_batch_where_it_stopped(tmp_path):

@@ -301,6 +301,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """check's flags that only make sense together: each alone would be quietly without effect."""
+    if not args.inputs and args.files_from is None:
+        parser.error("check: give the INPUTs to check, or --files-from FILE")
+    if args.null and args.files_from is None:
+        parser.error("check: --null is for the list of --files-from")
+    if args.skip_done is not None and not args.json:
+        parser.error("check: --skip-done reads an earlier run's --json lines, so it needs --json too")
+
+
 def _check_inputs(args: argparse.Namespace) -> list[str]:
     """The inputs on the command line, then those of --files-from, less those --skip-done has a
     line for (as the input is now: see check.input_stamp). A list file that cannot be read stops
@@ -820,8 +830,8 @@ def _catch_terminal_signals() -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "func", None) is cmd_check and not args.inputs and args.files_from is None:
-        parser.error("check: give the INPUTs to check, or --files-from FILE")
+    if getattr(args, "func", None) is cmd_check:
+        _check_usage(args, parser)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
     if not args.verbose:
         _quiet_native_logs()
