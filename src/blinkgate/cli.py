@@ -328,7 +328,7 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
             log.info("--files-from %s lists no inputs", args.files_from)
         inputs += listed
     # Before any is checked: one that changes while the batch runs is checked again next time.
-    args.stamps = {spec: input_stamp(spec) for spec in inputs} if args.json or args.skip_done else {}
+    args.stamps = {spec: input_stamp(spec) for spec in inputs} if args.json else {}  # --skip-done needs --json
     if args.skip_done is None:
         return inputs
     done = read_done(args.skip_done)
