@@ -136,7 +136,7 @@ def test_an_input_list_is_one_a_line_or_separated_by_nul():
     assert read_input_list(b"caf\xe9.mp4\n") == ["caf\udce9.mp4"]
 
 
-def test_read_done_takes_each_line_with_a_source_and_counts_the_rest(tmp_path):
+def test_read_done_takes_each_verdict_line_and_counts_the_lines_not_from_check(tmp_path):
     """`check --skip-done`: a batch stopped part-way went back to its first input."""
     from blinkgate.check import read_done
 
@@ -146,10 +146,24 @@ def test_read_done_takes_each_line_with_a_source_and_counts_the_rest(tmp_path):
                    'b.mp4: not live (3 frames)\n[1, 2]\n\n'
                    '{"source": "c.mp4", "fra')  # cut short by a full disk: c is not done
     done = read_done(out)
-    assert done.sources == {"a.mp4": [900, 7], "b.mp4": None} and done.bad_lines == 3 and done.ends_cut
+    assert done.sources == {"a.mp4": [900, 7]} and done.bad_lines == 3 and done.ends_cut
     assert read_done(tmp_path / "none.jsonl").sources == {}  # a cron job's first run
     with pytest.raises(BlinkgateError, match="--skip-done .*: cannot read it"):
         read_done(tmp_path)
+
+
+def test_read_done_takes_an_input_whose_last_line_is_an_error_as_not_done(tmp_path):
+    """An error line counted as done: a resumed batch skipped the inputs that had failed on a
+    passing read error (an NFS hiccup) and exited 0 as if all were judged."""
+    from blinkgate.check import read_done
+
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"source": "failed.mp4", "error": "cannot open", "stamp": [1, 2, 3, 4]}\n'
+                   '{"source": "then.mp4", "error": "cannot open", "stamp": [5, 6, 7, 8]}\n'
+                   '{"source": "then.mp4", "frames": 3, "live": false, "stamp": [5, 6, 7, 8]}\n'
+                   '{"source": "since.mp4", "frames": 3, "live": false, "stamp": [9, 9, 9, 9]}\n'
+                   '{"source": "since.mp4", "error": "cannot open", "stamp": [9, 9, 9, 9]}\n')
+    assert read_done(out).sources == {"then.mp4": [5, 6, 7, 8]}  # each input's last line counts
 
 
 def test_an_input_put_back_with_its_size_and_time_kept_has_another_stamp(tmp_path):

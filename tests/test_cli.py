@@ -313,6 +313,27 @@ def test_check_skip_done_checks_again_an_input_changed_since(capsys, tmp_path, c
     assert "skipping 1 of 2 inputs" in caplog.text  # the one not changed since
 
 
+def test_check_skip_done_checks_again_an_input_whose_line_is_an_error(capsys, tmp_path):
+    """An error line counted as done: resumed, a batch skipped every input that had failed (a
+    passing read error, an NFS hiccup) and exited 0, as if all had a verdict."""
+    from blinkgate.check import input_stamp
+
+    broken, room = tmp_path / "broken.mp4", tmp_path / "room.avi"
+    broken.write_bytes(b"garbage, not an mp4")  # fails again, unchanged
+    _blank_video(room, 3)  # failed on a passing read error, unchanged since
+    out, db = tmp_path / "out.jsonl", ("--db", str(tmp_path / "none.db"))
+    out.write_text("".join(json.dumps({"source": str(clip), "error": "cannot read it (Input/output error)",
+                                       "stamp": input_stamp(str(clip))}) + "\n" for clip in (broken, room)))
+    code, again, _ = run(capsys, "check", str(broken), str(room), "--json", "-q", "--skip-done", str(out), *db)
+    assert code == 2  # the broken input is still unusable: the batch is not all judged
+    lines = [json.loads(line) for line in again.splitlines()]
+    assert [(v["source"], "error" in v) for v in lines] == [(str(broken), True), (str(room), False)]
+    with out.open("a") as appended:
+        appended.write(again)
+    code, third, _ = run(capsys, "check", str(broken), str(room), "--json", "-q", "--skip-done", str(out), *db)
+    assert code == 2 and [json.loads(line)["source"] for line in third.splitlines()] == [str(broken)]
+
+
 def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
     """A full disk under `check --json > out.jsonl` was a traceback, exit 1 only by accident."""
     if not os.path.exists("/dev/full"):

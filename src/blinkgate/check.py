@@ -132,8 +132,8 @@ def input_stamp(spec: str) -> list[int] | None:
 
 @dataclass
 class DoneSources:
-    """The inputs an earlier ``check --json`` run wrote a line for (``--skip-done``), each with the
-    ``input_stamp`` it had then (None: not recorded)."""
+    """The inputs an earlier ``check --json`` run judged (``--skip-done``): those whose last line
+    is a verdict, each with the ``input_stamp`` it had then (None: not recorded)."""
 
     sources: dict[str, list[int] | None] = field(default_factory=dict)
     bad_lines: int = 0  # lines that are not such a line: one cut short by a full disk or a crash
@@ -141,8 +141,12 @@ class DoneSources:
 
 
 def read_done(path: str | Path) -> DoneSources:
-    """The sources with a line, verdict or error, in ``path``; none if it does not exist yet
-    (a cron job's first run). BlinkgateError if it cannot be read."""
+    """The sources whose last line in ``path`` is a verdict; none if it does not exist yet (a cron
+    job's first run). BlinkgateError if it cannot be read.
+
+    An error line does not make its input done: the error may have passed (a read error, an NFS
+    hiccup), and skipped, the input would never be checked again while the resumed run exited 0.
+    The last line counts, as ``>>`` appends the newest: a verdict after an error is done."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -156,8 +160,10 @@ def read_done(path: str | Path) -> DoneSources:
             source = entry.get("source")
         except (ValueError, AttributeError):  # not JSON, or JSON but not an object
             source = None
-        if isinstance(source, str):
+        if isinstance(source, str) and "error" not in entry:
             done.sources[source] = entry.get("stamp")
+        elif isinstance(source, str):
+            done.sources.pop(source, None)  # an error since the verdict: the input as it is now failed
         elif line.strip():
             done.bad_lines += 1
     return done

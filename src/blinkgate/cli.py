@@ -313,7 +313,7 @@ def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 def _check_inputs(args: argparse.Namespace) -> list[str]:
     """The inputs on the command line, then those of --files-from, less those --skip-done has a
-    line for (as the input is now: see check.input_stamp). A list file that cannot be read stops
+    verdict for (as the input is now: see check.input_stamp). A list file that cannot be read stops
     the batch before any work."""
     from .check import input_stamp, is_done, read_done, read_input_list
 
@@ -339,7 +339,7 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
         _write_out("", "its first input")  # appended with >>, the first verdict would join the cut line
     todo = [spec for spec in inputs if not is_done(spec, done, args.stamps.get(spec))]
     if len(todo) < len(inputs):
-        log.info("skipping %d of %d inputs: %s has a line for each, unchanged since", len(inputs) - len(todo),
+        log.info("skipping %d of %d inputs: %s has a verdict for each, unchanged since", len(inputs) - len(todo),
                  len(inputs), args.skip_done)
     return todo
 
@@ -678,7 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     # No -0 (xargs's): a dash-digit option makes argparse read `--tolerance -1` as a missing value.
     p.add_argument("--null", action="store_true", help="--files-from's inputs end with NUL, as find -print0 writes")
     p.add_argument("--skip-done", metavar="JSONL",
-                   help="skip the inputs that have a line in JSONL, an earlier run's --json output (to resume a batch)")
+                   help="skip the inputs that have a verdict in JSONL, an earlier run's --json output (to resume a batch)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--jobs", type=_whole(1), default=1, metavar="N", help="check N inputs at once, one process each (default 1)")
