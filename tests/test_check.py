@@ -136,6 +136,17 @@ def test_an_input_list_is_one_a_line_or_separated_by_nul():
     assert read_input_list(b"caf\xe9.mp4\n") == ["caf\udce9.mp4"]
 
 
+def test_an_input_list_written_on_windows_ends_its_lines_with_crlf():
+    """Every name of a list saved on Windows kept its "\r": each input was "not found"."""
+    from blinkgate.check import read_input_list
+
+    assert read_input_list(b"a.mp4\r\nwith space.mp4\r\n\r\nc/\r\n") == ["a.mp4", "with space.mp4", "c/"]
+    assert read_input_list(b"unix.mp4\nwindows.mp4\r\n") == ["unix.mp4", "windows.mp4"]
+    # A "\r" that does not end a line, or any in a NUL-separated list, is part of the name.
+    assert read_input_list(b"odd\rname.mp4\n") == ["odd\rname.mp4"]
+    assert read_input_list(b"odd\r\0name\r\n.mp4\0", null=True) == ["odd\r", "name\r\n.mp4"]
+
+
 def test_read_done_takes_each_verdict_line_and_counts_the_lines_not_from_check(tmp_path):
     """`check --skip-done`: a batch stopped part-way went back to its first input."""
     from blinkgate.check import read_done

@@ -273,6 +273,21 @@ def test_check_takes_its_inputs_from_a_file_or_stdin(capsys, tmp_path, monkeypat
         assert exc.value.code == 2 and why in capsys.readouterr().err
 
 
+def test_check_reads_a_list_written_on_windows(capsys, tmp_path):
+    """A list saved with CRLF line ends: each name kept its "\r". Opened all the same (the name
+    was stripped), the verdict's source was not the file's name and its stamp was null, so
+    --skip-done matched none and checked every input again on every run."""
+    room, spaced = tmp_path / "room.avi", tmp_path / "with space.avi"
+    for clip, frames in ((room, 4), (spaced, 3)):
+        _blank_video(clip, frames)
+    listed = tmp_path / "list.txt"
+    listed.write_bytes(f"{room}\r\n{spaced}\r\n".encode())
+    code, out, _ = run(capsys, "check", "--files-from", str(listed), "--json", "-q", "--db", str(tmp_path / "none.db"))
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [(v["source"], v["frames"]) for v in lines] == [(str(room), 4), (str(spaced), 3)]
+    assert all(v["stamp"] is not None for v in lines)
+
+
 def test_check_skip_done_resumes_a_batch_where_it_stopped(tmp_path):
     """A batch stopped part-way (Ctrl-C, a reboot, a full disk) started again from its first input."""
     clips = []

@@ -111,9 +111,11 @@ def read_input_list(data: bytes, null: bool = False) -> list[str]:
     """The inputs listed in ``data`` (``check --files-from``): one a line, or separated by NUL
     bytes (``null``, as ``find -print0`` writes), the one separator a path cannot contain.
 
-    Blank entries are skipped: a list's last line ends with a newline. Names are decoded as the
+    Blank entries are skipped: a list's last line ends with a newline. A line may end with
+    "\r\n" (a list written on Windows): otherwise every name kept its "\r" and was "not found".
+    A "\r" elsewhere, or in a NUL-separated list, is part of the name. Names are decoded as the
     command line decodes them, so one that is not UTF-8 reaches its own error line."""
-    parts = data.split(b"\0" if null else b"\n")
+    parts = data.split(b"\0") if null else data.replace(b"\r\n", b"\n").split(b"\n")
     return [os.fsdecode(part) for part in parts if part.strip()]
 
 
