@@ -82,8 +82,13 @@ def test_a_recording_named_like_a_camera_index_is_a_recording(tmp_path, monkeypa
     Path("clip.avi").rename("2002")
     with open_recording("1001", fps=20) as folder, open_recording("2002", fps=20) as video:
         assert isinstance(folder, FolderSource) and isinstance(video, VideoFileSource)
+    Path("2002").rename(" 2002")  # a name that starts with a space is opened as given, not as camera 2002
+    with open_recording(" 2002", fps=20) as video:
+        assert isinstance(video, VideoFileSource)
     with pytest.raises(SourceError, match="camera or a stream"):
         open_recording("3003", fps=20)  # nothing of that name: a camera, which check refuses
+    with pytest.raises(SourceError, match="camera or a stream"):
+        open_recording(" 3003", fps=20)  # likewise with a stray space
     with pytest.raises(SourceError, match="empty source"):
         open_recording(" ", fps=20)
 

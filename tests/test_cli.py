@@ -273,6 +273,16 @@ def test_check_takes_its_inputs_from_a_file_or_stdin(capsys, tmp_path, monkeypat
         assert exc.value.code == 2 and why in capsys.readouterr().err
 
 
+def test_check_takes_a_file_whose_name_starts_with_a_space(capsys, tmp_path, monkeypatch):
+    """`check " clip.mp4"` (or the name in a --files-from list) said "no such file": the name was stripped."""
+    monkeypatch.chdir(tmp_path)
+    _blank_video(tmp_path / "made.avi", 4)
+    (tmp_path / " clip.mp4").write_bytes((tmp_path / "made.avi").read_bytes())
+    code, out, err = run(capsys, "check", " clip.mp4", "--json", "-q", "--db", str(tmp_path / "none.db"))
+    line = json.loads(out)
+    assert code == 0 and (line["source"], line["frames"]) == (" clip.mp4", 4) and line["stamp"] is not None, err
+
+
 def test_check_reads_a_list_written_on_windows(capsys, tmp_path):
     """A list saved with CRLF line ends: each name kept its "\r". Opened all the same (the name
     was stripped), the verdict's source was not the file's name and its stamp was null, so

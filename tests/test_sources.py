@@ -61,6 +61,31 @@ def test_a_still_image_is_not_a_one_frame_video(tmp_path):
         open_source(photo)
 
 
+def _video(path, frames: int) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 20, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), i * 10, np.uint8))
+    writer.release()
+
+
+def test_a_name_that_starts_or_ends_with_a_space_is_opened_as_given(tmp_path, monkeypatch):
+    """" clip.mp4" was stripped to "clip.mp4": not found, or another file of that name opened
+    and judged under the first one's name."""
+    monkeypatch.chdir(tmp_path)
+    _video("made.mp4", 5)
+    for name in (" clip.mp4", "end.mp4 ", " both.mp4 "):
+        Path(name).write_bytes(Path("made.mp4").read_bytes())
+    _video("clip.mp4", 3)  # the name stripped: another recording
+    for name in (" clip.mp4", "end.mp4 ", " both.mp4 ", str(tmp_path / "end.mp4 ")):
+        with open_source(name) as source:
+            assert isinstance(source, VideoFileSource) and source.frame_count == 5, name
+    # A name that is not there as given is still stripped: a path pasted with a stray space or newline.
+    with sources.open_recording_path("clip.mp4 \n") as source:
+        assert source.frame_count == 3
+    with pytest.raises(SourceError, match="no such file"):
+        open_source(" none.mp4")
+
+
 def test_folder_natural_order_and_ms_clock(tmp_path):
     folder = tmp_path / "frames"
     _write_frames(folder, ["f10.png", "f2.png", "f1.png"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import BlinkgateError, SourceError
 from .gate import Gate
 from .parallel import imap_processes
-from .sources import FrameSource, is_live, open_recording_path
+from .sources import FrameSource, is_live, open_recording_path, recording_name
 
 MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise, not faces worth reporting
 
@@ -100,7 +100,7 @@ def open_recording(spec: str, fps: float) -> FrameSource:
     or a stream: those never end. A recording named like a camera index (``1001``, a case
     number) is still a recording."""
     try:
-        if is_live(spec) and not Path(spec.strip()).exists():
+        if is_live(spec) and not Path(recording_name(spec)).exists():
             raise SourceError(f"{spec} is a camera or a stream: check takes recordings (watch it with `blinkgate run`)")
         return open_recording_path(spec, fps=fps)
     except OSError as err:  # a folder that cannot be listed, a name too long: this input's error, not the batch's

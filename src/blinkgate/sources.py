@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -540,6 +541,17 @@ def is_live(spec: str | int | Path) -> bool:
     return isinstance(spec, int) or text.isdigit() or _is_stream(text)
 
 
+def recording_name(spec: str | Path) -> str:
+    """The name to open for ``spec``: as given if a file or folder (or a link) has that name, else
+    without surrounding white space. The stripping is for a spec typed or pasted with a stray space
+    or line end (``--source " 0"``, a path copied with its newline); a name that really starts or
+    ends with a space (" clip.mp4") was stripped too and its file "not found", or another opened."""
+    text = str(spec)
+    if text.strip() != text and os.path.lexists(os.path.expanduser(text)):  # lexists: False on any OSError
+        return text
+    return text.strip()
+
+
 def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None = 10) -> FrameSource:
     """Open a source from a CLI-style spec: camera index, URL, video file or frame folder.
 
@@ -551,12 +563,12 @@ def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None =
         if retries is None:
             return LiveSource(target, max_retries=None, max_backoff_s=FOREVER_MAX_BACKOFF_S, fresh_only=True)
         return LiveSource(target, max_retries=retries, fresh_only=True)
-    return open_recording_path(text, fps=fps)
+    return open_recording_path(spec, fps=fps)
 
 
 def open_recording_path(spec: str | Path, fps: float = 20.0) -> FrameSource:
     """A video file or frame folder, whatever its name: a folder called ``1001`` is not camera 1001."""
-    text = str(spec).strip()
+    text = recording_name(spec)
     if not text:  # Path("") is the current folder: a blank argument would read its images
         raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     path = Path(text).expanduser()
