@@ -283,6 +283,21 @@ def test_check_takes_a_file_whose_name_starts_with_a_space(capsys, tmp_path, mon
     assert code == 0 and (line["source"], line["frames"]) == (" clip.mp4", 4) and line["stamp"] is not None, err
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_check_takes_an_input_given_twice_once(capsys, tmp_path, caplog, jobs):
+    """A glob and a list that overlap: an input given twice was decoded twice and had two lines."""
+    first, second = str(tmp_path / "first.avi"), str(tmp_path / "second.avi")
+    _blank_video(first, 3)
+    _blank_video(second, 4)
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"{second}\n{first}\n{second}\n")
+    with caplog.at_level("INFO", logger="blinkgate"):
+        code, out, _ = run(capsys, "check", first, "--files-from", str(listed), "--json", "-q", "--jobs", jobs,
+                           "--db", str(tmp_path / "none.db"))
+    assert code == 0 and [json.loads(line)["source"] for line in out.splitlines()] == [first, second]
+    assert "2 inputs given more than once: checked once" in caplog.text
+
+
 def test_check_reads_a_list_written_on_windows(capsys, tmp_path):
     """A list saved with CRLF line ends: each name kept its "\r". Opened all the same (the name
     was stripped), the verdict's source was not the file's name and its stamp was null, so

@@ -327,6 +327,7 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
         if not listed:
             log.info("--files-from %s lists no inputs", args.files_from)
         inputs += listed
+    inputs = _distinct(inputs)
     # Before any is checked: one that changes while the batch runs is checked again next time.
     args.stamps = {spec: input_stamp(spec) for spec in inputs} if args.json else {}  # --skip-done needs --json
     if args.skip_done is None:
@@ -342,6 +343,17 @@ def _check_inputs(args: argparse.Namespace) -> list[str]:
         log.info("skipping %d of %d inputs: %s has a verdict for each, unchanged since", len(inputs) - len(todo),
                  len(inputs), args.skip_done)
     return todo
+
+
+def _distinct(inputs: list[str]) -> list[str]:
+    """``inputs`` with each name once, where it first comes: a name given twice (a glob and a list
+    that overlap) was decoded twice and had two lines. Names only: "./a.mp4" and "a.mp4" stay two,
+    as each line is named, and --skip-done matched, by the name as given."""
+    distinct = list(dict.fromkeys(inputs))
+    if len(distinct) < len(inputs):
+        log.info("%d input%s given more than once: checked once", len(inputs) - len(distinct),
+                 "" if len(inputs) - len(distinct) == 1 else "s")
+    return distinct
 
 
 def _is_stdout(path: str) -> bool:
