@@ -391,13 +391,15 @@ def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
-def test_any_command_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
-    """`blinkgate config > settings.txt` (or `log --json > out.json`) on a full disk was a traceback."""
+@pytest.mark.parametrize("argv", [["config", "--db", "{db}"], ["--version"]])
+def test_any_command_on_a_full_disk_is_one_line_and_exit_1(tmp_path, argv):
+    """`blinkgate config > settings.txt` (or `log --json > out.json`) on a full disk was a traceback;
+    `blinkgate --version > /dev/full` exited 0 without a word (argparse drops an error writing it)."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here to fill")
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "blinkgate", "config", "--db", str(tmp_path / "f.db")],
+        done = subprocess.run([sys.executable, "-m", "blinkgate", *(a.format(db=tmp_path / "f.db") for a in argv)],
                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["blinkgate: error: No space left on device"]

@@ -624,9 +624,24 @@ def _add_gate(p: argparse.ArgumentParser, config: bool = True) -> None:
     p.add_argument("--eye-model", metavar="ONNX", help="eye-state model, e.g. from train-eyes (default: the shipped one)")
 
 
+class _Version(argparse.Action):
+    """--version. argparse's own ignores an error writing the line (its _print_message drops any
+    OSError), so `blinkgate --version > /dev/full` exited 0 without a word; here the error reaches
+    main's handlers, as any other command's output does."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"blinkgate {__version__}\n")
+        sys.stdout.flush()  # now, inside main's handlers: not in the interpreter's last flush
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blinkgate", description="Face-liveness gate: grant only after the same face blinks.")
-    parser.add_argument("--version", action="version", version=f"blinkgate {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # -v also after the command (`blinkgate check -v clip.mp4`); SUPPRESS keeps a -v given before it.
@@ -841,16 +856,16 @@ def _catch_terminal_signals() -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is cmd_check:
-        _check_usage(args, parser)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
-    if not args.verbose:
-        _quiet_native_logs()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     caught = _catch_terminal_signals() if main_thread else {}
     try:
+        args = parser.parse_args(argv)  # in here: --version's line on a full disk is one line and exit 1 too
+        if getattr(args, "func", None) is cmd_check:
+            _check_usage(args, parser)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
+        if not args.verbose:
+            _quiet_native_logs()
         _fill_settings(args)
         code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, not as a traceback at exit
