@@ -197,3 +197,16 @@ def test_an_input_put_back_with_its_size_and_time_kept_has_another_stamp(tmp_pat
     os.replace(upload, clip)
     assert input_stamp(str(clip)) != checked and input_stamp(str(clip))[1:3] == checked[1:3]
     assert input_stamp(str(tmp_path / "none.mp4")) is None  # a missing input is always checked again
+
+
+def test_an_input_has_the_stamp_of_the_file_it_opens(tmp_path, monkeypatch):
+    """The stamp was of the name as given: a name opened only once stripped ("a.mp4 ") or with
+    "~" expanded (a list's "~/a.mp4") had none, so --skip-done checked it again on every run."""
+    from blinkgate.check import input_stamp
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.mp4").write_bytes(b"1" * 100)
+    stamp = input_stamp("a.mp4")
+    assert stamp is not None
+    assert input_stamp("a.mp4 ") == stamp and input_stamp("~/a.mp4") == stamp

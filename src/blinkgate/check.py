@@ -126,7 +126,7 @@ def input_stamp(spec: str) -> list[int] | None:
     differs: also one copied in with its old time kept (``rsync -a`` renames a new file into
     place, and no one but the kernel sets the change time)."""
     try:
-        info = os.stat(spec)
+        info = os.stat(os.path.expanduser(recording_name(spec)))  # the file open_recording opens
     except (OSError, ValueError):  # missing, or a name no file can have
         return None
     return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
