@@ -431,3 +431,117 @@ def test_a_running_door_stops_naming_a_person_forgotten_while_it_runs(tmp_path):
         time.sleep(0.02)
     door.close()
     assert gate.people[-1] == ["alice"] and len(gate.people) == 2
+
+
+def test_a_running_door_follows_its_database_replaced_deleted_or_corrupted(tmp_path, caplog):
+    """A backup without bob restored with mv over the database (a new inode), or the database
+    deleted: the door kept its connection to the old file, named and let in bob until a restart,
+    and logged its decisions into a file no longer there. Now it follows the file at the path;
+    with none readable there it names nobody (said once) and logs nothing until one is back."""
+    from blinkgate.door import Door
+
+    db = tmp_path / "f.db"
+
+    def database(path, *names):
+        with FaceDatabase(path) as fdb:
+            for k, name in enumerate(names):
+                fdb.add_image(name, f"{name}.jpg", str(k) * 64, np.full(128, float(k)))
+        return path
+
+    def rows(path) -> int:
+        with AccessLog(path, create=False) as log:
+            return len(log.entries())
+
+    class SpyGate(_NoGate):
+        def __init__(self) -> None:
+            self.people: list = []
+
+        def set_people(self, encodings, names) -> str:
+            self.people.append(sorted(set(names)))
+            return ""
+
+    database(db, "alice", "bob")
+    gate = SpyGate()
+    door = Door(gate, access_log=AccessLogWriter(db, poll_clears_s=0.05))
+    t = 0.0
+
+    def run_until(names) -> None:
+        nonlocal t
+        deadline = time.monotonic() + 5
+        while (not gate.people or gate.people[-1] != names) and time.monotonic() < deadline:
+            door.process(face_image(), t)
+            t += 33.0
+            time.sleep(0.02)
+        assert gate.people and gate.people[-1] == names
+
+    try:
+        run_until(["alice", "bob"])
+        door.access_log.record(decision("challenge_failed", name="bob"))  # into the file at the path
+        assert door.access_log.flush()
+        os.rename(db, tmp_path / "old.db")
+        os.rename(database(tmp_path / "backup.db", "alice"), db)
+        run_until(["alice"])
+        door.access_log.record(decision("unknown", name=None))
+        assert door.access_log.flush()
+        assert rows(db) == 1 and rows(tmp_path / "old.db") == 1  # each row in the file at the path then
+        with caplog.at_level("WARNING", logger="blinkgate"):
+            os.remove(db)
+            run_until([])
+            door.access_log.record(decision("unknown", name=None))
+            assert door.access_log.flush()
+            assert door.access_log.unlogged == 1 and caplog.text.count("nobody is named") == 1
+            caplog.clear()
+            os.rename(database(tmp_path / "back.db", "carol"), db)
+            run_until(["carol"])
+            assert "can be read again" in caplog.text and "1 decision not logged" in caplog.text
+            caplog.clear()
+            junk = tmp_path / "junk.db"
+            junk.write_bytes(b"\x00not sqlite" * 500)
+            junk.chmod(0o600)
+            os.rename(junk, db)
+            run_until([])
+            for _ in range(10):  # several polls: said once
+                door.process(face_image(), t)
+                t += 33.0
+                time.sleep(0.02)
+        assert caplog.text.count("nobody is named") == 1 and "not a blinkgate database" in caplog.text
+    finally:
+        door.close()
+
+
+def test_a_restored_backups_logged_failures_are_its_past_and_new_ones_count(tmp_path):
+    """The door counts failures other processes log after the last row it saw. A restored
+    backup's rows are numbered anew: its old failures would have counted again, as if made
+    now, and locked alice out; those logged into it after the restore count as before."""
+    from blinkgate.door import Door
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+    backup = tmp_path / "backup.db"
+    with FaceDatabase(backup) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+    _log_failures(backup, "alice", [time.time() - 30 + i for i in range(4)])
+    door = Door(_NoGate(), access_log=AccessLogWriter(db, poll_clears_s=0.05))
+    t = 0.0
+
+    def frames(seconds: float) -> None:
+        nonlocal t
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            door.process(face_image(), t)
+            t += 33.0
+            time.sleep(0.02)
+
+    try:
+        frames(0.3)
+        os.replace(backup, db)
+        frames(0.5)
+        assert door.logic.failures("alice") == 0
+        _log_failures(db, "alice", [time.time()])  # another process, into the restored file
+        deadline = time.monotonic() + 5
+        while door.logic.failures("alice") == 0 and time.monotonic() < deadline:
+            frames(0.1)
+        assert door.logic.failures("alice") == 1
+    finally:
+        door.close()

@@ -520,3 +520,99 @@ def test_a_database_another_process_makes_at_the_same_time_is_opened(tmp_path, m
     monkeypatch.setattr(FaceDatabase, "_transaction", other_process_first)
     with FaceDatabase(db, create=False) as store:
         assert store.people() == [] and store.people_version() == 0
+
+
+def _database(path: Path, *images: tuple[str, float]) -> Path:
+    """A database at ``path`` with one image of each (name, encoding seed)."""
+    with FaceDatabase(path) as db:
+        for k, (name, seed) in enumerate(images):
+            db.add_image(name, f"{name}{k}.jpg", str(k) * 64, enc(seed))
+    return path
+
+
+def _names(people: tuple[np.ndarray, list[str]] | None) -> list[str] | None:
+    return None if people is None else people[1]
+
+
+def test_a_people_watch_follows_a_backup_moved_over_the_database_without_the_old_wal(tmp_path, caplog):
+    """A backup without bob restored with mv over the database a running door had open (a new
+    inode): the door went on reading the old file through its connection, and named (so let in)
+    bob until a restart. The backup has as many changes counted as the old file: the count alone
+    says nothing. Reopened without first emptying the old file's WAL (SQLite leaves the -wal of a
+    file moved under it at the path), the backup took the old pages for its own: bob again."""
+    from blinkgate.database import PeopleWatch
+
+    path = tmp_path / "faces.db"
+    backup = _database(tmp_path / "backup.db", ("alice", 1), ("alice", 2))
+    held = FaceDatabase(path)  # the door's connection: its writes stay in its WAL until it closes
+    held.add_image("alice", "a.jpg", "0" * 64, enc(1))
+    held.add_image("bob", "b.jpg", "1" * 64, enc(3))
+    watch = PeopleWatch()
+    assert _names(watch.poll(held)) == ["alice", "bob"]
+    os.rename(path, tmp_path / "old.db")  # kept aside, as an admin might
+    os.rename(backup, path)
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        assert _names(watch.poll(held)) == ["alice", "alice"]
+    assert "another file now" in caplog.text
+    assert watch.poll(held) is None  # followed: nothing new
+    held.add_image("carol", "c.jpg", "2" * 64, enc(5))  # written to the file at the path
+    held.close()
+    with FaceDatabase(path, create=False) as restored:
+        assert restored.people() == [("alice", 2), ("carol", 1)]
+    with FaceDatabase(tmp_path / "old.db", create=False) as old:  # its WAL went into it, not into the backup
+        assert old.people() == [("alice", 1), ("bob", 1)]
+
+
+def test_a_people_watch_names_nobody_while_no_readable_database_is_at_the_path(tmp_path, caplog):
+    """Deleted, or a corrupt file moved in: the running door went on naming the old file's
+    people. Now nobody, said once however many polls, until a readable database is back."""
+    from blinkgate.database import PeopleWatch
+
+    path = _database(tmp_path / "faces.db", ("alice", 1), ("bob", 3))
+    held = FaceDatabase(path, create=False)
+    watch = PeopleWatch()
+    assert _names(watch.poll(held)) == ["alice", "bob"]
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        os.remove(path)
+        assert _names(watch.poll(held)) == []
+        assert watch.poll(held) is None and watch.poll(held) is None  # nobody already
+        assert caplog.text.count("nobody is named") == 1 and "is gone" in caplog.text
+        os.rename(_database(tmp_path / "new.db", ("alice", 1)), path)
+        assert _names(watch.poll(held)) == ["alice"] and "can be read again" in caplog.text
+        caplog.clear()
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"not a database at all " * 200)
+        junk.chmod(0o600)
+        os.rename(junk, path)
+        assert _names(watch.poll(held)) == []
+        assert all(watch.poll(held) is None for _ in range(3))
+    assert caplog.text.count("nobody is named") == 1 and "not a blinkgate database" in caplog.text
+    held.close()
+
+
+def test_a_people_watch_waits_with_nobody_named_while_another_reader_holds_the_old_wal(tmp_path, caplog):
+    """The old file's WAL can be emptied (and the new file opened without it) only once no
+    reader is inside it: until then, nobody is named rather than the old people."""
+    from blinkgate.database import PeopleWatch
+
+    path = tmp_path / "faces.db"
+    held = FaceDatabase(path)
+    held.add_image("alice", "a.jpg", "0" * 64, enc(1))
+    held.add_image("bob", "b.jpg", "1" * 64, enc(3))
+    held._require().execute("PRAGMA busy_timeout = 0")  # a test need not wait 10 s for the reader
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM people").fetchone()  # a read transaction inside the WAL
+    watch = PeopleWatch()
+    assert _names(watch.poll(held)) == ["alice", "bob"]
+    os.rename(path, tmp_path / "old.db")
+    os.rename(_database(tmp_path / "new.db", ("alice", 1)), path)
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        assert _names(watch.poll(held)) == [] and watch.poll(held) is None
+    assert "still in use by another process" in caplog.text
+    reader.execute("COMMIT")
+    reader.close()
+    assert _names(watch.poll(held)) == ["alice"]
+    held.close()
+    with FaceDatabase(tmp_path / "old.db", create=False) as old:
+        assert old.people() == [("alice", 1), ("bob", 1)]

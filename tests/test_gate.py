@@ -795,3 +795,39 @@ def test_follow_people_gives_a_running_gate_each_change_of_who_is_enrolled(tmp_p
     people.poll()
     assert read == [["alice", "bob"]]
     people.close()
+
+
+def test_follow_people_follows_a_database_replaced_or_deleted_under_a_running_gate(tmp_path, caplog):
+    """`blinkgate run` kept its connection to the file it opened first: a backup without bob
+    moved over the database, or the database deleted, left bob named (and granted) until a
+    restart. Now the file at the path is followed, and with none readable there nobody is named."""
+    import os
+
+    from blinkgate.database import FaceDatabase
+    from blinkgate.gate import FollowPeople
+
+    def database(path, *people):
+        with FaceDatabase(path) as store:
+            for seed, name in people:
+                store.add_image(name, f"{name}{seed}.jpg", str(seed) * 64, vec(seed))
+        return path
+
+    rig = Rig()
+    db = database(tmp_path / "faces.db", (1, "alice"), (2, "bob"))
+    people = FollowPeople(rig.gate, db)
+    people.poll_s = 0.0  # every call polls
+    people.poll()
+    os.replace(database(tmp_path / "backup.db", (1, "alice"), (3, "alice")), db)
+    people.poll()
+    assert rig.gate.recognizer.names == ["alice", "alice"]
+    rig.show((BOB_BOX, 2))
+    assert rig.step({BOB_BOX: O})[BOB_BOX].name is None  # bob is a stranger from the next frame on
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        os.remove(db)
+        for _ in range(3):
+            people.poll()
+        assert rig.gate.recognizer.names == [] and caplog.text.count("nobody is named") == 1
+        os.replace(database(tmp_path / "new.db", (2, "bob")), db)
+        people.poll()
+    assert rig.gate.recognizer.names == ["bob"] and "can be read again" in caplog.text
+    people.close()

@@ -233,7 +233,9 @@ class AccessLogWriter:
     Every ``poll_clears_s`` it looks for lockouts cleared by ``blinkgate unlock``, which the
     door takes with :meth:`take_cleared`, and for a change of who is enrolled (``enroll``,
     ``forget``), which it takes with :meth:`take_people`: a running door must stop opening for
-    someone forgotten without a restart.
+    someone forgotten without a restart. A database replaced at the path (a backup restored with
+    mv) is followed for all of it; while none is readable there, the door names nobody and
+    decisions are not logged (``unlogged`` counts them).
     """
 
     def __init__(self, db_path: str | Path, retention_days: float = DEFAULT_RETENTION_DAYS,
@@ -247,6 +249,7 @@ class AccessLogWriter:
             # failures logged from here on by other processes are polled; earlier ones are
             # restored at start (doorrun._restore_failures)
             self._failures_seen = store.last_id()
+            self._file_seen = store.db.file  # the file these were taken from
         self._own_ids: set[int] = set()  # rows this writer inserted: its door counted them already
         self._failed: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self.db_path, self.retention_days = Path(db_path), retention_days
@@ -260,6 +263,8 @@ class AccessLogWriter:
         self._queue: queue.Queue = queue.Queue(queue_size)
         self.dropped = 0
         self.written = 0
+        self.unlogged = 0  # decisions made while no readable database was at the path
+        self._unlogged_said = 0
         self._thread = threading.Thread(target=self._run, name="blinkgate-accesslog", daemon=True)
         self._thread.start()
 
@@ -278,20 +283,16 @@ class AccessLogWriter:
             log.error("access log: %s", err)
             store = None
         last_prune = last_poll = float("-inf")
-        seen = self._clears_seen
         while True:
             if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
                 last_poll = time.monotonic()
-                seen = self._poll_clears(store, seen)
-                self._poll_people(store)
-                self._poll_failures(store)
+                self._poll_people(store)  # first: it follows a database replaced at the path
+                if self._watch.trouble is None:
+                    self._clears_seen = self._poll_clears(store, self._clears_seen)
+                    self._poll_failures(store)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
-                try:
-                    if n := store.prune():
-                        log.info("access log: deleted %d snapshots older than %g days", n, self.retention_days)
-                except BlinkgateError as err:
-                    log.error("access log prune: %s", err)
+                self._prune(store)
             try:
                 wake = min(last_prune + self.prune_every_s, last_poll + self.poll_clears_s)
                 item = self._queue.get(timeout=max(0.05, min(60.0, wake - time.monotonic())))
@@ -301,7 +302,7 @@ class AccessLogWriter:
                 if item is None:
                     break
                 decision, crop, source, at = item
-                if store is None:
+                if store is None or not self._writable(store):
                     continue
                 jpeg = encode_jpeg(crop, self.jpeg_quality) if crop is not None and crop.size else None
                 try:
@@ -313,6 +314,15 @@ class AccessLogWriter:
                 self._queue.task_done()
         if store is not None:
             store.close()
+
+    def _prune(self, store: AccessLog) -> None:
+        if self._watch.trouble is not None:
+            return  # no readable database at the path (said): nothing to prune
+        try:
+            if n := store.prune():
+                log.info("access log: deleted %d snapshots older than %g days", n, self.retention_days)
+        except BlinkgateError as err:
+            log.error("access log prune: %s", err)
 
     def _poll_clears(self, store: AccessLog, seen: dict[str, float]) -> dict[str, float]:
         """Queue the names cleared since ``seen``."""
@@ -346,8 +356,18 @@ class AccessLogWriter:
         """(name, unix time) of failed challenges other processes logged since the last call."""
         return _drain(self._failed)
 
+    def _writable(self, store: AccessLog) -> bool:
+        """Whether a row can go to the database at the path: one stat a decision, so no row
+        goes to a file replaced since the last poll."""
+        if self._watch.trouble is None and store.db.replaced():
+            self._poll_people(store)
+        if self._watch.trouble is not None:
+            self.unlogged += 1
+            return False
+        return True
+
     def _poll_people(self, store: AccessLog) -> None:
-        """Read who is enrolled if it changed since the last poll."""
+        """Read who is enrolled if it changed since the last poll, following the file at the path."""
         try:
             people = self._watch.poll(store.db)
         except BlinkgateError as err:
@@ -356,6 +376,25 @@ class AccessLogWriter:
         if people is not None:
             with self._people_lock:
                 self._people = people
+        if self._watch.trouble is not None:
+            return
+        if missed := self.unlogged - self._unlogged_said:
+            log.warning("access log: %d decision%s not logged while %s could not be read",
+                        missed, "s" if missed != 1 else "", store.path)
+            self._unlogged_said = self.unlogged
+        if store.db.file != self._file_seen:
+            self._start_over(store)
+
+    def _start_over(self, store: AccessLog) -> None:
+        """Take stock of another file as at start: its lockouts cleared and failures logged so
+        far are its past, not news (a restored backup's old rows would count again)."""
+        try:
+            self._clears_seen, self._failures_seen = store.clears(), store.last_id()
+        except BlinkgateError as err:
+            log.error("access log: %s", err)
+            return  # taken stock of at the next poll
+        self._file_seen = store.db.file
+        self._own_ids.clear()
 
     def take_people(self) -> tuple[np.ndarray, list[str]] | None:
         """(encodings, names) of who is enrolled, if read since the last call (never blocks)."""

@@ -146,23 +146,59 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+People = tuple[np.ndarray, list[str]]  # (N, 128) encodings and their N names, as known_encodings
+
+
 class PeopleWatch:
     """Who is enrolled, read again only once it changed (``people_version``): how a running door
     (on its access-log thread) and a running `run` (between frames) follow `enroll` and `forget`
-    without a restart, at the cost of one small read a poll."""
+    without a restart, at the cost of one stat and one small read a poll.
+
+    It also follows the file: a database moved into place over the open one (a backup restored
+    with mv) is opened afresh and read. With none at the path, or one it cannot read, it names
+    nobody until a readable one is back: the old file's people, kept, would still be let in."""
 
     def __init__(self) -> None:
         self.version: int | None = None  # None: not read yet, so the first poll reads
+        self.trouble: str | None = None  # why nobody is named now, while there is no readable database
 
-    def poll(self, db: FaceDatabase) -> tuple[np.ndarray, list[str]] | None:
+    def poll(self, db: FaceDatabase) -> People | None:
         """(encodings, names) as in ``known_encodings`` if who is enrolled changed since the last
-        poll (or this is the first), else None."""
-        now = db.people_version()
-        if now == self.version:
-            return None
-        people = db.known_encodings()
+        poll (or this is the first, or the file at the path is another), else None. Nobody (empty)
+        once the database is gone or unreadable, said once."""
+        replaced = db.replaced()
+        try:
+            if replaced:
+                self.version = None  # another file: its count says nothing about the old one's
+                db.reopen()
+            now = db.people_version()
+            if now == self.version:
+                return None
+            people = db.known_encodings()
+        except DatabaseError as err:
+            if not (replaced or self.trouble):
+                raise  # the file read so far: keep its people and read again next poll (as for a lock held long)
+            return self.unreadable(db.path, err)
         self.version = now  # only once read: an error reading them leaves the change to the next poll
+        self._following(db.path, replaced)
         return people
+
+    def unreadable(self, path: Path, err: Exception) -> People | None:
+        """Nobody, once no readable database is at ``path`` (``err`` says why): said, and
+        returned, once a reason."""
+        why = str(err) if path.exists() else f"face database {path} is gone (deleted or moved away)"
+        if why == self.trouble:
+            return None  # nobody is named already
+        self.trouble, self.version = why, None
+        log.error("%s: nobody is named until a readable face database is back at %s", why, path)
+        return np.empty((0, 128), dtype=np.float64), []
+
+    def _following(self, path: Path, replaced: bool) -> None:
+        if self.trouble is not None:
+            self.trouble = None
+            log.warning("face database %s can be read again: following it", path)
+        elif replaced:
+            log.warning("face database %s is another file now (restored or replaced): following it", path)
 
 
 class FaceDatabase:
@@ -176,6 +212,9 @@ class FaceDatabase:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         self._file: tuple[int, int] | None = None  # its entry in _OPEN_FILES, while counted
+        self._open(create)
+
+    def _open(self, create: bool) -> None:
         fresh = self._check_file(create)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
@@ -376,6 +415,44 @@ class FaceDatabase:
             return self._require().execute(sql, params).fetchall()
         except sqlite3.Error as err:
             raise self._error(err) from err
+
+    @property
+    def file(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file open here; None while closed."""
+        return self._file
+
+    def replaced(self) -> bool:
+        """True if the path no longer names the file open here (or nothing is open): another was
+        moved into place (a backup restored with mv), or it was deleted. One stat, nothing read."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return True
+        return (info.st_dev, info.st_ino) != self._file
+
+    def reopen(self) -> None:
+        """Let go of the file open here (:meth:`_let_go`), then open the file at the path now,
+        afresh: never creating one, and closed if that fails."""
+        self._let_go()
+        self._open(create=False)
+
+    def _let_go(self) -> None:
+        """Close, first emptying the WAL into the file it belongs to. SQLite names the -wal and
+        -shm after the path, and does not checkpoint a file moved or deleted under it as it
+        closes: its -wal stays at the path, and the next file opened there takes the old pages
+        for its own (a restored backup without bob named bob, and got him for good at its own
+        checkpoint; sqlite.org/howtocorrupt.html, 'Mispairing database files and hot journals').
+        The checkpoint writes into the old file only what was committed to it already. Raises,
+        still open, while another connection reads inside the old WAL and it cannot be emptied."""
+        if self._conn is not None:
+            try:
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as err:
+                raise self._error(err) from err
+            if busy:
+                raise DatabaseError(f"face database {self.path} was replaced, and its old write-ahead log "
+                                    f"is still in use by another process: not opened again until it is free")
+        self.close()
 
     def close(self) -> None:
         if self._conn is not None:

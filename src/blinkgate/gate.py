@@ -56,6 +56,7 @@ from .types import Box, Event, EyeReading, EyeState, FaceResult, FrameResult
 
 if TYPE_CHECKING:
     from .background import BackgroundEncoder
+    from .database import People
 
 log = logging.getLogger(__name__)
 
@@ -584,8 +585,9 @@ class FollowPeople:
     """Keeps a running Gate's people those of its face database, for `blinkgate run`: `enroll`
     and `forget` reach it within ``poll_s`` without a restart, as they reach a door (whose
     access-log thread polls the same :class:`~blinkgate.database.PeopleWatch`). Call
-    :meth:`poll` between frames: it reads the database once every ``poll_s`` (a small read;
-    the encodings only after a change), in the frame loop's thread, which owns the connection."""
+    :meth:`poll` between frames: it reads the database once every ``poll_s`` (a stat and a small
+    read; the encodings only after a change), in the frame loop's thread, which owns the
+    connection. A database replaced or deleted at the path is followed too (PeopleWatch)."""
 
     poll_s: float = 2.0  # as a door's
 
@@ -598,23 +600,30 @@ class FollowPeople:
         self._last = float("-inf")
 
     def poll(self) -> None:
-        from .database import FaceDatabase
-        from .errors import BlinkgateError
-
         if time.monotonic() - self._last < self.poll_s:
             return
         self._last = time.monotonic()
-        try:
-            if self._store is None:
-                if not self.db.exists():
-                    return  # nobody enrolled yet: the first `enroll` makes it
-                self._store = FaceDatabase(self.db, create=False)
-            people = self._watch.poll(self._store)
-        except BlinkgateError as err:
-            log.error("reading the enrolled people: %s", err)
-            return
+        people = self._read()
         if people is not None:
             reload_people(self.gate, *people)
+
+    def _read(self) -> People | None:
+        """Who is enrolled, if that changed; nobody while no readable database is at the path."""
+        from .database import FaceDatabase
+        from .errors import BlinkgateError
+
+        if self._store is None:
+            if not self.db.exists():
+                return None  # nobody enrolled yet: the first `enroll` makes it
+            try:
+                self._store = FaceDatabase(self.db, create=False)
+            except BlinkgateError as err:
+                return self._watch.unreadable(self.db, err)
+        try:
+            return self._watch.poll(self._store)  # also reopens a file replaced at the path
+        except BlinkgateError as err:
+            log.error("reading the enrolled people: %s", err)
+            return None
 
     def close(self) -> None:
         if self._store is not None:
