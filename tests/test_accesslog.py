@@ -545,3 +545,47 @@ def test_a_restored_backups_logged_failures_are_its_past_and_new_ones_count(tmp_
         assert door.logic.failures("alice") == 1
     finally:
         door.close()
+
+
+def test_the_log_thread_opens_its_database_again_when_it_could_not_at_first(tmp_path, monkeypatch, caplog):
+    """The thread opened the database once: if that failed (locked, replaced that moment), the
+    door never learnt of an enroll or forget again, and logged nothing, until a restart. Now it
+    names nobody meanwhile, tries again at each poll, and says how many decisions went unlogged."""
+    import threading
+
+    import blinkgate.accesslog as accesslog
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+    unlocked = threading.Event()
+
+    def flaky(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread() and not unlocked.is_set():
+            raise BlinkgateError(f"face database {db} is locked")
+        return AccessLog(*args, **kwargs)
+
+    monkeypatch.setattr(accesslog, "AccessLog", flaky)
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        writer = AccessLogWriter(db, poll_clears_s=0.05)
+        try:
+            deadline = time.monotonic() + 5
+            people = writer.take_people()
+            while people is None and time.monotonic() < deadline:
+                people = writer.take_people()
+            assert people is not None and people[1] == []  # nobody, while it cannot be opened
+            writer.record(decision("unknown", name=None))
+            while writer.unlogged == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            unlocked.set()
+            while (people is None or people[1] == []) and time.monotonic() < deadline:
+                people = writer.take_people() or people
+                time.sleep(0.01)
+            assert people[1] == ["alice"] and writer.unlogged == 1
+            writer.record(decision("granted", kind="granted"))
+            assert writer.flush()
+        finally:
+            writer.close()
+    assert caplog.text.count("nobody is named") == 1 and "decision not logged" in caplog.text
+    with AccessLog(db, create=False) as log:
+        assert len(log.entries()) == 1

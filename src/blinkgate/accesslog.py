@@ -277,19 +277,15 @@ class AccessLogWriter:
                       decision.decision, decision.reason, decision.name)
 
     def _run(self) -> None:
-        try:
-            store = AccessLog(self.db_path, self.retention_days)
-        except BlinkgateError as err:
-            log.error("access log: %s", err)
-            store = None
+        store: AccessLog | None = None  # opened at the first poll, in this thread, which owns it
         last_prune = last_poll = float("-inf")
         while True:
-            if store is not None and time.monotonic() - last_poll >= self.poll_clears_s:
+            if time.monotonic() - last_poll >= self.poll_clears_s:
                 last_poll = time.monotonic()
-                self._poll_people(store)  # first: it follows a database replaced at the path
-                if self._watch.trouble is None:
-                    self._clears_seen = self._poll_clears(store, self._clears_seen)
-                    self._poll_failures(store)
+                if store is None:
+                    store = self._open()
+                if store is not None:
+                    self._poll(store)
             if store is not None and time.monotonic() - last_prune >= self.prune_every_s:
                 last_prune = time.monotonic()
                 self._prune(store)
@@ -302,7 +298,10 @@ class AccessLogWriter:
                 if item is None:
                     break
                 decision, crop, source, at = item
-                if store is None or not self._writable(store):
+                if store is None:
+                    self.unlogged += 1  # said once a database is open (_poll_people)
+                    continue
+                if not self._writable(store):
                     continue
                 jpeg = encode_jpeg(crop, self.jpeg_quality) if crop is not None and crop.size else None
                 try:
@@ -314,6 +313,25 @@ class AccessLogWriter:
                 self._queue.task_done()
         if store is not None:
             store.close()
+
+    def _open(self) -> AccessLog | None:
+        """The access log at the path; None, naming nobody (said once), while it cannot be opened
+        there. Tried again at each poll: opened once for all, a database that could not be
+        opened as the thread started (locked, replaced that moment) left the door's people, and
+        its log, as they were until a restart."""
+        try:
+            return AccessLog(self.db_path, self.retention_days)
+        except BlinkgateError as err:
+            if (nobody := self._watch.unreadable(self.db_path, err)) is not None:
+                with self._people_lock:
+                    self._people = nobody
+            return None
+
+    def _poll(self, store: AccessLog) -> None:
+        self._poll_people(store)  # first: it follows a database replaced at the path
+        if self._watch.trouble is None:
+            self._clears_seen = self._poll_clears(store, self._clears_seen)
+            self._poll_failures(store)
 
     def _prune(self, store: AccessLog) -> None:
         if self._watch.trouble is not None:
