@@ -587,6 +587,22 @@ def test_run_headless_writes_events_and_video(capsys, tmp_path):
     cap.release()
 
 
+def test_run_keeps_a_file_already_at_record(capsys, tmp_path, caplog):
+    """`run --record precious.mkv` replaced the user's video; it goes beside it, as the door's."""
+    precious = tmp_path / "precious.mkv"
+    precious.write_bytes(b"the user's own video")
+    with caplog.at_level("INFO", logger="blinkgate"):
+        code, _, err = run(capsys, "run", "--source", _frame_folder(tmp_path / "frames", 0.15), "--no-display",
+                           "--record", str(precious), "--db", str(tmp_path / "none.db"))
+    assert code == 0, err
+    assert precious.read_bytes() == b"the user's own video"
+    (recorded,) = tmp_path.glob("precious-*.mkv")
+    assert f"recording to {recorded} (the earlier recording is kept)" in caplog.text
+    cap = cv2.VideoCapture(str(recorded))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+
+
 def test_run_missing_camera(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "camera 9" in err and "--source" in err

@@ -63,19 +63,18 @@ def test_an_mkv_recording_cut_by_a_crash_still_plays(tmp_path):
     assert _frames_in(tmp_path / "cut.mp4") == []  # why the door warns about .mp4
 
 
-def test_the_door_keeps_an_earlier_recording_and_run_overwrites_it(tmp_path):
+@pytest.mark.parametrize("live", [True, False])
+def test_a_recording_never_goes_over_an_earlier_file(tmp_path, live):
+    # The door's (live) and `run --record precious.mkv` on a file (not live) alike: run replaced
+    # the user's own video with its recording.
     earlier = tmp_path / "door.mkv"
     earlier.write_bytes(b"yesterday")
-    kept = Recording(earlier, 20.0, live=True, keep_existing=True)
+    kept = Recording(earlier, 20.0, live=live)
     kept.write(_canvas(0))
     kept.close()
     assert earlier.read_bytes() == b"yesterday"
     assert kept.path != earlier and kept.path.parent == tmp_path and kept.path.name.startswith("door-")
     assert len(_frames_in(kept.path)) == 1
-    overwritten = Recording(earlier, 20.0, live=False)
-    overwritten.write(_canvas(0))
-    overwritten.close()
-    assert overwritten.path == earlier and len(_frames_in(earlier)) == 1
 
 
 def test_two_door_starts_in_one_second_keep_both_recordings(tmp_path, monkeypatch):
@@ -92,7 +91,7 @@ def test_two_door_starts_in_one_second_keep_both_recordings(tmp_path, monkeypatc
     (tmp_path / "door.mkv").write_bytes(b"first start")
     paths = []
     for i in range(3):
-        rec = Recording(tmp_path / "door.mkv", 20.0, live=True, keep_existing=True)
+        rec = Recording(tmp_path / "door.mkv", 20.0, live=True)
         rec.write(_canvas(i))
         rec.close()
         paths.append(rec.path)

@@ -318,9 +318,8 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
             yield frame
 
     try:
-        # keep_existing: systemd restarts the door, and each start must not wipe the last recording
         viewer = Viewer(title, settings["display"], settings["record"], source.fps, pace=not source.live,
-                        ui=bool(settings["ui.listen"]), live=source.live, keep_existing=True)
+                        ui=bool(settings["ui.listen"]), live=source.live)
         if settings["ui.listen"]:
             from .webui import WebUI, announce
 

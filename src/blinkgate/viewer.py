@@ -37,30 +37,38 @@ def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
+def unused_path(path: Path) -> Path:
+    """``path``, or if something is there, a new name beside it with the start time in it, said
+    in the log. A recording never goes over an existing file: systemd restarts a door, and a
+    crash-restart loop wiped the recording of what happened just before each crash; `run
+    --record precious.mkv` replaced the user's own video."""
+    if not os.path.lexists(path):  # lexists: not through a dangling symlink either
+        return path
+    stamped = f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    # Two starts within a second (a crash-restart loop): the second must not overwrite the
+    # first one's file, which holds what happened just before the crash.
+    candidates = (path.with_name(f"{stamped}{'' if n == 1 else f'-{n}'}{path.suffix}") for n in range(1, 10_000))
+    fresh = next(p for p in candidates if not os.path.lexists(p))
+    log.info("recording to %s (the earlier recording is kept)", fresh)
+    return fresh
+
+
 class Recording:
     """An annotated video written frame by frame, made to survive long unattended runs.
 
-    ``keep_existing`` (the door, which systemd restarts) writes beside a file already there
-    instead of over it, with the start time in the name: a crash-restart loop would otherwise
-    wipe the recording of what happened just before each crash. Frames of another size (a
-    camera that reconnected in another mode) are resized to the first, since the writer
-    silently drops them otherwise.
+    A file already at ``path`` is kept: the recording goes beside it (:func:`unused_path`).
+    Frames of another size (a camera that reconnected in another mode) are resized to the
+    first, since the writer silently drops them otherwise.
     """
 
-    def __init__(self, path: str | Path, fps: float, live: bool, keep_existing: bool = False):
+    def __init__(self, path: str | Path, fps: float, live: bool):
         path = Path(path)
         if path.suffix.lower() not in RECORD_FORMATS:
             raise BlinkgateError(f"cannot record to {path}: use one of {', '.join(RECORD_FORMATS)} (.mkv plays "
                                  "even after a crash)")
         if not path.parent.is_dir():
             raise BlinkgateError(f"cannot record to {path}: no folder {path.parent}")
-        if keep_existing and path.exists():
-            stamped = f"{path.stem}-{datetime.now():%Y%m%d-%H%M%S}"
-            # Two starts within a second (a crash-restart loop): the second must not overwrite
-            # the first one's file, which holds what happened just before the crash.
-            candidates = (path.with_name(f"{stamped}{'' if n == 1 else f'-{n}'}{path.suffix}") for n in range(1, 10_000))
-            path = next(p for p in candidates if not p.exists())
-            log.info("recording to %s (the earlier recording is kept)", path)
+        path = unused_path(path)
         if live and path.suffix.lower() in INDEX_AT_END:
             log.warning("recording to %s: a %s file plays only once closed, so a power cut or crash loses all of "
                         "it; .mkv plays up to the last second written", path, path.suffix.lower())
@@ -135,7 +143,7 @@ class Viewer:
     """
 
     def __init__(self, title: str, display: bool, record: str | Path | None, fps: float | None, pace: bool,
-                 ui: bool = False, live: bool = False, keep_existing: bool = False):
+                 ui: bool = False, live: bool = False):
         if display and not has_display():
             if ui:
                 log.info("no display found: the video is in the browser view only")
@@ -145,7 +153,7 @@ class Viewer:
             display = False
         self.title, self.display = title, display
         self.fps, self.pace = fps or 20.0, pace and (display or ui)  # someone watches: play files at their speed
-        self.recording = Recording(record, self.fps, live, keep_existing) if record else None
+        self.recording = Recording(record, self.fps, live) if record else None
         self._started, self.shown = time.monotonic(), 0
 
     @property
