@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,18 @@ def shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared()
+
+
+@pytest.fixture
+def common_umask():
+    """The usual umask (022), under which a file made without a mode is readable by every user."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def clip_frame(clip: str = "blink-detector.mp4", index: int = 29):

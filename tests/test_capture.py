@@ -11,7 +11,7 @@ from blinkgate.cli import main
 from blinkgate.errors import BlinkgateError
 from blinkgate.sources import Frame
 
-from conftest import shared
+from conftest import mode_of, shared
 
 FACE = (100.0, 100.0, 250.0, 250.0)
 SMALL = (100.0, 100.0, 150.0, 150.0)
@@ -170,6 +170,16 @@ def lfw_frames(folder, person: str, numbers) -> str:
     for i, n in enumerate(numbers):
         (folder / f"{i:03d}.jpg").symlink_to(shared("faces", "lfw65", person, f"{person}_{n:04d}.jpg"))
     return str(folder)
+
+
+def test_photos_and_the_folders_capture_makes_are_their_owners_only(capsys, tmp_path, common_umask):
+    # Faces are biometric data, 0600 in the database: the photos were 0644, the folders 0755.
+    people = tmp_path / "new" / "people"
+    source = lfw_frames(tmp_path / "frames", "Hugh_Grant", [1])
+    code = main(["capture", str(people), "Hugh", "--source", source, "--no-display", "--fps", "1", "--count", "1"])
+    assert code == 0, capsys.readouterr().err
+    (photo,) = (people / "Hugh").iterdir()
+    assert [mode_of(p) for p in (tmp_path / "new", people, people / "Hugh", photo)] == [0o700, 0o700, 0o700, 0o600]
 
 
 def test_capture_again_under_a_name_takes_only_the_person_already_in_its_folder(capsys, tmp_path, caplog):

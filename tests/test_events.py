@@ -10,6 +10,8 @@ import pytest
 from blinkgate.events import EventLog
 from blinkgate.types import Event
 
+from conftest import mode_of
+
 BOX = (1.0, 2.0, 30.0, 40.0)
 
 
@@ -23,6 +25,18 @@ def test_events_are_appended_as_json_lines(tmp_path):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["event"] for r in rows] == ["appeared", "blink", "lost"]
     assert all(r["source"] == "cam" and r["wall_time"] for r in rows)
+
+
+def test_a_new_events_file_is_its_owners_only_and_an_existing_one_keeps_its_mode(tmp_path, common_umask):
+    # Its lines say who came when: it was made 0644, readable by every user of the door box.
+    new, shared = tmp_path / "new.jsonl", tmp_path / "shared.jsonl"
+    shared.write_text("")
+    shared.chmod(0o640)  # the user's choice (a group that reads it): >> keeps it, and so does --events
+    for path in (new, shared):
+        with EventLog(path, "cam") as log:
+            log.write([Event("appeared", 10.0, 1, "ada", BOX)])
+    assert (mode_of(new), mode_of(shared)) == (0o600, 0o640)
+    assert len(shared.read_text().splitlines()) == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux) to fake a full disk")

@@ -16,6 +16,8 @@ from blinkgate import viewer as viewer_module
 from blinkgate.errors import BlinkgateError
 from blinkgate.viewer import Recording, Viewer
 
+from conftest import mode_of
+
 
 @pytest.mark.parametrize("live, ui, paced", [(False, True, True), (False, False, False), (True, True, False)])
 def test_a_file_plays_at_its_own_speed_only_when_someone_watches(monkeypatch, live, ui, paced):
@@ -75,6 +77,42 @@ def test_a_recording_never_goes_over_an_earlier_file(tmp_path, live):
     assert earlier.read_bytes() == b"yesterday"
     assert kept.path != earlier and kept.path.parent == tmp_path and kept.path.name.startswith("door-")
     assert len(_frames_in(kept.path)) == 1
+
+
+def test_a_recording_is_its_owners_only_from_its_first_frame(tmp_path, common_umask, monkeypatch):
+    # It shows the faces at the door: OpenCV's writer made it 0644, for every user to watch.
+    (tmp_path / "door.mkv").write_bytes(b"yesterday")
+    modes = []
+    real = cv2.VideoWriter
+
+    class Watched:  # the file's mode as the first frame goes in
+        def __init__(self, *args):
+            self._writer = real(*args)
+
+        def __getattr__(self, name):
+            return getattr(self._writer, name)
+
+        def write(self, image):
+            modes.append(mode_of(rec.path))
+            self._writer.write(image)
+
+    monkeypatch.setattr(cv2, "VideoWriter", Watched)
+    for name in ("new.mkv", "door.mkv"):  # a new file, and one beside an earlier recording
+        rec = Recording(tmp_path / name, 20.0, live=False)
+        rec.write(_canvas(0))
+        rec.close()
+        assert mode_of(rec.path) == 0o600 and len(_frames_in(rec.path)) == 1
+    assert modes == [0o600, 0o600]
+
+
+def test_a_file_that_comes_to_the_path_before_the_first_frame_is_kept_too(tmp_path):
+    # The file is made at the first frame: another `run --record` started meanwhile took the name.
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=False)
+    (tmp_path / "r.mkv").write_bytes(b"the other run's")
+    rec.write(_canvas(0))
+    rec.close()
+    assert (tmp_path / "r.mkv").read_bytes() == b"the other run's"
+    assert rec.path.name.startswith("r-") and len(_frames_in(rec.path)) == 1
 
 
 def test_two_door_starts_in_one_second_keep_both_recordings(tmp_path, monkeypatch):

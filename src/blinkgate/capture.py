@@ -18,7 +18,7 @@ import numpy as np
 
 from .database import name_key
 from .errors import BlinkgateError
-from .files import write_atomic
+from .files import PRIVATE_FILE, write_atomic
 from .recognize import DEFAULT_TOLERANCE
 from .sources import Frame
 from .types import Box
@@ -116,8 +116,9 @@ def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]],
 
 
 def save_photo(folder: Path, image: np.ndarray) -> Path:
-    """Write ``image`` as a new JPEG in ``folder``, atomically (enrol never reads half a photo)
-    and under a new name (a time to the microsecond), never over an existing photo."""
+    """Write ``image`` as a new JPEG in ``folder``, atomically (enrol never reads half a photo),
+    under a new name (a time to the microsecond), never over an existing photo, and readable by
+    its owner only: a face is biometric data, kept 0600 in the database too."""
     import cv2
 
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -127,7 +128,7 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
     try:
         if path.exists():
             raise FileExistsError(17, "a photo of that name is already there", str(path))
-        write_atomic(path, data.tobytes())
+        write_atomic(path, data.tobytes(), PRIVATE_FILE)
     except OSError as err:
         raise BlinkgateError(f"cannot write a photo in {folder}: {err.strerror or err}") from None
     return path

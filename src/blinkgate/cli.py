@@ -61,14 +61,16 @@ def _fill_settings(args: argparse.Namespace) -> None:
             setattr(args, key, values[key])
 
 
-def _writable_folder(path: str | Path, flag: str) -> None:
+def _writable_folder(path: str | Path, flag: str, mode: int = 0o777) -> None:
     """Make the output folder ``path`` now, so an unwritable one fails before the work, not
-    with a traceback after an hour of it."""
+    with a traceback after an hour of it; the folders made get ``mode`` (less the umask)."""
     import tempfile
+
+    from .files import make_folders
 
     folder = Path(path).expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folders(folder, mode)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
@@ -134,6 +136,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from collections import deque
 
     from .capture import WAITING, CaptureOptions, capture, draw_capture, known_faces, person_folder
+    from .files import PRIVATE_FOLDER
     from .recognize import FaceEncoder
     from .sources import open_source
     from .viewer import Viewer
@@ -141,7 +144,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
     folder = person_folder(Path(args.people_dir).expanduser(), args.name)
     name = folder.name
     created = not folder.exists()
-    _writable_folder(folder, "PEOPLE_DIR")  # made now: a typo fails before the camera opens
+    # Made now: a typo fails before the camera opens. The owner's only, as the photos in it.
+    _writable_folder(folder, "PEOPLE_DIR", PRIVATE_FOLDER)
     options = CaptureOptions(count=args.count, every_ms=args.every * 1000.0, timeout_ms=args.timeout * 1000.0,
                              same_person=args.tolerance)
     refused: deque[str] = deque(maxlen=1)  # why the last frame looked at was not taken, for the summary

@@ -40,13 +40,14 @@ from platformdirs import user_data_dir
 
 from .config import check_file_owner
 from .errors import DatabaseError
+from .files import PRIVATE_FILE
 from .types import as_encoding
 
 APPLICATION_ID = 0x426C4B47  # "BlKG": marks the file as ours in the SQLite header
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
-PRIVATE_MODE = 0o600  # the faces are biometric data: the owner only
+PRIVATE_MODE = PRIVATE_FILE  # the faces are biometric data: the owner only
 PEOPLE_VERSION_KEY = "people_version"  # meta: bumped by every change of who is enrolled
 
 # SQLite's POSIX locks belong to the process, and closing any descriptor of the file drops them

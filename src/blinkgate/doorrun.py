@@ -356,10 +356,10 @@ def _write_private(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` as a new 0600 file, atomically. A face is biometric data,
     kept 0600 in the database: the copy is the owner's too, also over an existing file, whose
     mode an in-place write would have kept (0644: readable by every user)."""
-    from .files import write_atomic
+    from .files import PRIVATE_FILE, write_atomic
 
     try:
-        write_atomic(target, data, 0o600)
+        write_atomic(target, data, PRIVATE_FILE)
     except OSError as err:
         raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
 

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import BlinkgateError
+from .files import open_append_private
 from .types import Event
 
 log = logging.getLogger("blinkgate")
 
 
 class EventLog:
-    """Appends events to ``path``. A write that fails (disk full, the disk gone) is logged once
+    """Appends events to ``path``, created readable by its owner only: its lines say who came
+    when (an existing file keeps its mode, as with ``>>``). A write that fails (disk full, the disk gone) is logged once
     and the events are dropped (counted in ``dropped``): the door must keep running, and a
     restart would meet the same full disk."""
 
@@ -25,7 +27,7 @@ class EventLog:
         self.dropped = 0
         self._failing = False
         try:
-            self._file: TextIO = self.path.open("a", encoding="utf-8")
+            self._file: TextIO = open_append_private(self.path)
         except OSError as err:
             raise BlinkgateError(f"cannot write events to {self.path}: {err.strerror}") from err
 

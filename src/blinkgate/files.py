@@ -1,9 +1,16 @@
-"""Writing a file so that no reader ever sees half of it."""
+"""Writing files: so that no reader ever sees half of one, and, for faces and names, so that
+no other user can read it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TextIO
+
+# Faces (photos, snapshots, recordings) and who came when are biometric and personal data:
+# the owner's only, as the face database is. Less the umask, like any mode given to open().
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
 
 
 def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> None:
@@ -20,3 +27,29 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def create_private(target: Path) -> None:
+    """Create ``target`` as a new, empty file only its owner can read (``PRIVATE_FILE``), for a
+    writer that cannot be given a mode (OpenCV's VideoWriter truncates it and keeps the mode).
+    O_EXCL: never an existing file, whose mode is its owner's to choose. Raises OSError
+    (FileExistsError if something is there)."""
+    os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+
+
+def open_append_private(target: Path) -> TextIO:
+    """``target`` opened to append text, as ``>>`` does; created ``PRIVATE_FILE`` if missing.
+    An existing file keeps its mode: the user made it, and may have shared it on purpose."""
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def make_folders(folder: Path, mode: int = 0o777) -> None:
+    """``mkdir -p folder``, each folder it makes given ``mode`` (less the umask), not only the
+    last: ``Path.mkdir(parents=True)`` makes the parents with the default mode. Raises OSError."""
+    missing = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode, exist_ok=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlinkgateError
+from .files import PRIVATE_FILE, create_private
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Recording:
     """An annotated video written frame by frame, made to survive long unattended runs.
 
     A file already at ``path`` is kept: the recording goes beside it (:func:`unused_path`).
+    The file is its owner's only: it shows the faces at the door, as the database's snapshots.
     Frames of another size (a camera that reconnected in another mode) are resized to the
     first, since the writer silently drops them otherwise.
     """
@@ -68,6 +70,7 @@ class Recording:
                                  "even after a crash)")
         if not path.parent.is_dir():
             raise BlinkgateError(f"cannot record to {path}: no folder {path.parent}")
+        self.asked = path  # the name given; ``path`` is the one written
         path = unused_path(path)
         if live and path.suffix.lower() in INDEX_AT_END:
             log.warning("recording to %s: a %s file plays only once closed, so a power cut or crash loses all of "
@@ -91,14 +94,39 @@ class Recording:
         if not copies:
             return
         if self._writer is None:
-            self._size = (canvas.shape[1], canvas.shape[0])
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
-            if not self._writer.isOpened():
-                raise BlinkgateError(f"cannot write video {self.path}")
+            self._open((canvas.shape[1], canvas.shape[0]))
         if (canvas.shape[1], canvas.shape[0]) != self._size:
             canvas = cv2.resize(canvas, self._size, interpolation=cv2.INTER_AREA)
         for _ in range(copies):
             self._writer.write(canvas)
+
+    def _open(self, size: tuple[int, int]) -> None:
+        """Open the writer for frames of ``size``, on a file made for it, owner-only."""
+        import cv2
+
+        self._create()
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+        if not writer.isOpened():
+            self.path.unlink(missing_ok=True)  # ours, and empty
+            raise BlinkgateError(f"cannot write video {self.path}")
+        # The writer takes no mode; a backend that made the file anew would give it the umask's
+        # (0644: every user could watch the door), so it is set again before the first frame.
+        os.chmod(self.path, PRIVATE_FILE)
+        self._writer, self._size = writer, size
+
+    def _create(self) -> None:
+        """Create the file, owner-only, for the writer to fill (it keeps the mode). A file that
+        came to the path since the start is kept, as one there before: the recording goes
+        beside it."""
+        for _ in range(3):
+            try:
+                create_private(self.path)
+                return
+            except FileExistsError:
+                self.path = unused_path(self.asked)
+            except OSError as err:
+                raise BlinkgateError(f"cannot record to {self.path}: {err.strerror or err}") from None
+        raise BlinkgateError(f"cannot record to {self.path}: other files keep taking its name")
 
     def _copies(self, timestamp_ms: float) -> int:
         """How many times to write a live frame taken at ``timestamp_ms`` (0: it came early)."""
