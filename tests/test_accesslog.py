@@ -37,6 +37,30 @@ def face_image() -> np.ndarray:
     return img
 
 
+def test_forget_deletes_the_persons_snapshots_from_the_log_and_the_file_and_keeps_the_entries(tmp_path, capsys):
+    """`log --snapshot N` still wrote Alice's face after `forget alice`."""
+    path = tmp_path / "faces.db"
+    faces = {who: b"\xff\xd8" + f"face of {who} ".encode() * 800 for who in ("alice", "bob")}  # many pages each
+    with FaceDatabase(path) as db:
+        for k, who in enumerate(faces):
+            db.add_image(who, f"/p/{who}.jpg", who, np.full(128, k / 10.0))
+    with AccessLog(path) as log:
+        alice = [log.record(decision("granted", "granted"), faces["alice"]),
+                 log.record(decision("challenge_failed"), faces["alice"]), log.record(decision())]
+        bob = log.record(decision(name="bob"), faces["bob"])
+    with FaceDatabase(path):  # a running door has it open: the WAL is not emptied as forget closes
+        assert main(["forget", "alice", "--db", str(path)]) == 0
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("faces.db*"))
+    assert "forgot alice (1 image; 2 face snapshots deleted from the access log, its entries kept)" in capsys.readouterr().out
+    # Nor left in the file's free pages, or in its WAL, where any reader of the files finds the JPEG.
+    assert faces["alice"][:100] not in stored and faces["bob"][:100] in stored
+    with AccessLog(path) as log:
+        assert [(e.id, e.snapshot_bytes) for e in log.entries(name="alice")] == [(i, 0) for i in alice]
+        assert log.snapshot(bob) == faces["bob"]
+    assert main(["log", "--snapshot", str(alice[0]), "--out", str(tmp_path / "x.jpg"), "--db", str(path)]) == 2
+    assert "its person forgotten" in capsys.readouterr().err and not (tmp_path / "x.jpg").exists()
+
+
 def test_a_version_1_database_is_upgraded_and_keeps_its_people(tmp_path):
     path = tmp_path / "faces.db"
     conn = sqlite3.connect(path)

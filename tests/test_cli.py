@@ -498,7 +498,7 @@ def test_forget_says_that_photos_left_on_disk_would_be_enrolled_again(capsys, tm
     assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 0
     with caplog.at_level("WARNING", logger="blinkgate"):
         code, out, _ = run(capsys, "forget", "Ada", "--db", db)
-    assert code == 0 and "forgot Ada (1 image)" in out
+    assert code == 0 and "forgot Ada (1 image; 0 face snapshots deleted" in out
     assert f"still in {people / 'Ada'}: the next `blinkgate enroll` enrols Ada again" in caplog.text
     (people / "Ada" / "a.jpg").unlink()
     assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 0

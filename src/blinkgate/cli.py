@@ -210,6 +210,10 @@ def cmd_people(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     from .database import FaceDatabase
 
@@ -220,7 +224,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
         name = db.enrolled_name(args.name) or args.name
         paths = [Path(i.path) for i in db.images(name)]
         removed = db.forget(name)
-    print(f"forgot {name} ({removed} image{'s' if removed != 1 else ''})")
+    print(f"forgot {name} ({_count(removed.images, 'image')}; {_count(removed.snapshots, 'face snapshot')} "
+          "deleted from the access log, its entries kept)")
     log.info(RUNNING_NOTE)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back
     # at the next enrolment of somebody else.

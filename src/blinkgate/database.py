@@ -113,6 +113,15 @@ class EnrolledImage:
     added_at: str  # ISO 8601, UTC
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    """What ``forget`` removed: the person's enrolled images, and the face snapshots of their
+    access-log entries (the entries themselves stay)."""
+
+    images: int
+    snapshots: int
+
+
 class UnknownPersonError(DatabaseError):
     """``forget`` was given a name nobody is enrolled under."""
 
@@ -223,6 +232,9 @@ class FaceDatabase:
             self._check_identity(fresh)
             self._make_private(fresh)  # only once it is ours: a foreign file is refused untouched
             self._conn.execute("PRAGMA foreign_keys = ON")
+            # Deleted rows and BLOBs are overwritten with zeros, not left in free pages: a face
+            # forgotten, or past retention, must be gone from the file, not only from the tables.
+            self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._migrate()
         except sqlite3.Error as err:
@@ -446,14 +458,18 @@ class FaceDatabase:
         The checkpoint writes into the old file only what was committed to it already. Raises,
         still open, while another connection reads inside the old WAL and it cannot be emptied."""
         if self._conn is not None:
-            try:
-                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            except sqlite3.Error as err:
-                raise self._error(err) from err
-            if busy:
+            if not self._checkpoint():
                 raise DatabaseError(f"face database {self.path} was replaced, and its old write-ahead log "
                                     f"is still in use by another process: not opened again until it is free")
         self.close()
+
+    def _checkpoint(self) -> bool:
+        """Write the WAL into the database file and empty it; False if another connection reads
+        inside it, and some of it stays until a later checkpoint."""
+        try:
+            return not self._require().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as err:
+            raise self._error(err) from err
 
     def close(self) -> None:
         if self._conn is not None:
@@ -513,8 +529,8 @@ class FaceDatabase:
                 self._bump_version(tx)
         return removed
 
-    def forget(self, name: str) -> int:
-        """Remove a person and all their images; returns the number of images removed.
+    def forget(self, name: str) -> Forgotten:
+        """Remove a person, all their images and the snapshots of their face in the access log.
 
         An unknown name raises UnknownPersonError listing who is enrolled: for a CLI user a
         silent "0" would hide a typo while the person they meant stays enrolled.
@@ -528,8 +544,14 @@ class FaceDatabase:
                 raise UnknownPersonError(f"no enrolled person named {name!r} ({listing})")
             count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
             tx.execute("DELETE FROM people WHERE id = ?", row)
+            snapshots = self._delete_snapshots(tx, name)
             self._bump_version(tx)
-        return count
+        # secure_delete zeroed the pages in the WAL; the file and the WAL's older frames hold the
+        # faces until a checkpoint, which a running door's open connection would put off.
+        if not self._checkpoint():
+            log.info("the deleted images and snapshots leave the database's write-ahead log at its next "
+                     "checkpoint: another process is reading it")
+        return Forgotten(count, snapshots)
 
     def enrolled_name(self, name: str) -> str | None:
         """``name`` as enrolled (see _enrolled_name), or None if nobody is enrolled under it."""
@@ -544,6 +566,15 @@ class FaceDatabase:
             return name
         same = [n for n in names if name_key(n) == name_key(name)]
         return same[0] if len(same) == 1 else None
+
+    @staticmethod
+    def _delete_snapshots(tx: sqlite3.Connection, name: str) -> int:
+        """Delete the face snapshots of ``name``'s access-log entries (the access log is this
+        file's table, schema version 2); returns how many. The entries stay: who was let in or
+        turned away, when, is the door's audit trail; a forgotten person's face is not kept.
+        A face logged as unknown cannot be told to be theirs, and stays until retention."""
+        return tx.execute("UPDATE access_log SET snapshot = NULL WHERE name = ? AND snapshot IS NOT NULL",
+                          (name,)).rowcount
 
     @staticmethod
     def _bump_version(tx: sqlite3.Connection) -> None:

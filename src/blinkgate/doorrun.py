@@ -440,7 +440,8 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
         if snapshot is not None:
             jpeg = store.snapshot(snapshot)
             if not jpeg:
-                raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, or past retention)")
+                raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, past retention, or "
+                                     "its person forgotten)")
             target = Path(out or f"blinkgate-{snapshot}.jpg")
             _write_private(target, jpeg)
             print(f"wrote {target} ({len(jpeg)} bytes)")
