@@ -1120,3 +1120,10 @@ def test_verify_hung_up_or_quit_mid_challenge_counts_it_as_a_timeout_does(tmp_pa
     assert proc.wait(timeout=60) == code
     with AccessLog(db) as log:
         assert [(e.decision, e.reason) for e in log.entries()] == [("denied", "expired")]
+
+
+@pytest.mark.parametrize("argv", [[], ["-v"]])
+def test_no_command_prints_the_command_list_and_exits_2(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and not out
+    assert err.startswith("usage: blinkgate") and "enroll" in err and "check" in err and "door" in err

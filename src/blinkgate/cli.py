@@ -652,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blinkgate", description="Face-liveness gate: grant only after the same face blinks.")
     parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required: a bare `blinkgate` gets the command list (main), not "arguments are required: COMMAND".
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # -v also after the command (`blinkgate check -v clip.mp4`); SUPPRESS keeps a -v given before it.
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
@@ -870,6 +871,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     caught = _catch_terminal_signals() if main_thread else {}
     try:
         args = parser.parse_args(argv)  # in here: --version's line on a full disk is one line and exit 1 too
+        if args.command is None:  # as git and pip do: what the commands are, not just that one is missing
+            parser.print_help(sys.stderr)
+            return 2
         if getattr(args, "func", None) is cmd_check:
             _check_usage(args, parser)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
