@@ -1127,3 +1127,17 @@ def test_no_command_prints_the_command_list_and_exits_2(capsys, argv):
     code, out, err = run(capsys, *argv)
     assert code == 2 and not out
     assert err.startswith("usage: blinkgate") and "enroll" in err and "check" in err and "door" in err
+
+
+@pytest.mark.parametrize("argv, command, why", [
+    (["run", "--sorce", "door.mp4"], "run", "unrecognized arguments: --sorce door.mp4"),
+    (["check"], "check", "give the INPUTs to check"),
+    (["check", "a.mp4", "--skip-done", "out.jsonl"], "check", "--skip-done reads an earlier run's --json lines"),
+    (["-v", "enrol", "people", "--qiet"], "enroll", "unrecognized arguments: --qiet")])
+def test_a_usage_error_shows_the_usage_of_its_command(capsys, argv, command, why):
+    """Not the top-level usage, which lists no option of the command."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith(f"usage: blinkgate {command} ") and "COMMAND" not in err
+    assert f"blinkgate {command}: error: {why}" in err

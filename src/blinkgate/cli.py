@@ -311,13 +311,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_usage(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """check's flags that only make sense together: each alone would be quietly without effect."""
+    """check's flags that only make sense together: each alone would be quietly without effect.
+    ``parser`` is check's own, so the error shows check's usage."""
     if not args.inputs and args.files_from is None:
-        parser.error("check: give the INPUTs to check, or --files-from FILE")
+        parser.error("give the INPUTs to check, or --files-from FILE")
     if args.null and args.files_from is None:
-        parser.error("check: --null is for the list of --files-from")
+        parser.error("--null is for the list of --files-from")
     if args.skip_done is not None and not args.json:
-        parser.error("check: --skip-done reads an earlier run's --json lines, so it needs --json too")
+        parser.error("--skip-done reads an earlier run's --json lines, so it needs --json too")
 
 
 def _check_inputs(args: argparse.Namespace) -> list[str]:
@@ -659,7 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[verbose], **kwargs)
+        p = sub.add_parser(name, parents=[verbose], **kwargs)
+        p.set_defaults(command_parser=p)  # a usage error found after parsing shows this command's usage
+        return p
 
     p = command("enroll", aliases=["enrol"], help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
     p.add_argument("people_dir")
@@ -864,18 +867,28 @@ def _catch_terminal_signals() -> dict:
     return caught
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, but an unknown option is refused by the command's own parser: the
+    top parser's error showed its usage (``blinkgate [-h] [--version] [-v] COMMAND ...``) for
+    ``blinkgate run --sorce x``, not run's options."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     caught = _catch_terminal_signals() if main_thread else {}
     try:
-        args = parser.parse_args(argv)  # in here: --version's line on a full disk is one line and exit 1 too
+        args = _parse(parser, argv)  # in here: --version's line on a full disk is one line and exit 1 too
         if args.command is None:  # as git and pip do: what the commands are, not just that one is missing
             parser.print_help(sys.stderr)
             return 2
-        if getattr(args, "func", None) is cmd_check:
-            _check_usage(args, parser)
+        if args.func is cmd_check:
+            _check_usage(args, args.command_parser)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="blinkgate: %(message)s")
         if not args.verbose:
             _quiet_native_logs()
