@@ -1130,7 +1130,8 @@ def test_no_command_prints_the_command_list_and_exits_2(capsys, argv):
 
 
 @pytest.mark.parametrize("argv, command, why", [
-    (["run", "--sorce", "door.mp4"], "run", "unrecognized arguments: --sorce door.mp4"),
+    (["run", "--sorce", "door.mp4"], "run", "unrecognized arguments: --sorce door.mp4 (did you mean --source?)"),
+    (["check", "a.mp4", "--tolerence=0.4"], "check", "unrecognized arguments: --tolerence=0.4 (did you mean --tolerance?)"),
     (["check"], "check", "give the INPUTs to check"),
     (["check", "a.mp4", "--skip-done", "out.jsonl"], "check", "--skip-done reads an earlier run's --json lines"),
     (["-v", "enrol", "people", "--qiet"], "enroll", "unrecognized arguments: --qiet")])

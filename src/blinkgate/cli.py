@@ -873,8 +873,19 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     ``blinkgate run --sorce x``, not run's options."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+        own = getattr(args, "command_parser", parser)
+        own.error(f"unrecognized arguments: {' '.join(unknown)}{_option_hint(own, unknown)}")
     return args
+
+
+def _option_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """" (did you mean --source?)" for the first mistyped option: argparse takes a prefix
+    (``--sour``) but says nothing of a misspelling (``--sorce``) before Python 3.14."""
+    from .config import did_you_mean
+
+    options = [o for o in parser._option_string_actions if o.startswith("--")]  # argparse keeps no public list
+    hints = (did_you_mean(arg.split("=", 1)[0], options) for arg in unknown if arg.startswith("--"))
+    return next((hint for hint in hints if hint), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import math
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,6 +319,16 @@ def for_verify(settings: Resolved) -> Resolved:
     return Resolved(values, origins, settings.file)
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """" (did you mean X?)" for the known name closest to a mistyped one, or "". A key in the
+    wrong table (``hold`` for ``challenge.hold``) first, then a misspelling (``tolerence``),
+    which before got no hint at all."""
+    known = list(known)
+    same_leaf = [k for k in known if k.split(".")[-1] == name.split(".")[-1]]
+    close = same_leaf or difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def load_file(path: Path) -> dict[str, object]:
     """The settings in a TOML file, converted; an unknown key is an error."""
     check_file_owner(path)
@@ -333,9 +343,7 @@ def load_file(path: Path) -> dict[str, object]:
     for key, value in _flatten(data).items():
         s = BY_KEY.get(key)
         if s is None:
-            close = [k for k in BY_KEY if k.split(".")[-1] == key.split(".")[-1]]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise BlinkgateError(f"config file {path}: unknown setting {key!r}{hint}")
+            raise BlinkgateError(f"config file {path}: unknown setting {key!r}{did_you_mean(key, BY_KEY)}")
         out[key] = _convert(s, value, f"config file {path}")
     if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
         mode = path.stat().st_mode
@@ -352,8 +360,7 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
     unknown key in the file is an error; a setting the user believes applied may not be."""
     known = {s.env for s in SETTINGS} | {CONFIG_ENV}
     for name in sorted(k for k in env if k.startswith("BLINKGATE_") and k not in known):
-        close = difflib.get_close_matches(name, known, n=1)
-        log.warning("unknown environment variable %s is ignored%s", name, f" (did you mean {close[0]}?)" if close else "")
+        log.warning("unknown environment variable %s is ignored%s", name, did_you_mean(name, known))
 
 
 def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None = None,
