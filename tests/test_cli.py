@@ -103,7 +103,24 @@ def test_enroll_refuses_a_missing_folder_without_creating_a_database_and_skips_a
     blank.mkdir(parents=True)
     (blank / "face.jpg").symlink_to(sorted(shared("faces", "lfw65", "Abdullah_Gul").glob("*.jpg"))[0])
     code, out, err = run(capsys, "enroll", str(blank.parent), "--db", str(db), "-q")
-    assert code == 0 and "person folder name is blank" in out and "0 added" in out, err
+    assert code == 1 and "person folder name is blank" in out, err
+    assert out.splitlines()[-1] == "0 added, 0 updated, 0 unchanged, 1 skipped: nothing enrolled, every photo or folder was skipped (why is above)"
+
+
+def test_enroll_exits_1_when_no_photo_given_is_enrolled(capsys, tmp_path):
+    """A script (`enroll people/ && systemctl start door`) went on with nobody enrolled: exit 0 on
+    '0 added, ... 2 skipped'. Photos enrolled at an earlier run, with a bad one beside them, are fine."""
+    people, db = tmp_path / "people", str(tmp_path / "faces.db")
+    (people / "Ada").mkdir(parents=True)
+    for name in ("blank.png", "black.png"):
+        cv2.imwrite(str(people / "Ada" / name), np.zeros((200, 200, 3), np.uint8))
+    code, out, _ = run(capsys, "enroll", str(people), "--db", db, "-q")
+    assert code == 1 and "2 skipped: nothing enrolled" in out.splitlines()[-1]
+    (people / "Ada" / "a.jpg").symlink_to(shared("faces", "lfw65", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
+    code, out, _ = run(capsys, "enroll", str(people), "--db", db, "-q")
+    assert code == 0 and out.splitlines()[-1] == "1 added, 0 updated, 0 unchanged, 2 skipped"
+    code, out, _ = run(capsys, "enroll", str(people), "--db", db, "-q")
+    assert code == 0 and out.splitlines()[-1] == "0 added, 0 updated, 1 unchanged, 2 skipped"
 
 
 def test_a_blank_source_is_refused_not_read_as_the_current_folder(capsys, tmp_path):
@@ -501,7 +518,7 @@ def test_forget_says_that_photos_left_on_disk_would_be_enrolled_again(capsys, tm
     assert code == 0 and "forgot Ada (1 image; 0 face snapshots deleted" in out
     assert f"still in {people / 'Ada'}: the next `blinkgate enroll` enrols Ada again" in caplog.text
     (people / "Ada" / "a.jpg").unlink()
-    assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 0
+    assert run(capsys, "enroll", str(people), "--db", db, "--quiet")[0] == 1  # its one folder is empty: nothing enrolled
     code, out, err = run(capsys, "forget", "Ada", "--db", db)
     assert code == 2  # nothing left to forget: the deleted photo was not enrolled again
 

@@ -83,11 +83,19 @@ class EnrollReport:
     def skipped_outcomes(self) -> list[ImageOutcome]:
         return [o for o in self.outcomes if o.status == SKIPPED]
 
+    @property
+    def nothing_enrolled(self) -> bool:
+        """Something was skipped and nothing is enrolled from PEOPLE_DIR, new or from before, nor
+        removed: a failure (exit 1). Photos all unchanged since the last run, or one bad photo
+        beside good ones, are not."""
+        return self.skipped > 0 and not (self.added or self.updated or self.unchanged or self.removed)
+
     def summary(self) -> str:
         removed = f", {self.removed} removed (deleted from disk)" if self.removed else ""
+        failed = ": nothing enrolled, every photo or folder was skipped (why is above)" if self.nothing_enrolled else ""
         return (
             f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-            f"{self.skipped} skipped{removed}"
+            f"{self.skipped} skipped{removed}{failed}"
         )
 
     def format(self) -> str:
