@@ -22,8 +22,12 @@ $(VENV)/.dev: $(VENV)/.installed
 install: $(VENV)/.installed
 dev: $(VENV)/.dev
 
+# blinkgate's hint for a missing camera names its own flag (--source); a make user sets SOURCE.
 run: $(VENV)/.installed
-	$(VENV)/bin/blinkgate run --source "$(SOURCE)" $(ARGS)
+	@$(VENV)/bin/blinkgate run --source "$(SOURCE)" $(ARGS) || { code=$$?; \
+		case "$(SOURCE)" in *[!0-9]*|'') ;; *) [ $$code -ne 2 ] || \
+			echo "make run: to watch a video file, frame folder or URL instead: make run SOURCE=door.mp4" >&2 ;; esac; \
+		exit $$code; }
 
 test: $(VENV)/.dev
 	$(PY) -m pytest

@@ -625,6 +625,23 @@ def test_run_missing_camera(capsys, tmp_path):
     assert code == 2 and "camera 9" in err and "--source" in err
 
 
+def test_make_run_without_a_camera_says_how_to_pass_a_file_to_make(tmp_path):
+    """blinkgate's own hint names --source, which `make run` does not take: SOURCE= is its way."""
+    from pathlib import Path
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "blinkgate").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m blinkgate "$@"\n')
+    (venv / "bin" / "blinkgate").chmod(0o755)
+    (venv / ".installed").touch()  # newer than pyproject.toml: make installs nothing
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-s", "-C", str(repo), "run", f"VENV={venv}", "SOURCE=9",
+                           f"ARGS=--no-display --db {tmp_path / 'none.db'}"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo / "src")}, timeout=120)
+    assert done.returncode != 0 and "cannot open camera 9" in done.stderr
+    assert "make run SOURCE=door.mp4" in done.stderr, done.stderr
+
+
 def _blind_model(folder) -> str:
     """The shipped model with a sidecar that never calls an eye closed: no blink can count."""
     from blinkgate.eye_model import default_model_path
