@@ -588,15 +588,23 @@ def test_check_json_on_a_blink_video(capsys, tmp_path):
     assert face["name"] is None and face["live"] and face["blinks"] >= 1 and 0 < face["first_live_s"] < 14
 
 
-def test_run_headless_writes_events_and_video(capsys, tmp_path):
+def test_run_headless_writes_events_and_video(capsys, tmp_path, caplog):
     clip = shared("blink-videos", "blink-detector.mp4")
     events, video = tmp_path / "ev.jsonl", tmp_path / "out.mp4"
-    code, _, err = run(capsys, "run", "--source", str(clip), "--no-display", "--events", str(events),
-                       "--record", str(video), "--db", str(tmp_path / "none.db"))
+    with caplog.at_level("INFO", logger="blinkgate"):
+        code, _, err = run(capsys, "run", "--source", str(clip), "--no-display", "--events", str(events),
+                           "--record", str(video), "--db", str(tmp_path / "none.db"))
     assert code == 0, err
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     kinds = [e["event"] for e in lines]
-    assert kinds[0] == "appeared" and "blink" in kinds and kinds[-1] != "granted"
+    assert kinds[0] == "appeared" and "blink" in kinds and kinds[-1] == "lost"
+    # the face in view at the last frame leaves then: every track that appeared is lost once
+    tracks = sorted(e["track"] for e in lines if e["event"] == "appeared")
+    assert sorted(e["track"] for e in lines if e["event"] == "lost") == tracks
+    assert lines[-1]["time_ms"] == max(e["time_ms"] for e in lines)
+    # a file ends with one line of what was seen, granted or not
+    assert f"{clip}: 334 frames, {len(tracks)} face{'s' if len(tracks) > 1 else ''} tracked, 0 named, 0 granted" \
+        in caplog.messages
     assert all({"time_ms", "track", "name", "box"} <= set(e) for e in lines)
     assert "granted" not in kinds  # nobody is enrolled: live, but never granted
     cap = cv2.VideoCapture(str(video))

@@ -266,8 +266,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             ui = WebUI(args.ui, draw=draw, faces=lambda result: [face_json(f) for f in result.faces],
                        token=token, title=source.description)
             announce(ui, log)
+        tally = RunTally()
         for frame, result in gate.run(source):
             people.poll()  # `enroll` or `forget` since: from the next frame on
+            tally.add(result.events)
             if events:
                 events.write(result.events)
             for ev in result.events:
@@ -278,6 +280,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             viewer.wait(frame.timestamp_ms)
             if viewer.active and not viewer.show(draw(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
+        if events:
+            events.write(gate.end())  # the faces still in view at the end leave too
+        if not source.live:  # a camera is watched until stopped; a file has an end to sum up
+            log.info("%s: %s", source.description, tally.line())
     finally:
         source.close()
         gate.close()  # stops the background recognition process, if any
@@ -285,6 +291,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             if part:
                 part.close()
     return 0
+
+
+class RunTally:
+    """What `run` saw in a file, for its last line: without a grant it printed nothing at all."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.tracks: set[int] = set()
+        self.named: set[int] = set()
+        self.granted: set[int] = set()
+
+    def add(self, events: list) -> None:
+        self.frames += 1
+        for ev in events:
+            self.tracks.add(ev.track_id)
+            if ev.name is not None:
+                self.named.add(ev.track_id)
+            if ev.kind == "granted":
+                self.granted.add(ev.track_id)
+
+    def line(self) -> str:
+        faces = len(self.tracks)
+        return (f"{self.frames} frame{'s' if self.frames != 1 else ''}, {faces} face{'s' if faces != 1 else ''} "
+                f"tracked, {len(self.named)} named, {len(self.granted)} granted")
 
 
 def cmd_check(args: argparse.Namespace) -> int:

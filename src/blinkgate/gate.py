@@ -573,6 +573,16 @@ class Gate:
         for frame in self.timer.frames(source):
             yield frame, self.process(frame.image, frame.timestamp_ms)
 
+    def end(self) -> list[Event]:
+        """The source ended: a ``lost`` event, at the last frame's time, for each track still
+        open, which then are forgotten (as by :meth:`reset`). A face in view until a video's
+        last frame had no end in ``--events``, as if it were still there."""
+        with self._state:
+            events = [Event("lost", self._last_ms, track.id, self._tracks.get(track.id, _TrackInfo()).name, track.box)
+                      for track in self.tracker.tracks.values()]
+            self._reset()
+            return events
+
 
 def reload_people(gate: Gate, encodings: np.ndarray, names: list[str]) -> None:
     """Give a running ``gate`` who is enrolled now (read after `enroll` or `forget`), saying
