@@ -1184,3 +1184,34 @@ def test_a_usage_error_shows_the_usage_of_its_command(capsys, argv, command, why
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith(f"usage: blinkgate {command} ") and "COMMAND" not in err
     assert f"blinkgate {command}: error: {why}" in err
+
+
+def _command_parser(*argv: str):
+    from blinkgate.cli import build_parser
+
+    return build_parser().parse_known_args(list(argv))[0].command_parser
+
+
+def test_a_flag_run_shares_with_door_reads_the_same_in_both_helps():
+    """One definition (config.SETTINGS): run's --liveness S was door's --liveness LIVENESS."""
+    def metavars(parser) -> dict:
+        return {o: a.metavar for a in parser._actions for o in a.option_strings}
+
+    run_flags, door_flags = metavars(_command_parser("run")), metavars(_command_parser("door"))
+    shared = sorted(set(run_flags) & set(door_flags) - {"-h", "--help", "-v", "--verbose", "--no-display"})
+    assert {"--liveness", "--eye-model", "--record", "--events", "--ui", "--source", "--tolerance"} <= set(shared)
+    assert {f: run_flags[f] for f in shared} == {f: door_flags[f] for f in shared}
+    assert (run_flags["--liveness"], run_flags["--eye-model"], run_flags["--ui"]) == ("SECONDS", "ONNX", "[HOST:]PORT")
+    assert metavars(_command_parser("check", "a.mp4"))["--liveness"] == "SECONDS"
+
+
+@pytest.mark.parametrize("argv", [["people"], ["config"], ["eval-blinks", "c.mp4"], ["eval-eyes", "d"], ["check", "a"],
+                                  ["log"], ["eval", "m.csv"]])
+def test_every_json_flag_says_what_it_prints(argv):
+    parser = _command_parser(*argv)
+    assert next(a for a in parser._actions if "--json" in a.option_strings).help
+
+
+@pytest.mark.parametrize("argv", [["enroll", "people"], ["run"], ["log"], ["capture", "p", "n"], ["verify"]])
+def test_the_commands_help_describes_it(argv):
+    assert _command_parser(*argv).description

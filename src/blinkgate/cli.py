@@ -618,7 +618,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def _add_db(p: argparse.ArgumentParser, config: bool = True) -> None:
     """``--db`` and, where settings come from the config file (``config``), ``--config``."""
     where = "$BLINKGATE_DB, db in blinkgate.toml, else " if config else "$BLINKGATE_DB, else "
-    p.add_argument("--db", help=f"face database (default: {where}the user data directory)")
+    _add_setting(p, "db", help=f"face database (default: {where}the user data directory)")
     if config:
         p.add_argument("--config", metavar="FILE", help="settings file (default: ./blinkgate.toml or the user config dir)")
 
@@ -654,14 +654,25 @@ def _whole(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _add_setting(p: argparse.ArgumentParser, key: str, settings: bool = False, **kwargs) -> None:
+    """The flag of the door setting ``key`` (config.SETTINGS), its metavar and help as door's:
+    written once, run's --liveness S and door's --liveness LIVENESS told two stories. Its value
+    is checked here (``type``), before any work; ``settings`` if the command reads the file."""
+    from .config import BY_KEY
+
+    s = BY_KEY[key]
+    options = {"metavar": s.placeholder, "help": s.flag_help(settings), "choices": s.choices}
+    p.add_argument(s.flag, **{**options, **kwargs})
+
+
 def _add_gate(p: argparse.ArgumentParser, config: bool = True) -> None:
     """The gate's flags. They default to None: ``_fill_settings`` fills in the rest."""
     _add_db(p, config)
-    p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
-    p.add_argument("--eyes", choices=("landmarks", "haar"), help="eye backend (default landmarks)")
-    p.add_argument("--liveness", type=_number(0), metavar="S", help="a blink keeps a face live this long (default 10 s)")
-    p.add_argument("--tolerance", type=_number(0, 1), help="face distance accepted as a match (default 0.5, at most 1)")
-    p.add_argument("--eye-model", metavar="ONNX", help="eye-state model, e.g. from train-eyes (default: the shipped one)")
+    _add_setting(p, "fps", config, type=_number(0))
+    _add_setting(p, "eyes", config)
+    _add_setting(p, "liveness", config, type=_number(0))
+    _add_setting(p, "tolerance", config, type=_number(0, 1))
+    _add_setting(p, "eye_model", config)
 
 
 class _Version(argparse.Action):
@@ -694,8 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(command_parser=p)  # a usage error found after parsing shows this command's usage
         return p
 
-    p = command("enroll", aliases=["enrol"], help="enrol people from PEOPLE_DIR/<name>/*.jpg|png")
-    p.add_argument("people_dir")
+    p = command("enroll", aliases=["enrol"], help="enrol people from PEOPLE_DIR/<name>/*.jpg|png",
+                description="Enrol each PEOPLE_DIR/<name>/ folder's photos (.jpg, .png; one face each) under "
+                            "<name>. A re-run encodes only new or changed photos and removes those deleted. "
+                            "Each skipped photo gets a line saying why; exit 1 if nothing is enrolled.")
+    p.add_argument("people_dir", metavar="PEOPLE_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_db(p)
     p.set_defaults(func=cmd_enroll)
@@ -720,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_capture)
 
     p = command("people", help="list enrolled people")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON list of {name, images}")
     _add_db(p)
     p.set_defaults(func=cmd_people)
 
@@ -729,15 +743,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.set_defaults(func=cmd_forget)
 
-    p = command("run", help="watch a camera, video, frame folder or stream")
-    p.add_argument("--source", default="0", help="camera index, video file, frame folder or rtsp/http URL (default 0)")
+    p = command("run", help="watch a camera, video, frame folder or stream",
+                description="Show each face's box, name, eye state and LIVE once it blinks; a recognised face "
+                            "that blinked is granted. Nothing is unlocked: `blinkgate door` does that. Reads "
+                            "db, fps, eyes, liveness, tolerance and eye_model from the settings file, as door does.")
+    _add_setting(p, "source", default="0")
     p.add_argument("--no-display", action="store_true", help="run without a window")
-    p.add_argument("--record", metavar="OUT.mkv", help="write the annotated video (.mkv, .mp4, .avi, .mov, .m4v)")
-    p.add_argument("--events", metavar="OUT.jsonl", help="append one JSON line per event")
-    p.add_argument("--ui", metavar="[HOST:]PORT",
-                   help="serve a browser view (video, faces, events) on PORT, loopback unless HOST is given")
-    p.add_argument("--ui-token", metavar="TOKEN",
-                   help="the browser view's access token (default: $BLINKGATE_UI_TOKEN, else a new random one)")
+    _add_setting(p, "record")
+    _add_setting(p, "events")
+    _add_setting(p, "ui.listen", dest="ui")
+    _add_setting(p, "ui.token", dest="ui_token",
+                 help="the browser view's access token (default: $BLINKGATE_UI_TOKEN, else a new random one)")
     _add_gate(p)
     p.set_defaults(func=cmd_run)
 
@@ -768,14 +784,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--labels", help="label folder (default: labels/ beside each clip)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval_blinks)
 
     p = command("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
     p.add_argument("data_dir")
-    p.add_argument("--model", help="ONNX model (default: the shipped one)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--model", metavar="ONNX", help="ONNX model (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval_eyes)
 
     p = command("eval", help="APCER/BPCER/ACER and time to accept over a manifest of live and attack inputs")
@@ -822,7 +838,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_door_settings(p)
     p.set_defaults(func=cmd_verify)
 
-    p = command("log", help="show the door's access log")
+    p = command("log", help="show the door's access log",
+                description="List the door's decisions (granted, denied, revoked, expired), oldest first, from "
+                            "the access log in its face database; --snapshot writes the face a decision was "
+                            "made on, --prune deletes old snapshots now.")
     p.add_argument("--since", metavar="AGE", help="only entries newer than this: 30m, 1h, 2d, 1w or an ISO date")
     p.add_argument("--name", help="only this person")
     p.add_argument("--limit", type=_whole(1), metavar="N", help="only the newest N entries")
@@ -839,7 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_unlock)
 
     p = command("config", help="print the effective door settings and where each came from")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print them as one JSON object")
     add_door_settings(p)
     p.set_defaults(func=cmd_config)
     return parser

@@ -54,6 +54,22 @@ class Setting:
     choices: tuple | None = None
     minimum: float | None = None
     maximum: float | None = None
+    metavar: str | None = None  # default: from the choices or the key (TOLERANCE)
+
+    @property
+    def placeholder(self) -> str:
+        """The flag's metavar: one for every command that takes the flag (door, run, check)."""
+        if self.metavar:
+            return self.metavar
+        return "{" + ",".join(map(str, self.choices)) + "}" if self.choices else self.key.split(".")[-1].upper()
+
+    def flag_help(self, settings: bool = True) -> str:
+        """The flag's help: what it does, its default, and for a command that reads settings
+        (``settings``) its key and variable; eval's, which does not, names neither."""
+        default = "" if "default" in self.help or self.default is None else f"default {_show(self, self.default)}"
+        where = f"{self.key} / ${self.env}" if settings else ""
+        extra = "; ".join(part for part in (default, where) if part)
+        return f"{self.help} ({extra})" if extra else self.help
 
     @property
     def env(self) -> str:
@@ -71,12 +87,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fps", "float", 20.0, "frame rate of a frame folder", "--fps", minimum=0.1),
     Setting("eyes", "str", "landmarks", "eye backend", "--eyes", choices=("landmarks", "haar")),
     Setting("tolerance", "float", 0.5, "face distance accepted as a match", "--tolerance", minimum=0.0, maximum=1.0),
-    Setting("eye_model", "str", None, "eye-state ONNX model (default: the shipped one)", "--eye-model"),
-    Setting("liveness", "float", 10.0, "a grant lasts this long (s)", "--liveness", minimum=0.1),
+    Setting("eye_model", "str", None, "eye-state ONNX model, e.g. from train-eyes (default: the shipped one)", "--eye-model",
+            metavar="ONNX"),
+    Setting("liveness", "float", 10.0, "a blink keeps a face live, and a grant lasts, this long (s)", "--liveness",
+            minimum=0.1, metavar="SECONDS"),
     Setting("display", "bool", True, "show a window", "--display"),
-    Setting("record", "str", None, "write the annotated video here (.mkv plays after a power cut)", "--record"),
-    Setting("events", "str", None, "append one JSON line per event here", "--events"),
-    Setting("ui.listen", "str", None, "serve a browser view on [HOST:]PORT (loopback unless HOST is given)", "--ui"),
+    Setting("record", "str", None, "write the annotated video here (.mkv plays after a power cut; .mp4, .avi, .mov, "
+            ".m4v)", "--record", metavar="OUT.mkv"),
+    Setting("events", "str", None, "append one JSON line per event here", "--events", metavar="OUT.jsonl"),
+    Setting("ui.listen", "str", None, "serve a browser view on [HOST:]PORT (loopback unless HOST is given)", "--ui",
+            metavar="[HOST:]PORT"),
     Setting("ui.token", "str", None, "the browser view's access token (default: a new random one per run)", "--ui-token", secret=True),
     # challenge-response
     Setting("challenge.enabled", "bool", True, "challenge-response: ask for 1-3 blinks at a random moment", "--challenge"),
@@ -402,11 +422,8 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
     for s in SETTINGS:
         if s.flag is None or (only is not None and s.key not in only):
             continue
-        default = "" if "default" in s.help else f"default {_show(s, s.default)}; "  # said once
-        extra = f" ({default}{s.key} / ${s.env})"
         if s.type == "bool":
             parser.add_argument(s.flag, dest=s.dest, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=s.help + extra)
+                                default=argparse.SUPPRESS, help=s.flag_help())
         else:
-            metavar = "{" + ",".join(map(str, s.choices)) + "}" if s.choices else s.key.split(".")[-1].upper()
-            parser.add_argument(s.flag, dest=s.dest, default=argparse.SUPPRESS, metavar=metavar, help=s.help + extra)
+            parser.add_argument(s.flag, dest=s.dest, default=argparse.SUPPRESS, metavar=s.placeholder, help=s.flag_help())
