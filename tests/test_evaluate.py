@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -188,7 +189,15 @@ def test_summary_apcer_bpcer_acer_and_time_to_accept():
     assert s["acer_real"] == pytest.approx((0.25 + 0.4) / 2)
     assert s["acer_simulated"] == pytest.approx((0.5 + 0.4) / 2)
     text = format_summary(summarise(outcomes), "test")
-    assert "APCER" in text and "25.0%" in text and "SIMULATED" in text and "not in BPCER" in text
+    assert "APCER" in text and "25.0%" in text and "SIMULATED" in text
+    # the no-blink group's own share is labelled apart, not in the BPCER column where it read as one
+    nuaa = next(line for line in text.splitlines() if line.strip().startswith("nuaa"))
+    assert re.fullmatch(r"\s+nuaa\s+2\s+1\s+—\s+0\.50 s / 0\.50 s  "
+                        r"\(told not to blink, not in BPCER: 50\.0% not accepted\)", nuaa), nuaa
+    from blinkgate.evaluate_report import _table_md
+
+    assert "| nuaa (told not to blink, not in BPCER: 50.0% not accepted) | 2 | 1 | — | 0.50 s | 0.50 s |" \
+        in _table_md(summarise(outcomes), "accepted")
 
 
 def test_summary_scores_granted_only_where_an_identity_was_checked():

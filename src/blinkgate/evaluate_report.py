@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BlinkgateError
-from .evaluate import Outcome, _fmt_rate, _fmt_s
+from .evaluate import Outcome, _fmt_rate, _fmt_s, group_rate
 
 STATE_COLOURS = {"open": "#c8ecc8", "closed": "#f6c0c0", "unknown": "#e4e4e4", "none": "#ffffff"}
 MAX_TIMELINES = 10  # rows per figure; attacks show accepted inputs first
@@ -180,8 +180,8 @@ def _table_md(summary: dict, mode: str) -> list[str]:
     out += ["**Bona fide**", "", "| group | n | accepted ≤ limit | BPCER | time to accept, median | 90th pct |",
             "|---|---:|---:|---:|---:|---:|"]
     for g, row in s["bona_fide_groups"].items():
-        tag = g + ("" if row["expect_blink"] else " (told not to blink; not in BPCER)")
-        out.append(f"| {tag} | {row['n']} | {row['accepted']} | {_fmt_rate(row['bpcer'])} | "
+        rate, apart = group_rate(row, mode)
+        out.append(f"| {g}{f' ({apart})' if apart else ''} | {row['n']} | {row['accepted']} | {rate} | "
                    f"{_fmt_s(row['time_median_s'])} | {_fmt_s(row['time_p90_s'])} |")
     b = s["bona_fide"]
     out.append(f"| **all expected to blink** | {b['n']} | {b['accepted']} | **{_fmt_rate(b['bpcer'])}** | "
