@@ -1215,3 +1215,30 @@ def test_every_json_flag_says_what_it_prints(argv):
 @pytest.mark.parametrize("argv", [["enroll", "people"], ["run"], ["log"], ["capture", "p", "n"], ["verify"]])
 def test_the_commands_help_describes_it(argv):
     assert _command_parser(*argv).description
+
+
+@pytest.mark.parametrize("command", ["door", "verify"])
+def test_door_events_and_view_carry_the_doors_decision_not_the_gates_blink_grant(capsys, tmp_path, monkeypatch,
+                                                                                 command):
+    """The door wrote the Gate's own events whole, `granted` among them ("blinked and named",
+    which a replayed video does): a script watching --events for "granted" unlocked for a face
+    the door then denied, and the browser view showed that `granted` in green."""
+    from blinkgate.webui import WebUI
+
+    published = []
+    publish = WebUI.publish
+    monkeypatch.setattr(WebUI, "publish", lambda ui, image, result, events=(): (published.extend(events),
+                                                                               publish(ui, image, result, events)))
+    # Alice blinks before her prompt (0.5 s), which the Gate alone grants, then never answers it.
+    _scripted_door(monkeypatch, *_appears(0, 1, "alice"), _blinks(100, 1, "alice"),
+                   (400, "granted", 1, "alice", {}), (2400, "expired", 1, "alice", {}))
+    events = tmp_path / "events.jsonl"
+    code, out, err = run(capsys, command, "--source", _frame_folder(tmp_path / "frames", 3), "--no-display",
+                         "--db", str(tmp_path / "f.db"), "--events", str(events), "--ui", "127.0.0.1:0",
+                         *ONE_BLINK_AT_HALF_A_SECOND)
+    assert (code, out) == ((0, "") if command == "door" else (1, "")), err
+    for shown in ([json.loads(line) for line in events.read_text().splitlines()], [e.to_json() for e in published]):
+        kinds = [e["event"] for e in shown]
+        assert "granted" not in kinds and "expired" not in kinds, kinds
+        assert kinds[:3] == ["appeared", "recognised", "blink"]  # the Gate's other events still come
+        assert ("door_denied", "no_blink") in [(e["event"], e.get("reason")) for e in shown]

@@ -937,6 +937,18 @@ def standing_grants(decisions: list[Decision]) -> list[Decision]:
             if d.decision == GRANTED and not any(e.track_id == d.track_id for e in decisions[i + 1:])]
 
 
+# The Gate's grant and its end. Its `granted` means only "blinked and named", which a phone
+# replaying a video does too: beside the door's own decisions, a script watching for "granted"
+# would open for a replay the door denied. The door's decisions (door_granted, ...) replace them.
+GATE_GRANT_EVENTS = frozenset({"granted", "expired"})
+
+
+def door_events(result: DoorResult) -> list[Event]:
+    """The events the door reports (``--events``, the browser view) for one result: the Gate's
+    (appeared, recognised, blink, lost, ...) without its grant-level ones, then the door's."""
+    return [ev for ev in result.frame.events if ev.kind not in GATE_GRANT_EVENTS] + result.events
+
+
 def door_faces_for_drawing(result: DoorResult) -> FrameResult:
     """The Gate's frame result with ``live``/``granted`` replaced by the door's decision, for
     drawing: in door mode a face is green only when the door grants it."""

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import Resolved, weakened
-from .door import (ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_faces_for_drawing,
-                   standing_grants)
+from .door import (ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_events,
+                   door_faces_for_drawing, standing_grants)
 from .errors import BlinkgateError
 
 log = logging.getLogger("blinkgate")
@@ -223,10 +223,11 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
 def _report(result: DoorResult, image: np.ndarray, events, ui) -> None:
     """One result's events to ``--events`` (``events``), the browser view (``ui``) and the log
     lines: a frame's, and the visit's end (``Door.end_visit``) the same way."""
+    shown = door_events(result)  # not the Gate's blink-only `granted`: the door decides
     if events:
-        events.write(result.frame.events + result.events)
+        events.write(shown)
     if ui:
-        ui.publish(image, result, result.frame.events + result.events)
+        ui.publish(image, result, shown)
     for ev in result.events:
         if ev.kind == "challenge":
             log.info("track %d %s: %s", ev.track_id, ev.name, ev.detail["prompt"])
