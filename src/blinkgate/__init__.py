@@ -2,8 +2,8 @@
 
     >>> import blinkgate
     >>> with blinkgate.Gate(db=blinkgate.default_db_path()) as gate:  # doctest: +SKIP
-    ...     for face in gate.process(frame, timestamp_ms):
-    ...         if face.granted: print(face.name)
+    ...     for event in gate.process(frame, timestamp_ms).events:
+    ...         if event.kind == "granted": print(event.name)  # once per grant
 
 ``default_db_path()`` is where ``blinkgate enroll`` writes unless told otherwise.
 """

@@ -157,9 +157,12 @@ class Gate:
 
         with Gate(db=default_db_path()) as gate:
             for frame in open_source("clip.mp4"):
-                for face in gate.process(frame.image, frame.timestamp_ms):
-                    if face.granted:
-                        print("open the door for", face.name)
+                for event in gate.process(frame.image, frame.timestamp_ms).events:
+                    if event.kind == "granted":  # once per grant; face.granted holds on every frame of it
+                        print("granted", event.name)
+
+    Blink liveness alone stops a photo, not a phone replaying a video of the person blinking:
+    a door wants :class:`blinkgate.door.Door`, which adds a random challenge.
     """
 
     def __init__(
