@@ -802,15 +802,36 @@ def test_train_eyes_without_the_train_extra_says_how_to_install_it_before_any_wo
 
 
 def test_verify_prints_the_name_and_exits_0_once_the_person_is_granted_and_runs_no_action(capsys, tmp_path):
+    """The door's settings file is shared with verify: its unlock actions are ignored, not an error."""
     from conftest import enrol_from_clip
 
     db = enrol_from_clip(tmp_path, "subject")
     clip = str(shared("blink-videos", "blink-detector.mp4"))
     touched = tmp_path / "door-opened"
+    settings = tmp_path / "blinkgate.toml"
+    settings.write_text(f'[actions]\non_grant = "touch {touched}"\ncooldown = 5.0\n'
+                        '[webhook]\nurl = "http://127.0.0.1:9/door"\n[mqtt]\nhost = "127.0.0.1"\n')
     code, out, err = run(capsys, "verify", "--name", "subject", "--source", clip, "--no-display", "--no-challenge",
-                         "--db", str(db), "--on-grant", f"touch {touched}")
+                         "--db", str(db), "--config", str(settings))
     assert (code, out) == (0, "subject\n"), err
     assert not touched.exists()  # the exit code is the action: the door's relay must not fire
+
+
+@pytest.mark.parametrize("flag", [("--on-grant", "touch opened"), ("--webhook", "http://127.0.0.1:9/door"),
+                                  ("--webhook-secret", "s"), ("--mqtt-host", "broker"), ("--mqtt-tls",),
+                                  ("--action-cooldown", "5"), ("--on-grant-timeout", "3")])
+def test_verify_refuses_the_unlock_action_flags_it_would_ignore(capsys, flag):
+    """verify runs no unlock action, yet took --on-grant and the rest, listed them in its --help
+    and exited 0 without running the command or a word about it."""
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", "--source", "0", *flag])
+    assert exc.value.code == 2 and f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    shown = capsys.readouterr().out
+    flags = r"--(on-grant|webhook|mqtt|action-cooldown)"
+    assert not re.search(rf"\[{flags}|^\s+{flags}", shown, re.M), shown  # in the usage or as an option
+    assert "--challenge-counts" in shown and "--events" in shown  # the door's other flags stay
 
 
 def test_verify_of_a_replayed_video_fails_counts_and_is_logged(capsys, tmp_path, caplog):

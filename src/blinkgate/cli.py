@@ -818,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate_attack)
 
+    from .config import ACTION_KEYS
     from .config import add_arguments as add_door_settings
 
     p = command("door", help="door opener: challenge-response, lockout, access log, unlock actions")
@@ -829,13 +830,14 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Run the door's checks (recognition, blink, challenge, lockout, access log) until "
                             "someone is granted, then print the name and exit 0. Exit 1 if no one is within "
                             "--timeout, the source ends, or --name is locked out; 2 on an error. No unlock "
-                            "action runs: the exit code is the action. It takes the door's settings, but "
-                            "--record, --events and --ui only from its command line, never from the door's "
-                            "settings file or environment.")
+                            "action runs: the exit code is the action, so it takes no --on-grant, --webhook "
+                            "or --mqtt-* flags and ignores the settings file's. It takes the door's other "
+                            "settings, but --record, --events and --ui only from its command line, never "
+                            "from the door's settings file or environment.")
     p.add_argument("--name", help="only this enrolled person counts (as `blinkgate people` shows it)")
     p.add_argument("--timeout", type=_number(0), default=30.0, metavar="SECONDS",
                    help="give up after this long from the first frame (default 30)")
-    add_door_settings(p)
+    add_door_settings(p, without=ACTION_KEYS)  # no unlock action runs: a flag for one would be ignored
     p.set_defaults(func=cmd_verify)
 
     p = command("log", help="show the door's access log",

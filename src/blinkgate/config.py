@@ -319,6 +319,12 @@ def weakened(settings: Resolved) -> list[str]:
 VERIFY_OWN = ("record", "events", "ui.listen")
 
 
+# The unlock actions. `verify` runs none (its exit code is the action), so they are not among its
+# flags: taken and ignored, `verify --on-grant X` exited 0 without running X or a word. Set in
+# the settings file or the environment they are the running door's, and verify ignores them.
+ACTION_KEYS = tuple(s.key for s in SETTINGS if s.key.split(".")[0] in ("actions", "webhook", "mqtt"))
+
+
 def not_for_verify(settings: Resolved) -> list[str]:
     """The keys of :data:`VERIFY_OWN` that ``settings`` took from the file or the environment."""
     return [k for k in VERIFY_OWN if settings.origins[k] != "default" and not settings.origins[k].startswith("cli:")]
@@ -415,12 +421,14 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
     return Resolved(values, origins, path)
 
 
-def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """Add ``--config`` and every setting's flag (or the flags of the keys in ``only``). Flags
-    default to *absent*, so only what the user typed overrides the file and the environment."""
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
+                  without: tuple[str, ...] = ()) -> None:
+    """Add ``--config`` and every setting's flag (or the flags of the keys in ``only``), but those
+    of the keys in ``without``. Flags default to *absent*, so only what the user typed overrides
+    the file and the environment."""
     parser.add_argument("--config", metavar="FILE", help=f"settings file (default: ./{CONFIG_NAME} or the user config dir)")
     for s in SETTINGS:
-        if s.flag is None or (only is not None and s.key not in only):
+        if s.flag is None or (only is not None and s.key not in only) or s.key in without:
             continue
         if s.type == "bool":
             parser.add_argument(s.flag, dest=s.dest, action=argparse.BooleanOptionalAction,
