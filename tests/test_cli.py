@@ -866,7 +866,23 @@ def test_verify_refuses_a_name_that_is_not_enrolled(capsys, tmp_path):
 
     db = enrol_from_clip(tmp_path, "subject")
     code, out, err = run(capsys, "verify", "--name", "someone", "--source", "0", "--db", str(db))
-    assert code == 2 and "'someone' is not enrolled; enrolled: subject" in err
+    assert (code, out) == (2, "")
+    assert err == "blinkgate: error: 'someone' is not enrolled (`blinkgate people` lists who is)\n"
+
+
+def test_verify_of_a_name_not_enrolled_does_not_say_who_is(capsys, tmp_path):
+    """At a kiosk, a mistyped --name printed every enrolled name on stderr."""
+    from blinkgate.database import FaceDatabase
+
+    from fakes import vec
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as store:
+        for i, name in enumerate(["Ada Lovelace", "Abdullah_Gul"]):
+            store.add_image(name, f"{i}.jpg", f"{i:064x}", vec(i))
+    code, _, err = run(capsys, "verify", "--name", "ada", "--source", "0", "--db", str(db))
+    assert code == 2 and "'ada' is not enrolled" in err
+    assert "Lovelace" not in err and "Abdullah" not in err
 
 
 def test_verify_of_a_locked_out_person_stops_at_once_and_says_how_to_lift_it(capsys, tmp_path, caplog):

@@ -411,7 +411,8 @@ def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
 
 
 def _enrolled(settings: Resolved, name: str) -> str:
-    """``name`` as enrolled (Unicode form and spaces aside), or a clear error."""
+    """``name`` as enrolled (Unicode form and spaces aside), or a clear error. The error names
+    no one else: at a kiosk, whoever mistypes a name must not learn who is enrolled."""
     from .database import FaceDatabase
 
     db = db_path(settings)
@@ -419,9 +420,8 @@ def _enrolled(settings: Resolved, name: str) -> str:
         raise BlinkgateError(f"no face database at {db} (enrol with `blinkgate enroll DIR`)")
     with FaceDatabase(db, create=False) as store:
         enrolled = store.enrolled_name(name)
-        if enrolled is None:
-            raise BlinkgateError(f"{name!r} is not enrolled; enrolled: "
-                                 + (", ".join(n for n, _ in store.people()) or "nobody"))
+    if enrolled is None:
+        raise BlinkgateError(f"{name!r} is not enrolled (`blinkgate people` lists who is)")
     return enrolled
 
 
