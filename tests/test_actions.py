@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -405,3 +406,35 @@ def test_an_unconfirmed_mqtt_unlock_is_dropped_with_its_connection_not_resent_la
     action.run(g)
     assert client.closed and action._client is None  # the next grant connects afresh
     assert client.published[0]["unix_time"] == 1_800_000_000.5  # a relay can refuse an old unlock
+
+
+def test_a_command_that_cannot_be_started_is_refused_at_start(tmp_path, monkeypatch):
+    """A broken --on-grant started fine and failed only at the first grant, someone at the door."""
+    script = tmp_path / "open-door"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o644)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    for template, said in (("/nonexistent/open-door {name}", "program /nonexistent/open-door does not exist"),
+                           (f"{script} {{name}}", f"program {script} is not executable (chmod +x {script})"),
+                           (f"{tmp_path} {{name}}", f"program {tmp_path} is a directory"),
+                           ("open-door {name}", "program open-door is not on PATH")):
+        with pytest.raises(BlinkgateError, match=re.escape(said)):
+            CommandAction(template)
+    script.chmod(0o755)
+    assert CommandAction(f"{script} {{name}}").argv[0] == str(script)
+    monkeypatch.setenv("PATH", str(tmp_path))  # found on PATH, as subprocess finds it
+    assert CommandAction("open-door {name}").argv[0] == "open-door"
+
+
+def test_a_shell_operator_in_the_command_is_warned_about_at_start(caplog):
+    """No shell runs the command: `open-door {name} | logger` passed '|' and 'logger' to
+    open-door without a word."""
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        CommandAction(f"{sys.executable} -c pass {{name}} | logger -t door >> /tmp/door.log")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "'|' '>>'" in said[0] and "no shell is used" in said[0], said
+    assert "put the pipeline or redirection in a script" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="blinkgate"):
+        CommandAction(f"{sys.executable} -c pass {{name}} --mode=a|b x>y")  # inside a word: an argument
+    assert not caplog.records

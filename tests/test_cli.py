@@ -1279,3 +1279,23 @@ def test_door_events_and_view_carry_the_doors_decision_not_the_gates_blink_grant
         assert "granted" not in kinds and "expired" not in kinds, kinds
         assert kinds[:3] == ["appeared", "recognised", "blink"]  # the Gate's other events still come
         assert ("door_denied", "no_blink") in [(e["event"], e.get("reason")) for e in shown]
+
+
+def test_door_with_an_on_grant_program_it_cannot_run_exits_before_the_camera_opens(capsys, tmp_path, monkeypatch):
+    """`door --on-grant '/nonexistent/open-door {name}'` started fine; the error came at the first
+    grant, with someone at the door. verify runs no action: the door's settings file's is ignored."""
+    import blinkgate.sources as sources
+
+    opened = []
+    open_source = sources.open_source
+    monkeypatch.setattr(sources, "open_source", lambda spec, **kw: (opened.append(spec), open_source(spec, **kw))[1])
+    frames = _frame_folder(tmp_path / "frames", 0.5)
+    _scripted_door(monkeypatch)
+    code, _, err = run(capsys, "door", "--on-grant", "/nonexistent/open-door {name}", "--source", frames,
+                       "--no-display", "--db", str(tmp_path / "f.db"))
+    assert code == 2 and "--on-grant program /nonexistent/open-door does not exist" in err and not opened
+    settings = tmp_path / "blinkgate.toml"
+    settings.write_text('[actions]\non_grant = "/nonexistent/open-door {name}"\n')
+    code, _, err = run(capsys, "verify", "--config", str(settings), "--source", frames, "--no-display",
+                       "--db", str(tmp_path / "f.db"))
+    assert code == 1 and "on-grant" not in err and opened  # the source ended: no one granted

@@ -185,7 +185,7 @@ def test_verify_takes_the_doors_outputs_only_from_its_own_command_line(conf, cap
 
 
 def test_actions_are_built_from_settings(conf):
-    r = resolve(cli("--config", str(conf), "--on-grant", "relay {name}", "--action-cooldown", "12"), env={})
+    r = resolve(cli("--config", str(conf), "--on-grant", "true {name}", "--action-cooldown", "12"), env={})
     runner = build_actions(r)
     try:
         assert [a.name for a in runner.actions] == ["command", "webhook"] and runner.cooldown_s == 12

@@ -15,7 +15,8 @@ Security notes:
   inside each argument, so a person's name (whatever characters it holds) is always exactly
   one argument and can never add pipes or commands. A name is one argument, but one that
   starts with ``-`` would still read as an option, so an argument that becomes an option only
-  through a placeholder is refused (enrolment refuses such names too). On a timeout the
+  through a placeholder is refused (enrolment refuses such names too). A program that cannot
+  be started is refused when the action is built, at the door's start. On a timeout the
   command's whole process group is killed, so a wrapper script cannot leave a child holding
   the relay.
 * ``WebhookAction`` accepts only http(s) URLs and signs each body with HMAC-SHA256:
@@ -36,6 +37,7 @@ import logging
 import os
 import queue
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -101,18 +103,62 @@ class Action:
 # -- command -----------------------------------------------------------------------------------
 
 
+# Words a shell would read as a pipe, a redirection or a list. Without a shell they are plain
+# arguments: `open-door {name} | logger` runs open-door with '|' and 'logger' as arguments.
+SHELL_OPERATORS = frozenset({"|", ">", ">>", "<", ";", "&&", "||", "&"})
+
+
+def check_program(program: str) -> None:
+    """Refuse, with :class:`BlinkgateError`, a program the command cannot start: found as
+    ``subprocess`` finds it (a path as given, a bare name on ``$PATH``) and executable. Checked
+    at start: otherwise the door started fine and the error came at the first grant, with
+    someone waiting at the door."""
+    if "{" in program or shutil.which(program) is not None:
+        return  # a placeholder in it: which program is known only at a grant
+    if not os.path.dirname(program):
+        why = "is not on PATH (give its full path; a service's PATH is short)"
+    elif not os.path.exists(program):
+        why = "does not exist"
+    elif os.path.isdir(program):
+        why = "is a directory"
+    else:
+        why = f"is not executable (chmod +x {shlex.quote(program)})"
+    raise BlinkgateError(f"--on-grant program {program} {why}")
+
+
+def warn_shell_operators(argv: list[str]) -> None:
+    """Say, once at start, that a pipe or a redirection in the command does nothing: the
+    command runs without a shell, so they are passed to the program as arguments."""
+    found = list(dict.fromkeys(word for word in argv if word in SHELL_OPERATORS))
+    if found:
+        log.warning("--on-grant command has %s: no shell is used, so %s passed to %s as %s; put the "
+                    "pipeline or redirection in a script and give the script to --on-grant",
+                    " ".join(repr(w) for w in found), "they are" if len(found) > 1 else "it is", argv[0],
+                    "arguments" if len(found) > 1 else "an argument")
+
+
+def parse_command(template: str) -> list[str]:
+    """``template`` split as :class:`CommandAction` runs it, its program checked
+    (:func:`check_program`); :class:`BlinkgateError` if it cannot be run."""
+    try:
+        argv = shlex.split(template)
+    except ValueError as err:
+        raise BlinkgateError(f"--on-grant command cannot be parsed: {err}") from err
+    if not argv:
+        raise BlinkgateError("--on-grant command is empty")
+    check_program(argv[0])
+    return argv
+
+
 class CommandAction(Action):
-    """Run ``template`` (e.g. ``"/usr/local/bin/open-door {name} {track}"``) without a shell."""
+    """Run ``template`` (e.g. ``"/usr/local/bin/open-door {name} {track}"``) without a shell.
+    A command that cannot be run is refused here, at start (:func:`parse_command`)."""
 
     name = "command"
 
     def __init__(self, template: str, timeout_s: float = 10.0):
-        try:
-            self.argv = shlex.split(template)
-        except ValueError as err:
-            raise BlinkgateError(f"--on-grant command cannot be parsed: {err}") from err
-        if not self.argv:
-            raise BlinkgateError("--on-grant command is empty")
+        self.argv = parse_command(template)
+        warn_shell_operators(self.argv)
         self.timeout_s = timeout_s
 
     def command(self, grant: Grant) -> list[str]:

@@ -283,7 +283,11 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     from .sources import open_source
     from .viewer import Viewer
 
-    checked_model(settings["eye_model"])  # a bad model or --ui fails before the camera opens
+    checked_model(settings["eye_model"])  # a bad model, --on-grant or --ui fails before the camera opens
+    if actions and settings["actions.on_grant"]:
+        from .actions import parse_command
+
+        parse_command(settings["actions.on_grant"])
     if settings["ui.listen"]:
         from .webui import check_settings
 
