@@ -176,6 +176,7 @@ class ScriptedGate:
         self.names: dict[int, str | None] = {}
         self.blinked: set[int] = set()
         self.frames = 0
+        self.last_ms = 0.0
 
     @staticmethod
     def box(track: int) -> tuple:
@@ -195,7 +196,14 @@ class ScriptedGate:
         faces = [FaceResult(t, self.box(t), n, 0.3, EyeReading(EyeState.OPEN), 0, t in self.blinked,
                             t in self.blinked and n is not None) for t, n in self.names.items()]
         self.frames += 1
+        self.last_ms = timestamp_ms
         return FrameResult(self.frames, timestamp_ms, faces, events)
+
+    def end(self) -> list[Event]:
+        """As Gate.end: a ``lost`` for each face still in view, which is then forgotten."""
+        events = [Event("lost", self.last_ms, t, n, self.box(t)) for t, n in self.names.items()]
+        self.names.clear()
+        return events
 
     def set_people(self, encodings, names) -> str:
         return ""

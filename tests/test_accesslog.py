@@ -613,3 +613,38 @@ def test_the_log_thread_opens_its_database_again_when_it_could_not_at_first(tmp_
     assert caplog.text.count("nobody is named") == 1 and "decision not logged" in caplog.text
     with AccessLog(db, create=False) as log:
         assert len(log.entries()) == 1
+
+
+def test_the_log_thread_does_not_make_a_database_anew_where_one_was_deleted(tmp_path, monkeypatch):
+    """Its open, retried at each poll, created a missing file: a database deleted while the
+    first open failed came back empty, made by the door, and was "read again"."""
+    import threading
+
+    import blinkgate.accesslog as accesslog
+
+    db = tmp_path / "f.db"
+    with FaceDatabase(db) as fdb:
+        fdb.add_image("alice", "a.jpg", "0" * 64, np.zeros(128))
+    unlocked, tried = threading.Event(), threading.Event()
+
+    def flaky(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread() and not unlocked.is_set():
+            tried.set()
+            raise BlinkgateError(f"face database {db} is locked")
+        if threading.current_thread() is not threading.main_thread():
+            tried.set()
+        return AccessLog(*args, **kwargs)
+
+    monkeypatch.setattr(accesslog, "AccessLog", flaky)
+    writer = AccessLogWriter(db, poll_clears_s=0.05)
+    try:
+        assert tried.wait(5)  # its first open failed
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"f.db{suffix}").unlink(missing_ok=True)
+        tried.clear()
+        unlocked.set()
+        assert tried.wait(5)
+        time.sleep(0.3)  # a few more polls (every 0.05 s), each opening it
+        assert not db.exists()
+    finally:
+        writer.close()

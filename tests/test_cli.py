@@ -1279,6 +1279,8 @@ def test_door_events_and_view_carry_the_doors_decision_not_the_gates_blink_grant
         assert "granted" not in kinds and "expired" not in kinds, kinds
         assert kinds[:3] == ["appeared", "recognised", "blink"]  # the Gate's other events still come
         assert ("door_denied", "no_blink") in [(e["event"], e.get("reason")) for e in shown]
+    if command == "door":  # the clip ends with alice in view: she leaves, as in `run`
+        assert [json.loads(line)["event"] for line in events.read_text().splitlines()][-1] == "lost"
 
 
 def test_door_with_an_on_grant_program_it_cannot_run_exits_before_the_camera_opens(capsys, tmp_path, monkeypatch):

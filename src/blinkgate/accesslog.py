@@ -320,7 +320,8 @@ class AccessLogWriter:
         opened as the thread started (locked, replaced that moment) left the door's people, and
         its log, as they were until a restart."""
         try:
-            return AccessLog(self.db_path, self.retention_days)
+            # create=False: a database deleted meanwhile is not made anew here (made at start only)
+            return AccessLog(self.db_path, self.retention_days, create=False)
         except BlinkgateError as err:
             if (nobody := self._watch.unreadable(self.db_path, err)) is not None:
                 with self._people_lock:

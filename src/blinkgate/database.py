@@ -48,6 +48,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 ENCODING_DTYPE = np.dtype("<f8")
 ENCODING_BYTES = 128 * ENCODING_DTYPE.itemsize
 PRIVATE_MODE = PRIVATE_FILE  # the faces are biometric data: the owner only
+BUSY_TIMEOUT_MS = 10_000  # how long a write waits for another process's (enroll beside a running door)
 PEOPLE_VERSION_KEY = "people_version"  # meta: bumped by every change of who is enrolled
 
 # SQLite's POSIX locks belong to the process, and closing any descriptor of the file drops them
@@ -228,7 +229,7 @@ class FaceDatabase:
         fresh = self._check_file(create)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
             self._check_identity(fresh)
             self._make_private(fresh)  # only once it is ours: a foreign file is refused untouched
             self._conn.execute("PRAGMA foreign_keys = ON")
@@ -467,7 +468,14 @@ class FaceDatabase:
         """Write the WAL into the database file and empty it; False if another connection reads
         inside it, and some of it stays until a later checkpoint."""
         try:
-            return not self._require().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            conn = self._require()
+            # No wait for a reader inside it: `run` polls in its frame loop, and the connection's
+            # 10 s busy timeout froze it; a checkpoint put off is tried again at the next poll.
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                return not conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         except sqlite3.Error as err:
             raise self._error(err) from err
 

@@ -339,6 +339,8 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
                 break
             if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
                 return code
+        if events:
+            events.write(door.gate.end())  # the faces still in view at the end leave too, as in `run`
     finally:
         with _stops_held(until is not None):  # delivered once all is written and closed
             source.close()
