@@ -14,9 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Dev set-up adds pytest and the [train] extra (Keras 3 on CPU torch 2.13.0), so the
-# training path is tested too.
+# training path is tested too. PyPI's torch for Linux x86_64 is the CUDA build (several GB):
+# where PyTorch's CPU index answers, torch comes from there. Asked only here, and skipped where
+# it does not answer (a machine whose registry is a local mirror), so the install never waits on it.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+torch_index = $(shell $(PYTHON) -c "import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=5)" \
+	>/dev/null 2>&1 && echo --extra-index-url $(TORCH_INDEX))
 $(VENV)/.dev: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,train]'
+	$(PY) -m pip install --quiet -e '.[dev,train]' $(torch_index)
 	touch $@
 
 install: $(VENV)/.installed
