@@ -144,6 +144,14 @@ def test_a_secret_in_a_world_readable_file_is_warned_about(conf, caplog):
     assert "readable by every user" in caplog.text and "chmod 600" in caplog.text
 
 
+def test_a_secret_on_the_command_line_is_warned_about(caplog):
+    """It shows in every user's `ps`; README says to keep secrets in the environment or the file."""
+    resolve(cli("--mqtt-password", "hunter2"), env={"BLINKGATE_WEBHOOK_SECRET": "k"})
+    assert "--mqtt-password on the command line can be read by every user" in caplog.text
+    assert "$BLINKGATE_MQTT_PASSWORD" in caplog.text and "hunter2" not in caplog.text
+    assert "--webhook-secret" not in caplog.text  # from the environment: fine
+
+
 def test_a_file_others_can_change_is_refused(conf, caplog):
     """Whoever can write the settings file can switch the challenge off."""
     conf.chmod(0o666)

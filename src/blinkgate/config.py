@@ -412,6 +412,7 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
             values[s.key] = _convert(s, given[s.dest], f"{s.flag}") if isinstance(given[s.dest], str) else given[s.dest]
             typed = s.flag.replace("--", "--no-", 1) if s.type == "bool" and given[s.dest] is False else s.flag
             origins[s.key] = f"cli:{typed}"  # the flag as typed: --no-challenge, not --challenge
+    _warn_secret_flags(origins)
     if values["challenge.delay_min"] > values["challenge.delay_max"]:
         raise BlinkgateError("challenge.delay_min must not exceed challenge.delay_max")
     if values["challenge.min_reaction"] >= values["challenge.max_reaction"]:
@@ -419,6 +420,15 @@ def resolve(cli: argparse.Namespace | Mapping | None = None, config: str | None 
     if values["challenge.hold"] < values["challenge.max_interval"]:
         raise BlinkgateError("challenge.hold must be at least challenge.max_interval")
     return Resolved(values, origins, path)
+
+
+def _warn_secret_flags(origins: Mapping[str, str]) -> None:
+    """A secret typed on the command line is in every user's `ps` and in shell history: README
+    says to keep it in the environment or the file, and the flag took it without a word."""
+    for s in SETTINGS:
+        if s.secret and origins[s.key].startswith("cli:"):
+            log.warning("%s on the command line can be read by every user of this machine (ps, shell history): "
+                        "set $%s or %s in a settings file only you can read instead", s.flag, s.env, s.key)
 
 
 def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
