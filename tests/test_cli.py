@@ -121,6 +121,10 @@ def test_enroll_exits_1_when_no_photo_given_is_enrolled(capsys, tmp_path):
     assert code == 0 and out.splitlines()[-1] == "1 added, 0 updated, 0 unchanged, 2 skipped"
     code, out, _ = run(capsys, "enroll", str(people), "--db", db, "-q")
     assert code == 0 and out.splitlines()[-1] == "0 added, 0 updated, 1 unchanged, 2 skipped"
+    (people / "Bob").mkdir()  # a new person whose one photo has no face, beside Ada enrolled well
+    cv2.imwrite(str(people / "Bob" / "blank.png"), np.zeros((200, 200, 3), np.uint8))
+    code, out, _ = run(capsys, "enroll", str(people), "--db", db, "-q")
+    assert code == 1 and "Bob is not enrolled: none of their photos was usable" in out
 
 
 def test_a_blank_source_is_refused_not_read_as_the_current_folder(capsys, tmp_path):

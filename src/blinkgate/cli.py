@@ -1,7 +1,7 @@
 """Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
-granted; ``enroll`` 1 when photos were given and none of them is enrolled), 1 the output could not be written (a full disk), 2 unusable input or
+granted; ``enroll`` 1 when photos were given and none of them is enrolled, or a person's none), 1 the output could not be written (a full disk), 2 unusable input or
 arguments (one line on stderr saying why; ``check`` reports each unusable input and goes on with
 the rest), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP, unless ignored as
 under nohup), 131 quit (Ctrl-\\, SIGQUIT, likewise): recordings and logs are closed first; 141 the
@@ -129,7 +129,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     print(report.format())
     if report.added or report.updated or report.removed:
         log.info(RUNNING_NOTE)
-    return 1 if report.nothing_enrolled else 0  # a script must not go on as if the people were enrolled
+    return 1 if report.failed else 0  # a script must not go on as if the people were enrolled
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -708,7 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("enroll", aliases=["enrol"], help="enrol people from PEOPLE_DIR/<name>/*.jpg|png",
                 description="Enrol each PEOPLE_DIR/<name>/ folder's photos (.jpg, .png; one face each) under "
                             "<name>. A re-run encodes only new or changed photos and removes those deleted. "
-                            "Each skipped photo gets a line saying why; exit 1 if nothing is enrolled.")
+                            "Each skipped photo gets a line saying why; exit 1 if nothing is enrolled, or a "
+                            "person none of whose photos is usable.")
     p.add_argument("people_dir", metavar="PEOPLE_DIR")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_db(p)

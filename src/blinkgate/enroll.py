@@ -55,6 +55,7 @@ class EnrollReport:
     people_dir: Path
     outcomes: list[ImageOutcome] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the enrolled people as a whole
+    not_enrolled: list[str] = field(default_factory=list)  # people with photos, none of them usable
 
     def _count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -82,6 +83,13 @@ class EnrollReport:
     @property
     def skipped_outcomes(self) -> list[ImageOutcome]:
         return [o for o in self.outcomes if o.status == SKIPPED]
+
+    @property
+    def failed(self) -> bool:
+        """Exit 1: nothing enrolled, or a person with photos none of which is usable. A new
+        person's folder of bad photos beside people enrolled before exited 0, and a script went
+        on as if they were enrolled."""
+        return self.nothing_enrolled or bool(self.not_enrolled)
 
     @property
     def nothing_enrolled(self) -> bool:
@@ -257,8 +265,8 @@ def enroll_directory(
     # only per photo, which reads like one bad photo among good ones.
     after = {n for n, _ in db.people()}
     report.warnings += [f"{n} is no longer enrolled: no usable photo left" for n in sorted(before - after)]
-    report.warnings += [f"{n} is not enrolled: none of their photos was usable"
-                        for n in sorted({n for n, _ in todo} - before - after)]
+    report.not_enrolled = sorted({n for n, _ in todo} - before - after)
+    report.warnings += [f"{n} is not enrolled: none of their photos was usable" for n in report.not_enrolled]
     report.warnings += close_people(db, people_dir)
     return report
 
