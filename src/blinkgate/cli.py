@@ -182,7 +182,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         log.error("no photo of %s taken: no frame showed exactly one face at least %d px wide, of the person%s",
                   name, options.min_face_px, last)
         return 1
-    print(f"{len(saved)} photo{'s' if len(saved) != 1 else ''} of {name} in {folder}; enrol with: "
+    print(f"{_count(len(saved), 'photo')} of {name} in {folder}; enrol with: "
           f"blinkgate enroll {shlex.quote(str(args.people_dir))}")
     if len(saved) < args.count:
         log.warning("only %d of %d photos: the source ended, the window was closed or %g s passed%s",
@@ -206,7 +206,7 @@ def cmd_people(args: argparse.Namespace) -> int:
     else:
         width = max(len(n) for n, _ in people)
         for name, count in people:
-            print(f"{name:<{width}}  {count} image{'s' if count != 1 else ''}")
+            print(f"{name:<{width}}  {_count(count, 'image')}")
     return 0
 
 
@@ -312,9 +312,8 @@ class RunTally:
                 self.granted.add(ev.track_id)
 
     def line(self) -> str:
-        faces = len(self.tracks)
-        return (f"{self.frames} frame{'s' if self.frames != 1 else ''}, {faces} face{'s' if faces != 1 else ''} "
-                f"tracked, {len(self.named)} named, {len(self.granted)} granted")
+        return (f"{_count(self.frames, 'frame')}, {_count(len(self.tracks), 'face')} tracked, "
+                f"{len(self.named)} named, {len(self.granted)} granted")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
