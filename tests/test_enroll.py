@@ -217,6 +217,62 @@ def test_huge_images_are_downscaled_before_detection() -> None:
     assert image is not None and image.shape == (800, 1600, 3)
 
 
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an EXIF block (APP1, big-endian TIFF) holding only the Orientation tag."""
+    tiff = b"MM\x00*\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01"
+    tiff += orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + jpeg[2:]
+
+
+def test_jpeg_size_reads_the_frame_header_past_other_segments() -> None:
+    ok, buf = cv2.imencode(".jpg", np.zeros((30, 70, 3), np.uint8))
+    assert enroll_module.jpeg_size(buf.tobytes()) == (70, 30)
+    assert enroll_module.jpeg_size(with_exif_orientation(buf.tobytes(), 6)) == (70, 30)
+    ok, prog = cv2.imencode(".jpg", np.zeros((30, 70, 3), np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert enroll_module.jpeg_size(prog.tobytes()) == (70, 30)
+    assert enroll_module.jpeg_size(gray_png()) is None
+    assert enroll_module.jpeg_size(buf.tobytes()[:40]) is None  # cut before the frame header
+    assert enroll_module.jpeg_size(b"\xff\xd8garbage" * 3) is None
+
+
+def test_a_50_megapixel_jpeg_is_decoded_at_a_quarter_scale() -> None:
+    """A full decode of 8160 x 6120 peaks at ~300 MB (a Pi enrolling phone photos); libjpeg's
+    1/4 scale gives 2040 px, still over MAX_SIDE, without ever holding the full image."""
+    ok, buf = cv2.imencode(".jpg", np.zeros((6120, 8160, 3), np.uint8))
+    data = buf.tobytes()
+    assert enroll_module._decode_flag(data) == cv2.IMREAD_REDUCED_COLOR_4
+    assert enroll_module._decode(data).shape == (1200, 1600, 3)
+    ok, phone = cv2.imencode(".jpg", np.zeros((3000, 4000, 3), np.uint8))
+    assert enroll_module._decode_flag(phone.tobytes()) == cv2.IMREAD_REDUCED_COLOR_2  # 2000 px >= 1600
+    ok, small = cv2.imencode(".jpg", np.zeros((2400, 3000, 3), np.uint8))
+    assert enroll_module._decode_flag(small.tobytes()) == cv2.IMREAD_COLOR  # 1500 px would be < 1600
+    ok, png = cv2.imencode(".png", np.zeros((6120, 8160, 3), np.uint8))
+    assert enroll_module._decode_flag(png.tobytes()) == cv2.IMREAD_COLOR  # only libjpeg decodes at a scale
+
+
+def test_a_reduced_decode_still_applies_the_exif_orientation() -> None:
+    """A phone stores a portrait photo as landscape pixels plus an EXIF rotation."""
+    image = np.zeros((4000, 6000, 3), np.uint8)
+    image[:100, :100] = 255  # a white corner, to see where it ends up
+    ok, buf = cv2.imencode(".jpg", image)
+    rotated = enroll_module._decode(with_exif_orientation(buf.tobytes(), 6))  # 6: rotate 90 clockwise
+    assert enroll_module._decode_flag(buf.tobytes()) == cv2.IMREAD_REDUCED_COLOR_2
+    assert rotated.shape == (1600, 1067, 3)
+    assert rotated[:20, -20:].mean() > 200 and rotated[:20, :20].mean() < 50
+
+
+def test_a_large_photo_encodes_as_a_full_decode_would(encoder) -> None:
+    """The reduced decode must not move the stored encoding: a 12-MP photo, two ways."""
+    image = cv2.resize(cv2.imread(str(lfw("Tony_Blair", 1))), (4032, 3024), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    reduced, reason = enroll_module.photo_encoding(buf.tobytes(), encoder)
+    full = cv2.resize(cv2.imdecode(buf, cv2.IMREAD_COLOR), None, fx=1600 / 4032, fy=1600 / 4032,
+                      interpolation=cv2.INTER_AREA)
+    reference = encoder.encode(full, encoder.detect(full)[0])
+    assert reason == "" and np.linalg.norm(reduced - reference) < 0.05  # same person is < 0.5
+
+
 def test_no_progress_bar_when_stderr_is_not_a_terminal(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
     """A log file or a journal gets the report, not hundreds of carriage-return bar updates."""
     with FaceDatabase(tmp_path / "faces.db") as db:

@@ -185,10 +185,50 @@ def _nested_images(folder: Path) -> bool:
         return False
 
 
+# Start-of-frame markers (baseline, progressive, ...): C4, C8 and CC share the range but are not.
+_JPEG_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# libjpeg decodes a JPEG at 1/2, 1/4 or 1/8 scale from its DCT coefficients, without the full image.
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame header, or None if ``data`` is no JPEG with
+    one. OpenCV has no header-only reader, and pulling in Pillow for 15 lines is not worth it."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _JPEG_SOF:
+            height, width = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            return (width, height) if width and height else None
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before them
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def _decode_flag(data: bytes) -> int:
+    """The cheapest imdecode flag that still gives >= MAX_SIDE px on the long side: a 50-MP
+    phone photo decoded whole peaks at ~300 MB, too much for a Raspberry Pi enrolling."""
+    size = jpeg_size(data)
+    if size is not None:
+        for factor, flag in _REDUCED:
+            if max(size) >= factor * MAX_SIDE:
+                return flag
+    return cv2.IMREAD_COLOR
+
+
 def _decode(data: bytes) -> np.ndarray | None:
-    """BGR uint8 image, downscaled to MAX_SIDE; None if OpenCV cannot decode the bytes."""
+    """BGR uint8 image (EXIF orientation applied), downscaled to MAX_SIDE; None if OpenCV cannot
+    decode the bytes."""
     try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _decode_flag(data))
     except cv2.error:  # e.g. a header claiming absurd dimensions
         return None
     if image is None or image.size == 0:
