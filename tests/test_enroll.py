@@ -273,6 +273,18 @@ def test_a_large_photo_encodes_as_a_full_decode_would(encoder) -> None:
     assert reason == "" and np.linalg.norm(reduced - reference) < 0.05  # same person is < 0.5
 
 
+def test_a_sideways_photo_is_skipped_with_the_turn_that_shows_its_face(tmp_path: Path, encoder) -> None:
+    """Saved sideways with no EXIF rotation, a photo has "no face": say which turn has one."""
+    root = tmp_path / "people"
+    (root / "Tony").mkdir(parents=True)
+    upright = cv2.imread(str(lfw("Tony_Blair", 1)))
+    cv2.imwrite(str(root / "Tony" / "side.jpg"), cv2.rotate(upright, cv2.ROTATE_90_CLOCKWISE))
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+        assert db.people() == []  # a hint only: what is on disk is what gets enrolled
+    assert "no face upright, but one when turned 90° anticlockwise: save the photo upright" in report.format()
+
+
 def test_no_progress_bar_when_stderr_is_not_a_terminal(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
     """A log file or a journal gets the report, not hundreds of carriage-return bar updates."""
     with FaceDatabase(tmp_path / "faces.db") as db:

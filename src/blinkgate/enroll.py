@@ -272,10 +272,23 @@ def photo_encoding(data: bytes, encoder: FaceEncoder) -> tuple[np.ndarray | None
         return None, "unreadable (not a decodable image)" if data else "unreadable (empty file)"
     boxes = encoder.detect(image)
     if not boxes:
-        return None, "no face"
+        return None, "no face" + _sideways_hint(image, encoder)
     if len(boxes) > 1:
         return None, f"several faces ({len(boxes)})"
     return encoder.encode(image, boxes[0]), ""
+
+
+def _sideways_hint(image: np.ndarray, encoder: FaceEncoder) -> str:
+    """Why a photo with no upright face may still hold one: saved sideways with no EXIF
+    rotation (some editors and messengers drop it). Only a hint: the photo on disk stays what
+    gets enrolled. Looked for at <= 640 px, since enrolment faces are large and HOG is slow."""
+    scale = min(1.0, 640 / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    for code, turn in ((cv2.ROTATE_90_CLOCKWISE, "90° clockwise"),
+                       (cv2.ROTATE_90_COUNTERCLOCKWISE, "90° anticlockwise"), (cv2.ROTATE_180, "180°")):
+        if encoder.detect(cv2.rotate(small, code)):
+            return f" upright, but one when turned {turn}: save the photo upright"
+    return ""
 
 
 def enroll_directory(
