@@ -2,6 +2,7 @@ import dataclasses
 import itertools
 import math
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -368,6 +369,41 @@ def test_missing_camera_says_so():
 
     with pytest.raises(SourceError, match="cannot open camera 7.*--source"):
         LiveSource(7, opener=opener)
+
+
+def _refuse(target):
+    raise SourceError("nope")
+
+
+def test_a_stream_that_will_not_open_says_which_part_of_the_url_is_wrong():
+    """OpenCV only says it failed; an IP camera user needs to know what to fix."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed_port = free.getsockname()[1]
+    with pytest.raises(SourceError, match=rf"cannot open stream rtsp://\*\*\*@127.0.0.1:{closed_port}/cam: "
+                                          rf"nothing listens on 127.0.0.1:{closed_port} \(connection refused"):
+        LiveSource(f"rtsp://admin:secret@127.0.0.1:{closed_port}/cam", opener=_refuse)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert sources.stream_diagnosis(f"http://127.0.0.1:{port}/video").startswith(
+            f": 127.0.0.1:{port} answers, so the path, the user and password")
+
+
+def test_stream_diagnosis_names_a_host_that_does_not_resolve(monkeypatch):
+    def create_connection(address, timeout):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(sources.socket, "create_connection", create_connection)
+    assert sources.stream_diagnosis("rtsp://camera.lan/live") == (
+        ": the host name 'camera.lan' does not resolve (a typo, or no DNS)")
+
+
+def test_stream_diagnosis_never_shows_a_password_taken_for_a_port():
+    said = sources.stream_diagnosis("rtsp://admin:s3cret/cam")  # "@host" forgotten
+    assert "malformed" in said and "s3cret" not in said
+    assert sources.stream_diagnosis("udp://@:1234") == ""  # nothing to connect to
 
 
 class StampedCapture:

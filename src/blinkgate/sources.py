@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -286,6 +287,35 @@ def redact_url(target: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
 
 
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
+
+
+def stream_diagnosis(url: str, timeout_s: float = 3.0) -> str:
+    """Why a stream URL may not open, found by resolving its host and connecting to its port:
+    OpenCV says only that it failed, and an IP camera's URL has four parts to get wrong."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # not err: in rtsp://admin:secret/cam (no "@") the "port" is the password
+        return ": the URL is malformed (its port is not a number from 1 to 65535)"
+    if not host or port is None:  # udp:// and the like: nothing to connect to
+        return ""
+    where = f"{host}:{port}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except socket.gaierror:
+        return f": the host name {host!r} does not resolve (a typo, or no DNS)"
+    except ConnectionRefusedError:
+        return f": nothing listens on {where} (connection refused: wrong port, or the camera's streaming is off)"
+    except TimeoutError:
+        return f": {where} does not answer within {timeout_s:.0f} s (wrong address, camera off, or a firewall)"
+    except OSError as err:
+        return f": {where} is unreachable ({err.strerror or err})"
+    return (f": {where} answers, so the path, the user and password, or the stream's format was refused "
+            "(check the URL in the camera's manual, or try it in VLC)")
+
+
 class LiveSource(FrameSource):
     """A webcam or network stream; reconnects with exponential backoff when frames stop.
 
@@ -324,9 +354,10 @@ class LiveSource(FrameSource):
         try:
             self._cap = self._opener(target)
         except SourceError:
-            what = f"camera {target}" if isinstance(target, int) else f"stream {self.description}"
-            hint = " (no camera? pass a video file or URL with --source)" if isinstance(target, int) else ""
-            raise SourceError(f"cannot open {what}{hint}") from None
+            if isinstance(target, int):
+                raise SourceError(f"cannot open camera {target} (no camera? pass a video file or URL "
+                                  "with --source)") from None
+            raise SourceError(f"cannot open stream {self.description}{stream_diagnosis(str(target))}") from None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else None
         self._t0 = clock()
