@@ -259,9 +259,15 @@ def test_corrupt_video_is_one_line_without_ffmpeg_noise(tmp_path):
     args = ["check", str(bad), "--db", str(tmp_path / "f.db")]
     quiet = _fresh(*args)
     assert quiet.returncode == 2 and quiet.stdout == ""
-    assert quiet.stderr.strip().splitlines() == [f"blinkgate: error: cannot open '{bad}'"]
+    assert quiet.stderr.strip().splitlines() == [
+        f"blinkgate: error: cannot open {bad}: not a video OpenCV can read (damaged, cut short before its "
+        "index was written, or in a format or codec its FFmpeg lacks)"]
     verbose = _fresh("-v", *args)
     assert verbose.returncode == 2 and "moov atom not found" in verbose.stderr
+    empty = tmp_path / "upload.mp4"
+    empty.touch()
+    assert _fresh("check", str(empty), "--db", str(tmp_path / "f.db")).stderr.strip() == (
+        f"blinkgate: error: cannot open {empty}: the file is empty (0 bytes: an upload or copy that did not finish?)")
 
 
 def test_check_takes_its_inputs_from_a_file_or_stdin(capsys, tmp_path, monkeypatch):

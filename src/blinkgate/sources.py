@@ -153,6 +153,20 @@ class FileClock:
         return t
 
 
+def _unopenable_why(path: Path) -> str:
+    """Why OpenCV could not open an existing file: what a user can act on."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    if size == 0:
+        return "the file is empty (0 bytes: an upload or copy that did not finish?)"
+    return ("not a video OpenCV can read (damaged, cut short before its index was written, or in a "
+            "format or codec its FFmpeg lacks)")
+
+
 class VideoFileSource(FrameSource):
     """A video file, read to its end as fast as the decoder allows, on the file's own clock."""
 
@@ -163,7 +177,10 @@ class VideoFileSource(FrameSource):
         if self.path.is_dir():
             raise SourceError(f"{self.path} is a folder, not a video")
         self.description = str(self.path)
-        self._cap = _open_capture(str(self.path))
+        try:
+            self._cap = _open_capture(str(self.path))
+        except SourceError:
+            raise SourceError(f"cannot open {self.path}: {_unopenable_why(self.path)}") from None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else 30.0
         ok, first = self._cap.read()
