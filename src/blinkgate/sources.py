@@ -177,6 +177,7 @@ class VideoFileSource(FrameSource):
         if self.path.is_dir():
             raise SourceError(f"{self.path} is a folder, not a video")
         self.description = str(self.path)
+        _refuse_not_utf8(str(self.path))  # its own message, not the "why" below
         try:
             self._cap = _open_capture(str(self.path))
         except SourceError:
