@@ -33,10 +33,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flicker_study import RecordingDetector  # noqa: E402
+from flicker_study import pending, recording  # noqa: E402
 
 from blinkgate import fold  # noqa: E402
-from blinkgate.evaluate import load_manifest  # noqa: E402
 from blinkgate.eyes import _clip_box  # noqa: E402
 from blinkgate.gate import Gate  # noqa: E402
 from blinkgate.types import EyeState  # noqa: E402
@@ -77,10 +76,8 @@ def scores(now: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict[str,
 
 
 def extract(cache: Path, manifests: list[str]) -> None:
-    done = {json.loads(line)["id"] for line in cache.open() if line.strip()} if cache.exists() else set()
+    inputs = pending(cache, manifests)
     gate = Gate()
-    inputs = [p for p in load_manifest(*manifests) if p.id not in done]
-    print(f"{len(inputs)} inputs to read ({len(done)} already in {cache})", flush=True)
     eyes = gate.eyes
     original = type(eyes).read
     state: dict = {}
@@ -104,11 +101,8 @@ def extract(cache: Path, manifests: list[str]) -> None:
 
     eyes.read = read.__get__(eyes)
     with cache.open("a") as out:
-        for n, p in enumerate(inputs, 1):
+        for n, p, closures in recording(gate, inputs):
             t0 = time.perf_counter()
-            closures: list[dict] = []
-            gate.reset()
-            gate.blinks = RecordingDetector(gate.options.blink, closures)
             state.clear()
             state["open"] = deque(maxlen=BASELINE)
             frames, blinks, tracks = [], [], set()

@@ -83,20 +83,33 @@ class RecordingDetector(BlinkDetector):
         return blink
 
 
-def extract(cache: Path, manifests: list[str]) -> None:
+def pending(cache: Path, manifests: list[str]) -> list:
+    """The manifests' inputs not yet in the JSON-lines ``cache`` (an extraction resumes)."""
     done = set()
     if cache.exists():
         done = {json.loads(line)["id"] for line in cache.open() if line.strip()}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    gate = Gate()
     inputs = [p for p in load_manifest(*manifests) if p.id not in done]
     print(f"{len(inputs)} inputs to read ({len(done)} already in {cache})", flush=True)
+    return inputs
+
+
+def recording(gate: Gate, inputs: list):
+    """(n, input, closures) per input, with the gate reset and its detector recording into
+    ``closures`` every closure it completes."""
+    for n, p in enumerate(inputs, 1):
+        closures: list[dict] = []
+        gate.reset()
+        gate.blinks = RecordingDetector(gate.options.blink, closures)
+        yield n, p, closures
+
+
+def extract(cache: Path, manifests: list[str]) -> None:
+    inputs = pending(cache, manifests)
+    gate = Gate()
     with cache.open("a") as out:
-        for n, p in enumerate(inputs, 1):
+        for n, p, closures in recording(gate, inputs):
             t0 = time.perf_counter()
-            closures: list[dict] = []
-            gate.reset()
-            gate.blinks = RecordingDetector(gate.options.blink, closures)
             frames, blinks = [], []
             for i, frame in enumerate(p.open()):
                 result = gate.process(frame.image, frame.timestamp_ms)
