@@ -1180,10 +1180,15 @@ def test_verify_stopped_twice_in_a_row_still_counts_the_challenge_under_way(caps
 
 
 def _no_core_dump() -> None:
-    """In a child: a SIGQUIT that is not caught leaves no core file behind."""
+    """In a child: a SIGQUIT that is not caught leaves no core file behind, and SIGHUP and
+    SIGQUIT take their default action, whatever the test run inherited: under `nohup make test`
+    the child would ignore SIGHUP, as blinkgate is meant to when its user asked for that."""
     import resource
+    import signal
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for signum in (signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("signame, code", [("SIGHUP", 129), ("SIGQUIT", 131)])
