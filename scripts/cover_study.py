@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flicker_study import pending, recording  # noqa: E402
+from flicker_study import BASELINE, pending, recording  # noqa: E402
 
 from blinkgate import fold  # noqa: E402
 from blinkgate.eyes import _clip_box  # noqa: E402
@@ -48,9 +48,6 @@ PATCHES = {
     "outer_r": (slice(52, 69), slice(36, 46)),
     "outer_l": (slice(52, 69), slice(115, 125)),
 }
-BASELINE = 15
-
-
 SHIFT = 3  # canvas pixels searched each way: landmark jitter and a head's small motion
 
 
@@ -70,8 +67,6 @@ def scores(now: dict[str, np.ndarray], base: dict[str, np.ndarray]) -> dict[str,
         out[f"ncc_{k}"] = float(np.nan_to_num(match).max())
         b = base[k][SHIFT:-SHIFT, SHIFT:-SHIFT]
         out[f"mad_{k}"] = float(np.abs((cur - cur.mean()) - (b - b.mean())).mean())
-        out[f"sd_{k}"] = sd
-        out[f"bsd_{k}"] = float(b.std())
     return out
 
 

@@ -90,21 +90,23 @@ class OccludedRenderer(sim.AttackRenderer):
         return 0.0
 
 
-def _lid_colour(canvas: np.ndarray, eye: np.ndarray, brow: np.ndarray) -> np.ndarray:
-    """Median colour of the skin between an eye's top and its brow in the scene (BGR float)."""
-    x0, x1 = int(eye[:, 0].min()), int(eye[:, 0].max()) + 1
-    y1 = int(eye[:, 1].min())
-    y0 = int(round((brow[:, 1].mean() + y1) / 2))
+def _median_colour(canvas: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
+    """Median colour (BGR float) of ``canvas[y0:y1, x0:x1]``, clipped; a skin tone if empty."""
     patch = canvas[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)].reshape(-1, 3)
     return np.median(patch, axis=0) if len(patch) else np.array([120.0, 140.0, 180.0])
 
 
+def _lid_colour(canvas: np.ndarray, eye: np.ndarray, brow: np.ndarray) -> np.ndarray:
+    """The skin between an eye's top and its brow in the scene."""
+    y1 = int(eye[:, 1].min())
+    y0 = int(round((brow[:, 1].mean() + y1) / 2))
+    return _median_colour(canvas, int(eye[:, 0].min()), int(eye[:, 0].max()) + 1, y0, y1)
+
+
 def _cheek_colour(canvas: np.ndarray, eye: np.ndarray, iod: float) -> np.ndarray:
-    """Median colour of the cheek just below an eye (BGR float)."""
-    x0, x1 = int(eye[:, 0].min()), int(eye[:, 0].max()) + 1
+    """The cheek just below an eye."""
     y0 = int(eye[:, 1].max() + 0.15 * iod)
-    patch = canvas[max(y0, 0):max(int(y0 + 0.2 * iod), y0 + 1), max(x0, 0):max(x1, x0 + 1)].reshape(-1, 3)
-    return np.median(patch, axis=0) if len(patch) else np.array([120.0, 140.0, 180.0])
+    return _median_colour(canvas, int(eye[:, 0].min()), int(eye[:, 0].max()) + 1, y0, int(y0 + 0.2 * iod))
 
 
 def draw_cover(canvas: np.ndarray, pts: np.ndarray, kind: str, cover: float, skin: np.ndarray) -> None:

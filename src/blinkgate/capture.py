@@ -100,10 +100,9 @@ def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]],
     or None and why not. That smaller picture is the photo saved: enrol then detects on the very
     picture checked here, where on a full HD frame it could find a face in the background that
     this missed and skip the photo as "several faces"."""
-    import cv2
+    from .enroll import fit_within
 
-    scale = min(1.0, DETECT_MAX_SIDE / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = fit_within(image, DETECT_MAX_SIDE)
     boxes = detect(small)
     if not boxes:
         return small, None, "no face"

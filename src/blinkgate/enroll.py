@@ -233,10 +233,13 @@ def _decode(data: bytes) -> np.ndarray | None:
         return None
     if image is None or image.size == 0:
         return None
-    scale = MAX_SIDE / max(image.shape[:2])
-    if scale < 1:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return image
+    return fit_within(image, MAX_SIDE)
+
+
+def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` scaled down (INTER_AREA) to at most ``max_side`` pixels on its long side."""
+    scale = max_side / max(image.shape[:2])
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
 
 
 def _enroll_one(
@@ -282,8 +285,7 @@ def _sideways_hint(image: np.ndarray, encoder: FaceEncoder) -> str:
     """Why a photo with no upright face may still hold one: saved sideways with no EXIF
     rotation (some editors and messengers drop it). Only a hint: the photo on disk stays what
     gets enrolled. Looked for at <= 640 px, since enrolment faces are large and HOG is slow."""
-    scale = min(1.0, 640 / max(image.shape[:2]))
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    small = fit_within(image, 640)
     for code, turn in ((cv2.ROTATE_90_CLOCKWISE, "90° clockwise"),
                        (cv2.ROTATE_90_COUNTERCLOCKWISE, "90° anticlockwise"), (cv2.ROTATE_180, "180°")):
         if encoder.detect(cv2.rotate(small, code)):
