@@ -731,6 +731,31 @@ def test_closing_a_camera_mid_read_leaves_the_release_to_the_reading_thread():
     assert camera.released.wait(5) and not camera.released_mid_read
 
 
+def test_a_read_that_fails_because_the_camera_was_closed_is_not_reported_as_a_drop(caplog):
+    # A stalled stream's read returns its failure after close(): that is the shutdown, not an
+    # outage. It logged "camera 0 dropped; reconnect 1/10" after verify had already exited.
+    gate_open = threading.Event()
+
+    class StuckCapture(RealtimeCapture):
+        def read(self):
+            if self.left == 0:
+                gate_open.wait(10)
+                return False, None
+            return super().read()
+
+    camera = StuckCapture(period_s=0.001, frames=1)
+    source = LiveSource(0, opener=lambda target: camera, fresh_only=True)
+    next(iter(source))
+    time.sleep(0.05)
+    with caplog.at_level("WARNING", logger="blinkgate.sources"):
+        source.close()
+        gate_open.set()
+        assert camera.released.wait(5)
+        source._reader._thread.join(5)
+    assert not source._reader._thread.is_alive()
+    assert "dropped" not in caplog.text and "reconnect" not in caplog.text
+
+
 def test_a_gate_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplog):
     # 100 fps camera, a gate at ~7 frames a second, reported every 0.3 s instead of every minute.
     camera = RealtimeCapture(period_s=0.01)

@@ -426,6 +426,8 @@ class LiveSource(FrameSource):
         while not self._stopping.is_set():
             ok, image = self._cap.read()
             if not ok or image is None:
+                if self._stopping.is_set():
+                    return  # closed while this read waited: the shutdown, not an outage
                 self._reconnect()
                 continue
             self._recovered()
