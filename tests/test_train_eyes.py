@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from blinkgate.eye_model import EyeClassifier
-from blinkgate.train_eyes import augment, calibrate, group_kfold
+from blinkgate.cew import CewData
+from blinkgate.train_eyes import audited, augment, calibrate, group_kfold
 
 CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
 
@@ -46,6 +47,21 @@ def test_augment_keeps_shape_range_and_is_seeded():
     assert a.shape == x.shape and a.dtype == np.float32
     assert 0.0 <= a.min() and a.max() <= 1.0
     assert np.array_equal(a, augment(x, np.random.default_rng(1)))
+
+
+def test_a_label_audit_flips_wrong_labels_and_leaves_out_unclear_crops(tmp_path):
+    paths = np.array(["open/a.jpg", "open/b.jpg", "closed/c.jpg", "closed/d.jpg"])
+    train = CewData(np.zeros((4, 24, 24, 1), np.float32), np.array([1, 1, 0, 0]),
+                    np.array(["a", "b", "c", "d"]), np.array(["train"] * 4), paths)
+    keep, labels = audited(train, "")
+    assert keep.all() and np.array_equal(labels, train.labels)
+    audit = tmp_path / "audit.csv"
+    audit.write_text("path,label,verdict\nopen/b.jpg,open,label\nclosed/c.jpg,closed,unclear\n"
+                     "closed/d.jpg,closed,model\n", encoding="utf-8")
+    keep, labels = audited(train, str(audit))
+    assert keep.tolist() == [True, True, False, True]
+    assert labels.tolist() == [1, 0, 0, 0]
+    assert train.labels.tolist() == [1, 1, 0, 0]  # CEW's own labels, which every score uses, stay
 
 
 def _needs_training_data() -> None:

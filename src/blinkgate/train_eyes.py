@@ -56,6 +56,9 @@ class EyeNetConfig:
     ema: bool = False  # exponential moving average of the weights
     distill: float = 0.0  # weight of a bigger teacher's P(open) in the targets, 0 = no teacher
     input_norm: str = "none"  # "crop": standardise each crop (eye_model.normalize_input)
+    # A label audit (scripts/label_audit.py: path,label,verdict): training flips the labels of
+    # rows judged "label" and leaves out rows judged "unclear". Scores still use CEW's labels.
+    label_audit: str = ""
 
     def describe(self) -> str:
         convs = "-".join(f"{n}x[conv3x3({f})+BN+ReLU]+maxpool"
@@ -357,10 +360,30 @@ def _fold_job(args: tuple) -> tuple[int, int, np.ndarray, np.ndarray]:
     data_dir, config, seed, fold, k, rows = args
     train = _train_rows(data_dir, rows)
     val = group_kfold(train.groups, k, seed)[fold]
-    model = fit(train.images[~val], train.labels[~val], config, seed=seed * 100 + fold)
+    keep, labels = audited(train, config.label_audit)
+    fit_rows = ~val & keep
+    model = fit(train.images[fit_rows], labels[fit_rows], config, seed=seed * 100 + fold)
     x = train.images[val]
     return seed, fold, *(predict_keras(model, normalize_input(v, config.input_norm))
                          for v in (x, x[:, :, ::-1].copy()))
+
+
+def audited(train: CewData, audit: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows to train on, their labels) after a label audit; all rows as they are without one."""
+    keep, labels = np.ones(len(train), bool), train.labels.copy()
+    if not audit:
+        return keep, labels
+    import csv
+
+    with open(audit, newline="", encoding="utf-8") as fh:
+        verdicts = {r["path"]: r["verdict"] for r in csv.DictReader(fh)}
+    for i, path in enumerate(train.paths):
+        verdict = verdicts.get(str(path))
+        if verdict == "label":
+            labels[i] = 1 - labels[i]
+        elif verdict == "unclear":
+            keep[i] = False
+    return keep, labels
 
 
 def _train_rows(data_dir: str | Path, rows: np.ndarray | None = None) -> CewData:
@@ -445,7 +468,8 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
         oof_acc = round(float(np.mean((oof >= 0.5) == train.labels)), 4)
     log(f"training on {len(train)} rows, {config.epochs} epochs, seed {seed}")
     started = time.perf_counter()
-    model = fit(train.images, train.labels, config, seed=seed)
+    keep, labels = audited(train, config.label_audit)
+    model = fit(train.images[keep], labels[keep], config, seed=seed)
     train_s = time.perf_counter() - started
     diff = export_onnx(model, out_path, probe=normalize_input(train.images[:2], config.input_norm))
     meta = {
@@ -461,7 +485,7 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
         "teacher_seed": seed + 7919 if config.distill > 0 else None,
         "config": asdict(config),
         "teacher": asdict(TEACHER) if config.distill > 0 else None,
-        "train_rows": len(train),
+        "train_rows": int(keep.sum()),
         "train_seconds": round(train_s, 1),
         "cv_oof_accuracy": oof_acc,
         **_score_test(out_path, data_dir, config.input_norm),
