@@ -1,18 +1,21 @@
-"""How many CEW *train* labels can a person not confirm? A ceiling for the eye-state accuracy.
+"""A person's look at the CEW *train* crops the eye model gets wrong: mislabelled, unreadable, or the model's fault?
 
 The out-of-fold P(open) of grouped CV (``scripts/eye_cv.py --oof``) picks the train crops the
-model gets wrong; a person looks at each, enlarged, and writes a verdict. Those that are
-mislabelled or cannot be read as open or closed bound what any model can score on crops labelled
-the same way. Test rows are never loaded.
+model gets wrong; a person looks at each, enlarged, and writes a verdict. A seeded random sample
+of the crops it gets right is judged the same way, so the verdicts can be compared: how many
+crops a person cannot read does the model read right? Test rows are never loaded.
 
     python scripts/eye_cv.py ../shared/data/cew-eyes --seeds 0 1 --jobs 1 --oof out/audit/oof.npy
-    python scripts/label_audit.py sheets ../shared/data/cew-eyes out/audit/oof.npy --out out/audit
-    #   look at out/audit/sheet-*.png; write docs/data/cew-label-audit.csv (path,verdict)
-    python scripts/label_audit.py report ../shared/data/cew-eyes out/audit/oof.npy docs/data/cew-label-audit.csv
+    python scripts/label_audit.py sheets ../shared/data/cew-eyes out/audit/oof.npy --out out/audit --sample 120
+    #   look at out/audit/wrong-*.png and right-*.png; write docs/data/cew-label-audit.csv and
+    #   docs/data/cew-label-audit-right.csv (path,label,verdict)
+    python scripts/label_audit.py report ../shared/data/cew-eyes out/audit/oof.npy \
+        docs/data/cew-label-audit.csv --right docs/data/cew-label-audit-right.csv
 
-Verdicts: ``label`` (clearly the other state), ``unclear`` (a person cannot say open or closed:
-a slit, a blur, a lid hidden) and ``model`` (the label is right; the model is wrong). The sheets
-show CEW crops, shared data, so they go to ``--out`` and never into the repository.
+Verdicts: ``label`` (the crop clearly shows the other state), ``unclear`` (the person cannot say
+open or closed: too dark, blurred, washed out, a slit, hair or glasses over the lid) and
+``model`` (the label is right). The sheets show CEW crops, shared data, so they go to ``--out``
+and never into the repository.
 """
 
 from __future__ import annotations
@@ -43,13 +46,28 @@ def wrong_rows(labels: np.ndarray, oof: np.ndarray) -> np.ndarray:
     return wrong[np.argsort(-np.abs(p[wrong] - 0.5), kind="stable")]
 
 
-def sheets(data_dir: str, oof_path: str, out: Path) -> None:
+def right_sample(labels: np.ndarray, oof: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """A seeded random sample of the rows the model gets right: how many unreadable crops it
+    guessed right tells whether the unreadable share is larger than the wrong ones show."""
+    right = np.setdiff1d(np.arange(len(labels)), wrong_rows(labels, oof))
+    return np.sort(np.random.default_rng(seed).choice(right, min(count, len(right)), replace=False))
+
+
+def sheets(data_dir: str, oof_path: str, out: Path, sample: int = 0) -> None:
     train = load_cew(data_dir, split="train")
     oof = np.load(oof_path)
-    p, rows = oof.mean(axis=0), wrong_rows(train.labels, oof)
+    p = oof.mean(axis=0)
     out.mkdir(parents=True, exist_ok=True)
-    listing = out / "wrong.csv"
-    with listing.open("w", newline="", encoding="utf-8") as fh:
+    wrong = wrong_rows(train.labels, oof)
+    _sheets(train, p, wrong, out, "wrong")
+    print(f"{len(wrong)} of {len(train)} train crops wrong out of fold; listed in {out / 'wrong.csv'}")
+    if sample:
+        _sheets(train, p, right_sample(train.labels, oof, sample), out, "right")
+        print(f"a random {sample} of those right: {out / 'right.csv'}")
+
+
+def _sheets(train, p: np.ndarray, rows: np.ndarray, out: Path, name: str) -> None:
+    with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["n", "path", "label", "p_open"])
         for n, i in enumerate(rows):
@@ -64,35 +82,45 @@ def sheets(data_dir: str, oof_path: str, out: Path) -> None:
             label = "open" if train.labels[i] else "closed"
             ax.set_title(f"#{page * PER_SHEET + k} {label} p={p[i]:.2f}", fontsize=13)
         fig.tight_layout()
-        fig.savefig(out / f"sheet-{page:02d}.png")
+        fig.savefig(out / f"{name}-{page:02d}.png")
         plt.close(fig)
-    print(f"{len(rows)} of {len(train)} train crops wrong out of fold; listed in {listing}")
 
 
-def report(data_dir: str, oof_path: str, verdicts_path: str) -> dict:
-    train = load_cew(data_dir, split="train")
-    oof = np.load(oof_path)
-    wrong = {str(train.paths[i]) for i in wrong_rows(train.labels, oof)}
-    with open(verdicts_path, newline="", encoding="utf-8") as fh:
+def _verdicts(path: str) -> dict[str, str]:
+    with open(path, newline="", encoding="utf-8") as fh:
         verdicts = {r["path"]: r["verdict"] for r in csv.DictReader(fh)}
     bad = sorted(set(verdicts.values()) - set(VERDICTS))
     if bad:
-        raise SystemExit(f"unknown verdicts {bad}; use {VERDICTS}")
-    missing = wrong - set(verdicts)
+        raise SystemExit(f"unknown verdicts {bad} in {path}; use {VERDICTS}")
+    return verdicts
+
+
+def report(data_dir: str, oof_path: str, wrong_path: str, right_path: str | None = None) -> dict:
+    train = load_cew(data_dir, split="train")
+    oof = np.load(oof_path)
+    wrong = [str(train.paths[i]) for i in wrong_rows(train.labels, oof)]
+    verdicts = _verdicts(wrong_path)
     counts = {v: sum(1 for path in wrong if verdicts.get(path) == v) for v in VERDICTS}
-    n = len(train)
-    accs = [float(np.mean((o >= 0.5) == train.labels)) for o in oof]
+    n, n_right = len(train), len(train) - len(wrong)
     result = {
-        "train_rows": n, "wrong_out_of_fold": len(wrong), "not_judged": len(missing),
-        "oof_accuracy_per_seed": [round(a, 4) for a in accs],
-        "verdicts": counts,
-        "label_or_unclear_share": round((counts["label"] + counts["unclear"]) / n, 4),
-        # A model that agreed with every readable label and guessed the rest at chance:
-        "ceiling": round(1 - (counts["label"] + counts["unclear"] / 2) / n, 4),
-        "oof_accuracy_on_readable": round(float(np.mean([
-            (p >= 0.5) == y for p, y, path in zip(oof.mean(axis=0), train.labels, train.paths)
-            if verdicts.get(str(path), "model") == "model"])), 4),
+        "train_rows": n, "wrong_out_of_fold": len(wrong),
+        "not_judged": sum(1 for path in wrong if path not in verdicts),
+        "oof_accuracy_per_seed": [round(float(np.mean((o >= 0.5) == train.labels)), 4) for o in oof],
+        "wrong": counts,
     }
+    if right_path:
+        # The reviewer's "unclear" share among crops the model gets right, scaled to all of them,
+        # against the unclear ones it gets wrong: how well the model reads what a person cannot.
+        right = _verdicts(right_path)
+        sample = {v: sum(1 for verdict in right.values() if verdict == v) for v in VERDICTS}
+        unclear_right = sample["unclear"] / len(right) * n_right
+        result.update({
+            "right_sample": sample,
+            "unclear_right_estimated": round(unclear_right),
+            "model_accuracy_on_unclear_estimated": round(unclear_right / (unclear_right + counts["unclear"]), 3),
+            "mislabelled_share_estimated": round(
+                (counts["label"] + sample["label"] / len(right) * n_right) / n, 4),
+        })
     print(json.dumps(result, indent=1))
     return result
 
@@ -104,15 +132,17 @@ def main() -> None:
     s.add_argument("data_dir")
     s.add_argument("oof")
     s.add_argument("--out", type=Path, default=Path("out/audit"))
+    s.add_argument("--sample", type=int, default=0, help="also this many random crops it gets right")
     r = sub.add_parser("report", help="count the verdicts")
     r.add_argument("data_dir")
     r.add_argument("oof")
-    r.add_argument("verdicts")
+    r.add_argument("verdicts", help="the verdicts on the crops wrong out of fold")
+    r.add_argument("--right", help="the verdicts on the random sample of crops it gets right")
     args = ap.parse_args()
     if args.step == "sheets":
-        sheets(args.data_dir, args.oof, args.out)
+        sheets(args.data_dir, args.oof, args.out, args.sample)
     else:
-        report(args.data_dir, args.oof, args.verdicts)
+        report(args.data_dir, args.oof, args.verdicts, args.right)
 
 
 if __name__ == "__main__":
