@@ -28,9 +28,12 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev
 
 # blinkgate's hint for a missing camera names its own flag (--source); a make user sets SOURCE.
+# Said on a usage error (exit 2) for a camera number, unless that camera's device is there
+# (Linux: /dev/videoN), so a mistyped ARGS with the camera plugged in gets no camera hint.
+CAMERA_DEV ?= /dev/video
 run: $(VENV)/.installed
 	@$(VENV)/bin/blinkgate run --source "$(SOURCE)" $(ARGS) || { code=$$?; \
-		case "$(SOURCE)" in *[!0-9]*|'') ;; *) [ $$code -ne 2 ] || \
+		case "$(SOURCE)" in *[!0-9]*|'') ;; *) [ $$code -ne 2 ] || [ -e "$(CAMERA_DEV)$(SOURCE)" ] || \
 			echo "make run: to watch a video file, frame folder or URL instead: make run SOURCE=door.mp4" >&2 ;; esac; \
 		exit $$code; }
 

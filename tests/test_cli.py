@@ -643,8 +643,8 @@ def test_run_missing_camera(capsys, tmp_path):
     assert code == 2 and "camera 9" in err and "--source" in err
 
 
-def test_make_run_without_a_camera_says_how_to_pass_a_file_to_make(tmp_path):
-    """blinkgate's own hint names --source, which `make run` does not take: SOURCE= is its way."""
+def _make_run(tmp_path, *variables: str) -> subprocess.CompletedProcess:
+    """`make run` with a venv whose blinkgate is this checkout's."""
     from pathlib import Path
 
     venv = tmp_path / "venv"
@@ -653,11 +653,24 @@ def test_make_run_without_a_camera_says_how_to_pass_a_file_to_make(tmp_path):
     (venv / "bin" / "blinkgate").chmod(0o755)
     (venv / ".installed").touch()  # newer than pyproject.toml: make installs nothing
     repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(["make", "-s", "-C", str(repo), "run", f"VENV={venv}", "SOURCE=9",
-                           f"ARGS=--no-display --db {tmp_path / 'none.db'}"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(repo / "src")}, timeout=120)
+    return subprocess.run(["make", "-s", "-C", str(repo), "run", f"VENV={venv}", *variables],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo / "src")},
+                          timeout=120)
+
+
+def test_make_run_without_a_camera_says_how_to_pass_a_file_to_make(tmp_path):
+    """blinkgate's own hint names --source, which `make run` does not take: SOURCE= is its way."""
+    done = _make_run(tmp_path, "SOURCE=9", f"CAMERA_DEV={tmp_path / 'video'}",
+                     f"ARGS=--no-display --db {tmp_path / 'none.db'}")
     assert done.returncode != 0 and "cannot open camera 9" in done.stderr
     assert "make run SOURCE=door.mp4" in done.stderr, done.stderr
+
+
+def test_make_run_with_the_camera_there_gives_no_camera_hint_for_a_mistyped_option(tmp_path):
+    (tmp_path / "video9").touch()  # the camera's device node
+    done = _make_run(tmp_path, "SOURCE=9", f"CAMERA_DEV={tmp_path / 'video'}", "ARGS=--no-dispaly")
+    assert done.returncode == 2 and "--no-dispaly" in done.stderr
+    assert "make run SOURCE=" not in done.stderr, done.stderr
 
 
 def _blind_model(folder) -> str:

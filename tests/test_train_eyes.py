@@ -47,6 +47,19 @@ def test_augment_keeps_shape_range_and_is_seeded():
     assert a.shape == x.shape and a.dtype == np.float32
     assert 0.0 <= a.min() and a.max() <= 1.0
     assert np.array_equal(a, augment(x, np.random.default_rng(1)))
+    assert np.array_equal(a, augment(x, np.random.default_rng(1), photometric=1.0))
+
+
+def test_stronger_photometric_jitter_spreads_brightness_and_contrast_further():
+    x = np.full((400, 24, 24, 1), 0.5, np.float32)
+    x[:, 8:16] = 0.3  # a dark band: contrast has something to stretch
+
+    def spread(k):
+        a = augment(x, np.random.default_rng(2), photometric=k)
+        return a.mean(axis=(1, 2, 3)).std(), a.std(axis=(1, 2, 3)).std()
+
+    (mean1, contrast1), (mean2, contrast2) = spread(1.0), spread(2.0)
+    assert mean2 > 1.5 * mean1 and contrast2 > 1.5 * contrast1
 
 
 def test_a_label_audit_flips_wrong_labels_and_leaves_out_unclear_crops(tmp_path):

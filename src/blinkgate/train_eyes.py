@@ -56,6 +56,7 @@ class EyeNetConfig:
     ema: bool = False  # exponential moving average of the weights
     distill: float = 0.0  # weight of a bigger teacher's P(open) in the targets, 0 = no teacher
     input_norm: str = "none"  # "crop": standardise each crop (eye_model.normalize_input)
+    photometric: float = 1.0  # scale of the contrast/brightness/gamma jitter (most errors: dark crops)
     # A label audit (scripts/label_audit.py: path,label,verdict): training flips the labels of
     # rows judged "label" and leaves out rows judged "unclear". Scores still use CEW's labels.
     label_audit: str = ""
@@ -100,8 +101,9 @@ def build_model(config: EyeNetConfig) -> Any:
     return keras.Sequential(stack, name="eye_state")
 
 
-def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random shift/rotation/scale, flip, brightness/contrast/gamma and blur of (N,24,24,1)."""
+def augment(images: np.ndarray, rng: np.random.Generator, photometric: float = 1.0) -> np.ndarray:
+    """Random shift/rotation/scale, flip, brightness/contrast/gamma and blur of (N,24,24,1).
+    ``photometric`` scales the contrast, brightness and gamma ranges (same random draws)."""
     out = np.empty_like(images)
     n = len(images)
     angle = rng.uniform(-12, 12, n)
@@ -125,8 +127,11 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mean = out.mean(axis=(1, 2, 3), keepdims=True)
     contrast = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
     bright = rng.uniform(-0.1, 0.1, (n, 1, 1, 1)).astype(np.float32)
-    out = np.clip((out - mean) * contrast + mean + bright, 0.0, 1.0)
     gamma = rng.uniform(0.75, 1.33, (n, 1, 1, 1)).astype(np.float32)
+    if photometric != 1.0:
+        contrast, bright = 1 + (contrast - 1) * photometric, bright * photometric
+        gamma = gamma ** np.float32(photometric)
+    out = np.clip((out - mean) * contrast + mean + bright, 0.0, 1.0)
     return (out ** gamma).astype(np.float32)
 
 
@@ -156,7 +161,7 @@ def _batches(keras: Any, x: np.ndarray, y: np.ndarray, config: EyeNetConfig, see
             idx = self.order[i * config.batch_size:(i + 1) * config.batch_size]
             xb, yb = x[idx], y[idx]
             if config.augment:
-                xb = augment(xb, rng)
+                xb = augment(xb, rng, config.photometric)
             if config.mixup > 0:
                 # Mix each sample with a partner from the same batch; the label mixes alike.
                 lam = rng.beta(config.mixup, config.mixup, (len(xb), 1)).astype(np.float32)
