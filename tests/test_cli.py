@@ -418,10 +418,11 @@ def test_check_on_a_full_disk_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
 
-@pytest.mark.parametrize("argv", [["config", "--db", "{db}"], ["--version"]])
+@pytest.mark.parametrize("argv", [["config", "--db", "{db}"], ["--version"], ["--help"], ["check", "--help"]])
 def test_any_command_on_a_full_disk_is_one_line_and_exit_1(tmp_path, argv):
     """`blinkgate config > settings.txt` (or `log --json > out.json`) on a full disk was a traceback;
-    `blinkgate --version > /dev/full` exited 0 without a word (argparse drops an error writing it)."""
+    `blinkgate --version > /dev/full` and `--help` exited 0 without a word (argparse drops an error
+    writing them)."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here to fill")
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
@@ -1249,6 +1250,13 @@ def test_a_usage_error_shows_the_usage_of_its_command(capsys, argv, command, why
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith(f"usage: blinkgate {command} ") and "COMMAND" not in err
     assert f"blinkgate {command}: error: {why}" in err
+
+
+def test_an_unknown_option_like_no_other_gets_no_guess(capsys):
+    with pytest.raises(SystemExit):
+        main(["check", "a.mp4", "--bogus"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in err and "did you mean" not in err
 
 
 def _command_parser(*argv: str):

@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from . import __version__
 from .errors import BlinkgateError, SourceError
@@ -689,8 +689,20 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, but an error writing help or usage reaches main's handlers: argparse
+    drops it (its _print_message catches OSError, the only hook it has), so `blinkgate --help >
+    /dev/full` exited 0 without a word. Subcommand parsers are of this class too."""
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if message:
+            file = file or sys.stderr
+            file.write(message)
+            file.flush()  # now, inside main's handlers: not in the interpreter's last flush
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="blinkgate", description="Face-liveness gate: grant only after the same face blinks.")
+    parser = _Parser(prog="blinkgate", description="Face-liveness gate: grant only after the same face blinks.")
     parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     # Not required: a bare `blinkgate` gets the command list (main), not "arguments are required: COMMAND".
@@ -934,9 +946,11 @@ def _option_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     (``--sour``) but says nothing of a misspelling (``--sorce``) before Python 3.14."""
     from .config import did_you_mean
 
-    options = [o for o in parser._option_string_actions if o.startswith("--")]  # argparse keeps no public list
-    hints = (did_you_mean(arg.split("=", 1)[0], options) for arg in unknown if arg.startswith("--"))
-    return next((hint for hint in hints if hint), "")
+    # Compared without the dashes: with them, any two options share two characters, and
+    # --bogus came out as "did you mean --verbose?".
+    options = [o[2:] for o in parser._option_string_actions if o.startswith("--")]  # argparse keeps no public list
+    hints = (did_you_mean(arg.split("=", 1)[0][2:], options) for arg in unknown if arg.startswith("--"))
+    return next((hint.replace("mean ", "mean --", 1) for hint in hints if hint), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
