@@ -49,6 +49,20 @@ def test_shipped_model_accuracy_on_cew_test_rows():
     confusion = result["confusion"]
     assert sum(confusion["closed"]) + sum(confusion["open"]) == 926
     assert 0.0 <= result["undecided_rate"] < 0.2
+    faces = result["faces"]  # 463 faces, both eyes in the split; none of open eyes read closed
+    assert faces["faces"] == 463 and faces["open_read_closed"] == 0
+    assert faces["right"] + faces["unknown"] + faces["closed_read_open"] == 463
+
+
+def test_a_face_is_read_as_the_gate_reads_it_both_eyes_agreeing():
+    from blinkgate.eye_model import faces_as_the_gate_reads_them
+
+    paths = np.array(["open/a_L.jpg", "open/a_R.jpg", "open/b_L.jpg", "open/b_R.jpg",
+                      "closed/c_L.jpg", "closed/c_R.jpg", "closed/d_L.jpg", "closed/d_R.jpg", "open/e_L.jpg"])
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 1])
+    p_open = np.array([0.9, 0.8, 0.1, 0.05, 0.9, 0.1, 0.6, 0.7, 0.01])
+    assert faces_as_the_gate_reads_them(paths, labels, p_open, closed_below=0.2, open_above=0.5) == {
+        "faces": 4, "right": 1, "unknown": 1, "open_read_closed": 1, "closed_read_open": 1}
 
 
 def test_predict_accepts_gray_and_bgr_of_any_size(clf):

@@ -509,6 +509,9 @@ def cmd_eval_eyes(args: argparse.Namespace) -> int:
         print("confusion          predicted closed  predicted open")
         for true in ("closed", "open"):
             print(f"  true {true:<7} {cm[true][0]:>17} {cm[true][1]:>15}")
+        f = result["faces"]
+        print(f"faces (both eyes, as the gate reads them): {f['right']} of {f['faces']} right, {f['unknown']} "
+              f"unknown, {f['open_read_closed']} open read closed, {f['closed_read_open']} closed read open")
     return 0
 
 

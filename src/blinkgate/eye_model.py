@@ -187,4 +187,33 @@ def evaluate_eyes(data_dir: str | Path, model_path: str | Path | None = None) ->
         "open_above": clf.open_above,
         "undecided_rate": round(float(1 - decided.mean()), 4),
         "decided_accuracy": round(float(confident_right / max(1, decided.sum())), 4),
+        "faces": faces_as_the_gate_reads_them(test.paths, y, p, clf.closed_below, clf.open_above),
     }
+
+
+def faces_as_the_gate_reads_them(paths: np.ndarray, labels: np.ndarray, p_open: np.ndarray,
+                                 closed_below: float, open_above: float) -> dict:
+    """Both eyes of a face (CEW names them ``<face>_L.jpg`` and ``<face>_R.jpg``) through the
+    gate's rule, ``eyes.decide``: CLOSED or OPEN only when both eyes agree, else UNKNOWN. A face
+    of open eyes read CLOSED is what could let a photo blink."""
+    from .eyes import decide
+
+    pairs: dict[str, dict[str, int]] = {}
+    for i, path in enumerate(paths):
+        stem, _, side = str(path).rpartition(".")[0].rpartition("_")
+        if side in ("L", "R"):
+            pairs.setdefault(stem, {})[side] = i
+    counts = {"faces": 0, "right": 0, "unknown": 0, "open_read_closed": 0, "closed_read_open": 0}
+    for eyes in pairs.values():
+        if len(eyes) != 2 or labels[eyes["L"]] != labels[eyes["R"]]:
+            continue  # one eye in the split, or two labels: not a face with one state
+        state = decide(float(p_open[eyes["R"]]), float(p_open[eyes["L"]]), closed_below, open_above)
+        is_open = bool(labels[eyes["L"]])
+        counts["faces"] += 1
+        if state is EyeState.UNKNOWN:
+            counts["unknown"] += 1
+        elif (state is EyeState.OPEN) == is_open:
+            counts["right"] += 1
+        else:
+            counts["open_read_closed" if is_open else "closed_read_open"] += 1
+    return counts
