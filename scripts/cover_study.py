@@ -22,7 +22,6 @@ label.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -33,7 +32,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flicker_study import BASELINE, pending, recording  # noqa: E402
+from flicker_study import BASELINE, pending, recording, two_step_cli  # noqa: E402
 
 from blinkgate import fold  # noqa: E402
 from blinkgate.eyes import _clip_box  # noqa: E402
@@ -187,21 +186,5 @@ def report(caches: list[Path]) -> None:
               + " ".join(f"{k}={r['ncc_' + k]:.2f}" for k in PATCHES))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("extract")
-    e.add_argument("cache", type=Path)
-    e.add_argument("manifests", nargs="+")
-    r = sub.add_parser("report")
-    r.add_argument("caches", type=Path, nargs="+")
-    args = ap.parse_args()
-    if args.cmd == "extract":
-        extract(args.cache, args.manifests)
-    else:
-        report(args.caches)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_step_cli(__doc__, extract, report))

@@ -49,6 +49,7 @@ import math
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +359,24 @@ def report(caches: list[str], labels_dir: Path | None, window_ms: float, target:
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def two_step_cli(doc: str, extract: Callable[[Path, list[str]], None],
+                 report: Callable[[list[Path]], None]) -> int:
+    """``extract CACHE MANIFEST...`` then ``report CACHE...``: the studies that need no options."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("extract")
+    e.add_argument("cache", type=Path)
+    e.add_argument("manifests", nargs="+")
+    r = sub.add_parser("report")
+    r.add_argument("caches", type=Path, nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "extract":
+        extract(args.cache, args.manifests)
+    else:
+        report(args.caches)
+    return 0
 
 
 def main() -> None:

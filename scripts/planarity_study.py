@@ -14,7 +14,6 @@ percentile: did the head (or the sheet) turn at all. Live inputs against every o
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flicker_study import pending  # noqa: E402
+from flicker_study import pending, two_step_cli  # noqa: E402
 
 from blinkgate.gate import Gate  # noqa: E402
 
@@ -95,21 +94,5 @@ def report(caches: list[Path]) -> None:
         print(f"{name} that turned (turn >= 0.15), planar: " + ", ".join(f"{p:.4f}" for p, _, _ in turned))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("extract")
-    e.add_argument("cache", type=Path)
-    e.add_argument("manifests", nargs="+")
-    r = sub.add_parser("report")
-    r.add_argument("caches", type=Path, nargs="+")
-    args = ap.parse_args()
-    if args.cmd == "extract":
-        extract(args.cache, args.manifests)
-    else:
-        report(args.caches)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(two_step_cli(__doc__, extract, report))
