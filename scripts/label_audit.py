@@ -32,9 +32,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from blinkgate.cew import load_cew  # noqa: E402
+from blinkgate.cew import CewData, load_cew  # noqa: E402
+from blinkgate.train_eyes import VERDICTS, read_verdicts  # noqa: E402
 
-VERDICTS = ("label", "unclear", "model")
 ROWS, COLS = 4, 6  # 24 crops a sheet: large enough to judge a 24x24 crop by eye
 PER_SHEET = ROWS * COLS
 
@@ -66,7 +66,7 @@ def sheets(data_dir: str, oof_path: str, out: Path, sample: int = 0) -> None:
         print(f"a random {sample} of those right: {out / 'right.csv'}")
 
 
-def _sheets(train, p: np.ndarray, rows: np.ndarray, out: Path, name: str) -> None:
+def _sheets(train: CewData, p: np.ndarray, rows: np.ndarray, out: Path, name: str) -> None:
     with (out / f"{name}.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["n", "path", "label", "p_open"])
@@ -86,20 +86,11 @@ def _sheets(train, p: np.ndarray, rows: np.ndarray, out: Path, name: str) -> Non
         plt.close(fig)
 
 
-def _verdicts(path: str) -> dict[str, str]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        verdicts = {r["path"]: r["verdict"] for r in csv.DictReader(fh)}
-    bad = sorted(set(verdicts.values()) - set(VERDICTS))
-    if bad:
-        raise SystemExit(f"unknown verdicts {bad} in {path}; use {VERDICTS}")
-    return verdicts
-
-
 def report(data_dir: str, oof_path: str, wrong_path: str, right_path: str | None = None) -> dict:
     train = load_cew(data_dir, split="train")
     oof = np.load(oof_path)
     wrong = [str(train.paths[i]) for i in wrong_rows(train.labels, oof)]
-    verdicts = _verdicts(wrong_path)
+    verdicts = read_verdicts(wrong_path)
     counts = {v: sum(1 for path in wrong if verdicts.get(path) == v) for v in VERDICTS}
     n, n_right = len(train), len(train) - len(wrong)
     result = {
@@ -111,7 +102,7 @@ def report(data_dir: str, oof_path: str, wrong_path: str, right_path: str | None
     if right_path:
         # The reviewer's "unclear" share among crops the model gets right, scaled to all of them,
         # against the unclear ones it gets wrong: how well the model reads what a person cannot.
-        right = _verdicts(right_path)
+        right = read_verdicts(right_path)
         sample = {v: sum(1 for verdict in right.values() if verdict == v) for v in VERDICTS}
         unclear_right = sample["unclear"] / len(right) * n_right
         result.update({

@@ -12,6 +12,7 @@ import pytest
 
 from blinkgate.eye_model import EyeClassifier
 from blinkgate.cew import CewData
+from blinkgate.errors import BlinkgateError
 from blinkgate.train_eyes import audited, augment, calibrate, group_kfold
 
 CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
@@ -75,6 +76,9 @@ def test_a_label_audit_flips_wrong_labels_and_leaves_out_unclear_crops(tmp_path)
     assert keep.tolist() == [True, True, False, True]
     assert labels.tolist() == [1, 0, 0, 0]
     assert train.labels.tolist() == [1, 1, 0, 0]  # CEW's own labels, which every score uses, stay
+    audit.write_text("path,label,verdict\nopen/b.jpg,open,wrong\n", encoding="utf-8")
+    with pytest.raises(BlinkgateError, match="unknown verdicts"):
+        audited(train, str(audit))
 
 
 def _needs_training_data() -> None:

@@ -13,6 +13,7 @@ A config with ``input_norm="crop"`` trains on per-crop standardised inputs
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -373,15 +374,25 @@ def _fold_job(args: tuple) -> tuple[int, int, np.ndarray, np.ndarray]:
                          for v in (x, x[:, :, ::-1].copy()))
 
 
+VERDICTS = ("label", "unclear", "model")  # a label audit's: wrong label, unreadable, label right
+
+
+def read_verdicts(path: str | Path) -> dict[str, str]:
+    """CEW path -> verdict, from a label audit's CSV (path,label,verdict)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        verdicts = {r["path"]: r["verdict"] for r in csv.DictReader(fh)}
+    unknown = sorted(set(verdicts.values()) - set(VERDICTS))
+    if unknown:
+        raise BlinkgateError(f"{path}: unknown verdicts {unknown} ({', '.join(VERDICTS)})")
+    return verdicts
+
+
 def audited(train: CewData, audit: str) -> tuple[np.ndarray, np.ndarray]:
     """(rows to train on, their labels) after a label audit; all rows as they are without one."""
     keep, labels = np.ones(len(train), bool), train.labels.copy()
     if not audit:
         return keep, labels
-    import csv
-
-    with open(audit, newline="", encoding="utf-8") as fh:
-        verdicts = {r["path"]: r["verdict"] for r in csv.DictReader(fh)}
+    verdicts = read_verdicts(audit)
     for i, path in enumerate(train.paths):
         verdict = verdicts.get(str(path))
         if verdict == "label":
@@ -471,9 +482,9 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
         calibrated_open = thresholds["open_above"]
         thresholds = {"closed_below": thresholds["closed_below"], "open_above": OPEN_ABOVE}
         oof_acc = round(float(np.mean((oof >= 0.5) == train.labels)), 4)
-    log(f"training on {len(train)} rows, {config.epochs} epochs, seed {seed}")
-    started = time.perf_counter()
     keep, labels = audited(train, config.label_audit)
+    log(f"training on {keep.sum()} rows, {config.epochs} epochs, seed {seed}")
+    started = time.perf_counter()
     model = fit(train.images[keep], labels[keep], config, seed=seed)
     train_s = time.perf_counter() - started
     diff = export_onnx(model, out_path, probe=normalize_input(train.images[:2], config.input_norm))
