@@ -947,13 +947,13 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def _option_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
     """" (did you mean --source?)" for the first mistyped option: argparse takes a prefix
     (``--sour``) but says nothing of a misspelling (``--sorce``) before Python 3.14."""
-    from .config import did_you_mean
+    from .config import closest_name
 
     # Compared without the dashes: with them, any two options share two characters, and
     # --bogus came out as "did you mean --verbose?".
     options = [o[2:] for o in parser._option_string_actions if o.startswith("--")]  # argparse keeps no public list
-    hints = (did_you_mean(arg.split("=", 1)[0][2:], options) for arg in unknown if arg.startswith("--"))
-    return next((hint.replace("mean ", "mean --", 1) for hint in hints if hint), "")
+    names = (closest_name(arg.split("=", 1)[0][2:], options) for arg in unknown if arg.startswith("--"))
+    return next((f" (did you mean --{name}?)" for name in names if name), "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -349,10 +349,17 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     """" (did you mean X?)" for the known name closest to a mistyped one, or "". A key in the
     wrong table (``hold`` for ``challenge.hold``) first, then a misspelling (``tolerence``),
     which before got no hint at all."""
+    close = closest_name(name, known)
+    return f" (did you mean {close}?)" if close else ""
+
+
+def closest_name(name: str, known: Iterable[str]) -> str | None:
+    """The known name a mistyped one most likely meant: the same last part of a dotted key
+    first, then the closest spelling; None if none is close."""
     known = list(known)
     same_leaf = [k for k in known if k.split(".")[-1] == name.split(".")[-1]]
     close = same_leaf or difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return close[0] if close else None
 
 
 def load_file(path: Path) -> dict[str, object]:

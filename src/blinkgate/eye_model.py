@@ -22,6 +22,7 @@ import numpy as np
 
 from blinkgate.cew import SIZE, load_cew, to_gray01
 from blinkgate.errors import ModelError
+from blinkgate.eyes import decide
 from blinkgate.types import EyeState
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,6 @@ def faces_as_the_gate_reads_them(paths: np.ndarray, labels: np.ndarray, p_open: 
     """Both eyes of a face (CEW names them ``<face>_L.jpg`` and ``<face>_R.jpg``) through the
     gate's rule, ``eyes.decide``: CLOSED or OPEN only when both eyes agree, else UNKNOWN. A face
     of open eyes read CLOSED is what could let a photo blink."""
-    from .eyes import decide
-
     pairs: dict[str, dict[str, int]] = {}
     for i, path in enumerate(paths):
         stem, _, side = str(path).rpartition(".")[0].rpartition("_")
