@@ -50,9 +50,11 @@ class FakeEyes:
     def __init__(self):
         self.state: dict = {}
         self.sharpness: dict = {}  # per box; none: no sharpness reading (like the Haar backend)
+        self.ear: dict = {}  # per box; none: no EAR (like the Haar backend)
 
     def read(self, gray, box):
-        return EyeReading(self.state.get(tuple(box), EyeState.OPEN), sharpness=self.sharpness.get(tuple(box)))
+        box = tuple(box)
+        return EyeReading(self.state.get(box, EyeState.OPEN), ear=self.ear.get(box), sharpness=self.sharpness.get(box))
 
 
 def die_in_worker(*_):

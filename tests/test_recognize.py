@@ -86,6 +86,16 @@ def test_empty_and_invalid() -> None:
         Recognizer([unit(0)], ["Ada"], method="knn")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("method", ["nearest", "vote"])
+def test_an_encoding_with_nan_names_nobody(method: str) -> None:
+    # A NaN distance compares false with the tolerance: it used to name the nearest person.
+    rec = Recognizer([unit(0), unit(1)], ["Ada", "Bob"], method=method)  # type: ignore[arg-type]
+    bad = unit(0)
+    bad[5] = np.nan
+    assert rec.match(bad) == Match(None, float("inf"))
+    assert rec.recheck(bad, "Ada").name is None
+
+
 def test_default_tolerance_is_strict() -> None:
     assert DEFAULT_TOLERANCE < 0.6  # 0.6 accepted ~47% of strangers' photos on lfw65
 

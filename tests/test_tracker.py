@@ -39,6 +39,16 @@ def test_gap_tolerance_and_loss_after_max_gap():
     assert tr.update([(0, 0, 100, 100)], 633).new[0].id != tid
 
 
+def test_a_box_at_a_tracks_place_after_its_max_gap_is_a_new_track():
+    # An outage longer than max_gap_ms: the box on the first frame after it used to match the old
+    # track (the gap was only checked on frames where it had no match), half-done blink and all.
+    tr = IoUTracker(max_gap_ms=300)
+    tid = tr.update([(0, 0, 100, 100)], 0).new[0].id
+    up = tr.update([(0, 0, 100, 100)], 3_600_000)
+    assert [t.id for t in up.lost] == [tid]
+    assert len(up.new) == 1 and up.new[0].id != tid and up.active == up.new
+
+
 def test_reset_returns_tracks():
     tr = IoUTracker()
     tr.update([(0, 0, 10, 10)], 0)

@@ -142,6 +142,11 @@ class BlinkDetector:
         state = self._tracks.get(track_id)
         return list(state.history) if state else []
 
+    def last_state(self, track_id: int) -> EyeState | None:
+        """The latest reading as the detector took it (after the EAR check), None if none yet."""
+        state = self._tracks.get(track_id)
+        return state.history[-1][1] if state and state.history else None
+
     def drop(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
 

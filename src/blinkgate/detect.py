@@ -70,9 +70,11 @@ class FaceDetector:
         """Detect faces in a full-resolution gray frame."""
         opts = self.options
         scale = min(1.0, opts.work_width / gray.shape[1])
+        min_side = max(20, int(opts.min_face_px * scale))
+        if min(gray.shape[:2]) * scale < min_side:
+            return []  # a strip cannot hold a face (and a wide one would downscale to zero rows)
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         small = cv2.equalizeHist(small)
-        min_side = max(20, int(opts.min_face_px * scale))
         found = self._cascade.detectMultiScale(
             small, scaleFactor=opts.scale_factor, minNeighbors=opts.min_neighbors, minSize=(min_side, min_side)
         )

@@ -512,10 +512,12 @@ class Gate:
         t = time.perf_counter()
         info.eyes = self.eyes.read(gray, track.box)
         t = self.timer.add("eyes", t)
-        if info.eyes.state is EyeState.CLOSED:
-            info.closed_view = (now, image.copy(), track.box)  # copied: a source may reuse its buffer
         blink = self.blinks.update(track.id, now, info.eyes.state, info.eyes.ear, info.eyes.crease,
                                    info.eyes.crease_lines, info.eyes.sharpness)
+        # Kept only if the detector took the frame as closed (not a 'closed' whose lids stayed
+        # apart): otherwise the name checked could come from a frame other than the closure.
+        if self.blinks.last_state(track.id) is EyeState.CLOSED:
+            info.closed_view = (now, image.copy(), track.box)  # copied: a source may reuse its buffer
         view = None if blink is None else self._blink_view(info, blink.start_ms)
         if blink is not None and view is None:
             log.warning("track %d: a blink without a closed frame kept; not counted", track.id)

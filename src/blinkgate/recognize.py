@@ -10,6 +10,7 @@ distance is small (< ~0.6) for the same person.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +228,8 @@ class Recognizer:
             return Match(None, float("inf"))
         dist = self.distances(encoding)
         nearest = float(dist.min())
+        if not math.isfinite(nearest):
+            return Match(None, float("inf"))  # a NaN distance compares false with the tolerance: it would name the face
         if nearest > self.tolerance:
             return Match(None, nearest)
         name, best = self._vote(dist) if self.method == "vote" else self._nearest(dist)

@@ -72,6 +72,11 @@ class IoUTracker:
         return lost
 
     def update(self, boxes: list[Box], timestamp_ms: float) -> TrackUpdate:
+        # Expired tracks go before matching: after an outage a face at the old place is a new
+        # face, not the old track (whose blink may be half done).
+        lost = [t for t in self.tracks.values() if timestamp_ms - t.last_seen_ms > self.max_gap_ms]
+        for track in lost:
+            del self.tracks[track.id]
         pairs = sorted(
             ((iou(t.box, b), tid, i) for tid, t in self.tracks.items() for i, b in enumerate(boxes)),
             reverse=True,
@@ -90,9 +95,6 @@ class IoUTracker:
 
         for track in self.tracks.values():
             track.seen_now = track.id in used_tracks
-        lost = [t for t in self.tracks.values() if timestamp_ms - t.last_seen_ms > self.max_gap_ms]
-        for track in lost:
-            del self.tracks[track.id]
 
         new = []
         for i, box in enumerate(boxes):
