@@ -218,12 +218,30 @@ def test_a_snapshot_exported_over_an_existing_file_is_private_too(tmp_path, caps
     with AccessLog(db) as log:
         i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
     target = tmp_path / "face.jpg"
-    target.write_bytes(b"old")
+    old = encode_jpeg(np.zeros((8, 8, 3), np.uint8))  # an earlier export
+    target.write_bytes(old)
     target.chmod(0o644)
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and cv2.imread(str(target)) is not None
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() != old
+    assert cv2.imread(str(target)) is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db", "face.jpg"]  # no temporary file left
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(tmp_path / "no" / "x.jpg")]) == 2
+
+
+def test_a_snapshot_export_replaces_no_file_but_an_earlier_export(tmp_path, capsys):
+    """`--out faces.db` replaced the face database (enrolments, audit trail) with a JPEG, exit 0."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
+    before = db.read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for target, why in ((db, "is not a JPEG"), (notes, "is not a JPEG"), (tmp_path, "is a folder")):
+        assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 2
+        assert why in capsys.readouterr().err
+    assert db.read_bytes() == before and notes.read_text() == "keep me"
+    with AccessLog(db, create=False) as log:
+        assert log.snapshot(i)  # the database still works
 
 
 # -- a whole door session --------------------------------------------------------------------------------

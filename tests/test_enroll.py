@@ -11,7 +11,7 @@ import pytest
 
 from blinkgate import enroll as enroll_module
 from blinkgate.database import FaceDatabase
-from blinkgate.enroll import EnrollReport, enroll_directory
+from blinkgate.enroll import NOT_UTF8, EnrollReport, enroll_directory
 from blinkgate.errors import BlinkgateError, ImageError
 from blinkgate.recognize import FaceEncoder, Recognizer
 
@@ -303,6 +303,30 @@ def test_person_folder_starting_with_a_dash_is_skipped(tmp_path: Path, encoder) 
         assert db.people() == [("Jean-Luc", 1)]  # a dash inside a name is fine
     assert statuses(report, root)["--all-doors"][0] == "skipped"
     assert "skipped --all-doors: person folder name starts with '-'" in report.format()
+
+
+def test_names_that_are_not_utf8_are_skipped_and_the_rest_of_the_run_still_happens(tmp_path: Path,
+                                                                                      encoder) -> None:
+    """'café.jpg' from an old ZIP is Latin-1 on disk: it aborted the run with a UnicodeEncodeError
+    before the photos deleted from disk were removed, so a revoked person kept opening the door."""
+    root = tmp_path / "people"
+    for person, n in (("Ada", 1), ("Bob", 2)):
+        (root / person).mkdir(parents=True)
+        (root / person / "1.jpg").symlink_to(lfw("Tony_Blair" if person == "Ada" else "Hugo_Chavez", n))
+    latin1 = os.fsdecode(b"caf\xe9.jpg")
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        enroll_directory(db, root, encoder, progress=False)
+        (root / "Bob" / "1.jpg").unlink()  # Bob revoked
+        (root / "Ada" / latin1).symlink_to(lfw("Tony_Blair", 2))
+        (root / os.fsdecode(b"Jos\xe9")).mkdir()
+        (root / os.fsdecode(b"Jos\xe9") / "1.jpg").symlink_to(lfw("Hugo_Chavez", 1))
+        report = enroll_directory(db, root, encoder, progress=False)
+        assert db.people() == [("Ada", 1)] and report.removed == 1
+    found = statuses(report, root)
+    assert found[f"Ada/{latin1}"] == ("skipped", NOT_UTF8) and found[os.fsdecode(b"Jos\xe9")] == ("skipped", NOT_UTF8)
+    moved = root.rename(tmp_path / os.fsdecode(b"gens\xe9"))
+    with FaceDatabase(tmp_path / "faces.db") as db, pytest.raises(ImageError, match="not a UTF-8 path"):
+        enroll_directory(db, moved, encoder, progress=False)
 
 
 def test_people_dir_one_level_too_high_gets_a_hint(tmp_path: Path, encoder) -> None:

@@ -371,6 +371,20 @@ def _write_private(target: Path, data: bytes) -> None:
         raise BlinkgateError(f"cannot write {target}: {err.strerror or err}") from None
 
 
+def _refuse_to_replace(target: Path) -> None:
+    """An export may replace an earlier export (a JPEG), nothing else: `--out faces.db` swapped
+    the database, every enrolment and the audit trail with it, for one face."""
+    try:
+        with open(target, "rb") as f:
+            head = f.read(3)
+    except IsADirectoryError:
+        raise BlinkgateError(f"{target} is a folder: give --out a file name") from None
+    except OSError:
+        return  # not there (or unreadable: the write says why)
+    if head and head != b"\xff\xd8\xff":
+        raise BlinkgateError(f"{target} exists and is not a JPEG: not replaced (give --out a new file name)")
+
+
 def verify(settings: Resolved, name: str | None, timeout_s: float) -> int:
     """``blinkgate verify``: the door's checks for one visit, for a login or kiosk script.
 
@@ -450,6 +464,7 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
                 raise BlinkgateError(f"access-log entry #{snapshot} has no snapshot (none taken, past retention, or "
                                      "its person forgotten)")
             target = Path(out or f"blinkgate-{snapshot}.jpg")
+            _refuse_to_replace(target)
             _write_private(target, jpeg)
             print(f"wrote {target} ({len(jpeg)} bytes)")
             return 0

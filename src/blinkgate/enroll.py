@@ -142,6 +142,8 @@ def check_people_dir(people_dir: Path) -> None:
 def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]:
     """(person name, image path) pairs to process, plus outcomes for unusable entries."""
     check_people_dir(people_dir)
+    if not _utf8(people_dir):
+        raise ImageError(f"{people_dir!s} is not a UTF-8 path (the database keeps paths as text): rename it")
     entries = sorted(p for p in people_dir.iterdir() if not p.name.startswith("."))
     folders = [p for p in entries if p.is_dir()]
     loose = [p for p in entries if is_image(p)]
@@ -153,6 +155,9 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
     todo: list[tuple[str, Path]] = []
     notes = [ImageOutcome(p, SKIPPED, "not inside a person folder") for p in loose]
     for folder in folders:
+        if not _utf8(folder):
+            notes.append(ImageOutcome(folder, SKIPPED, NOT_UTF8))
+            continue
         if not folder.name.strip():
             notes.append(ImageOutcome(folder, SKIPPED, "person folder name is blank: name the folder after the person"))
             continue
@@ -173,8 +178,22 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
         if not images:
             hint = f"; its sub-folders have images: did you mean `enroll {folder}`?" if _nested_images(folder) else ""
             notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images" + hint))
-        todo += [(folder.name, p) for p in images]
+        notes += [ImageOutcome(p, SKIPPED, NOT_UTF8) for p in images if not _utf8(p)]
+        todo += [(folder.name, p) for p in images if _utf8(p)]
     return todo, notes
+
+
+# An old ZIP's Latin-1 names reach Python as lone surrogates, which SQLite text cannot hold: one
+# such photo aborted the whole run, before the photos deleted from disk were removed.
+NOT_UTF8 = "name is not valid UTF-8 (an old archive's encoding?): rename it"
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _nested_images(folder: Path) -> bool:
