@@ -955,15 +955,17 @@ class _StrangerSheet:
     """A gate that sees a new unknown face every frame: a sheet of strangers' faces moved in
     front of the camera, one new track after another."""
 
-    def __init__(self):
-        self.n = 0
+    def __init__(self, name: str | None = None):
+        self.n, self.name = 0, name  # a name: a sheet of one person's photos
 
     def process(self, image, t: float) -> FrameResult:
         self.n += 1
-        events = [Event("appeared", t, self.n, None, BOX), Event("recognised", t, self.n, None, BOX, {"distance": None})]
+        distance = None if self.name is None else 0.3
+        events = [Event("appeared", t, self.n, None, BOX),
+                  Event("recognised", t, self.n, self.name, BOX, {"distance": distance})]
         if self.n > 1:
-            events.insert(0, Event("lost", t, self.n - 1, None, BOX))
-        face = FaceResult(self.n, BOX, None, None, EyeReading(O), 0, False, False)
+            events.insert(0, Event("lost", t, self.n - 1, self.name, BOX))
+        face = FaceResult(self.n, BOX, self.name, distance, EyeReading(O), 0, False, False)
         return FrameResult(self.n, t, [face], events)
 
     def close(self) -> None:
@@ -978,9 +980,13 @@ class _LogRecorder:
         self.rows.append((decision.time_ms, snapshot is not None))
 
 
-def test_a_flood_of_unknown_faces_is_logged_at_a_bounded_rate(caplog):
+@pytest.mark.parametrize("name", [None, "ada"])
+def test_a_flood_of_unknown_or_locked_out_faces_is_logged_at_a_bounded_rate(caplog, name):
+    # A locked-out resident's photos waved one after another got a row and a snapshot each.
     log = _LogRecorder()
-    door = Door(_StrangerSheet(), DoorOptions(unknown_after_ms=0), access_log=log)
+    door = Door(_StrangerSheet(name), DoorOptions(unknown_after_ms=0), access_log=log)
+    if name:
+        door.logic.seed_failures(name, [-5000.0, -4000.0, -3000.0, -2000.0, -1000.0])
     for i in range(3 * 60 * 10):  # 3 minutes at 10 fps: 1,800 strangers
         door.process(FRAME, i * 100.0)
     assert 170 <= len(log.rows) <= 180  # 60 a minute

@@ -799,8 +799,8 @@ class Door:
     with a face snapshot; ``actions`` (an :class:`~blinkgate.actions.ActionRunner`) every grant.
     Both work on their own threads; :meth:`process` only queues.
 
-    Unknown faces, and denials that count towards no lockout (a face that never blinked), are
-    logged at a bounded rate: a sheet of strangers' faces, or a photo of a resident, moved in
+    Unknown faces, locked-out ones, and denials that count towards no lockout (a face that never
+    blinked) are logged at a bounded rate: a sheet of strangers' faces, or a photo of a resident, moved in
     front of the camera makes a new track a second, and would otherwise fill the disk with rows
     and snapshots (which also stops the log from recording the failures a lockout needs). Past
     ``UNKNOWN_SNAPSHOTS_PER_MIN`` their rows have no snapshot, past ``UNKNOWN_ROWS_PER_MIN`` no
@@ -872,7 +872,9 @@ class Door:
 
     def _log(self, decision: Decision, image: np.ndarray, now: float) -> None:
         snapshot = self.snapshots
-        if decision.reason == "unknown" or decision.detail.get("counted") is False:
+        # Rows no lockout counts are rate-limited: a sheet of faces (strangers', or a locked-out
+        # resident's) must not fill the disk and cost the failures that do count.
+        if decision.reason in ("unknown", "locked_out") or decision.detail.get("counted") is False:
             for times in (self._unknown_ms, self._unknown_snap_ms):
                 while times and now - times[0] > 60_000.0:
                     times.popleft()
@@ -880,7 +882,7 @@ class Door:
                 self.unlogged_unknown += 1
                 if now - self._warned_unknown_ms > 60_000.0:
                     self._warned_unknown_ms = now
-                    log.warning("more than %d unknown or uncounted faces a minute: not all are logged (%d so far)",
+                    log.warning("more than %d unknown, locked-out or uncounted faces a minute: not all are logged (%d so far)",
                                 UNKNOWN_ROWS_PER_MIN, self.unlogged_unknown)
                 return
             self._unknown_ms.append(now)
