@@ -61,6 +61,29 @@ def test_forget_deletes_the_persons_snapshots_from_the_log_and_the_file_and_keep
     assert "its person forgotten" in capsys.readouterr().err and not (tmp_path / "x.jpg").exists()
 
 
+def test_a_person_no_longer_enrolled_loses_their_snapshots_and_forget_still_finds_old_ones(tmp_path, capsys):
+    """Bob's last image removed (his folder deleted, then `enroll`): he was "no longer enrolled",
+    yet his faces stayed in the log and `forget bob` said nobody of that name was enrolled."""
+    path = tmp_path / "faces.db"
+    with FaceDatabase(path) as db:
+        db.add_image("alice", "/p/alice.jpg", "a", np.full(128, 0.1))
+        db.add_image("bob", "/p/bob.jpg", "b", np.full(128, 0.2))
+    with AccessLog(path) as log:
+        bob = log.record(decision(name="bob"), b"\xff\xd8 bob")
+        alice = log.record(decision(name="alice"), b"\xff\xd8 alice")
+    with FaceDatabase(path) as db:
+        assert db.remove_image("/p/bob.jpg") and db.people() == [("alice", 1)]
+    with AccessLog(path) as log:
+        assert log.snapshot(bob) is None and log.snapshot(alice) == b"\xff\xd8 alice"
+        carol = log.record(decision(name="carol"), b"\xff\xd8 carol")  # as a database written before kept it
+    assert main(["forget", "carol", "--db", str(path)]) == 0
+    assert "forgot carol (0 images; 1 face snapshot deleted" in capsys.readouterr().out
+    with AccessLog(path) as log:
+        assert log.snapshot(carol) is None and log.snapshot(alice) == b"\xff\xd8 alice"
+    assert main(["forget", "carol", "--db", str(path)]) == 2  # nothing of hers left: a typo, as before
+    assert "no enrolled person named 'carol'" in capsys.readouterr().err
+
+
 def test_a_version_1_database_is_upgraded_and_keeps_its_people(tmp_path):
     path = tmp_path / "faces.db"
     conn = sqlite3.connect(path)

@@ -546,13 +546,17 @@ class FaceDatabase:
         with self._transaction() as tx:
             name = self._enrolled_name(tx, name) or name
             row = tx.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
+            count = 0
+            if row is not None:
+                count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
+                tx.execute("DELETE FROM people WHERE id = ?", row)
+            # No longer enrolled but still in the log (an enroll run removed them and, before
+            # _delete_orphans did, kept their faces): those faces go too.
+            snapshots = self._delete_snapshots(tx, name)
+            if row is None and not snapshots:
                 enrolled = [n for (n,) in tx.execute("SELECT name FROM people ORDER BY name")]
                 listing = ", ".join(enrolled) if enrolled else "nobody is enrolled"
                 raise UnknownPersonError(f"no enrolled person named {name!r} ({listing})")
-            count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
-            tx.execute("DELETE FROM people WHERE id = ?", row)
-            snapshots = self._delete_snapshots(tx, name)
             self._bump_version(tx)
         # secure_delete zeroed the pages in the WAL; the file and the WAL's older frames hold the
         # faces until a checkpoint, which a running door's open connection would put off.
@@ -591,8 +595,13 @@ class FaceDatabase:
         tx.execute(f"INSERT INTO meta (key, value) VALUES ('{PEOPLE_VERSION_KEY}', '1') ON CONFLICT (key) "
                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
-    @staticmethod
-    def _delete_orphans(tx: sqlite3.Connection) -> None:
+    @classmethod
+    def _delete_orphans(cls, tx: sqlite3.Connection) -> None:
+        """A person left with no image is no longer enrolled, and their face snapshots go as with
+        `forget` (an enroll run that removed them used to keep their faces in the log)."""
+        orphans = "SELECT name FROM people WHERE id NOT IN (SELECT person_id FROM images)"
+        for (name,) in tx.execute(orphans).fetchall():
+            cls._delete_snapshots(tx, name)
         tx.execute("DELETE FROM people WHERE id NOT IN (SELECT person_id FROM images)")
 
     # -- reads -----------------------------------------------------------------------
