@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import re
 import shutil
 import socket
@@ -293,9 +294,35 @@ def test_webhook_gives_up_on_an_unreachable_server_within_its_timeouts():
 
 
 def test_webhook_only_takes_http_urls():
-    for url in ("file:///etc/passwd", "ftp://x/y", "localhost:8000", "gopher://x"):
+    # A bad port or an unclosed IPv6 bracket: refused at start, not a traceback at every grant.
+    for url in ("file:///etc/passwd", "ftp://x/y", "localhost:8000", "gopher://x", "http://door:8o80/",
+                "http://door:99999/", "http://door:0/", "http://[::1/", "http://:8080/", "http://user@/"):
         with pytest.raises(BlinkgateError):
             WebhookAction(url)
+    assert WebhookAction("https://[::1]:8443/door").url == "https://[::1]:8443/door"
+
+
+def test_webhook_retries_a_garbled_reply_like_a_dropped_connection(caplog):
+    """A reply whose status line is not HTTP raised http.client's BadStatusLine out of run()."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    seen = []
+
+    def answer():
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.recv(65536)
+            seen.append(1)
+            conn.sendall(b"garbage\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/door"
+    with caplog.at_level(logging.INFO, logger="blinkgate.actions"):
+        WebhookAction(url, timeout_s=2, retries=1, backoff_s=0.01).run(Grant("a", 1, 0.0, None))
+    server.close()
+    assert len(seen) == 2 and "webhook failed after 2 attempts" in caplog.text
 
 
 # -- MQTT ----------------------------------------------------------------------------------------------

@@ -91,6 +91,10 @@ def test_config_file_discovery(tmp_path, monkeypatch):
         ("[challenge\n", "not valid TOML"),
         ("tolerance = 3.0\n", "tolerance must be at most 1"),
         ("liveness = inf\n", "liveness must be a finite number"),
+        # past a float's range, and timeouts too long for the clock calls (OverflowError at a grant)
+        ("[challenge]\nhold = 1" + "0" * 400 + "\n", "challenge.hold must be a number"),
+        ("[webhook]\ntimeout = 1e300\n", "webhook.timeout must be at most 3600"),
+        ("[actions]\ncommand_timeout = 1e300\n", "actions.command_timeout must be at most 3600"),
     ],
 )
 def test_bad_files_are_errors(conf, text, message):

@@ -31,6 +31,7 @@ Security notes:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import hmac
 import json
 import logging
@@ -251,9 +252,8 @@ class WebhookAction(Action):
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = 3.0, retries: int = 2,
                  backoff_s: float = 0.5, max_age_s: float = MAX_GRANT_AGE_S):
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BlinkgateError(f"webhook URL must be http:// or https://, got {url!r}")
+        if not _http_url(url):
+            raise BlinkgateError(f"webhook URL must be http:// or https:// with a host and a valid port, got {url!r}")
         if retries < 0 or timeout_s <= 0:
             raise BlinkgateError("webhook retries must be >= 0 and timeout > 0")
         self.url, self.secret, self.timeout_s, self.retries, self.backoff_s = url, secret, timeout_s, retries, backoff_s
@@ -287,13 +287,23 @@ class WebhookAction(Action):
                     log.warning("webhook refused with HTTP %d; not retrying", err.code)
                     return
                 why = f"HTTP {err.code}"
-            except (urllib.error.URLError, TimeoutError, OSError) as err:
-                why = str(getattr(err, "reason", err))
+            except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
+                why = str(getattr(err, "reason", err)) or type(err).__name__  # HTTPException: a garbled reply
             if attempt < self.retries:
                 log.info("webhook attempt %d failed (%s); retrying", attempt + 1, why)
                 time.sleep(self.backoff_s * 2**attempt)
             else:
                 log.warning("webhook failed after %d attempts (%s)", attempt + 1, why)
+
+
+def _http_url(url: str) -> bool:
+    """http(s) with a host and, if given, a port in range: checked at start, not at the first grant
+    (`http://door:8o80/` started fine, then every grant failed with a traceback)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a bad port, or an unclosed [IPv6 bracket
+        return False
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -119,11 +119,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("lockout.max_cooldown", "float", 86400.0, "repeated lockouts double the cool-down up to this (s)", "--lockout-max-cooldown", minimum=0.0),
     # unlock actions
     Setting("actions.on_grant", "str", None, "command to run on a grant, e.g. 'open-door {name} {track}' (no shell)", "--on-grant"),
-    Setting("actions.command_timeout", "float", 10.0, "kill the on-grant command after this long (s)", "--on-grant-timeout", minimum=0.1),
+    Setting("actions.command_timeout", "float", 10.0, "kill the on-grant command after this long (s)", "--on-grant-timeout", minimum=0.1, maximum=3600.0),
     Setting("actions.cooldown", "float", 30.0, "fire the actions at most once per person this often (s)", "--action-cooldown", minimum=0.0),
     Setting("webhook.url", "str", None, "POST each grant as JSON to this http(s) URL", "--webhook"),
     Setting("webhook.secret", "str", None, "HMAC-SHA256 key for the X-Blinkgate-Signature header", "--webhook-secret", secret=True),
-    Setting("webhook.timeout", "float", 3.0, "per-request timeout (s)", "--webhook-timeout", minimum=0.1),
+    Setting("webhook.timeout", "float", 3.0, "per-request timeout (s)", "--webhook-timeout", minimum=0.1, maximum=3600.0),
     Setting("webhook.retries", "int", 2, "retries after a failed POST", "--webhook-retries", minimum=0),
     Setting("mqtt.host", "str", None, "publish each grant to this MQTT broker", "--mqtt-host"),
     Setting("mqtt.port", "int", 1883, "MQTT broker port", "--mqtt-port", minimum=1, maximum=65535),
@@ -212,7 +212,7 @@ def _convert(s: Setting, value, where: str):
             raise bad("must be a whole number")
         try:
             out = int(value) if s.type == "int" else float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a TOML integer past a float's range
             raise bad(f"must be {'a whole number' if s.type == 'int' else 'a number'}") from None
         if not math.isfinite(out):
             raise bad("must be a finite number")
