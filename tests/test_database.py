@@ -445,6 +445,16 @@ def test_name_starting_with_a_dash_is_refused(db_path: Path) -> None:
         assert db.people() == [("Jean-Luc", 1)]
 
 
+def test_a_name_with_a_line_break_is_refused(db_path: Path) -> None:
+    """`capture` lets people type their own name: "Eve\n<date>  #7  granted ... Ada" forged a line
+    of `blinkgate log`."""
+    with FaceDatabase(db_path) as db:
+        for name in ("Eve\n2026-12-07T03:12:09  #7  granted  challenge_passed  Ada", "Eve\r", "Eve\x1b[2J"):
+            with pytest.raises(ValueError, match="control characters"):
+                db.add_image(name, "/p/e.jpg", "h", enc(1))
+        assert db.people() == []
+
+
 def test_every_change_of_who_is_enrolled_is_counted(tmp_path):
     # A running door polls this count and reloads the people when it moves.
     with FaceDatabase(tmp_path / "f.db") as db:

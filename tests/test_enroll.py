@@ -295,13 +295,14 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(people_dir: Path, tmp_pat
 def test_person_folder_starting_with_a_dash_is_skipped(tmp_path: Path, encoder) -> None:
     """With on_grant = "open-door {name}", a folder named --all-doors would inject an option."""
     root = tmp_path / "people"
-    for folder, person in (("--all-doors", "Tony_Blair"), ("Jean-Luc", "Hugo_Chavez")):
+    for folder, person in (("--all-doors", "Tony_Blair"), ("Jean-Luc", "Hugo_Chavez"), ("Eve\nAda", "Tony_Blair")):
         (root / folder).mkdir(parents=True)
         (root / folder / "1.jpg").symlink_to(lfw(person, 1))
     with FaceDatabase(tmp_path / "faces.db") as db:
         report = enroll_directory(db, root, encoder, progress=False)
         assert db.people() == [("Jean-Luc", 1)]  # a dash inside a name is fine
     assert statuses(report, root)["--all-doors"][0] == "skipped"
+    assert "control characters" in statuses(report, root)["Eve\nAda"][1]  # it was enrolled, line break and all
     assert "skipped --all-doors: person folder name starts with '-'" in report.format()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .database import name_key
+from .database import name_key, name_problem
 from .errors import BlinkgateError
 from .files import PRIVATE_FILE, write_atomic
 from .recognize import DEFAULT_TOLERANCE
@@ -50,6 +50,8 @@ def check_name(name: str) -> str:
         raise BlinkgateError(f"{name!r}: a name must not start with '-'")
     if clean.startswith("."):  # enrol passes over hidden folders in silence: the photos would never be enrolled
         raise BlinkgateError(f"{name!r}: a name must not start with '.' (enroll skips hidden folders)")
+    if problem := name_problem(clean):
+        raise BlinkgateError(f"{name!r}: a name {problem}")
     return clean
 
 

@@ -154,6 +154,8 @@ def name_problem(name: str) -> str | None:
     if name.startswith("-"):
         return ("must not start with '-' (an unlock command like 'open-door {name}' would read it "
                 "as an option)")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "must not hold control characters (a line break in it would forge lines in `blinkgate log`)"
     return None
 
 

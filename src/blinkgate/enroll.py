@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .database import FaceDatabase
+from .database import FaceDatabase, name_problem
 from .errors import ImageError
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder
 
@@ -166,6 +166,9 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
             # folder named --all-doors as an option. FaceDatabase.add_image refuses it too.
             notes.append(ImageOutcome(folder, SKIPPED, "person folder name starts with '-', which an unlock "
                                       "command would read as an option: rename the folder"))
+            continue
+        if problem := name_problem(folder.name):
+            notes.append(ImageOutcome(folder, SKIPPED, f"person folder name {problem}"))
             continue
         try:
             files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
