@@ -3,6 +3,7 @@ a whole door session whose every decision lands in the log with its reason."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -117,6 +118,8 @@ def test_records_round_trip_with_a_jpeg_snapshot(tmp_path):
         decoded = cv2.imdecode(np.frombuffer(log.snapshot(i), np.uint8), cv2.IMREAD_COLOR)
         assert decoded.shape == (64, 64, 3)
         assert "asked 2, saw 3" in a.format() and "[snapshot]" in a.format()
+        forged = dataclasses.replace(a, name="Eve\n2026-12-07T03:12:09  #7  granted  challenge_passed  Ada")
+        assert "\n" not in forged.format() and "Eve\\n2026" in forged.format()  # a row from before names were checked
         assert json.loads(json.dumps(a.to_json()))["reason"] == "challenge_failed"
 
 
@@ -188,6 +191,18 @@ def test_the_writer_does_not_block_and_writes_everything(tmp_path, monkeypatch):
     assert len(entries) == 50 and all(e.snapshot_bytes > 100 for e in entries)
 
 
+def test_the_writer_remembers_only_its_own_counted_failures(tmp_path):
+    """It kept the id of every row it wrote and let go only of counted failures: a door's
+    memory grew with every decision for as long as it ran."""
+    writer = AccessLogWriter(tmp_path / "f.db")
+    for k in range(40):
+        writer.record(decision("unknown", name=None, t=float(k)))
+    writer.record(decision("no_blink", t=50.0))  # counted: held until a poll sees it, so not counted twice
+    writer.flush()
+    assert len(writer._own_ids) <= 1
+    writer.close()
+
+
 def test_a_foreign_file_is_refused(tmp_path):
     path = tmp_path / "x.db"
     path.write_bytes(b"not a database at all" * 50)
@@ -202,6 +217,8 @@ def test_parse_since():
     assert parse_since("2024-01-02T03:04:05+00:00") == 1704164645
     with pytest.raises(BlinkgateError):
         parse_since("yesterday")
+    with pytest.raises(BlinkgateError, match="out of range"):
+        parse_since("0001-01-01")  # a ValueError from the local time zone of year 1
 
 
 def test_log_cli(tmp_path, capsys):
@@ -220,6 +237,8 @@ def test_log_cli(tmp_path, capsys):
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
     assert cv2.imread(str(target)) is not None
     assert main(["log", "--db", str(tmp_path / "none.db")]) == 2
+    assert main(["log", "--db", str(db), "--snapshot", "9" * 20]) == 2  # past SQLite's integers: OverflowError
+    assert "no access-log entry #999" in capsys.readouterr().err
 
 
 def test_an_exported_snapshot_is_readable_by_its_owner_only(tmp_path, capsys):

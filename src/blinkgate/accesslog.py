@@ -52,9 +52,12 @@ def parse_since(text: str, now: float | None = None) -> float:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise BlinkgateError(f"--since wants e.g. 30m, 1h, 2d or an ISO date, got {text!r}") from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time, as a person types it
-    return when.timestamp()
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()  # local time, as a person types it
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):  # year 1: no local time zone or timestamp for it
+        raise BlinkgateError(f"--since {text!r} is out of range") from None
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes | None:
@@ -88,6 +91,8 @@ class LogEntry:
 
     def format(self) -> str:
         who = self.name or "unknown"
+        if not who.isprintable():  # refused at enrolment; a row written before must not forge a line
+            who = who.encode("unicode_escape").decode("ascii")
         why = self.detail.get("why")
         extra = f" ({why})" if why else ""
         if "count" in self.detail and self.decision in ("granted", "denied"):
@@ -161,8 +166,8 @@ class AccessLog:
         return [LogEntry(*row[:10], json.loads(row[10] or "{}"), row[11]) for row in reversed(rows)]
 
     def snapshot(self, entry_id: int) -> bytes | None:
-        rows = self.db._query("SELECT snapshot FROM access_log WHERE id = ?", (entry_id,))
-        if not rows:
+        rows = self.db._query("SELECT snapshot FROM access_log WHERE id = ?", (entry_id,)) if 0 < entry_id < 2**63 else []
+        if not rows:  # (an id past SQLite's integers raised OverflowError)
             raise BlinkgateError(f"no access-log entry #{entry_id}")
         return rows[0][0]
 
@@ -188,6 +193,10 @@ class AccessLog:
             "ORDER BY id", (row_id,))
         clears = self.clears()
         return [(int(i), n, at) for i, n, at in rows if at > clears.get(n, float("-inf"))]
+
+    def counted_failure(self, row_id: int) -> bool:
+        """True if row ``row_id`` is a failed challenge that counts towards a lockout."""
+        return bool(self.db._query(f"SELECT 1 FROM access_log WHERE id = ? AND {COUNTED_FAILURE}", (row_id,)))
 
     def clear_lockout(self, name: str, at: float | None = None) -> None:
         """Forget ``name``'s failures up to now (``blinkgate unlock``): a restart does not
@@ -305,8 +314,10 @@ class AccessLogWriter:
                     continue
                 jpeg = encode_jpeg(crop, self.jpeg_quality) if crop is not None and crop.size else None
                 try:
-                    self._own_ids.add(store.record(decision, jpeg, source, at))
+                    row_id = store.record(decision, jpeg, source, at)
                     self.written += 1
+                    if store.counted_failure(row_id):  # only these come back from failures_after
+                        self._own_ids.add(row_id)
                 except BlinkgateError as err:
                     log.error("access log: %s", err)
             finally:
