@@ -94,6 +94,40 @@ def test_csv_manifest_errors_say_where(tmp_path, row, message):
     assert "m.csv" in str(err.value) or "not found" in str(err.value)
 
 
+_GOOD_INPUT = '[[input]]\nid = "a"\nlabel = "live"\nsource = "seq"\n'
+_LISTED = '[[input]]\nid = "b"\nlabel = "live"\nframes = ["seq/f0.png", "seq/f1.png"]\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("m.csv", "id,label,source,fps\na,live,seq,20\n\nb,live,seq,inf\n", "m.csv:4: fps must be a finite positive number"),
+        ("m.csv", "id,label,source\na,live,seq,20\n", "m.csv:2: more values than the header has columns: 20"),
+        ("m.toml", _GOOD_INPUT + _LISTED.replace('"b"', '"b"\nfps = inf'), "m.toml input #2: fps must be a finite"),
+        ("m.toml", _GOOD_INPUT + _LISTED + "times_ms = [0, nan]\n", "m.toml input #2: .* must be finite numbers, got nan"),
+        ("m.toml", _GOOD_INPUT + _LISTED + 'frame_numbers = ["x", "y"]\n', "m.toml input #2: .* must be finite numbers, got 'x'"),
+        ("m.toml", _GOOD_INPUT + _LISTED + 'frame_numbers = "01"\n', "m.toml input #2: .* must be a list of numbers"),
+        ("m.toml", _GOOD_INPUT.replace("[[input]]", "[input]"), r"m.toml: 'input' must be tables written \[\[input\]\]"),
+        ("m.toml", "root = 5\n" + _GOOD_INPUT, "m.toml: 'root' must be a folder path"),
+        ("m.toml", 'defaults = "x"\n' + _GOOD_INPUT, "m.toml: 'defaults' must be a table"),
+        ("m.toml", 'include = "b.csv"\n' + _GOOD_INPUT, "m.toml: 'include' must be a list of manifest paths"),
+    ],
+    ids=["csv-fps-inf", "csv-extra-value", "toml-fps-inf", "times-nan", "numbers-not-numbers", "numbers-a-string",
+         "input-table", "root-int", "defaults-string", "include-string"],
+)
+def test_a_bad_manifest_value_is_a_one_line_error_naming_the_file_and_input(tmp_path, name, text, message):
+    _frames(tmp_path / "seq", 2)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(tmp_path / name)
+
+
+def test_a_csv_saved_by_excel_loads_despite_its_bom_and_blank_rows_with_commas(tmp_path):
+    _frames(tmp_path / "seq", 2)
+    (tmp_path / "m.csv").write_bytes("id,label,source\r\na,live,seq\r\n,,,\r\n,,\r\nb,print,seq\r\n".encode("utf-8-sig"))
+    assert [(p.id, p.label) for p in load_manifest(tmp_path / "m.csv")] == [("a", "live"), ("b", "print")]
+
+
 def test_manifest_rejects_duplicates_unknown_fields_and_loops(tmp_path):
     _frames(tmp_path / "seq", 2)
     (tmp_path / "d.csv").write_text("id,label,source\na,live,seq\na,print,seq\n")

@@ -130,6 +130,28 @@ def _as_bool(value: Any, where: str) -> bool:
     raise ManifestError(f"{where}: expected true/false, got {value!r}")
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float; None if it is not one (NaN is false in every comparison, so checks pass it)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _numbers(values: Any, where: str) -> list[float]:
+    """Frame numbers or times as finite floats: NaN passed the increasing check, then stopped the gate."""
+    if not isinstance(values, list):  # a string was read digit by digit
+        raise ManifestError(f"{where}: 'frame_numbers'/'times_ms' must be a list of numbers, got {values!r}")
+    numbers = []
+    for value in values:
+        number = _finite(value)
+        if number is None:
+            raise ManifestError(f"{where}: frame numbers/times must be finite numbers, got {value!r}")
+        numbers.append(number)
+    return numbers
+
+
 def _has_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
@@ -145,12 +167,9 @@ def _presentation(raw: dict, base: Path, defaults: dict, where: str) -> Presenta
     label = str(entry["label"]).strip().lower()
     if not _LABEL.match(label):
         raise ManifestError(f"{where}: bad label {label!r} (use 'live' or an attack type such as {', '.join(KNOWN_ATTACKS)})")
-    try:
-        fps = float(entry.get("fps", 20.0))
-    except ValueError:
-        raise ManifestError(f"{where}: fps must be a number, got {entry.get('fps')!r}") from None
-    if not fps > 0:
-        raise ManifestError(f"{where}: fps must be positive")
+    fps = _finite(entry.get("fps", 20.0))
+    if fps is None or not fps > 0:  # inf passed as positive, then gave every frame the same time
+        raise ManifestError(f"{where}: fps must be a finite positive number, got {entry.get('fps')!r}")
     p = Presentation(
         id=str(entry["id"]), label=label, fps=fps,
         identity=str(entry["identity"]) if entry.get("identity") else None,
@@ -179,7 +198,7 @@ def _presentation(raw: dict, base: Path, defaults: dict, where: str) -> Presenta
     if numbers is not None or times is not None:
         if p.frames is None:
             raise ManifestError(f"{where}: 'frame_numbers'/'times_ms' need a frame list or glob")
-        values = [float(v) for v in (numbers if numbers is not None else times)]
+        values = _numbers(numbers if numbers is not None else times, where)
         if len(values) != len(p.frames):
             raise ManifestError(f"{where}: {len(p.frames)} frames but {len(values)} frame numbers/times")
         p.times_ms = [v * 1000.0 / fps for v in values] if numbers is not None else values
@@ -188,14 +207,42 @@ def _presentation(raw: dict, base: Path, defaults: dict, where: str) -> Presenta
     return p
 
 
+def _csv_fields(row: dict, where: str) -> dict[str, str]:
+    """A row's named fields, stripped; empty for a blank row. Values past the header come as a
+    list under the key None and short rows give None values: neither has .strip()."""
+    extra = row.pop(None, [])
+    if any(v.strip() for v in extra):  # a column missing from the header would shift silently
+        raise ManifestError(f"{where}: more values than the header has columns: {', '.join(extra)}")
+    fields = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    return fields if any(fields.values()) else {}
+
+
 def _load_csv(path: Path, defaults: dict) -> list[Presentation]:
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if any((v or "").strip() for v in r.values())]
     out = []
-    for i, row in enumerate(rows, start=2):
-        raw = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
-        out.append(_presentation(raw, path.parent, defaults, f"{path}:{i}"))
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel starts its CSV with a BOM
+        reader = csv.DictReader(f)
+        for row in reader:
+            where = f"{path}:{reader.line_num}"  # the file's line, blank lines counted
+            if raw := _csv_fields(row, where):
+                out.append(_presentation(raw, path.parent, defaults, where))
     return out
+
+
+_TOML_SHAPES: dict[str, tuple[Callable[[Any], bool], str]] = {  # key: (check, what it must be)
+    "root": (lambda v: isinstance(v, str), "a folder path in quotes"),
+    "include": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+                'a list of manifest paths, e.g. include = ["more.csv"]'),
+    "defaults": (lambda v: isinstance(v, dict), "a table: [defaults]"),
+    "input": (lambda v: isinstance(v, list) and all(isinstance(i, dict) for i in v),
+              "tables written [[input]] (one per input), not [input]"),
+}
+
+
+def _check_toml_shape(doc: dict, path: Path) -> None:
+    """A one-line error for a top-level key of the wrong kind (each gave a traceback)."""
+    for key, (ok, expected) in _TOML_SHAPES.items():
+        if key in doc and not ok(doc[key]):
+            raise ManifestError(f"{path}: {key!r} must be {expected}, got {doc[key]!r:.60}")
 
 
 def _load_toml(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
@@ -203,6 +250,7 @@ def _load_toml(path: Path, seen: set[Path], defaults: dict) -> list[Presentation
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ManifestError(f"{path}: not valid TOML ({err})") from None
+    _check_toml_shape(doc, path)
     base = (path.parent / doc["root"]) if "root" in doc else path.parent
     defaults = {**defaults, **doc.get("defaults", {})}
     out: list[Presentation] = []
