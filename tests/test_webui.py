@@ -441,6 +441,17 @@ def test_a_video_stream_outlives_the_request_deadline(ui):
         stop.set()
 
 
+def test_a_viewer_who_leaves_while_no_frames_come_frees_the_video_slot(ui):
+    """With the camera stopped no write fails to say the viewer left, so the stream checks: the
+    slots did not come back and, once max_viewers had left, nobody could watch again."""
+    ui.publish(frame(), _result())  # one frame, then nothing
+    for _ in range(3):  # max_viewers=1: each gets in only if the one before gave its slot back
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/stream.mjpg?token={TOKEN}", timeout=10) as r:
+            _read_parts(r, 1)
+        assert _wait_for(lambda: ui._viewers == 0), "a viewer who left kept the video slot"
+    assert _wait_for(lambda: ui.connections.count == 0)
+
+
 @pytest.mark.parametrize("ip, same, other", [
     ("10.0.0.7", "10.0.0.7", "10.0.0.8"),
     ("2001:db8:0:5::1", "2001:db8:0:5:0::1", "2001:db8:0:5::2"),  # a /64 is a whole LAN: per address

@@ -267,6 +267,22 @@ class _Deadline(io.RawIOBase):
         self._sock.settimeout(self._then)
 
 
+def _client_gone(sock: socket.socket) -> bool:
+    """Whether the client closed its end (end of stream or reset), peeking without waiting; not
+    select(), which fails on descriptors past 1023. A client that half-closes after its request
+    looks gone too; browsers and players do not."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False  # nothing to read: still connected
+    except OSError:
+        return True
+    finally:
+        sock.settimeout(timeout)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up exit
     request_queue_size = 64  # waiting to be accepted costs no thread; a flood must not crowd out the owner's SYN
@@ -555,6 +571,8 @@ class _Handler(BaseHTTPRequestHandler):
                 sent = time.monotonic()
                 got = ui.next_jpeg(seq)
                 if got is None:
+                    if _client_gone(self.connection):  # in a stall no write fails to tell us: the slot was kept
+                        return
                     continue
                 seq, jpeg = got
                 if not jpeg:  # this frame failed to encode: wait for the next one
