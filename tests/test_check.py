@@ -12,6 +12,7 @@ from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.sources import FolderSource, Frame, FrameSource, VideoFileSource
 from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
+from test_sources import damaged_video
 
 
 def test_a_verdict_counts_in_words():
@@ -111,6 +112,16 @@ def test_a_file_cut_short_is_judged_and_says_so(tmp_path):
         verdict = check_source(gate, source)
     assert 0 < verdict.frames < 40 and verdict.to_json()["truncated"] is True
     assert verdict.format().endswith("; truncated: the decoder stopped early)")
+
+
+def test_a_damaged_file_is_judged_on_all_it_can_decode_and_says_frames_were_skipped(tmp_path):
+    damaged_video(tmp_path / "clip.mp4")
+    gate = Gate(recognizer=Recognizer([], []), encoder=FakeEncoder(), detector=FakeDetector(), eyes=FakeEyes())
+    with open_recording(str(tmp_path / "clip.mp4"), fps=20) as source:
+        verdict = check_source(gate, source)
+    skipped = 60 - verdict.frames
+    assert 0 < skipped < 30 and verdict.to_json()["truncated"] is True and "skipped_frames" not in verdict.to_json()
+    assert verdict.format().endswith(f"; damaged: {skipped} frames could not be decoded and were skipped)")
 
 
 def test_a_file_that_kills_its_worker_is_an_error_line_and_the_batch_goes_on(tmp_path):

@@ -567,6 +567,30 @@ def test_a_truncated_file_says_so(tmp_path, monkeypatch, caplog):
     assert "stopped after 10 of 100 frames" in caplog.text
 
 
+def damaged_video(path, frames: int = 60) -> None:
+    """A 20 fps clip with 8 KB in its middle zeroed: the decoder fails the reads of the frames
+    there (a dozen) and decodes the ones after."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 20, (64, 48))
+    for i in range(frames):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 8000] = bytes(8000)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_patch_in_a_video_skips_its_frames_not_the_rest_of_the_clip(tmp_path, caplog):
+    """The first failed read ended the file: the clip's second half, and a blink in it, went unseen."""
+    damaged_video(tmp_path / "clip.mp4")
+    with VideoFileSource(tmp_path / "clip.mp4") as source:
+        times = [f.timestamp_ms for f in source]
+    assert source.skipped_frames > 0 and len(times) + source.skipped_frames == 60
+    assert source.truncated and f"{source.skipped_frames} frames could not be decoded" in caplog.text
+    assert "stopped after" not in caplog.text
+    # The frames after the patch keep their times: the hole shows as a gap, not a blink squeezed shut.
+    assert max(b - a for a, b in zip(times, times[1:])) == pytest.approx(50.0 * (source.skipped_frames + 1))
+
+
 def test_a_variable_rate_recording_is_timed_by_its_container():
     clip = shared("blink-videos", "blink-detector.mp4")  # a webcam recording, 23.9 fps nominal
     cap = cv2.VideoCapture(str(clip))

@@ -36,11 +36,13 @@ class Verdict:
     frames: int = 0
     live: bool = False
     granted: bool = False
-    truncated: bool = False  # the decoder gave up part-way: judged on the frames before that
+    truncated: bool = False  # frames are missing (the decoder gave up part-way, or skipped a damaged patch)
     faces: list[FaceVerdict] = field(default_factory=list)
+    skipped_frames: int = 0  # read past (a damaged patch): the line says so; in --json, "truncated" does
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out.pop("skipped_frames")
         for face in out["faces"]:
             face.pop("frames")
             face.pop("blurred_frames")
@@ -56,7 +58,10 @@ class Verdict:
         when = f", first live at {first:.2f}s" if first is not None else ""
         blurred = any(f.eyes_blurred and not f.live for f in self.faces)
         why = "; eyes too blurred to see a blink" if blurred else ""
-        why += "; truncated: the decoder stopped early" if self.truncated else ""
+        if self.skipped_frames:
+            why += f"; damaged: {_plural(self.skipped_frames, 'frame')} could not be decoded and were skipped"
+        elif self.truncated:
+            why += "; truncated: the decoder stopped early"
         counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
         return f"{self.source}: {verdict} ({counts}{when}{why})"
 
@@ -90,6 +95,7 @@ def check_source(
         fv.eyes_blurred = 2 * fv.blurred_frames > fv.frames
     verdict.faces = [f for f in faces.values() if f.frames >= MIN_TRACK_FRAMES or f.live]
     verdict.truncated = source.truncated  # a script reading --json must not take a cut upload's "not live" at face value
+    verdict.skipped_frames = source.skipped_frames
     verdict.live = any(f.live for f in verdict.faces)
     verdict.granted = any(f.granted for f in verdict.faces)
     return verdict

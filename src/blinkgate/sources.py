@@ -42,6 +42,10 @@ DROP_REPORT_S = 60.0  # how often frames skipped for being old are totted up
 # Labelled real blinks the gate still counts when frames are dropped to a rate
 # (scripts/frame_rate_study.py): 28 at the clips' own rates, 25 at 15 fps, 24 at 12, 22 at 10, 16 at 8.
 MIN_BLINK_FPS = 10
+# A damaged patch in a video fails one read per lost frame, and the frames after it decode (64 KB of
+# junk in a 30 fps clip: 12-15 failed reads). A read past the end fails in microseconds, so reading
+# on is cheap; this many failures in a row (2 s of frames, at least 30) is the end of the file.
+MIN_BAD_READS, BAD_READS_S = 30, 2.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class FrameSource:
     description: str = ""
     live: bool = False  # a camera or stream: no end, frames arrive in real time
     fps: float | None = None
-    truncated: bool = False  # set once read: the file ended well before its header said (damaged, cut short)
+    truncated: bool = False  # set once read: frames are missing (the file ended well before its header said, or was damaged)
+    skipped_frames: int = 0  # set once read: frames the decoder could not give and read past (a damaged patch)
     # A live source calls this with its clock (ms) while no frame comes (a stalled stream);
     # True ends the iteration, so a caller's time limit holds without frames.
     on_idle: Callable[[float], bool] | None = None
@@ -199,15 +204,28 @@ class VideoFileSource(FrameSource):
         while image is not None:
             yield Frame(_as_bgr(image), clock.stamp(pts), self.frames_read)
             self.frames_read += 1
-            ok, image = self._cap.read()
-            if not ok:
-                break
+            image = self._next_image()
             pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if self.skipped_frames:
+            self.truncated = True  # judged without part of the recording: a verdict must say so
+            log.warning("%s: %d frames could not be decoded and were skipped (a damaged file?)",
+                        self.path, self.skipped_frames)
         expected = self.frame_count or 0
-        if self.frames_read < 0.9 * expected:  # headers count exactly or nearly; a cut file stops early
+        if self.frames_read + self.skipped_frames < 0.9 * expected:  # headers count exactly or nearly
             self.truncated = True
             log.warning("%s: the decoder stopped after %d of %d frames (a truncated or damaged file?)",
                         self.path, self.frames_read, expected)
+
+    def _next_image(self) -> np.ndarray | None:
+        """The next frame the decoder gives, past a damaged patch's failed reads; None at the end.
+        Stopping at the first failure threw away the rest of the clip, and the blinks in it."""
+        limit = max(MIN_BAD_READS, round(BAD_READS_S * self.fps))
+        for failed in range(limit):
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                self.skipped_frames += failed
+                return image
+        return None
 
     def close(self) -> None:
         self._cap.release()
