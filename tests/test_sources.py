@@ -628,6 +628,17 @@ def test_a_stream_password_never_reaches_the_description(caplog):
     assert "hunter2" not in str(err.value)
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:pa/ss3cret@cam/live", "rtsp://***@cam/live"),  # "/" in the password: it was the path
+    ("rtsp://admin:pa#ss3cret@cam/live", "rtsp://***@cam/live"),  # "#": the rest was a fragment
+    ("rtsp://admin:pa?ss3cret@cam/live?x=1", "rtsp://***@cam/live?***"),
+    ("rtsp://admin:ss3cret@[fe80::1/live", "rtsp://***@[fe80::1/live"),  # unparsable: it came back whole
+    ("rtsp://[fe80::1/live?token=ss3cret", "rtsp://[fe80::1/live?***"),
+])
+def test_a_stream_password_with_url_punctuation_or_a_malformed_url_is_never_shown(url, shown):
+    assert sources.redact_url(url) == shown
+
+
 class RealtimeCapture:
     """A camera giving a frame every ``period_s`` of real time, queued until read; each frame's
     pixels hold its number (mod 256). Records whether it was released while a read was under way."""

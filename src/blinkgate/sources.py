@@ -311,16 +311,23 @@ class CaptureClock:
 def redact_url(target: str) -> str:
     """``target`` with a URL's user, password and query string replaced by ``***``: the
     description of a source goes into logs, the browser view's title, the access log and
-    every unlock message, and ``rtsp://admin:secret@cam/`` must not."""
-    try:
-        parts = urllib.parse.urlsplit(target)
-    except ValueError:
-        return target
-    if not parts.scheme or not parts.netloc:
+    every unlock message, and ``rtsp://admin:secret@cam/`` must not.
+
+    The user and password end at the last ``@``, and go before the URL is parsed: a ``/``, ``?``
+    or ``#`` in a password ends the parser's host early, which left the password in the path.
+    An ``@`` later in the URL hides its host too, which is the safe side."""
+    scheme, sep, rest = target.partition("://")
+    if not sep:
         return target  # a path (including C:\\...), not a URL
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"***@{netloc[1]}" if len(netloc) == 2 else netloc[0]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "***" if parts.query else "", ""))
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    try:
+        parts = urllib.parse.urlsplit(f"{scheme}://{rest}")
+    except ValueError:  # e.g. an unclosed "[" (an IPv6 host): no parse, but no secret shown either
+        return f"{scheme}://{rest.split('?', 1)[0]}" + ("?***" if "?" in rest else "")
+    if not parts.scheme or not parts.netloc:
+        return f"{scheme}://{rest}"
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "***" if parts.query else "", ""))
 
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
