@@ -623,6 +623,57 @@ def test_run_headless_writes_events_and_video(capsys, tmp_path, caplog):
     cap.release()
 
 
+def test_run_writes_the_faces_in_view_as_lost_when_it_gives_a_stream_up(capsys, tmp_path, monkeypatch):
+    """A stream lost for good ended `run` with an error and no `lost` event: --events read as if the
+    face were still at the door."""
+    import itertools
+
+    import blinkgate.sources as sources
+    from blinkgate.errors import SourceError
+
+    class LostStream(sources.FrameSource):
+        description = "rtsp://***@cam/live"
+
+        def __iter__(self):
+            with sources.VideoFileSource(shared("blink-videos", "blink-detector.mp4")) as clip:
+                yield from itertools.islice(clip, 5)
+            raise SourceError(f"{self.description} lost after 10 reconnect attempts")
+
+    monkeypatch.setattr(sources, "open_source", lambda spec, fps=20.0: LostStream())
+    events = tmp_path / "ev.jsonl"
+    code, _, err = run(capsys, "run", "--source", "rtsp://cam/live", "--no-display", "--events", str(events),
+                       "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "lost after 10 reconnect attempts" in err
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    appeared = sorted(e["track"] for e in lines if e["event"] == "appeared")
+    assert appeared and sorted(e["track"] for e in lines if e["event"] == "lost") == appeared
+
+
+def test_run_takes_the_browser_views_token_from_the_settings_file_as_door_does(capsys, tmp_path, monkeypatch):
+    """`run --ui` ignored ui.token in blinkgate.toml: each run made a new token, so a bookmarked
+    view was refused. The environment and the flag still come first."""
+    import blinkgate.webui as webui
+    from blinkgate.errors import BlinkgateError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BLINKGATE_UI_TOKEN", raising=False)
+    (tmp_path / "blinkgate.toml").write_text('[ui]\ntoken = "tomltokentomltoken123"\n')
+    (tmp_path / "blinkgate.toml").chmod(0o600)
+    tokens = []
+
+    def check_settings(listen, token):
+        tokens.append(token)
+        raise BlinkgateError("the token is all this test needs")
+
+    monkeypatch.setattr(webui, "check_settings", check_settings)
+    argv = ["run", "--ui", "127.0.0.1:0", "--no-display", "--db", str(tmp_path / "none.db")]
+    assert run(capsys, *argv)[0] == 2
+    monkeypatch.setenv("BLINKGATE_UI_TOKEN", "envtokenenvtoken12345")
+    assert run(capsys, *argv)[0] == 2
+    assert run(capsys, *argv, "--ui-token", "flagtokenflagtoken12")[0] == 2
+    assert tokens == ["tomltokentomltoken123", "envtokenenvtoken12345", "flagtokenflagtoken12"]
+
+
 def test_run_keeps_a_file_already_at_record(capsys, tmp_path, caplog):
     """`run --record precious.mkv` replaced the user's video; it goes beside it, as the door's."""
     precious = tmp_path / "precious.mkv"
@@ -642,6 +693,15 @@ def test_run_keeps_a_file_already_at_record(capsys, tmp_path, caplog):
 def test_run_missing_camera(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "camera 9" in err and "--source" in err
+
+
+@pytest.mark.parametrize("source, said", [
+    ("a" * 300 + ".mp4", "cannot read a{300}\\.mp4: File name too long"),  # Path.is_dir raised OSError
+    ("99999999999999999999", "cannot open camera 99999999999999999999 "),  # VideoCapture(int) raised cv2.error
+])
+def test_a_source_name_too_long_or_a_camera_number_too_big_is_a_one_line_error(capsys, tmp_path, source, said):
+    code, _, err = run(capsys, "run", "--source", source, "--no-display", "--db", str(tmp_path / "none.db"))
+    assert code == 2 and re.fullmatch(f"blinkgate: error: {said}.*\n", err)
 
 
 def _make_run(tmp_path, *variables: str) -> subprocess.CompletedProcess:

@@ -35,6 +35,9 @@ log = logging.getLogger("blinkgate")
 
 
 GATE_SETTINGS = ("db", "fps", "eyes", "liveness", "tolerance", "eye_model")  # flags of _add_gate
+# Other settings a command reads as door does, by their flag's dest: one ui.token in blinkgate.toml
+# opens run's browser view too (run read only --ui-token and the environment: a new token each run).
+DEST_SETTINGS = {"ui_token": "ui.token"}
 
 
 def _fill_settings(args: argparse.Namespace) -> None:
@@ -45,20 +48,21 @@ def _fill_settings(args: argparse.Namespace) -> None:
     use one database; ``eval``
     and ``eval-blinks`` from the defaults alone, so their numbers do not depend on the folder
     they run in."""
-    from .config import SETTINGS, resolve
+    from .config import BY_KEY, resolve
 
-    keys = [k for k in GATE_SETTINGS if hasattr(args, k)]
+    keys = {k: k for k in GATE_SETTINGS if hasattr(args, k)}  # dest: setting
     if not keys:
         return  # door, log and config resolve their own settings
+    keys.update({dest: key for dest, key in DEST_SETTINGS.items() if hasattr(args, dest)})
     if hasattr(args, "config"):
-        given = {f"cfg_{k}": getattr(args, k) for k in keys if getattr(args, k) is not None}
+        given = {BY_KEY[k].dest: getattr(args, d) for d, k in keys.items() if getattr(args, d) is not None}
         settings = resolve({"config": args.config, **given})
-        values = {k: settings[k] for k in keys}
+        values = {d: settings[k] for d, k in keys.items()}
     else:
-        values = {s.key: s.default for s in SETTINGS if s.key in keys}
-    for key in keys:
-        if getattr(args, key) is None:
-            setattr(args, key, values[key])
+        values = {d: BY_KEY[k].default for d, k in keys.items()}
+    for dest in keys:
+        if getattr(args, dest) is None:
+            setattr(args, dest, values[dest])
 
 
 def _writable_folder(path: str | Path, flag: str, mode: int = 0o777) -> None:
@@ -247,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .viewer import Viewer
 
     eye_model = _eye_model(args)  # a bad --eye-model or --ui fails before the camera opens
-    token = args.ui_token or os.environ.get("BLINKGATE_UI_TOKEN") or None
+    token = args.ui_token  # --ui-token, else $BLINKGATE_UI_TOKEN, else ui.token (_fill_settings)
     if args.ui:
         from .webui import check_settings
 
@@ -280,11 +284,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             viewer.wait(frame.timestamp_ms)
             if viewer.active and not viewer.show(draw(frame.image, result, viewer.rate), frame.timestamp_ms):
                 break
-        if events:
-            events.write(gate.end())  # the faces still in view at the end leave too
         if not source.live:  # a camera is watched until stopped; a file has an end to sum up
             log.info("%s: %s", source.description, tally.line())
     finally:
+        if events:  # the faces still in view at the end leave too, also when a stream is given up
+            events.write(gate.end())
         source.close()
         gate.close()  # stops the background recognition process, if any
         for part in (viewer, ui, events, people):
@@ -761,14 +765,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", help="watch a camera, video, frame folder or stream",
                 description="Show each face's box, name, eye state and LIVE once it blinks; a recognised face "
                             "that blinked is granted. Nothing is unlocked: `blinkgate door` does that. Reads "
-                            "db, fps, eyes, liveness, tolerance and eye_model from the settings file, as door does.")
+                            "db, fps, eyes, liveness, tolerance, eye_model and ui.token from the settings file, as "
+                            "door does.")
     _add_setting(p, "source", default="0")
     p.add_argument("--no-display", action="store_true", help="run without a window")
     _add_setting(p, "record")
     _add_setting(p, "events")
     _add_setting(p, "ui.listen", dest="ui")
-    _add_setting(p, "ui.token", dest="ui_token",
-                 help="the browser view's access token (default: $BLINKGATE_UI_TOKEN, else a new random one)")
+    _add_setting(p, "ui.token", True, dest="ui_token")
     _add_gate(p)
     p.set_defaults(func=cmd_run)
 

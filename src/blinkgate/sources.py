@@ -107,17 +107,23 @@ def _refuse_not_utf8(name: str) -> None:
 def _open_capture(target: int | str) -> cv2.VideoCapture:
     if isinstance(target, str):
         _refuse_not_utf8(target)
-    if _is_stream(target) and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
-        # FFmpeg's own defaults let a dead camera's open, or a stalled stream's read, block the
-        # frame loop for a long time (or for ever); with these it fails, and the source reconnects.
-        cap = cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
-                                                       cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
-    else:
-        cap = cv2.VideoCapture(target)
+    try:
+        cap = _new_capture(target)
+    except cv2.error:  # a camera index past a C int (--source 99999999999999999999): no such camera
+        raise SourceError(f"cannot open {target!r}") from None
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"cannot open {target!r}")
     return cap
+
+
+def _new_capture(target: int | str) -> cv2.VideoCapture:
+    if _is_stream(target) and cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+        # FFmpeg's own defaults let a dead camera's open, or a stalled stream's read, block the
+        # frame loop for a long time (or for ever); with these it fails, and the source reconnects.
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+    return cv2.VideoCapture(target)
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -647,6 +653,13 @@ def open_recording_path(spec: str | Path, fps: float = 20.0) -> FrameSource:
     text = recording_name(spec)
     if not text:  # Path("") is the current folder: a blank argument would read its images
         raise SourceError("empty source: give a camera index, video file, frame folder or URL")
+    try:
+        return _open_path(text, fps)
+    except OSError as err:  # a name too long, a folder that cannot be listed: the input's error, no traceback
+        raise SourceError(f"cannot read {text}: {err.strerror or err}") from None
+
+
+def _open_path(text: str, fps: float) -> FrameSource:
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, fps=fps)
