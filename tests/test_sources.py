@@ -711,6 +711,25 @@ def test_a_short_stall_in_the_gate_skips_no_frame(monkeypatch):
     assert numbers == list(range(numbers[0], numbers[0] + 40))
 
 
+def test_frames_that_queue_while_the_caller_gets_ready_are_dropped_not_squeezed_together(monkeypatch, caplog):
+    # `run` opens the stream, then builds its Gate (~3 s; 0.3 s here). The frames queued meanwhile
+    # were read back to back at the first take, stamped 1-6 ms apart: half a second of video as
+    # 40 ms, a blink in it as a flicker, and the gate warned its clock could not be in milliseconds.
+    camera = RealtimeCapture(period_s=0.01)
+    monkeypatch.setattr(sources, "_open_capture", lambda target: camera)
+    monkeypatch.setattr(sources, "DROP_REPORT_S", 0.2)
+    source = open_source(0)
+    time.sleep(0.3)
+    try:
+        with caplog.at_level("DEBUG", logger="blinkgate.sources"):
+            frames = list(itertools.islice(source, 40))
+    finally:
+        source.close()
+    assert frames[0].index >= 10  # the ones from the start were stale
+    assert frames[9].timestamp_ms - frames[0].timestamp_ms >= 60.0  # 10 frames of a 100 fps camera: 90 ms
+    assert "slower than the camera" not in caplog.text  # those dropped were not the gate falling behind
+
+
 def test_a_live_source_read_in_turn_falls_behind(monkeypatch):
     # The same camera and gate without the reading thread: what open_source gave before.
     camera = RealtimeCapture(period_s=0.01)

@@ -373,7 +373,8 @@ class LiveSource(FrameSource):
     ``max_retries=None`` reconnects for ever (the door: a USB camera unplugged for an hour must
     not end it); otherwise ``SourceError`` after that many attempts in a row. While the source is
     down, a warning is logged at the first failure and then at most every ``warn_every_s``.
-    ``fresh_only`` reads on a thread and skips frames the caller fell behind on (:class:`FreshQueue`)."""
+    ``fresh_only`` reads on a thread from the open on and skips frames the caller fell behind on
+    (:class:`FreshQueue`)."""
 
     live = True
 
@@ -416,6 +417,12 @@ class LiveSource(FrameSource):
         self._down_since = 0.0
         self._warned_at = -math.inf  # when a warning was last logged
         self._said = False  # this outage was logged
+        # Read from the open on, not from the first take: the frames that came while the caller got
+        # ready (run builds its Gate, ~3 s) were then read back to back, stamped 1-6 ms apart on the
+        # read clock, and all taken as fresh. Read as they come, they are dropped as stale.
+        if fresh_only:
+            self._reader = FreshQueue(self._reads(), name=f"blinkgate-read {self.description}",
+                                      max_behind_s=MAX_BEHIND_MS / 1000.0, on_end=self._cap_release)
 
     def _reconnect(self) -> None:
         """One attempt after a failure: wait the back-off, reopen. Raises once retries are spent."""
@@ -467,8 +474,9 @@ class LiveSource(FrameSource):
             index += 1
 
     def _fresh(self) -> Iterator[tuple[int, np.ndarray, float, float]]:
-        self._reader = reader = FreshQueue(self._reads(), name=f"blinkgate-read {self.description}",
-                                           max_behind_s=MAX_BEHIND_MS / 1000.0, on_end=self._cap_release)
+        reader = self._reader
+        assert reader is not None  # made in __init__ when fresh_only
+        reader.counts()  # frames skipped before the first take: the caller getting ready, not a slow gate
         reported, reconnects, said, said_slow_camera = self._clock(), self._reconnects, False, False
         try:
             while True:
