@@ -901,6 +901,32 @@ def test_verify_prints_the_name_and_exits_0_once_the_person_is_granted_and_runs_
     assert not touched.exists()  # the exit code is the action: the door's relay must not fire
 
 
+def test_verify_writes_the_faces_in_view_as_lost_when_its_camera_is_lost(capsys, tmp_path, monkeypatch):
+    """As `run`: a camera lost for good ended verify with no `lost` event in --events."""
+    import itertools
+
+    import blinkgate.sources as sources
+    from blinkgate.errors import SourceError
+    from conftest import enrol_from_clip
+
+    class LostCamera(sources.FrameSource):
+        description = "camera 0"
+
+        def __iter__(self):
+            with sources.VideoFileSource(shared("blink-videos", "blink-detector.mp4")) as clip:
+                yield from itertools.islice(clip, 5)
+            raise SourceError("camera 0 lost after 10 reconnect attempts")
+
+    db = enrol_from_clip(tmp_path, "subject")
+    monkeypatch.setattr(sources, "open_source", lambda spec, fps=20.0, retries=None: LostCamera())
+    events = tmp_path / "ev.jsonl"
+    code, _, err = run(capsys, "verify", "--source", "0", "--no-display", "--events", str(events), "--db", str(db))
+    assert code == 2 and "lost after 10 reconnect attempts" in err
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    appeared = sorted(e["track"] for e in lines if e["event"] == "appeared")
+    assert appeared and sorted(e["track"] for e in lines if e["event"] == "lost") == appeared
+
+
 @pytest.mark.parametrize("flag", [("--on-grant", "touch opened"), ("--webhook", "http://127.0.0.1:9/door"),
                                   ("--webhook-secret", "s"), ("--mqtt-host", "broker"), ("--mqtt-tls",),
                                   ("--action-cooldown", "5"), ("--on-grant-timeout", "3")])
@@ -1250,7 +1276,8 @@ def test_verify_stopped_twice_in_a_row_still_counts_the_challenge_under_way(caps
     assert code == {"SIGINT": 130, "SIGQUIT": 131}[second], err  # the second signal still ends it, after
     with AccessLog(db) as log:
         assert [(e.decision, e.reason, e.name) for e in log.entries()] == [("denied", "expired", "alice")]
-    assert '"reason": "expired"' in events.read_text().splitlines()[-1]  # and its own outputs got it too
+    *_, denied, left = events.read_text().splitlines()
+    assert '"reason": "expired"' in denied and '"event": "lost"' in left  # its own outputs got it too
 
 
 def _no_core_dump() -> None:

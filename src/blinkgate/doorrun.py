@@ -339,8 +339,6 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
                 break
             if until is not None and (code := until(frame.timestamp_ms, result)) is not None:
                 return code
-        if events:
-            events.write(door.gate.end())  # the faces still in view at the end leave too, as in `run`
     finally:
         with _stops_held(until is not None):  # delivered once all is written and closed
             source.close()
@@ -348,6 +346,8 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
                 # A grant ends the visit too: another face's prompt must not be dropped for free.
                 if until is not None and (ended := door.end_visit()) is not None:
                     _report(ended, image, events, ui)
+                if events:  # the faces still in view leave too, as in `run`: also after a grant or a lost camera
+                    events.write(door.gate.end())
             finally:
                 door.close()  # writes the access log's last rows: the end's decisions among them
             for part in (viewer, ui, events):
