@@ -100,6 +100,40 @@ def test_corrupt_model_is_a_model_error(tmp_path):
         EyeClassifier(half).load()
 
 
+def _dense_model(path, in_shape: list, outputs: int) -> None:
+    """A minimal ONNX net: flatten, one dense layer, sigmoid."""
+    onnx = pytest.importorskip("onnx", reason="needs onnx (the [train] extra) to write test models")
+    from onnx import TensorProto, helper, numpy_helper
+
+    n_in = int(np.prod(in_shape[1:]))
+    weights = [numpy_helper.from_array(np.full((n_in, outputs), 0.001, np.float32), "w"),
+               numpy_helper.from_array(np.zeros(outputs, np.float32), "b")]
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("Gemm", ["f", "w", "b"], ["g"]),
+             helper.make_node("Sigmoid", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", outputs])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("in_shape, outputs, message", [
+    (["N", 32, 32, 1], 1, "does not take a batch of 24x24 gray crops"),
+    (["N", 24, 24, 3], 1, "does not take a batch of 24x24 gray crops"),
+    (["N", 24, 24, 1], 2, "not one P"),
+])
+def test_a_model_for_other_crops_or_outputs_is_refused_at_load(tmp_path, in_shape, outputs, message):
+    """Parsed but never run, such a model passed the start-up check: an OpenCV traceback at the
+    first face, or (two outputs) the Haar backend silently reading one eye's second output as the
+    other eye's P(open)."""
+    path = tmp_path / "other.onnx"
+    _dense_model(path, in_shape, outputs)
+    with pytest.raises(ModelError, match=message):
+        EyeClassifier(path).load()
+    _dense_model(path, ["N", 24, 24, 1], 1)
+    assert EyeClassifier(path).load().predict([np.zeros((24, 24), np.uint8)] * 2).shape == (2,)  # the right shape loads
+
+
 def test_shipped_model_without_its_thresholds_is_a_broken_install(tmp_path, monkeypatch):
     """At 0.5/0.5 the eye stage would say CLOSED more readily than anything was measured with."""
     bare = tmp_path / "eye_state.onnx"

@@ -40,6 +40,11 @@ def test_calibrate_reaches_the_precision_target():
     # Perfectly separated scores need no undecided band.
     assert calibrate(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == {
         "closed_below": 0.5, "open_above": 0.5}
+    # The midpoint 0.223875 rounded to the nearest 0.2239 took in the open eye at 0.22389.
+    closed, opened = np.linspace(0.1, 0.22386, 50), np.array([0.22389, 0.9])
+    p, y = np.concatenate([closed, opened]), np.array([0] * 50 + [1, 1])
+    t = calibrate(p, y, precision=0.99)
+    assert t["closed_below"] == 0.2238 and np.mean(y[p < t["closed_below"]] == 0) == 1.0
 
 
 def test_augment_keeps_shape_range_and_is_seeded():

@@ -132,8 +132,23 @@ class EyeClassifier:
             if self.input_norm not in INPUT_NORMS:  # surface a bad sidecar at load time too
                 raise ModelError(f"eye model {self.model_path}: unknown input_norm "
                                  f"{self.input_norm!r}")
+            self._probe(net)
             self._net = net
         return self
+
+    def _probe(self, net: cv2.dnn.Net) -> None:
+        """Run the net once on two blank crops. Parsing alone passed a model for 32x32 or colour
+        crops (an OpenCV traceback at the first face) and one with two outputs per crop (the
+        Haar backend read the second output as the other eye's P(open), and said nothing)."""
+        try:
+            net.setInput(np.zeros((2, SIZE, SIZE, 1), np.float32))
+            out = net.forward()
+        except cv2.error as err:
+            raise ModelError(f"eye model {self.model_path} does not take a batch of {SIZE}x{SIZE} gray crops "
+                             "(N, 24, 24, 1) float32") from err
+        if out.size != 2:
+            raise ModelError(f"eye model {self.model_path} gives an output of shape {tuple(out.shape)} for 2 crops, "
+                             "not one P(open) per crop")
 
     def predict_batch(self, batch: np.ndarray) -> np.ndarray:
         """P(open) for a ready float32 (N, 24, 24, 1) batch in [0, 1]."""

@@ -446,7 +446,10 @@ def calibrate(p_open: np.ndarray, labels: np.ndarray,
         sel = p_open > t
         if sel.any() and np.mean(labels[sel] == 1) >= precision:
             open_above = float(t)
-    return {"closed_below": round(closed_below, 4), "open_above": round(open_above, 4)}
+    # Rounded towards the undecided band: to the nearest, a midpoint could round onto a sample of
+    # the other state and miss the precision target by that one sample.
+    return {"closed_below": math.floor(round(closed_below * 1e4, 6)) / 1e4,
+            "open_above": math.ceil(round(open_above * 1e4, 6)) / 1e4}
 
 
 # ----------------------------------------------------------------------------- entry point
