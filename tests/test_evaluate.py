@@ -198,10 +198,36 @@ def test_run_presentation_reports_a_broken_input(tmp_path):
     assert summary["errors"] == {"p": out.error} and summary["accepted"]["real_attacks"] == {}
 
 
-def _o(i, label, accept_s=None, group="g", simulated=False, expect_blink=True, granted=None):
+def _o(i, label, accept_s=None, group="g", simulated=False, expect_blink=True, granted=None, error=None):
     return Outcome(i, label, group, simulated, expect_blink, None, frames=10, face_frames=10,
                    accepted=accept_s is not None, accept_s=accept_s, granted=granted,
-                   grant_s=accept_s if granted else None)
+                   grant_s=accept_s if granted else None, error=error)
+
+
+def test_inputs_that_errored_count_where_their_result_is_known():
+    """All of them were dropped: an attack accepted before its decoder failed left APCER at 0%,
+    and an unreadable bona fide input left BPCER at 0%."""
+    outcomes = [_o("a1", "print"), _o("a2", "print", 0.05, error="decoder failed mid-clip"),
+                _o("a3", "print", error="cannot open"),  # never accepted, never judged: no verdict
+                _o("l1", "live", 1.0), _o("l2", "live", error="cannot open")]
+    s = summarise(outcomes)
+    assert s["accepted"]["real_attacks"]["print"]["apcer"] == 0.5 and s["accepted"]["real_attacks"]["print"]["n"] == 2
+    assert s["accepted"]["bona_fide"]["bpcer"] == 0.5 and s["accepted"]["bona_fide"]["rejected_ids"] == ["l2"]
+    assert set(s["errors"]) == {"a2", "a3", "l2"}
+
+
+def test_a_truncated_input_not_accepted_is_no_verdict(tmp_path):
+    """A cut video read 46 of its 200 frames and counted as an attack rejected."""
+    clip = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (64, 48))
+    for i in range(40):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    data = clip.read_bytes()
+    clip.write_bytes(data[: len(data) // 2])  # cut short, index and all
+    out = run_presentation(ScriptedPipeline(), Presentation("cut", "print", source=clip))
+    assert out.frames < 40 and not out.accepted and "truncated or damaged" in (out.error or "")
+    assert summarise([out])["accepted"]["real_attacks"] == {}
 
 
 def test_summary_apcer_bpcer_acer_and_time_to_accept():

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from blinkgate.evaluate_blinks import Label, evaluate_blinks, score_clip, summarise
+from blinkgate.errors import BlinkgateError
+from blinkgate.evaluate_blinks import Label, evaluate_blinks, read_labels, score_clip, summarise
 from blinkgate.gate import Gate
 from blinkgate.types import EyeState
 
@@ -33,6 +34,30 @@ def test_slack_and_misses():
     assert s.true_pos == 1
     s = score_clip(Path("c.mp4"), LABELS, [(17, 18)], {}, slack=2)
     assert s.true_pos == 0 and s.missed == [10, 40] and s.false_at == [17]
+
+
+def test_matching_is_one_to_one():
+    # One detection across two close blinks found both (recall 1.0); a blink detected twice was
+    # one true positive and no false one (precision 1.0).
+    two = [Label(10, 11, "blink", True), Label(15, 16, "blink", True)]
+    spanning = score_clip(Path("c.mp4"), two, [(11, 15)], {})
+    assert (spanning.true_pos, spanning.false_pos, spanning.missed) == (1, 0, [15])
+    twice = score_clip(Path("c.mp4"), two[:1], [(10, 10), (11, 11)], {})
+    assert (twice.true_pos, twice.false_pos, twice.detected) == (1, 1, 2)
+    assert summarise([twice])["precision"] == 0.5
+
+
+def test_nothing_to_count_is_no_score_and_hand_edited_labels_read(tmp_path):
+    empty = summarise([score_clip(Path("c.mp4"), [], [], {})])
+    assert (empty["precision"], empty["recall"], empty["f1"]) == (None, None, None)  # printed "—", not 0.0
+    missed = summarise([score_clip(Path("c.mp4"), LABELS[:1], [], {})])
+    assert (missed["precision"], missed["recall"], missed["f1"]) == (None, 0.0, 0.0)
+    sheet = tmp_path / "c.csv"
+    sheet.write_text("\ufeffstart_frame, end_frame, kind, confidence\n10, 13, blink , Sure\n,,,\n")
+    assert read_labels(sheet) == [Label(10, 13, "blink", True)]  # "blink " was a negative, "Sure" unsure
+    sheet.write_text("start,end\n1,2\n")
+    with pytest.raises(BlinkgateError, match="expected columns start_frame"):
+        read_labels(sheet)
 
 
 def test_per_frame_accuracy():

@@ -462,6 +462,8 @@ def run_presentation(pipeline: Pipeline, p: Presentation, check_grant: bool = Fa
                 tl["blinks"].append(blinks)
                 tl["live"].append(live)
                 tl["granted"].append(granted)
+            if source.truncated and not out.accepted:  # frames are missing: "not accepted" is no verdict
+                out.error = f"truncated or damaged: judged on the {out.frames} frames that could be read"
     except BlinkgateError as err:
         out.error = str(err)
     if check_grant and p.identity and out.granted is None:
@@ -575,7 +577,10 @@ def _acer(attacks: dict, bpcer: float | None) -> float | None:
 def summarise(outcomes: list[Outcome], time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> dict:
     """The APCER/BPCER/ACER tables, for 'accepted' (live) and, where scored, 'granted'."""
     errors = [o for o in outcomes if o.error]
-    scored = [o for o in outcomes if not o.error]
+    # An input that errored still counts where its result is known: an attack accepted before the
+    # error was accepted, and a bona fide one that errored was not let in. Only an attack that
+    # errored unaccepted has no verdict (dropping them all hid an accepted attack from APCER).
+    scored = [o for o in outcomes if not o.error or not o.attack or o.accepted]
     bona = [o for o in scored if not o.attack]
     main_bona = [o for o in bona if o.expect_blink]
     real = [o for o in scored if o.attack and not o.simulated]

@@ -47,11 +47,14 @@ class ClipScore:
 def read_labels(path: Path) -> list[Label]:
     if not path.is_file():
         raise BlinkgateError(f"no labels for this clip: {path}")
-    with path.open(newline="") as f:
-        return [
-            Label(int(r["start_frame"]), int(r["end_frame"]), r["kind"], r["confidence"] == "sure")
-            for r in csv.DictReader(f)
-        ]
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f)]
+    try:  # "blink " or "Sure" from a hand-edited sheet read as another kind or as unsure
+        return [Label(int(r["start_frame"]), int(r["end_frame"]), r["kind"].lower(), r["confidence"].lower() == "sure")
+                for r in rows if any(r.values())]
+    except (KeyError, ValueError) as err:
+        raise BlinkgateError(f"{path}: expected columns start_frame, end_frame, kind, confidence with whole "
+                             f"frame numbers ({type(err).__name__}: {err})") from None
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int], slack: int) -> bool:
@@ -81,11 +84,14 @@ def score_clip(clip: Path, labels: list[Label], blinks: list[tuple[int, int]], s
     positives = [lb for lb in labels if lb.kind == "blink" and (lb.sure or not sure_only)]
     ignore = [lb for lb in labels if lb.kind in DONT_CARE or (lb.kind == "blink" and sure_only and not lb.sure)]
     score = ClipScore(clip.name, labelled=len(positives))
-    matched = set()
-    for det in blinks:
-        hits = [i for i, lb in enumerate(positives) if _overlaps(det, (lb.start, lb.end), slack)]
-        if hits:
-            matched.update(hits)
+    matched: set[int] = set()
+    for det in sorted(blinks):
+        # One to one: a detection spanning two blinks finds one of them, and a second detection
+        # of a blink already found is a false one (the detector counted a blink twice).
+        hit = next((i for i, lb in enumerate(positives)
+                    if i not in matched and _overlaps(det, (lb.start, lb.end), slack)), None)
+        if hit is not None:
+            matched.add(hit)
             score.detected += 1
             score.true_pos += 1
         elif not any(_overlaps(det, (lb.start, lb.end), slack) for lb in ignore):
@@ -93,7 +99,6 @@ def score_clip(clip: Path, labels: list[Label], blinks: list[tuple[int, int]], s
             score.false_pos += 1
             score.false_at.append(det[0])
     score.missed = [lb.start for i, lb in enumerate(positives) if i not in matched]
-    score.true_pos = len(matched)  # two detections on one blink count once
     for lb in positives:
         for i in range(lb.start, lb.end + 1):
             score.closed_frames += 1
@@ -110,15 +115,17 @@ def summarise(scores: list[ClipScore]) -> dict:
     tp = sum(s.true_pos for s in scores)
     det = sum(s.detected for s in scores)
     lab = sum(s.labelled for s in scores)
-    precision = (det - sum(s.false_pos for s in scores)) / det if det else 0.0
-    recall = tp / lab if lab else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # None where there is nothing to count (no detections, no labelled blinks): not a 0% score.
+    precision = tp / det if det else None
+    recall = tp / lab if lab else None
+    p, r = precision or 0.0, recall or 0.0
+    f1 = None if precision is None and recall is None else (2 * p * r / (p + r) if p + r else 0.0)
     closed = sum(s.closed_frames for s in scores)
     opened = sum(s.open_frames for s in scores)
     return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
+        "precision": None if precision is None else round(precision, 4),
+        "recall": None if recall is None else round(recall, 4),
+        "f1": None if f1 is None else round(f1, 4),
         "labelled": lab,
         "detected": det,
         "closed_frame_accuracy": round(sum(s.closed_read for s in scores) / closed, 4) if closed else None,
