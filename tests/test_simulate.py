@@ -25,6 +25,7 @@ from blinkgate.simulate import (
     flex_value,
     identity_of,
     make_sequence,
+    sequence_plan,
     simulate,
 )
 
@@ -97,6 +98,26 @@ def _still_params(kind: str = "folded-print") -> dict:
 def _red_rows(frame: np.ndarray) -> int:
     b, g, r = (frame[..., i].astype(int) for i in range(3))
     return int(((r > 150) & (g < 110) & (b < 110)).any(axis=1).sum())
+
+
+def test_every_kind_is_drawn_from_every_photo_pool():
+    """Two kinds over two folders paired each kind with one folder: every folded print came from
+    the same photos. Counts with no common factor (the defaults) keep the plan they always had."""
+    from collections import Counter
+
+    pools = [[Path("faces/a.jpg")], [Path("nuaa/b.jpg")]]
+    two = sequence_plan(pools, 8, 0, ["folded-print", "bent-print"])
+    assert Counter((kind, pool[0].parent.name) for _, kind, pool in two) == {
+        (k, f): 2 for k in ("folded-print", "bent-print") for f in ("faces", "nuaa")}
+    three = sequence_plan(pools, 12, 0, list(KINDS))
+    assert [(kind, pool) for _, kind, pool in three] == [(KINDS[i % 3], pools[i % 2]) for i in range(12)]
+
+
+def test_a_short_duration_draws_its_light_switch_inside_the_clip():
+    # The switch was drawn between 1 s and the duration: below 1 s numpy raised.
+    for s in range(40):
+        p = draw_params(np.random.default_rng(s), "print", duration=0.6)
+        assert p["light"]["switch"] is None or p["light"]["switch"][0] <= 0.6
 
 
 def test_a_flat_still_print_lands_where_asked():

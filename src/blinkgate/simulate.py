@@ -229,7 +229,7 @@ def draw_params(rng: np.random.Generator, kind: str, duration: float | None = No
         "ambient": _u(rng, 0.35, 0.7), "dir": [_u(rng, -0.6, 0.6), _u(rng, -0.8, 0.2)], "dir_drift": _u(rng, 0.0, 0.5),
         "dir_hz": _u(rng, 0.05, 0.3), "gloss": _u(rng, 0.0, 0.5) if rng.random() < 0.6 else 0.0, "shine": _u(rng, 15, 80),
         "gain": _u(rng, 0.75, 1.2), "flicker": [_u(rng, 0.0, 0.12), _u(rng, 0.05, 0.5), _u(rng, 0, 2 * math.pi)],
-        "switch": [_u(rng, 1.0, duration), _u(rng, 0.7, 1.3)] if rng.random() < 0.3 else None,
+        "switch": [_u(rng, min(1.0, duration / 2), duration), _u(rng, 0.7, 1.3)] if rng.random() < 0.3 else None,
         "temperature": [_u(rng, 0.9, 1.1), 1.0, _u(rng, 0.9, 1.1)],
     }
     p["camera"] = {
@@ -696,8 +696,15 @@ class AttackRenderer:
 
 
 def sequence_plan(pools: list[list[Path]], count: int, seed: int, kinds: list[str]) -> list[tuple[int, str, list[Path]]]:
-    """(index, kind, photo pool) per sequence: pools and kinds take turns, so both stay balanced."""
-    return [(i, kinds[i % len(kinds)], pools[i % len(pools)]) for i in range(count)]
+    """(index, kind, photo pool) per sequence: pools and kinds take turns, so both stay balanced.
+
+    Where their counts share a factor, the pools are moved on by one after each full round: taking
+    turns alone paired 2 kinds with 2 pools for good (every folded print from one folder). Where
+    they share none (3 kinds, 2 pools: the defaults) every pair comes up anyway, and the plan is
+    as it always was."""
+    k, n = len(kinds), len(pools)
+    round_ = math.lcm(k, n) if math.gcd(k, n) > 1 else math.inf
+    return [(i, kinds[i % k], pools[(i + int(i // round_)) % n]) for i in range(count)]
 
 
 def pick_photo(loader: PhotoLoader, pool: list[Path], rng: np.random.Generator, tries: int = 50) -> Photo:
