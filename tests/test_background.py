@@ -47,6 +47,25 @@ def test_the_worker_encodes_like_the_frame_loop_and_survives_a_bad_face(photo):
     assert by_key["empty"].encoding is None and by_key["empty"].error
 
 
+def test_ctrl_c_in_the_terminal_leaves_the_worker_to_its_parent(photo):
+    """Ctrl-C reaches the whole process group: the worker died with a KeyboardInterrupt traceback
+    under `run`'s clean exit 130. It ignores SIGINT; its parent stops it."""
+    image, box, inline = photo
+    with BackgroundEncoder() as worker:
+        worker.submit("a", image, box)
+        done = []
+        while not done:
+            done += worker.wait()  # answered: the worker is past its start-up
+        os.kill(worker._proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert worker._proc.is_alive()
+        worker.submit("b", image, box)
+        done = []
+        while not done:
+            done += worker.wait()
+    assert np.array_equal(done[0].encoding, inline)
+
+
 def test_a_killed_worker_is_replaced_and_the_next_request_is_answered(photo, caplog):
     image, box, inline = photo
     with BackgroundEncoder() as worker:

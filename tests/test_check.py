@@ -1,5 +1,8 @@
 """Batch verdicts: what `blinkgate check` prints and returns for each source."""
 
+import contextlib
+import os
+import time
 from pathlib import Path
 
 import cv2
@@ -139,6 +142,60 @@ def test_a_file_that_kills_its_worker_is_an_error_line_and_the_batch_goes_on(tmp
     assert [spec for spec, *_ in out] == specs
     assert [verdict is not None for _, verdict, _, _ in out] == [True, False, True, True]
     assert "worker process died" in out[1][2]
+
+
+def test_a_batch_whose_workers_keep_dying_exits_1_as_one_stopped_not_2_as_one_done(tmp_path, capsys, monkeypatch):
+    """It exited 2, the code of a batch that ended with some input unusable."""
+    import blinkgate.check as check
+    from blinkgate.cli import main
+    from blinkgate.errors import BatchStopped
+
+    def dying(*_args, **_kw):
+        yield str(tmp_path), None, "its worker process died", []
+        raise BatchStopped("a worker process died on each of 3 inputs in a row; rerun with fewer --jobs or without")
+
+    monkeypatch.setattr(check, "check_in_parallel", dying)
+    clips = [tmp_path / f"{i}.mp4" for i in range(3)]
+    for clip in clips:
+        clip.write_bytes(b"x")
+    assert main(["check", *map(str, clips), "--jobs", "2", "--db", str(tmp_path / "none.db")]) == 1
+    assert "died on each of 3 inputs in a row" in capsys.readouterr().err
+
+
+def test_a_named_pipe_is_refused_not_waited_on_for_good(tmp_path):
+    """Opened in native code, a FIFO with no writer blocked the batch, Ctrl-C and all."""
+    import threading
+
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+
+    done = threading.Event()
+
+    def writer():  # serves any reader a few bytes and an end: a regression fails this test, not hangs it
+        while not done.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails while no one reads
+            except OSError:
+                time.sleep(0.01)
+                continue
+            with contextlib.suppress(OSError):
+                os.write(fd, b"not a video")
+            os.close(fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(SourceError, match="pipe or socket"):
+            open_recording(str(fifo), fps=20)
+    finally:
+        done.set()
+        thread.join(5)
+
+
+def test_a_name_with_a_line_break_keeps_its_verdict_on_one_line():
+    # `--null` lets such names in; text output printed them raw, two lines for one input.
+    line = Verdict("two\nlines.mp4", frames=3).format()
+    assert "\n" not in line and line.startswith("two\\nlines.mp4: ")
 
 
 def test_an_input_list_is_one_a_line_or_separated_by_nul():

@@ -690,6 +690,14 @@ def test_run_keeps_a_file_already_at_record(capsys, tmp_path, caplog):
     cap.release()
 
 
+def test_run_refused_for_its_record_path_leaves_no_events_file(capsys, tmp_path):
+    events = tmp_path / "ev.jsonl"
+    code, _, err = run(capsys, "run", "--source", _frame_folder(tmp_path / "frames", 0.15), "--no-display",
+                       "--record", str(tmp_path / "out.txt"), "--events", str(events), "--db", str(tmp_path / "none.db"))
+    assert code == 2 and "out.txt" in err
+    assert not events.exists()  # it was opened (an empty file) before the recording was refused
+
+
 def test_run_missing_camera(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "camera 9" in err and "--source" in err

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from blinkgate.errors import BlinkgateError
+from blinkgate.errors import BatchStopped, BlinkgateError
 from blinkgate.parallel import imap_processes
 from fakes import die_in_worker, refuse_database, sleep_then_square, square, square_unless_3
 
@@ -47,7 +47,7 @@ def test_with_on_crash_an_input_whose_worker_dies_is_its_own_error_and_the_rest_
 def test_with_on_crash_workers_that_cannot_live_still_end_the_run():
     """Every input crashing is no bad input but workers that die: the run must not crawl on."""
     crashed = []
-    with pytest.raises(BlinkgateError, match="died on each of 3 inputs in a row"):
+    with pytest.raises(BatchStopped, match="died on each of 3 inputs in a row"):  # exit 1: stopped, not done
         for _ in imap_processes(square, range(20), jobs=1, initializer=die_in_worker,
                                 on_crash=lambda x, why: crashed.append(x)):
             pass

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue
+import signal
 import time
 import weakref
 from collections.abc import Callable, Hashable
@@ -70,6 +71,9 @@ def _serve(requests, results, models_dir) -> None:
     """The worker: load the models once, then encode until told to stop (``None``)."""
     from .recognize import FaceEncoder
 
+    # Ctrl-C reaches the whole process group: the parent stops this worker itself (_stop), and
+    # a KeyboardInterrupt here only printed a traceback of the worker under the parent's exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     encoder = FaceEncoder(models_dir)
     try:
         encoder.shape5, encoder.resnet  # noqa: B018 - load now, not on the first face

@@ -63,7 +63,9 @@ class Verdict:
         elif self.truncated:
             why += "; truncated: the decoder stopped early"
         counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
-        return f"{self.source}: {verdict} ({counts}{when}{why})"
+        # One line per input: a name --null let in with a line break in it is escaped (--json escapes it too).
+        name = self.source if self.source.isprintable() else self.source.encode("unicode_escape", "backslashreplace").decode("ascii")
+        return f"{name}: {verdict} ({counts}{when}{why})"
 
 
 def _plural(n: int, word: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from . import __version__
-from .errors import BlinkgateError, SourceError
+from .errors import BatchStopped, BlinkgateError, SourceError
 
 if TYPE_CHECKING:
     from .gate import Gate
@@ -259,11 +259,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     source = open_source(args.source, fps=args.fps)
     gate = _gate_factory(args, eye_model, live=source.live)()
     people = FollowPeople(gate, _db_path(args))  # an attendance kiosk runs for days: enrol without a restart
-    events = EventLog(args.events, source.description) if args.events else None
-    viewer = ui = None
+    events = viewer = ui = None
     try:
         viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui),
                         live=source.live)
+        # After the viewer: a --record it refuses must not leave an empty --events file behind.
+        events = EventLog(args.events, source.description) if args.events else None
         if args.ui:
             from .webui import WebUI, announce, face_json
 
@@ -474,9 +475,8 @@ def _write_out(line: str, spec: str) -> None:
         raise OutputError(f"cannot write the verdicts ({err.strerror or err}): stopped at {spec}") from None
 
 
-class OutputError(BlinkgateError):
-    """check's verdicts could not be written: the batch stopped before its end. Exit 1, not the 2
-    of a batch that ended with some input unusable, so a script does not take it as done."""
+class OutputError(BatchStopped):
+    """check's verdicts could not be written: the batch stopped before its end (exit 1)."""
 
 
 # -- eye model ---------------------------------------------------------------------------------
@@ -983,7 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _detach_stdout()
         return 141  # what a shell reports for a tool stopped by SIGPIPE: `blinkgate log | head`
-    except OutputError as err:
+    except BatchStopped as err:
         _detach_stdout()  # what is left in stdout's buffer would fail again, with a traceback, at exit
         print(f"blinkgate: error: {err}", file=sys.stderr)
         return 1

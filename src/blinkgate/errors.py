@@ -12,6 +12,12 @@ class BlinkgateError(Exception):
     """Base class: the CLI prints ``str(err)`` on one line and exits with code 2."""
 
 
+class BatchStopped(BlinkgateError):
+    """A batch stopped before its end (its output could not be written, or its workers kept
+    dying): exit 1, not the 2 of a batch that ended with some input unusable, so a script does
+    not take it as done."""
+
+
 class SourceError(BlinkgateError):
     """A camera, video, frame folder or stream cannot be opened or read."""
 

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .errors import BlinkgateError
+from .errors import BatchStopped
 
 # Items handed to the pool ahead of the one whose result is awaited, per worker: enough to keep
 # every worker busy, few enough that a crash has little to redo.
@@ -27,7 +27,7 @@ def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
     The workers are spawned, not forked: dlib's and OpenCV's state does not survive a fork
     reliably. It is an executor, not a ``multiprocessing.Pool``: a worker that dies (killed for
     memory, a crash in native code) is noticed, where a Pool respawns it and waits for its
-    result forever. Without ``on_crash`` that raises a BlinkgateError. With it, the inputs that
+    result forever. Without ``on_crash`` that raises BatchStopped. With it, the inputs that
     were under way are run again one at a time in a fresh worker, the one whose worker dies
     again gets ``on_crash(item, reason)`` as its result, and the rest go on: one corrupt video
     must not end a batch of thousands. Leaving early (an error, Ctrl-C) cancels what has not
@@ -50,7 +50,7 @@ def imap_processes(fn: Callable[[Any], Any], items: Iterable[Any], jobs: int,
                 result = future.result()
             except BrokenProcessPool as err:
                 if on_crash is None:
-                    raise BlinkgateError(f"a worker process died ({err}); rerun with fewer --jobs or without") from None
+                    raise BatchStopped(f"a worker process died ({err}); rerun with fewer --jobs or without") from None
                 pool.shutdown(wait=True, cancel_futures=True)
                 yield from _one_at_a_time(fn, list(pending), initializer, initargs, on_crash, streak)
                 pending.clear()
@@ -88,8 +88,8 @@ def _one_at_a_time(fn, pending: list, initializer, initargs, on_crash, streak: l
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool, streak[0] = None, streak[0] + 1
                 if streak[0] >= MAX_CRASHES_IN_A_ROW:
-                    raise BlinkgateError(f"a worker process died on each of {streak[0]} inputs in a row; rerun with "
-                                         "fewer --jobs or without") from None
+                    raise BatchStopped(f"a worker process died on each of {streak[0]} inputs in a row; rerun with "
+                                       "fewer --jobs or without") from None
                 yield on_crash(item, "its worker process died (a crash in native code, or killed for memory)")
                 continue
             streak[0] = 0

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import socket
+import stat
 import threading
 import time
 import urllib.parse
@@ -673,6 +674,9 @@ def _open_path(text: str, fps: float) -> FrameSource:
         return FolderSource(path, fps=fps)
     if not path.exists():
         raise SourceError(f"no such file, folder or camera: {text}")
+    if stat.S_ISFIFO(mode := path.stat().st_mode) or stat.S_ISSOCK(mode):
+        # Opened inside native code, a pipe with no writer blocks for good, and Ctrl-C with it.
+        raise SourceError(f"{text} is a pipe or socket, not a video file")
     if path.suffix.lower() in IMAGE_SUFFIXES:  # OpenCV would read it as a one-frame video
         raise SourceError(f"{text} is a still image: a blink needs a video, a camera or a folder of frames")
     return VideoFileSource(path)
