@@ -212,3 +212,13 @@ class ScriptedGate:
 
     def close(self) -> None:
         pass
+
+
+def noise_clip(path, frames: int = 40, fps: float = 25.0) -> None:
+    """An MJPG .avi of random 64x48 frames: each costs its own bytes, so a cut file loses frames."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for i in range(frames):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()

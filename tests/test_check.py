@@ -14,7 +14,7 @@ from blinkgate.errors import BlinkgateError, SourceError
 from blinkgate.gate import Gate, GateOptions
 from blinkgate.recognize import Recognizer
 from blinkgate.sources import FolderSource, Frame, FrameSource, VideoFileSource
-from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, vec
+from fakes import FRAME, FakeDetector, FakeEncoder, FakeEyes, noise_clip, vec
 from test_sources import damaged_video
 
 
@@ -101,10 +101,7 @@ def test_a_file_cut_short_is_judged_and_says_so(tmp_path):
     """A damaged upload was judged "not live" on its first half with only a log line: the
     --json line read like a whole recording's verdict."""
     clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
-    for i in range(40):
-        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
-    writer.release()
+    noise_clip(clip, 40, 25)
     whole = clip.read_bytes()
     gate = Gate(recognizer=Recognizer([], []), encoder=FakeEncoder(), detector=FakeDetector(), eyes=FakeEyes())
     with open_recording(str(clip), fps=20) as source:
