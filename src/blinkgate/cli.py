@@ -832,8 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--count", type=_whole(1), default=None, help="sequences to make (default: one per photo)")
     p.add_argument("--kinds", default="print,bent-print,folded-print", help="attack kinds to draw from (comma list)")
-    p.add_argument("--duration", type=_number(0.5), default=None, metavar="S",
-                   help="seconds per sequence, above 0.5 (default: random 6-10)")
+    p.add_argument("--duration", type=_number(0.1), default=None, metavar="S",
+                   help="seconds per sequence, above 0.1 (default: random 6-10)")
     p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate_attack)
