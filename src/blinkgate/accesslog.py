@@ -33,6 +33,7 @@ import numpy as np
 
 from .database import FaceDatabase, PeopleWatch
 from .errors import BlinkgateError
+from .files import one_line
 
 log = logging.getLogger("blinkgate.accesslog")
 
@@ -90,9 +91,7 @@ class LogEntry:
         }
 
     def format(self) -> str:
-        who = self.name or "unknown"
-        if not who.isprintable():  # refused at enrolment; a row written before must not forge a line
-            who = who.encode("unicode_escape").decode("ascii")
+        who = one_line(self.name or "unknown")  # refused at enrolment; a row written before must not forge a line
         why = self.detail.get("why")
         extra = f" ({why})" if why else ""
         if "count" in self.detail and self.decision in ("granted", "denied"):

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BlinkgateError, SourceError
+from .files import one_line
 from .gate import Gate
 from .parallel import imap_processes
 from .sources import FrameSource, is_live, open_recording_path, recording_name
@@ -64,8 +65,7 @@ class Verdict:
             why += "; truncated: the decoder stopped early"
         counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
         # One line per input: a name --null let in with a line break in it is escaped (--json escapes it too).
-        name = self.source if self.source.isprintable() else self.source.encode("unicode_escape", "backslashreplace").decode("ascii")
-        return f"{name}: {verdict} ({counts}{when}{why})"
+        return f"{one_line(self.source)}: {verdict} ({counts}{when}{why})"
 
 
 def _plural(n: int, word: str) -> str:

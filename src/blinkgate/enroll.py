@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .database import FaceDatabase, name_problem
 from .errors import ImageError
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder
+from .sources import not_utf8
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 # Photos in other formats (an iPhone's HEIC above all) are reported, not passed over in silence:
@@ -192,11 +193,7 @@ NOT_UTF8 = "name is not valid UTF-8 (an old archive's encoding?): rename it"
 
 
 def _utf8(path: Path) -> bool:
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not_utf8(str(path)) is None
 
 
 def _nested_images(folder: Path) -> bool:

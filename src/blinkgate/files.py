@@ -13,6 +13,12 @@ PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
 
 
+def one_line(text: str) -> str:
+    """``text`` as it is if printable, else with its control characters (and any non-ASCII)
+    escaped: a name with a line break must not split or forge a line of output."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
 def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> None:
     """Write ``data`` to ``target`` through a temporary file beside it, renamed over it: a reader
     (``enroll``, an image viewer) sees the old file or the new one, never half of one, and an

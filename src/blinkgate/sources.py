@@ -90,7 +90,7 @@ def _is_stream(target: int | str) -> bool:
     return isinstance(target, str) and target.strip().lower().startswith(STREAM_PREFIXES)
 
 
-def _not_utf8(name: str) -> str | None:
+def not_utf8(name: str) -> str | None:
     """``name`` made printable if it is not UTF-8, else None. OpenCV's Python binding crashes the
     process (a segfault, not an exception) on such a name, e.g. a Latin-1 one unzipped on Linux."""
     try:
@@ -101,7 +101,7 @@ def _not_utf8(name: str) -> str | None:
 
 
 def _refuse_not_utf8(name: str) -> None:
-    if (shown := _not_utf8(name)) is not None:
+    if (shown := not_utf8(name)) is not None:
         raise SourceError(f"cannot open {shown}: its name is not UTF-8, which OpenCV cannot take (rename it)")
 
 
@@ -266,7 +266,7 @@ class FolderSource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         for index, file in enumerate(self.files):
-            image = None if _not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping unreadable frame %s", file)
                 self.skipped.append(file)
