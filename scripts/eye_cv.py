@@ -12,29 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 
 import numpy as np
 
 from blinkgate.cew import load_cew
-from blinkgate.train_eyes import OPEN_ABOVE, EyeNetConfig, calibrate, out_of_fold
-
-
-def parse_set(items: list[str]) -> EyeNetConfig:
-    """``key=value`` overrides of the default config (tuples as comma lists)."""
-    config = EyeNetConfig()
-    types = {f.name: type(getattr(config, f.name)) for f in fields(config)}
-    for item in items:
-        key, value = item.split("=", 1)
-        kind = types[key]
-        if kind is tuple:
-            parsed = tuple(int(v) for v in value.split(","))
-        elif kind is bool:
-            parsed = value.lower() in ("1", "true", "yes")
-        else:
-            parsed = kind(value)
-        config = replace(config, **{key: parsed})
-    return config
+from blinkgate.train_eyes import OPEN_ABOVE, EyeNetConfig, calibrate, config_with, out_of_fold
 
 
 def run(data_dir: str, config: EyeNetConfig, seeds: list[int], k: int, jobs: int,
@@ -81,7 +64,7 @@ def main() -> None:
     ap.add_argument("--json", help="append the result as one JSON line to this file")
     ap.add_argument("--oof", help="save the out-of-fold P(open) per seed to this .npy file")
     args = ap.parse_args()
-    result = run(args.data_dir, parse_set(args.set), args.seeds, args.folds, args.jobs, args.rows)
+    result = run(args.data_dir, config_with(args.set), args.seeds, args.folds, args.jobs, args.rows)
     result["overrides"] = args.set
     oof = result.pop("oof")
     if args.oof:

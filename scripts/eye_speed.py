@@ -40,12 +40,7 @@ def ms_per_crop(path: Path, batch: int = 2, crops: int | None = None) -> float:
 
 
 def main() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eye_cv import parse_set
-
-    from blinkgate.train_eyes import build_model, count_params, export_onnx
+    from blinkgate.train_eyes import build_model, config_with, count_params, export_onnx
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", nargs="+", action="append", default=[],
@@ -58,7 +53,7 @@ def main() -> None:
           f"(batch of 4 for 2 crops): {ms_per_crop(shipped, 4, 2):.4f} ms/crop")
     with tempfile.TemporaryDirectory() as tmp:
         for overrides in args.config:
-            model = build_model(parse_set(overrides))
+            model = build_model(config_with(overrides))
             model.predict(np.zeros((1, 24, 24, 1), np.float32), verbose=0)
             path = Path(tmp) / "net.onnx"
             export_onnx(model, path)

@@ -13,7 +13,7 @@ import pytest
 from blinkgate.eye_model import EyeClassifier
 from blinkgate.cew import CewData
 from blinkgate.errors import BlinkgateError
-from blinkgate.train_eyes import audited, augment, calibrate, group_kfold
+from blinkgate.train_eyes import EyeNetConfig, audited, augment, calibrate, config_with, group_kfold
 
 CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
 
@@ -45,6 +45,28 @@ def test_calibrate_reaches_the_precision_target():
     p, y = np.concatenate([closed, opened]), np.array([0] * 50 + [1, 1])
     t = calibrate(p, y, precision=0.99)
     assert t["closed_below"] == 0.2238 and np.mean(y[p < t["closed_below"]] == 0) == 1.0
+
+
+def test_config_overrides_parse_each_kind_and_refuse_what_they_cannot_read():
+    config = config_with(["filters=16,32,32", "stage_convs=1,1,2", "distill=0.7", "epochs=60",
+                          "augment=false", "input_norm=crop"])
+    assert config.filters == (16, 32, 32) and config.stage_convs == (1, 1, 2)
+    assert config.distill == 0.7 and config.epochs == 60 and config.augment is False
+    assert config.input_norm == "crop" and config.dense == EyeNetConfig().dense  # the rest kept
+    for bad, says in [("epochs", "KEY=VALUE"), ("epoch=3", "epochs"), ("epochs=many", "not a valid epochs"),
+                      ("augment=maybe", "not a valid augment"), ("filters=16,x", "not a valid filters")]:
+        with pytest.raises(BlinkgateError, match=says):
+            config_with([bad])
+
+
+def test_train_eyes_refuses_a_bad_override_before_any_work(capsys, tmp_path):
+    from blinkgate.cli import main
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("the [train] extra is not installed: train-eyes stops at that check first")
+    assert main(["train-eyes", str(tmp_path), "--set", "filterz=8", "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "filterz=8" in err and "calibrating" not in err
 
 
 def test_augment_keeps_shape_range_and_is_seeded():

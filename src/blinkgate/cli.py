@@ -490,12 +490,13 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
     missing = [m for m in ("keras", "torch", "onnx") if importlib.util.find_spec(m) is None]
     if missing:  # before any work: calibration runs first and would only fail minutes later
         raise BlinkgateError(f"training needs the [train] extra ({', '.join(missing)} missing): {TRAIN_EXTRA_HINT}")
-    from .train_eyes import train_eyes
+    from .train_eyes import config_with, train_eyes
+    config = config_with(args.set)  # a bad KEY=VALUE fails here, not after calibration
     if args.calibration_folds == 1:
         raise BlinkgateError("--calibration-folds must be 0 (skip) or at least 2")
     _writable_folder(Path(args.out).expanduser().parent, "--out")
     result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
-                        calibration_folds=args.calibration_folds, jobs=args.jobs)
+                        calibration_folds=args.calibration_folds, jobs=args.jobs, config=config)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -798,6 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-folds", type=_whole(0), default=5,
                    help="grouped CV folds to calibrate closed_below on (0 = skip; default 5)")
     p.add_argument("--jobs", type=_whole(1), default=2, help="processes for the calibration folds (default 2)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting of the shipped configuration, e.g. --set epochs=40 "
+                        "--set filters=16,32,64 (repeatable; docs/eye-model.md lists them)")
     p.set_defaults(func=cmd_train_eyes)
 
     p = command("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,32 @@ class EyeNetConfig:
         convs = "-".join(f"{n}x[conv3x3({f})+BN+ReLU]+maxpool"
                          for f, n in zip(self.filters, self.stage_convs))
         return f"input 24x24x1 - {convs} - flatten - dropout({self.dropout}) - dense({self.dense})+ReLU - dense(1)+sigmoid"
+
+
+def config_with(items: Sequence[str], base: EyeNetConfig | None = None) -> EyeNetConfig:
+    """``key=value`` overrides of a config (tuples as comma lists), for CV runs and train-eyes."""
+    config = base or EyeNetConfig()
+    kinds = {f.name: type(getattr(config, f.name)) for f in fields(config)}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in kinds:
+            raise BlinkgateError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(kinds)}")
+        kind = kinds[key]
+        try:
+            if kind is tuple:
+                parsed: Any = tuple(int(v) for v in value.split(","))
+            elif kind is bool:
+                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise ValueError(value)
+                parsed = value.lower() in ("1", "true", "yes")
+            else:
+                parsed = kind(value)
+        except ValueError:
+            raise BlinkgateError(f"--set {item!r}: {value!r} is not a valid {key} "
+                                 f"(default {getattr(EyeNetConfig(), key)!r})") from None
+        config = replace(config, **{key: parsed})
+    return config
 
 
 # ----------------------------------------------------------------------------- keras side
