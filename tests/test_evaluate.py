@@ -81,6 +81,7 @@ def test_toml_manifest_root_include_and_frame_numbers(tmp_path):
     [
         ("x,live,", "exactly one of"),
         ("x,Not A Label,seq", "bad label"),
+        ("x,5,seq", "bad label '5'"),
         ("x,live,missing", "not found"),
         (",live,seq", "missing 'id'"),
         ("x,live,seq/*.jpg", "matches no images"),
@@ -126,6 +127,12 @@ def test_a_csv_saved_by_excel_loads_despite_its_bom_and_blank_rows_with_commas(t
     _frames(tmp_path / "seq", 2)
     (tmp_path / "m.csv").write_bytes("id,label,source\r\na,live,seq\r\n,,,\r\n,,\r\nb,print,seq\r\n".encode("utf-8-sig"))
     assert [(p.id, p.label) for p in load_manifest(tmp_path / "m.csv")] == [("a", "live"), ("b", "print")]
+
+
+def test_a_toml_manifest_saved_with_a_bom_loads(tmp_path):
+    _frames(tmp_path / "seq", 2)
+    (tmp_path / "m.toml").write_bytes(_GOOD_INPUT.encode("utf-8-sig"))
+    assert [(p.id, p.label) for p in load_manifest(tmp_path / "m.toml")] == [("a", "live")]
 
 
 def test_manifest_rejects_duplicates_unknown_fields_and_loops(tmp_path):

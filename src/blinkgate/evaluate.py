@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 BONA_FIDE = "live"
 KNOWN_ATTACKS = ("print", "bent-print", "folded-print", "screen-replay", "cutout", "mask")
 DEFAULT_TIME_LIMIT_S = 10.0
-_LABEL = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]*$")  # a word: "label = 5" is a typo, not an attack type
 _FIELDS = ("id", "label", "source", "frames", "frame_numbers", "times_ms", "fps", "identity", "group",
            "simulated", "expect_blink", "note")
 
@@ -247,7 +247,7 @@ def _check_toml_shape(doc: dict, path: Path) -> None:
 
 def _load_toml(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: Notepad starts with a BOM
     except tomllib.TOMLDecodeError as err:
         raise ManifestError(f"{path}: not valid TOML ({err})") from None
     _check_toml_shape(doc, path)
