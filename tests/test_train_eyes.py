@@ -53,8 +53,11 @@ def test_config_overrides_parse_each_kind_and_refuse_what_they_cannot_read():
     assert config.filters == (16, 32, 32) and config.stage_convs == (1, 1, 2)
     assert config.distill == 0.7 and config.epochs == 60 and config.augment is False
     assert config.input_norm == "crop" and config.dense == EyeNetConfig().dense  # the rest kept
+    assert config_with(["mixup=0", "label_audit="]).mixup == 0.0  # zero strengths and empty paths are fine
     for bad, says in [("epochs", "KEY=VALUE"), ("epoch=3", "epochs"), ("epochs=many", "not a valid epochs"),
-                      ("augment=maybe", "not a valid augment"), ("filters=16,x", "not a valid filters")]:
+                      ("augment=maybe", "not a valid augment"), ("filters=16,x", "not a valid filters"),
+                      ("epochs=0", "not a valid epochs"), ("filters=16,0,32", "not a valid filters"),
+                      ("lr=-0.1", "not a valid lr"), ("distill=nan", "not a valid distill")]:
         with pytest.raises(BlinkgateError, match=says):
             config_with([bad])
 

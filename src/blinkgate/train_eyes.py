@@ -68,29 +68,36 @@ class EyeNetConfig:
         return f"input 24x24x1 - {convs} - flatten - dropout({self.dropout}) - dense({self.dense})+ReLU - dense(1)+sigmoid"
 
 
+def _setting(kind: type, value: str) -> Any:
+    """One ``--set`` value as the field's type; ValueError if it cannot be one."""
+    if kind is str:
+        return value
+    if kind is bool:
+        if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(value)
+        return value.lower() in ("1", "true", "yes")
+    parsed = tuple(int(v) for v in value.split(",")) if kind is tuple else kind(value)
+    numbers = parsed if kind is tuple else (parsed,)
+    lowest = 0 if kind is float else 1  # sizes and counts are positive; rates and weights >= 0
+    if not all(math.isfinite(n) and n >= lowest for n in numbers):
+        raise ValueError(value)
+    return parsed
+
+
 def config_with(items: Sequence[str], base: EyeNetConfig | None = None) -> EyeNetConfig:
-    """``key=value`` overrides of a config (tuples as comma lists), for CV runs and train-eyes."""
-    config = base or EyeNetConfig()
+    """``key=value`` overrides of ``base`` (default: the baseline; tuples as comma lists)."""
+    config = base = base or EyeNetConfig()
     kinds = {f.name: type(getattr(config, f.name)) for f in fields(config)}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in kinds:
             raise BlinkgateError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(kinds)}")
-        kind = kinds[key]
         try:
-            if kind is tuple:
-                parsed: Any = tuple(int(v) for v in value.split(","))
-            elif kind is bool:
-                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
-                    raise ValueError(value)
-                parsed = value.lower() in ("1", "true", "yes")
-            else:
-                parsed = kind(value)
+            config = replace(config, **{key: _setting(kinds[key], value.strip())})
         except ValueError:
             raise BlinkgateError(f"--set {item!r}: {value!r} is not a valid {key} "
-                                 f"(default {getattr(EyeNetConfig(), key)!r})") from None
-        config = replace(config, **{key: parsed})
+                                 f"(now {getattr(base, key)!r})") from None
     return config
 
 
