@@ -154,6 +154,27 @@ def test_command_placeholders_are_substituted_per_argument_without_a_shell(tmp_p
     assert json.loads(out.read_text()) == [str(out), evil, "track=12", f"{evil} x"]
 
 
+def test_a_placeholder_inside_a_name_is_passed_as_typed_not_expanded_again(tmp_path):
+    out = tmp_path / "argv.json"
+    script = "import json,sys; json.dump(sys.argv[1:], open(sys.argv[1], 'w'))"
+    CommandAction(f"{sys.executable} -c \"{script}\" {out} {{name}}").run(Grant("R&D {track}", 7, 0.0, None))
+    assert json.loads(out.read_text()) == [str(out), "R&D {track}"]
+
+
+def test_a_chatty_command_s_output_is_not_held_in_memory_and_its_last_error_line_is_logged(caplog):
+    # 50 MB on stdout and stderr each: before, communicate() kept all of it in the door's memory.
+    script = ("import sys; b = b'x' * 1_000_000; [(sys.stdout.buffer.write(b), sys.stderr.buffer.write(b)) "
+              "for _ in range(50)]; sys.stderr.write('\\nthe relay is jammed\\n'); sys.exit(3)")
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with caplog.at_level(logging.WARNING, logger="blinkgate.actions"):
+        CommandAction(f"{sys.executable} -c \"{script}\"", timeout_s=60).run(Grant("a", 1, 0.0, None))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # ru_maxrss is KiB on Linux
+    assert "exited with 3: the relay is jammed" in caplog.text
+    assert grown_mb < 40
+
+
 def test_a_name_that_would_read_as_an_option_is_not_passed_to_the_command(tmp_path):
     out = tmp_path / "argv.json"
     script = "import json,sys; json.dump(sys.argv[1:], open(sys.argv[1], 'w'))"
@@ -300,6 +321,24 @@ def test_webhook_only_takes_http_urls():
         with pytest.raises(BlinkgateError):
             WebhookAction(url)
     assert WebhookAction("https://[::1]:8443/door").url == "https://[::1]:8443/door"
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://user:pw@127.0.0.1:8123/hook", "user name or password"),  # urllib took user:pw@host as the host
+    ("http://127.0.0.1:8123/api/webhook/tür-öffnen", "percent-encode"),  # a UnicodeEncodeError at every grant
+    ("http://127.0.0.1:8123/my hook", "percent-encode"),  # retried in vain at every grant
+])
+def test_a_webhook_url_that_could_never_be_sent_is_refused_at_start(url, why):
+    with pytest.raises(BlinkgateError, match=why):
+        WebhookAction(url)
+
+
+def test_a_refused_webhook_url_is_not_printed_in_full():
+    # Home Assistant's webhook id is the path: it is the secret that opens the door.
+    for url in ("htps://ha.example/api/webhook/S3CRET-HOOK-ID", "http://ha.example:99999/api/webhook/S3CRET-HOOK-ID"):
+        with pytest.raises(BlinkgateError) as err:
+            WebhookAction(url)
+        assert "S3CRET" not in str(err.value) and "ha.example" in str(err.value)
 
 
 def test_webhook_retries_a_garbled_reply_like_a_dropped_connection(caplog):

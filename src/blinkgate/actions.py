@@ -37,10 +37,12 @@ import json
 import logging
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -151,6 +153,9 @@ def parse_command(template: str) -> list[str]:
     return argv
 
 
+_PLACEHOLDER = re.compile(r"\{(name|track|time_ms|distance)\}")
+
+
 class CommandAction(Action):
     """Run ``template`` (e.g. ``"/usr/local/bin/open-door {name} {track}"``) without a shell.
     A command that cannot be run is refused here, at start (:func:`parse_command`)."""
@@ -172,9 +177,8 @@ class CommandAction(Action):
         }
         out = []
         for template in self.argv:
-            arg = template
-            for key, value in values.items():
-                arg = arg.replace("{" + key + "}", value)
+            # One pass: a name holding "{track}" stays as typed, not expanded in turn.
+            arg = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
             if arg.startswith("-") and not template.startswith("-"):
                 raise BlinkgateError(f"on-grant argument {arg[:40]!r} would start with '-' (an option)")
             out.append(arg)
@@ -186,24 +190,33 @@ class CommandAction(Action):
         except BlinkgateError as err:
             log.warning("on-grant command not run for %r: %s", grant.name[:40], err)
             return
-        try:
-            # its own session, so a timeout can kill the whole group, not only the first process
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
-        except OSError as err:
-            log.warning("on-grant command failed to start: %s (%s)", argv[0], err.strerror or err)
-            return
-        try:
-            _, stderr = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
-            return
-        if proc.returncode != 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            log.warning("on-grant command exited with %d: %s", proc.returncode, tail[0][:200])
-        else:
-            log.info("on-grant command done for %s", grant.name)
+        # Output goes to a file, not a pipe held in memory: a chatty script must not grow the door.
+        with tempfile.TemporaryFile() as stderr:
+            try:
+                # its own session, so a timeout can kill the whole group, not only the first process
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                                        start_new_session=True)
+            except OSError as err:
+                log.warning("on-grant command failed to start: %s (%s)", argv[0], err.strerror or err)
+                return
+            try:
+                proc.wait(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
+                return
+            if proc.returncode != 0:
+                log.warning("on-grant command exited with %d: %s", proc.returncode, _last_line(stderr)[:200])
+            else:
+                log.info("on-grant command done for %s", grant.name)
+
+
+def _last_line(f) -> str:
+    """The last non-empty line of the last 4 KiB of an open binary file."""
+    size = f.seek(0, os.SEEK_END)
+    f.seek(max(0, size - 4096))
+    lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -252,8 +265,7 @@ class WebhookAction(Action):
 
     def __init__(self, url: str, secret: str | None = None, timeout_s: float = 3.0, retries: int = 2,
                  backoff_s: float = 0.5, max_age_s: float = MAX_GRANT_AGE_S):
-        if not _http_url(url):
-            raise BlinkgateError(f"webhook URL must be http:// or https:// with a host and a valid port, got {url!r}")
+        check_webhook_url(url)
         if retries < 0 or timeout_s <= 0:
             raise BlinkgateError("webhook retries must be >= 0 and timeout > 0")
         self.url, self.secret, self.timeout_s, self.retries, self.backoff_s = url, secret, timeout_s, retries, backoff_s
@@ -289,6 +301,9 @@ class WebhookAction(Action):
                 why = f"HTTP {err.code}"
             except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
                 why = str(getattr(err, "reason", err)) or type(err).__name__  # HTTPException: a garbled reply
+            except ValueError as err:  # the request cannot be sent at all: retrying will not help
+                log.warning("webhook not sent (%s)", type(err).__name__)
+                return
             if attempt < self.retries:
                 log.info("webhook attempt %d failed (%s); retrying", attempt + 1, why)
                 time.sleep(self.backoff_s * 2**attempt)
@@ -296,14 +311,38 @@ class WebhookAction(Action):
                 log.warning("webhook failed after %d attempts (%s)", attempt + 1, why)
 
 
-def _http_url(url: str) -> bool:
-    """http(s) with a host and, if given, a port in range: checked at start, not at the first grant
-    (`http://door:8o80/` started fine, then every grant failed with a traceback)."""
+def check_webhook_url(url: str) -> None:
+    """:class:`BlinkgateError` if no grant could be sent to ``url``, naming its scheme and host
+    only: checked at start, not at the first grant (`http://door:8o80/` started fine, then every
+    grant failed with a traceback)."""
+    problem = _url_problem(url)
+    if problem:
+        raise BlinkgateError(f"webhook URL {_shown(url)}: {problem}")
+
+
+def _url_problem(url: str) -> str:
+    """Why ``url`` cannot take a grant, "" if it can."""
     try:
         parts = urllib.parse.urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+        port = parts.port
     except ValueError:  # a bad port, or an unclosed [IPv6 bracket
-        return False
+        return "its port or [host] is malformed"
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return "must be http:// or https:// with a host and a valid port"
+    if "@" in parts.netloc:  # urllib takes user:password@host for the host name and sends no login
+        return "must not hold a user name or password (use --webhook-secret, or a token in the path)"
+    if not url.isascii() or any(c.isspace() or ord(c) < 32 for c in url):
+        return "holds spaces or non-ASCII characters: percent-encode them (%20, ...)"
+    return ""
+
+
+def _shown(url: str) -> str:
+    """``url`` for an error message: scheme and host only (Home Assistant's webhook id is the path)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}/..." if parts.hostname else "(unparseable)"
+    except ValueError:
+        return "(unparseable)"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -283,11 +283,15 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     from .sources import open_source
     from .viewer import Viewer
 
-    checked_model(settings["eye_model"])  # a bad model, --on-grant or --ui fails before the camera opens
+    checked_model(settings["eye_model"])  # a bad model, --on-grant, --webhook or --ui fails before the camera opens
     if actions and settings["actions.on_grant"]:
         from .actions import parse_command
 
         parse_command(settings["actions.on_grant"])
+    if actions and settings["webhook.url"]:
+        from .actions import check_webhook_url
+
+        check_webhook_url(settings["webhook.url"])
     if settings["ui.listen"]:
         from .webui import check_settings
 
