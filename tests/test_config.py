@@ -95,6 +95,9 @@ def test_config_file_discovery(tmp_path, monkeypatch):
         ("[challenge]\nhold = 1" + "0" * 400 + "\n", "challenge.hold must be a number"),
         ("[webhook]\ntimeout = 1e300\n", "webhook.timeout must be at most 3600"),
         ("[actions]\ncommand_timeout = 1e300\n", "actions.command_timeout must be at most 3600"),
+        # no ceiling of its own: 1e306 s became an infinite lockout whose end date overflowed
+        ("[lockout]\ncooldown = 1e306\n", "lockout.cooldown must be at most 1e\\+09"),
+        ('db = ""\n', "db must not be empty"),
     ],
 )
 def test_bad_files_are_errors(conf, text, message):
@@ -176,6 +179,38 @@ def test_security_settings_below_their_defaults_are_named_with_their_origin(conf
     assert [line.split(" = ")[0] for line in only_file] == ["challenge.counts"]  # its hold of 5 s is stricter
     assert main(["config", "--config", str(conf), "--no-challenge"]) == 0
     assert "# weaker than the default: challenge.enabled = false" in capsys.readouterr().out
+
+
+def test_every_setting_that_widens_the_replay_window_or_shortens_lockouts_is_named():
+    env = {"BLINKGATE_CHALLENGE_MIN_REACTION": "0", "BLINKGATE_LOCKOUT_MAX_COOLDOWN": "0",
+           "BLINKGATE_CHALLENGE_MAX_CLOSED": "3"}
+    named = [line.split(" = ")[0] for line in weakened(resolve(cli(), env=env))]
+    assert named == ["challenge.min_reaction", "challenge.max_closed", "lockout.max_cooldown"]
+
+
+def test_errors_about_a_secret_setting_do_not_print_it(conf):
+    for text in ("[webhook]\nsecret = 123456789\n", "[mqtt]\npassword = 123456789\n", "[ui]\ntoken = 123456789\n"):
+        conf.write_text(text)
+        with pytest.raises(BlinkgateError, match=r"must be a string, got \*\*\*") as err:
+            resolve(cli("--config", str(conf)), env={})
+        assert "123456789" not in str(err.value)
+
+
+def test_a_settings_file_saved_with_a_bom_loads_and_one_not_in_utf8_is_a_one_line_error(conf):
+    conf.write_bytes(TOML.encode("utf-8-sig"))
+    assert resolve(cli("--config", str(conf)), env={})["liveness"] == 8
+    conf.write_bytes('source = "T\xfcre.mp4"\n'.encode("latin-1"))
+    with pytest.raises(BlinkgateError, match="is not UTF-8 text"):
+        resolve(cli("--config", str(conf)), env={})
+
+
+def test_an_empty_config_or_db_flag_is_refused_not_taken_for_the_default(conf, monkeypatch):
+    (conf.parent / "blinkgate.toml").write_text('db = "from-file.db"\n')  # what `--config ""` fell back to
+    with pytest.raises(BlinkgateError, match="--config is empty"):
+        resolve(cli("--config", ""), env={})
+    with pytest.raises(BlinkgateError, match="db must not be empty"):
+        resolve(cli("--db", ""), env={})
+    assert resolve(cli(), env={"BLINKGATE_DB": ""})["db"] == "from-file.db"  # an empty variable stays unset
 
 
 def test_verify_takes_the_doors_outputs_only_from_its_own_command_line(conf, capsys):

@@ -137,6 +137,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log.retention_days", "float", 30.0, "delete snapshots older than this (days; rows go after a year, or this if longer)", "--retention-days", minimum=0.001),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
+MAX_NUMBER = 1e9  # the largest number any setting without its own maximum takes (~31 years in seconds)
+PATH_KEYS = ("db", "source", "eye_model", "record", "events")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -191,12 +193,15 @@ def _show(s: Setting, value) -> str:
 def _convert(s: Setting, value, where: str):
     """A value from TOML (typed) or from a string (env, CLI) → the setting's type."""
     def bad(why: str) -> BlinkgateError:
-        return BlinkgateError(f"{where}: {s.key} {why}, got {value!r}")
+        shown = "***" if s.secret else repr(_masked(s, value) if isinstance(value, str) else value)
+        return BlinkgateError(f"{where}: {s.key} {why}, got {shown}")
 
     text = isinstance(value, str)
     if s.type == "str":
         if not text:
             raise bad("must be a string")
+        if not value.strip() and s.key in PATH_KEYS:  # `--db "$UNSET"` must not quietly mean the default
+            raise bad("must not be empty (leave it out for the default)")
         out = value
     elif s.type == "bool":
         if isinstance(value, bool):
@@ -218,8 +223,10 @@ def _convert(s: Setting, value, where: str):
             raise bad("must be a finite number")
         if s.minimum is not None and out < s.minimum:
             raise bad(f"must be at least {s.minimum:g}")
-        if s.maximum is not None and out > s.maximum:
-            raise bad(f"must be at most {s.maximum:g}")
+        # No setting means more than 30 years: 1e306 s passed, then overflowed a date at a lockout.
+        maximum = MAX_NUMBER if s.maximum is None else s.maximum
+        if out > maximum:
+            raise bad(f"must be at most {maximum:g}")
     elif s.type == "ints":
         items = value.replace(",", " ").split() if text else value
         if not isinstance(items, (list, tuple)) or not items:
@@ -250,6 +257,8 @@ def _flatten(table: Mapping, prefix: str = "") -> dict[str, object]:
 
 def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
     """The config file to read: explicit, $BLINKGATE_CONFIG, ./blinkgate.toml, user dir."""
+    if explicit is not None and not explicit.strip():  # `--config "$UNSET"` must not read another file
+        raise BlinkgateError("--config is empty: give a settings file, or leave the flag out")
     for given in (explicit, env.get(CONFIG_ENV) or None):
         if given:
             path = Path(given).expanduser()
@@ -291,12 +300,15 @@ WEAKER = (
     ("challenge.delay_min", lambda v, d: v > d, "a narrower window for the prompt: a replay times it more easily"),
     ("challenge.delay_max", lambda v, d: v < d, "a narrower window for the prompt: a replay times it more easily"),
     ("challenge.max_reaction", lambda v, d: v > d, "a longer window for the first answer blink: a replay hits it more often"),
+    ("challenge.min_reaction", lambda v, d: v < d, "a longer window for the first answer blink: a replay hits it more often"),
+    ("challenge.max_closed", lambda v, d: v > d, "longer closures pass the challenge: eyes covered for longer count as a blink"),
     ("challenge.max_interval", lambda v, d: v > d, "a longer gap allowed between answer blinks"),
     ("challenge.hold", lambda v, d: v < d, "a shorter hold after the answer: a replay's next blink falls outside it more often"),
     ("challenge.clear", lambda v, d: v < d, "a shorter quiet time before the answer"),
     ("lockout.failures", lambda v, d: v == 0 or v > d, "no lockout (0), or more failed challenges before one"),
     ("lockout.window", lambda v, d: v < d, "failures counted over a shorter window"),
     ("lockout.cooldown", lambda v, d: v < d, "a shorter lockout"),
+    ("lockout.max_cooldown", lambda v, d: v < d, "repeated lockouts grow less (not at all below lockout.cooldown)"),
     ("tolerance", lambda v, d: v > d, "a looser face match: a look-alike is named as the enrolled person"),
 )
 
@@ -366,10 +378,11 @@ def load_file(path: Path) -> dict[str, object]:
     """The settings in a TOML file, converted; an unknown key is an error."""
     check_file_owner(path)
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # -sig: Notepad starts with a BOM
     except OSError as err:
         raise BlinkgateError(f"cannot read config file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise BlinkgateError(f"config file {path} is not UTF-8 text (byte {err.start}): save it as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise BlinkgateError(f"config file {path} is not valid TOML: {err}") from err
     out = {}
