@@ -57,6 +57,7 @@ def test_gate_numbers_out_of_range_are_argument_errors(capsys, option, value):
 
 @pytest.mark.parametrize("argv", [
     ["eval", "m.csv", "--time-limit", "-1"], ["eval", "m.csv", "--jobs", "0"], ["log", "--limit", "-1"],
+    ["log", "--limit", "100000000000000000000000"],  # was "datatype mismatch" from SQLite
     ["simulate-attack", "p.jpg", "--out", "o", "--duration", "0"], ["simulate-attack", "p.jpg", "--out", "o", "--count", "0"],
     ["train-eyes", "cew", "--epochs", "-1"], ["train-eyes", "cew", "--calibration-folds", "-3"],
     ["door", "--mqtt-port", "99999"]])
@@ -67,6 +68,14 @@ def test_other_numbers_out_of_range_are_refused_before_any_work(capsys, argv):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and ("argument --" in err or "mqtt.port must be at most" in err), err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["log", "--out", "face.jpg"], "give --snapshot ID too"),  # --out alone was ignored without a word
+    (["log", "--snapshot", "1", "--prune"], "run one, then the other")])  # pruning could delete the snapshot
+def test_log_options_that_cannot_go_together_are_refused(capsys, tmp_path, argv, says):
+    code, _, err = run(capsys, *argv, "--db", str(tmp_path / "f.db"))
+    assert code == 2 and says in err
 
 
 @pytest.mark.parametrize("argv, flag", [

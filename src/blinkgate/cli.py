@@ -590,6 +590,10 @@ def cmd_log(args: argparse.Namespace) -> int:
     from .config import resolve
     from .doorrun import show_log
 
+    if args.out and args.snapshot is None:  # taken and ignored before
+        raise BlinkgateError("--out is where --snapshot writes: give --snapshot ID too")
+    if args.prune and args.snapshot is not None:  # pruning first could delete the snapshot asked for
+        raise BlinkgateError("--prune and --snapshot do different things: run one, then the other")
     return show_log(resolve(args), args.since, args.json, name=args.name, limit=args.limit,
                     snapshot=args.snapshot, out=args.out, prune=args.prune)
 
@@ -656,6 +660,8 @@ def _whole(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{text} must be at least {low}")
+        if value > 10**9:  # past SQLite's integers a --limit was "datatype mismatch"; no count needs more
+            raise argparse.ArgumentTypeError(f"{text} must be at most 1000000000")
         return value
 
     return parse
