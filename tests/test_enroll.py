@@ -195,6 +195,31 @@ def test_a_photo_deleted_from_its_folder_is_removed_on_the_next_run(people_dir: 
         assert report.removed == 1 and "Serena_Williams" not in [n for n, _ in db.people()]
 
 
+def test_a_photo_whose_link_target_is_deleted_or_that_is_replaced_by_a_folder_is_removed(tmp_path: Path,
+                                                                                          encoder) -> None:
+    """bob/link.jpg -> another man's photo, and that photo deleted: the link then dangles, the
+    scan never saw it again, and its row went on opening the door for the other man."""
+    root = tmp_path / "people"
+    (root / "Bob").mkdir(parents=True)
+    (root / "Bob" / "bob.jpg").write_bytes(lfw("Hugo_Chavez", 1).read_bytes())
+    wrong = tmp_path / "wrong.jpg"
+    wrong.write_bytes(lfw("Tony_Blair", 1).read_bytes())
+    (root / "Bob" / "link.jpg").symlink_to(wrong)
+    (root / "Bob" / "swap.jpg").write_bytes(lfw("Tony_Blair", 2).read_bytes())
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        assert enroll_directory(db, root, encoder, progress=False).added == 3
+        wrong.unlink()
+        (root / "Bob" / "swap.jpg").unlink()
+        (root / "Bob" / "swap.jpg").mkdir()  # a folder where the photo was
+        report = enroll_directory(db, root, encoder, progress=False)
+        found = statuses(report, root)
+        assert found["Bob/link.jpg"][0] == found["Bob/swap.jpg"][0] == "removed"
+        assert report.summary() == "0 added, 0 updated, 1 unchanged, 0 skipped, 2 removed (deleted from disk)"
+        assert sorted(db.image_hashes()) == [str(root / "Bob" / "bob.jpg")]
+        image = cv2.imread(str(lfw("Tony_Blair", 3)))
+        assert Recognizer(*db.known_encodings()).match(encoder.encode(image, encoder.detect(image)[0])).name is None
+
+
 def test_bad_people_dir(tmp_path: Path, encoder) -> None:
     with FaceDatabase(tmp_path / "faces.db") as db:
         with pytest.raises(ImageError, match="people directory not found"):
@@ -344,14 +369,14 @@ def test_an_image_that_cannot_be_checked_is_not_taken_for_deleted(people_dir: Pa
     with FaceDatabase(tmp_path / "faces.db") as db:
         enroll_directory(db, people_dir, encoder, progress=False)
         before = db.people()
-        real = os.lstat
+        real = os.stat
 
         def no_access(path, *a, **k):
             if "Serena_Williams" in str(path):
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path, *a, **k)
 
-        monkeypatch.setattr(os, "lstat", no_access)
+        monkeypatch.setattr(os, "stat", no_access)
         monkeypatch.setattr(enroll_module, "_scan", lambda d: ([], []))  # nothing listed either
         report = enroll_directory(db, people_dir, encoder, progress=False)
         assert report.removed == 0 and db.people() == before

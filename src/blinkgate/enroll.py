@@ -9,8 +9,10 @@ interrupted run keeps what it finished and a rerun carries on.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,7 +385,7 @@ def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str],
     """Drop the encodings of images enrolled from under ``people_dir`` that are gone from disk.
     Only a file that is really not there: a folder we could not read keeps its people."""
     gone = [Path(p) for p in known if Path(p).is_relative_to(people_dir) and Path(p).parent not in unreadable
-            and _missing(p)]
+            and _gone(p)]
     return [ImageOutcome(p, REMOVED, "deleted from disk") for p in gone if db.remove_image(p)]
 
 
@@ -396,16 +398,20 @@ def _remove_moved(db: FaceDatabase, people_dir: Path, known: dict[str, str],
     here = {sha for p, sha in known.items() if Path(p).is_relative_to(people_dir)}
     outside = [i for i in db.images() if not Path(i.path).is_relative_to(people_dir)]
     here |= {sha for p, sha in db.image_hashes().items() if Path(p).is_relative_to(people_dir)}
-    gone = [Path(i.path) for i in outside if (i.sha256 in here or i.name in people) and _missing(i.path)]
+    gone = [Path(i.path) for i in outside if (i.sha256 in here or i.name in people) and _gone(i.path)]
     return [ImageOutcome(p, REMOVED, f"gone from disk, and its person or photo is now in {people_dir}")
             for p in gone if db.remove_image(p)]
 
 
-def _missing(path: str) -> bool:
+def _gone(path: str) -> bool:
+    """True if no photo is at ``path`` any more: nothing there, a link whose target was deleted,
+    or something else put in its place (a folder). Links are followed because the row holds what
+    the link led to, and _scan never lists a path that is no photo, so nothing else would remove
+    its row: a dangling link kept another person's face opening the door."""
     try:
-        os.lstat(path)
-    except FileNotFoundError:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return True
-    except OSError:  # no permission, an I/O error: not known to be gone
-        return False
-    return False
+    except OSError as err:  # no permission, an I/O error: not known to be gone
+        return err.errno == errno.ELOOP  # a link loop leads to no photo
+    return not stat.S_ISREG(mode)
