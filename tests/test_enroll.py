@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import cv2
@@ -418,6 +419,39 @@ def test_photos_in_formats_that_are_not_read_are_reported(tmp_path: Path, encode
         "Ada/IMG_0002.HEIC": ("skipped", "HEIC is not read: save it as .jpg or .png"),
         "Ada/3.webp": ("skipped", "WEBP is not read: save it as .jpg or .png"),
     }
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_special_files_named_like_photos_are_skipped_with_a_line_and_are_not_read(tmp_path: Path,
+                                                                                   encoder) -> None:
+    """A broken link, a FIFO and a link to /dev/zero named *.jpg were passed over without a line
+    in the report; reading them would block for a writer or never end."""
+    root = tmp_path / "people"
+    (root / "Ada").mkdir(parents=True)
+    (root / "Ada" / "1.jpg").symlink_to(lfw("Tony_Blair", 1))
+    (root / "Ada" / "dangling.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(root / "Ada" / "fifo.jpg")
+    (root / "Ada" / "zerodev.jpg").symlink_to("/dev/zero")
+    (root / "Ada" / "dir.jpg").mkdir()
+    reports = []
+
+    def run() -> None:  # in a thread, so that a run blocked on the FIFO fails the test, not hangs it
+        with FaceDatabase(tmp_path / "faces.db") as db:
+            reports.append(enroll_directory(db, root, encoder, progress=False))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert reports, "enroll blocked (on the FIFO?) or failed"
+    not_regular = ("skipped", "not a regular file (a folder, pipe or device named like a photo)")
+    assert statuses(reports[0], root) == {
+        "Ada/1.jpg": ("added", ""),
+        "Ada/dangling.jpg": ("skipped", f"broken link (to {tmp_path / 'nowhere.jpg'})"),
+        "Ada/fifo.jpg": not_regular,
+        "Ada/zerodev.jpg": not_regular,
+        "Ada/dir.jpg": not_regular,
+    }
+    assert reports[0].summary() == "1 added, 0 updated, 0 unchanged, 4 skipped"
 
 
 def test_a_person_left_without_a_usable_photo_is_named_in_the_report(tmp_path: Path, encoder) -> None:

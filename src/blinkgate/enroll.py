@@ -130,8 +130,12 @@ def sha256_hex(data: bytes) -> str:
 
 
 def is_image(path: Path) -> bool:
+    return path.is_file() and named_like_photo(path)
+
+
+def named_like_photo(path: Path) -> bool:
     # Hidden files include macOS "._x.jpg" resource forks, which are not images.
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def check_people_dir(people_dir: Path) -> None:
@@ -175,7 +179,8 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
             continue
         try:
             files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-            images = [p for p in files if is_image(p)]
+            # Not is_image: a broken link or a FIFO named like a photo gets a line saying why.
+            images = [p for p in files if named_like_photo(p)]
         except OSError as err:
             notes.append(ImageOutcome(folder, SKIPPED, f"unreadable folder ({err.strerror or err})"))
             continue
@@ -266,12 +271,16 @@ def fit_within(image: np.ndarray, max_side: int) -> np.ndarray:
 def _enroll_one(
     db: FaceDatabase, name: str, path: Path, known: dict[str, str], encoder: FaceEncoder
 ) -> ImageOutcome:
+    old = known.get(str(path))
     try:
-        data = path.read_bytes()
+        data = _read_regular(path)
+    except NotAPhotoFile as err:
+        # Nothing there to enrol any more: as for a deleted photo, its old encoding must go.
+        removed = old is not None and db.remove_image(path)
+        return ImageOutcome(path, REMOVED if removed else SKIPPED, str(err))
     except OSError as err:
         return ImageOutcome(path, SKIPPED, f"unreadable ({err.strerror or err})")
     digest = sha256_hex(data)
-    old = known.get(str(path))
     if old == digest:
         return ImageOutcome(path, UNCHANGED)
 
@@ -286,6 +295,30 @@ def _enroll_one(
 
     replaced = db.add_image(name, path, digest, encoding)
     return ImageOutcome(path, UPDATED if replaced else ADDED)
+
+
+class NotAPhotoFile(Exception):
+    """A path named like a photo leads to no regular file (a broken link, a folder, a FIFO...)."""
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the regular file at ``path`` (links followed). The type is checked on the
+    open descriptor before reading: a FIFO named like a photo would block the run until
+    something wrote to it, and a link to /dev/zero would be read until memory ran out."""
+    try:
+        # O_NONBLOCK: opening a FIFO does not wait for a writer (regular files ignore it).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        if path.is_symlink() and err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            raise NotAPhotoFile(f"broken link (to {os.readlink(path)})") from err
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAPhotoFile("not a regular file (a folder, pipe or device named like a photo)")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def photo_encoding(data: bytes, encoder: FaceEncoder) -> tuple[np.ndarray | None, str]:
