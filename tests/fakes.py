@@ -93,7 +93,7 @@ class CrashOnName:
         if "crash" in source.description:
             die_in_worker()
         for frame in source:
-            yield frame, type("Result", (), {"faces": []})()
+            yield frame, type("Result", (), {"faces": [], "events": []})()
 
 
 def crash_on_name_gate():

@@ -275,3 +275,42 @@ def test_an_input_has_the_stamp_of_the_file_it_opens(tmp_path, monkeypatch):
     stamp = input_stamp("a.mp4")
     assert stamp is not None
     assert input_stamp("a.mp4 ") == stamp and input_stamp("~/a.mp4") == stamp
+
+
+class Scripted(FrameSource):
+    """One frame per step (seed of who stands at ``BOX``, their eye state), set on the fakes
+    just before the frame is handed on, as a clip showing that would."""
+
+    BOX = (100.0, 100.0, 200.0, 200.0)
+
+    def __init__(self, steps, encoder: FakeEncoder, eyes: FakeEyes):
+        self.steps, self.encoder, self.eyes, self.description = steps, encoder, eyes, "scripted"
+
+    def __iter__(self):
+        for i, (seed, state) in enumerate(self.steps):
+            self.encoder.identity[self.BOX] = vec(seed) if seed else vec(99) * 5  # 0: far from everyone
+            self.eyes.state[self.BOX] = state
+            yield Frame(FRAME, i * 33.3, i)
+
+
+def swap_check(then: int):
+    """check_source over alice blinking (granted), then, on the same track, person ``then``
+    with eyes open past a re-check: a photo pasted over her face."""
+    from blinkgate.types import EyeState
+
+    O, C = EyeState.OPEN, EyeState.CLOSED
+    detector, encoder, eyes = FakeDetector(), FakeEncoder(), FakeEyes()
+    detector.boxes = [Scripted.BOX]
+    gate = Gate(options=GateOptions(recheck_ms=500), recognizer=Recognizer([vec(1), vec(2)], ["alice", "bob"]),
+                encoder=encoder, detector=detector, eyes=eyes)
+    steps = [(1, O)] * 10 + [(1, C)] * 2 + [(1, O)] * 10 + [(then, O)] * 40
+    return check_source(gate, Scripted(steps, encoder, eyes))
+
+
+def test_a_face_swapped_for_another_on_its_track_is_not_granted_under_the_new_name():
+    """A photo of Bob pasted over Alice's face after her blink keeps her track: the gate said
+    identity_changed, but the verdict kept the track's grant and took Bob's name ("granted: bob")."""
+    verdict = swap_check(then=2)
+    assert [(f.track, f.name, f.granted, f.blinks) for f in verdict.faces] == [(1, "alice", True, 1), (1, "bob", False, 0)]
+    assert "granted: alice (" in verdict.format()
+    assert not verdict.faces[1].live and verdict.faces[1].first_live_s is None

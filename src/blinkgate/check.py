@@ -80,22 +80,31 @@ def check_source(
     ``on_frame`` is called once per frame (a progress bar's ``update``)."""
     gate.reset()
     verdict = Verdict(source=name or source.description)
-    faces: dict[int, FaceVerdict] = {}
+    spells: list[FaceVerdict] = []  # a track's verdict from its first naming, or from an identity change
+    faces: dict[int, FaceVerdict] = {}  # the open spell of each track
     for frame, result in gate.run(source):
         verdict.frames += 1
         if on_frame:
             on_frame()
+        # A track that shows someone else now (a photo pasted over the face keeps the track) starts
+        # over in the gate: grant revoked, blinks reset. Its verdict starts over too, or the new
+        # name was reported granted on the old one's blinks.
+        for event in result.events:
+            if event.kind == "identity_changed":
+                faces.pop(event.track_id, None)
         for face in result.faces:
-            fv = faces.setdefault(face.track_id, FaceVerdict(face.track_id, face.name))
+            if (fv := faces.get(face.track_id)) is None:
+                fv = faces[face.track_id] = FaceVerdict(face.track_id, face.name)
+                spells.append(fv)
             fv.frames += 1
             fv.name, fv.blinks = face.name, max(fv.blinks, face.blinks)
             if face.live and not fv.live:
                 fv.live, fv.first_live_s = True, round(frame.timestamp_ms / 1000.0, 3)
             fv.granted = fv.granted or face.granted
             fv.blurred_frames += face.eyes_blurred
-    for fv in faces.values():
+    for fv in spells:
         fv.eyes_blurred = 2 * fv.blurred_frames > fv.frames
-    verdict.faces = [f for f in faces.values() if f.frames >= MIN_TRACK_FRAMES or f.live]
+    verdict.faces = [f for f in spells if f.frames >= MIN_TRACK_FRAMES or f.live]
     verdict.truncated = source.truncated  # a script reading --json must not take a cut upload's "not live" at face value
     verdict.skipped_frames = source.skipped_frames
     verdict.live = any(f.live for f in verdict.faces)
