@@ -314,3 +314,15 @@ def test_a_face_swapped_for_another_on_its_track_is_not_granted_under_the_new_na
     assert [(f.track, f.name, f.granted, f.blinks) for f in verdict.faces] == [(1, "alice", True, 1), (1, "bob", False, 0)]
     assert "granted: alice (" in verdict.format()
     assert not verdict.faces[1].live and verdict.faces[1].first_live_s is None
+
+
+def test_a_granted_face_that_turns_unknown_is_not_granted_and_its_line_prints():
+    """A granted track re-checked as nobody enrolled kept its grant with name None: --json said
+    "name": null, "granted": true, and the text line raised TypeError, ending the batch."""
+    verdict = swap_check(then=0)
+    assert [(f.name, f.granted) for f in verdict.faces] == [("alice", True), (None, False)]
+    assert "granted: alice (" in verdict.format()
+    assert not any(f["granted"] and f["name"] is None for f in verdict.to_json()["faces"])
+    # Whatever made it, a verdict with a nameless grant prints its line and names no one.
+    odd = Verdict("clip.mp4", frames=3, live=True, granted=True, faces=[FaceVerdict(1, None, live=True, granted=True)])
+    assert odd.format().startswith("clip.mp4: LIVE (")

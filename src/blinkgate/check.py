@@ -51,8 +51,8 @@ class Verdict:
 
     def format(self) -> str:
         verdict = "LIVE" if self.live else "not live"
-        if self.granted:
-            names = sorted({f.name for f in self.faces if f.granted})
+        # Named faces only: a grant with no name (check_source makes none) crashed the join, and the batch.
+        if names := sorted({f.name for f in self.faces if f.granted and f.name is not None}):
             verdict = f"LIVE, granted: {', '.join(names)}"
         blinks = sum(f.blinks for f in self.faces)
         first = min((f.first_live_s for f in self.faces if f.first_live_s is not None), default=None)
@@ -100,7 +100,7 @@ def check_source(
             fv.name, fv.blinks = face.name, max(fv.blinks, face.blinks)
             if face.live and not fv.live:
                 fv.live, fv.first_live_s = True, round(frame.timestamp_ms / 1000.0, 3)
-            fv.granted = fv.granted or face.granted
+            fv.granted = fv.granted or (face.granted and face.name is not None)  # a grant is someone's
             fv.blurred_frames += face.eyes_blurred
     for fv in spells:
         fv.eyes_blurred = 2 * fv.blurred_frames > fv.frames
