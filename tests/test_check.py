@@ -326,3 +326,22 @@ def test_a_granted_face_that_turns_unknown_is_not_granted_and_its_line_prints():
     # Whatever made it, a verdict with a nameless grant prints its line and names no one.
     odd = Verdict("clip.mp4", frames=3, live=True, granted=True, faces=[FaceVerdict(1, None, live=True, granted=True)])
     assert odd.format().startswith("clip.mp4: LIVE (")
+
+
+def test_a_frame_folder_whose_frames_were_written_over_in_place_has_another_stamp(tmp_path):
+    """`check --skip-done` stamped a frame folder by its own stat only: frames overwritten in
+    place leave the folder's times as they were, and the stale verdict was reused."""
+    from blinkgate.check import input_stamp
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("f1.png", "f2.png"):
+        (folder / name).write_bytes(b"1" * 100)
+    checked = input_stamp(str(folder))
+    time.sleep(0.05)  # past the file system's clock tick
+    frame = folder / "f2.png"
+    kept = frame.stat().st_mtime_ns
+    frame.write_bytes(b"2" * 100)  # the same size, and the old time put back: only the change time tells
+    os.utime(frame, ns=(kept, kept))
+    assert os.stat(folder).st_mtime_ns == checked[2]
+    assert input_stamp(str(folder)) != checked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from .errors import BlinkgateError, SourceError
 from .files import one_line
 from .gate import Gate
 from .parallel import imap_processes
-from .sources import FrameSource, is_live, open_recording_path, recording_name
+from .sources import FrameSource, is_frame_name, is_live, open_recording_path, recording_name
 
 MIN_TRACK_FRAMES = 3  # shorter tracks are detector noise, not faces worth reporting
 
@@ -141,12 +142,30 @@ def input_stamp(spec: str) -> list[int] | None:
     modification and change times (ns) of its file, or frame folder; None if there is none to
     read. An upload still being written when it was checked, or uploaded again under its name,
     differs: also one copied in with its old time kept (``rsync -a`` renames a new file into
-    place, and no one but the kernel sets the change time)."""
+    place, and no one but the kernel sets the change time). A frame folder's stamp also has
+    its frames' count, total size and latest modification and change times."""
+    path = os.path.expanduser(recording_name(spec))  # the file open_recording opens
     try:
-        info = os.stat(os.path.expanduser(recording_name(spec)))  # the file open_recording opens
+        info = os.stat(path)
+        stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+        if stat.S_ISDIR(info.st_mode):
+            stamp += _frames_stamp(path)
     except (OSError, ValueError):  # missing, or a name no file can have
         return None
-    return [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    return stamp
+
+
+def _frames_stamp(folder: str) -> list[int]:
+    """A frame written over in place leaves its folder's times as they were: the frames' own
+    stats tell (one stat a frame: nothing beside decoding it)."""
+    count = size = mtime = ctime = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_frame_name(entry.name):
+                info = entry.stat()  # through a link, as the frame is read
+                count, size = count + 1, size + info.st_size
+                mtime, ctime = max(mtime, info.st_mtime_ns), max(ctime, info.st_ctime_ns)
+    return [count, size, mtime, ctime]
 
 
 @dataclass

@@ -238,6 +238,11 @@ class VideoFileSource(FrameSource):
         self._cap.release()
 
 
+def is_frame_name(name: str) -> bool:
+    """Whether a frame folder's file ``name`` is read as one of its frames."""
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
+
+
 class FolderSource(FrameSource):
     """A folder of still frames, in natural name order, timed at a fixed ``fps``."""
 
@@ -251,10 +256,7 @@ class FolderSource(FrameSource):
         # Not hidden files: macOS leaves a ._f1.jpg (AppleDouble) beside each frame copied to a
         # stick or a share. Unreadable, each was warned about and kept its time slot, so sorted
         # first they pushed every real frame (and first_live_s) late by their count / fps.
-        self.files = sorted(
-            (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
-            key=lambda p: natural_key(p.name),
-        )
+        self.files = sorted((p for p in self.path.iterdir() if is_frame_name(p.name)), key=lambda p: natural_key(p.name))
         if not self.files:
             # `check selfies/` (a folder of videos: too many for the shell's glob) is the likely mistake.
             raise SourceError(f"no images in folder {self.path} (a folder is read as the frames of one "
