@@ -345,3 +345,18 @@ def test_a_frame_folder_whose_frames_were_written_over_in_place_has_another_stam
     os.utime(frame, ns=(kept, kept))
     assert os.stat(folder).st_mtime_ns == checked[2]
     assert input_stamp(str(folder)) != checked
+
+
+def test_a_frame_folder_with_undecodable_frames_is_judged_and_says_frames_were_skipped(tmp_path):
+    """A damaged video's verdict said frames were skipped; a folder's said nothing, its
+    --json "truncated" false, though it was judged without those frames."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in (1, 2, 4):
+        cv2.imwrite(str(folder / f"f{i}.png"), np.zeros((48, 64, 3), np.uint8))
+    (folder / "f3.png").write_bytes(b"\x89PNG broken")
+    gate = Gate(recognizer=Recognizer([], []), encoder=FakeEncoder(), detector=FakeDetector(), eyes=FakeEyes())
+    with open_recording(str(folder), fps=20) as source:
+        verdict = check_source(gate, source)
+    assert verdict.frames == 3 and verdict.to_json()["truncated"] is True
+    assert verdict.format().endswith("; damaged: 1 frame could not be decoded and were skipped)")

@@ -274,6 +274,8 @@ class FolderSource(FrameSource):
                 self.skipped.append(file)
                 continue
             yield Frame(image, index * 1000.0 / self.fps, index)
+        # Judged without these frames, as a damaged video's skipped patch: a verdict must say so.
+        self.skipped_frames, self.truncated = len(self.skipped), bool(self.skipped)
         if len(self.skipped) == len(self.files):
             raise SourceError(f"no readable images in folder {self.path}")
 
