@@ -359,4 +359,4 @@ def test_a_frame_folder_with_undecodable_frames_is_judged_and_says_frames_were_s
     with open_recording(str(folder), fps=20) as source:
         verdict = check_source(gate, source)
     assert verdict.frames == 3 and verdict.to_json()["truncated"] is True
-    assert verdict.format().endswith("; damaged: 1 frame could not be decoded and were skipped)")
+    assert verdict.format().endswith("; damaged: 1 frame could not be decoded and was skipped)")

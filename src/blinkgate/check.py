@@ -61,7 +61,8 @@ class Verdict:
         blurred = any(f.eyes_blurred and not f.live for f in self.faces)
         why = "; eyes too blurred to see a blink" if blurred else ""
         if self.skipped_frames:
-            why += f"; damaged: {_plural(self.skipped_frames, 'frame')} could not be decoded and were skipped"
+            were = "was" if self.skipped_frames == 1 else "were"
+            why += f"; damaged: {_plural(self.skipped_frames, 'frame')} could not be decoded and {were} skipped"
         elif self.truncated:
             why += "; truncated: the decoder stopped early"
         counts = ", ".join(_plural(n, word) for n, word in ((self.frames, "frame"), (len(self.faces), "face"), (blinks, "blink")))
