@@ -34,6 +34,11 @@ def test_a_face_never_live_on_blurred_eyes_is_told_why():
     live = Verdict("clip.mp4", frames=90, live=True,
                    faces=[FaceVerdict(1, "alice", blinks=1, live=True, first_live_s=1.0, frames=90, eyes_blurred=True)])
     assert "blurred" not in live.format()
+    # Nor when another face is the live one: a photo pasted over a granted face's track is blurred.
+    swapped = Verdict("clip.mp4", frames=90, live=True, granted=True,
+                      faces=[FaceVerdict(1, "bd", blinks=2, live=True, granted=True, first_live_s=1.0, frames=60),
+                             FaceVerdict(1, "Halle_Berry", frames=30, eyes_blurred=True)])
+    assert swapped.format().startswith("clip.mp4: LIVE, granted: bd (") and "blurred" not in swapped.format()
     assert set(live.to_json()["faces"][0]) == {"track", "name", "blinks", "live", "granted", "first_live_s",
                                                "eyes_blurred"}
 

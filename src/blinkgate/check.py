@@ -58,7 +58,8 @@ class Verdict:
         blinks = sum(f.blinks for f in self.faces)
         first = min((f.first_live_s for f in self.faces if f.first_live_s is not None), default=None)
         when = f", first live at {first:.2f}s" if first is not None else ""
-        blurred = any(f.eyes_blurred and not f.live for f in self.faces)
+        # The reason explains a "not live"; next to a LIVE it read as if the grant were in doubt.
+        blurred = not self.live and any(f.eyes_blurred for f in self.faces)
         why = "; eyes too blurred to see a blink" if blurred else ""
         if self.skipped_frames:
             were = "was" if self.skipped_frames == 1 else "were"
