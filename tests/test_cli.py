@@ -707,6 +707,20 @@ def test_run_refused_for_its_record_path_leaves_no_events_file(capsys, tmp_path)
     assert not events.exists()  # it was opened (an empty file) before the recording was refused
 
 
+def test_run_refused_for_its_ui_port_leaves_no_events_file(capsys, tmp_path):
+    import socket
+
+    events = tmp_path / "ev.jsonl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "run", "--source", _frame_folder(tmp_path / "frames", 0.15), "--no-display",
+                           "--ui", f"127.0.0.1:{port}", "--events", str(events), "--db", str(tmp_path / "none.db"))
+    assert code == 2 and str(port) in err
+    assert not events.exists()
+
+
 def test_run_missing_camera(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--source", "9", "--no-display", "--db", str(tmp_path / "none.db"))
     assert code == 2 and "camera 9" in err and "--source" in err

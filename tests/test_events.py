@@ -47,3 +47,34 @@ def test_a_full_disk_is_logged_once_and_does_not_stop_the_caller(caplog):
     log.close()
     assert log.dropped == 5
     assert caplog.text.count("cannot write events to /dev/full") == 1
+
+
+def test_a_file_left_mid_line_by_a_crash_gets_a_line_break_before_the_new_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"event": "appeared"}\n{"event": "bli')  # a power cut during a write
+    with EventLog(path, "cam") as log:
+        log.write([Event("appeared", 10.0, 1, None, BOX)])
+        log.write([Event("lost", 20.0, 1, None, BOX)])
+    lines = path.read_text().splitlines()
+    assert lines[1] == '{"event": "bli' and [json.loads(line)["event"] for line in lines[2:]] == ["appeared", "lost"]
+
+
+def test_a_batch_that_fails_part_way_is_cut_back_off_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, "cam")
+    log.write([Event("appeared", 10.0, 1, None, BOX)])
+    real_write, calls = os.write, []
+
+    def disk_fills(fd, data):  # the first call writes 40 bytes, then the disk is full
+        calls.append(1)
+        if len(calls) == 1:
+            return real_write(fd, data[:40])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    log.write([Event("blink", 50.0, 1, "ada", BOX, {"start_ms": 20.0})])
+    monkeypatch.setattr(os, "write", real_write)
+    log.write([Event("lost", 90.0, 1, "ada", BOX)])
+    log.close()
+    assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["appeared", "lost"]
+    assert log.dropped == 1

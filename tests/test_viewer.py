@@ -165,6 +165,28 @@ def test_a_recording_pauses_while_the_disk_is_nearly_full(tmp_path, monkeypatch,
     assert "recording paused" in caplog.text and "recording resumed" in caplog.text
 
 
+def test_a_recording_of_a_file_has_no_free_space_floor(tmp_path, monkeypatch):
+    # Bounded by its file: on a disk with 99 MB free, `run --record` wrote nothing and exited 0.
+    monkeypatch.setattr(viewer_module, "free_bytes", lambda folder: 99 * 2**20)
+    monkeypatch.setattr(viewer_module, "FREE_CHECK_S", 0.0)
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=False)
+    for i in range(4):
+        rec.write(_canvas(i))
+    rec.close()
+    assert len(_frames_in(tmp_path / "r.mkv")) == 4
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_any_frame(tmp_path, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)  # root writes past mode bits: fake the mount
+    with pytest.raises(BlinkgateError, match="cannot record to .*Read-only file system"):
+        Recording(tmp_path / "out.mkv", 20.0, live=False)
+
+
 def test_frames_of_a_new_size_are_recorded_at_the_first_size(tmp_path):
     # A camera that reconnects in another mode: OpenCV's writer silently drops such frames.
     rec = Recording(tmp_path / "r.mkv", 20.0, live=True)

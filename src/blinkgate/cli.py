@@ -263,14 +263,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         viewer = Viewer("blinkgate", not args.no_display, args.record, source.fps, pace=not source.live, ui=bool(args.ui),
                         live=source.live)
-        # After the viewer: a --record it refuses must not leave an empty --events file behind.
-        events = EventLog(args.events, source.description) if args.events else None
         if args.ui:
             from .webui import WebUI, announce, face_json
 
             ui = WebUI(args.ui, draw=draw, faces=lambda result: [face_json(f) for f in result.faces],
                        token=token, title=source.description)
             announce(ui, log)
+        # Last: a --record or --ui port refused must not leave an empty --events file behind.
+        events = EventLog(args.events, source.description) if args.events else None
         tally = RunTally()
         for frame, result in gate.run(source):
             people.poll()  # `enroll` or `forget` since: from the next frame on

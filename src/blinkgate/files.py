@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TextIO
 
 # Faces (photos, snapshots, recordings) and who came when are biometric and personal data:
 # the owner's only, as the face database is. Less the umask, like any mode given to open().
@@ -41,13 +40,6 @@ def create_private(target: Path) -> None:
     O_EXCL: never an existing file, whose mode is its owner's to choose. Raises OSError
     (FileExistsError if something is there)."""
     os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
-
-
-def open_append_private(target: Path) -> TextIO:
-    """``target`` opened to append text, as ``>>`` does; created ``PRIVATE_FILE`` if missing.
-    An existing file keeps its mode: the user made it, and may have shared it on purpose."""
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
-    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 def make_folders(folder: Path, mode: int = 0o777) -> None:

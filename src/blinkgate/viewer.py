@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,11 @@ class Recording:
                                  "even after a crash)")
         if not path.parent.is_dir():
             raise BlinkgateError(f"cannot record to {path}: no folder {path.parent}")
+        try:  # a read-only folder failed only at the first frame, after --events had begun
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as err:
+            raise BlinkgateError(f"cannot record to {path}: {err.strerror or err}") from None
         self.asked = path  # the name given; ``path`` is the one written
         path = unused_path(path)
         if live and path.suffix.lower() in INDEX_AT_END:
@@ -139,7 +145,11 @@ class Recording:
         return max(0, copies)
 
     def _room(self) -> bool:
-        """Whether the disk has room; checked every FREE_CHECK_S, logged when it changes."""
+        """Whether the disk has room; checked every FREE_CHECK_S, logged when it changes. Only a
+        live recording has a floor: it can run for weeks, while a file's is bounded by the file
+        (a 460 KB recording of a clip was refused outright on a disk with 99 MB free)."""
+        if not self.live:
+            return True
         now = time.monotonic()
         if now - self._checked < FREE_CHECK_S:
             return not self._paused
