@@ -208,3 +208,21 @@ def test_a_recording_path_that_cannot_work_is_refused_before_any_frame(tmp_path,
     Recording(tmp_path / "live.mkv", 20.0, live=True)
     Recording(tmp_path / "file.mp4", 20.0, live=False)  # a file's run ends and closes it
     assert "plays only once closed" not in caplog.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract X11 sockets are Linux's")
+def test_a_display_that_does_not_answer_means_headless_not_a_qt_abort(monkeypatch):
+    # DISPLAY left over from a dropped `ssh -X`: Qt aborted `run` and `door` with SIGABRT.
+    import random
+    import socket
+
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    number = random.randint(5000, 9000)
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    assert viewer_module.has_display() is False
+    with socket.socket(socket.AF_UNIX) as server:  # an X server listening on display `number`
+        server.bind(f"\0/tmp/.X11-unix/X{number}")
+        server.listen(1)
+        assert viewer_module.has_display() is True
+    monkeypatch.setenv("DISPLAY", "nonsense")
+    assert viewer_module.has_display() is False

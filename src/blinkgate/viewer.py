@@ -20,7 +20,46 @@ log = logging.getLogger(__name__)
 
 
 def has_display() -> bool:
-    return sys.platform in ("win32", "darwin") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """Whether a window can open. On Linux a ``$DISPLAY`` that is set but does not answer (a
+    dropped ``ssh -X``, a service's stale environment) made Qt abort the process (SIGABRT)."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    wayland, x11 = os.environ.get("WAYLAND_DISPLAY"), os.environ.get("DISPLAY")
+    if wayland and _wayland_reachable(wayland):
+        return True
+    if x11:
+        if _x11_reachable(x11):
+            return True
+        log.warning("$DISPLAY=%s does not answer: running without a window", x11)
+    return False
+
+
+def _wayland_reachable(name: str) -> bool:
+    path = Path(name) if os.path.isabs(name) else Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")) / name
+    return path.exists()
+
+
+def _x11_reachable(display: str, timeout_s: float = 0.5) -> bool:
+    """Connect to the X server ``display`` names ([host]:N[.screen]), as a client would."""
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    try:
+        if host in ("", "unix"):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(timeout_s)
+                try:
+                    sock.connect(f"/tmp/.X11-unix/X{number}")
+                except OSError:  # Linux servers also listen on the abstract socket
+                    sock.connect(f"\0/tmp/.X11-unix/X{number}")
+            return True
+        with socket.create_connection((host, 6000 + int(number)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 # Containers OpenCV's FFmpeg writer handles with the mp4v codec. An MP4 (or MOV) gets its index
