@@ -357,7 +357,7 @@ def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys
     _frames(tmp_path / "f", 3)
     (tmp_path / "m.csv").write_text(f"id,label,source,fps\nx,live,{tmp_path / 'f'},20\n")
     assert main(["eval", str(tmp_path / "m.csv"), "--report", str(tmp_path / "r"), "-q"]) == 2
-    assert "pip install 'blinkgate[report]'" in capsys.readouterr().err
+    assert "pip install '.[report]'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -78,7 +78,7 @@ def plotting():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise BlinkgateError(f"--report needs matplotlib: pip install 'blinkgate[report]' ({err})") from err
+        raise BlinkgateError(f"--report needs matplotlib: from the blinkgate checkout, pip install '.[report]' ({err})") from err
     return plt
 
 
