@@ -311,6 +311,13 @@ def test_a_sideways_photo_is_skipped_with_the_turn_that_shows_its_face(tmp_path:
     assert "no face upright, but one when turned 90° anticlockwise: save the photo upright" in report.format()
 
 
+@pytest.mark.parametrize("person", ["Hans_Blix", "Howard_Dean", "Jackie_Chan"])
+def test_the_turn_named_is_the_best_face_not_the_first_found(person, encoder) -> None:
+    # HOG finds these faces upside down too: turning clockwise first named the wrong turn.
+    sideways = cv2.rotate(cv2.imread(str(lfw(person, 1))), cv2.ROTATE_90_CLOCKWISE)
+    assert "turned 90° anticlockwise" in enroll_module._sideways_hint(sideways, encoder)
+
+
 def test_no_progress_bar_when_stderr_is_not_a_terminal(people_dir: Path, tmp_path: Path, encoder, capsys) -> None:
     """A log file or a journal gets the report, not hundreds of carriage-return bar updates."""
     with FaceDatabase(tmp_path / "faces.db") as db:

@@ -152,6 +152,11 @@ class FaceEncoder:
         rects = self.detector(rgb, self.upsample)
         return [_rect_to_box(r, width, height) for r in rects]
 
+    def face_score(self, image_bgr: np.ndarray) -> float:
+        """The HOG detector's best score for a face in the image; -inf if it finds none."""
+        rects, scores, _ = self.detector.run(_to_rgb(image_bgr), self.upsample, 0.0)
+        return max(scores, default=float("-inf"))
+
     def encode(self, image_bgr: np.ndarray, box: Box) -> np.ndarray:
         """128-d float64 encoding of the face in ``box`` (from any detector: HOG, Haar, tracker)."""
         rgb = _to_rgb(image_bgr)
