@@ -1437,14 +1437,19 @@ def test_door_events_and_view_carry_the_doors_decision_not_the_gates_blink_grant
         assert [json.loads(line)["event"] for line in events.read_text().splitlines()][-1] == "lost"
 
 
-def test_door_with_a_webhook_url_no_grant_could_reach_exits_before_the_camera_opens(capsys, tmp_path, monkeypatch):
+def _door_watching_opens(tmp_path, monkeypatch) -> tuple[list, str]:
+    """A scripted door and its frame folder; the list records every source opened."""
     import blinkgate.sources as sources
 
     opened = []
     open_source = sources.open_source
     monkeypatch.setattr(sources, "open_source", lambda spec, **kw: (opened.append(spec), open_source(spec, **kw))[1])
-    frames = _frame_folder(tmp_path / "frames", 0.5)
     _scripted_door(monkeypatch)
+    return opened, _frame_folder(tmp_path / "frames", 0.5)
+
+
+def test_door_with_a_webhook_url_no_grant_could_reach_exits_before_the_camera_opens(capsys, tmp_path, monkeypatch):
+    opened, frames = _door_watching_opens(tmp_path, monkeypatch)
     code, _, err = run(capsys, "door", "--webhook", "http://ha.local:8123/api/webhook/open door", "--source", frames,
                        "--no-display", "--db", str(tmp_path / "f.db"))
     assert code == 2 and "percent-encode" in err and "open door" not in err and not opened
@@ -1453,13 +1458,7 @@ def test_door_with_a_webhook_url_no_grant_could_reach_exits_before_the_camera_op
 def test_door_with_an_on_grant_program_it_cannot_run_exits_before_the_camera_opens(capsys, tmp_path, monkeypatch):
     """`door --on-grant '/nonexistent/open-door {name}'` started fine; the error came at the first
     grant, with someone at the door. verify runs no action: the door's settings file's is ignored."""
-    import blinkgate.sources as sources
-
-    opened = []
-    open_source = sources.open_source
-    monkeypatch.setattr(sources, "open_source", lambda spec, **kw: (opened.append(spec), open_source(spec, **kw))[1])
-    frames = _frame_folder(tmp_path / "frames", 0.5)
-    _scripted_door(monkeypatch)
+    opened, frames = _door_watching_opens(tmp_path, monkeypatch)
     code, _, err = run(capsys, "door", "--on-grant", "/nonexistent/open-door {name}", "--source", frames,
                        "--no-display", "--db", str(tmp_path / "f.db"))
     assert code == 2 and "--on-grant program /nonexistent/open-door does not exist" in err and not opened
