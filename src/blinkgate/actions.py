@@ -317,7 +317,7 @@ def check_webhook_url(url: str) -> None:
     grant failed with a traceback)."""
     problem = _url_problem(url)
     if problem:
-        raise BlinkgateError(f"webhook URL {_shown(url)}: {problem}")
+        raise BlinkgateError(f"webhook URL {shown_webhook_url(url)}: {problem}")
 
 
 def _url_problem(url: str) -> str:
@@ -336,13 +336,16 @@ def _url_problem(url: str) -> str:
     return ""
 
 
-def _shown(url: str) -> str:
-    """``url`` for an error message: scheme and host only (Home Assistant's webhook id is the path)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname}/..." if parts.hostname else "(unparseable)"
-    except ValueError:
-        return "(unparseable)"
+def shown_webhook_url(url: str) -> str:
+    """``url`` for a message or ``blinkgate config``: login and query hidden (``redact_url``),
+    and the path too, since Home Assistant's webhook id is the path."""
+    from .sources import redact_url
+
+    shown = redact_url(url)
+    if "://" not in shown:
+        return shown
+    scheme, rest = shown.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}/***" if "/" in rest.strip("/") else shown
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -660,8 +660,10 @@ def _whole(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{text} must be at least {low}")
-        if value > 10**9:  # past SQLite's integers a --limit was "datatype mismatch"; no count needs more
-            raise argparse.ArgumentTypeError(f"{text} must be at most 1000000000")
+        from .config import MAX_NUMBER  # the settings' ceiling: past SQLite's integers a --limit was "datatype mismatch"
+
+        if value > MAX_NUMBER:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {MAX_NUMBER:.0f}")
         return value
 
     return parse
@@ -807,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_whole(1), default=2, help="processes for the calibration folds (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting of the shipped configuration, e.g. --set epochs=40 "
-                        "--set filters=16,32,64 (repeatable; docs/eye-model.md lists them)")
+                        "--set filters=16,32,64 (repeatable; the fields of train_eyes.EyeNetConfig)")
     p.set_defaults(func=cmd_train_eyes)
 
     p = command("eval-blinks", help="blink precision/recall against hand labels (labels/<clip>.csv)")

@@ -171,14 +171,14 @@ class Resolved:
 def _masked(s: Setting, value):
     if s.secret and value:
         return "***"
-    if s.key in ("source", "webhook.url") and isinstance(value, str):
+    if s.key == "webhook.url" and isinstance(value, str):
+        from .actions import shown_webhook_url
+
+        return shown_webhook_url(value)
+    if s.key == "source" and isinstance(value, str):
         from .sources import redact_url  # a URL may carry a password or a token
 
-        shown = redact_url(value)
-        if s.key == "webhook.url" and "://" in shown:  # Home Assistant's webhook id is the path
-            scheme, rest = shown.split("://", 1)
-            shown = f"{scheme}://{rest.split('/', 1)[0]}/***" if "/" in rest.strip("/") else shown
-        return shown
+        return redact_url(value)
     return list(value) if isinstance(value, tuple) else value
 
 

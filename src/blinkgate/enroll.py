@@ -344,14 +344,8 @@ def _sideways_hint(image: np.ndarray, encoder: FaceEncoder) -> str:
              (cv2.ROTATE_180, "180°"))
     # The best-scored turn, not the first with a face: HOG also finds some faces upside down,
     # and the first-found named the wrong turn for 3 of 20 LFW photos saved sideways.
-    score, turn = max((_face_score(encoder, cv2.rotate(small, code)), turn) for code, turn in turns)
+    score, turn = max((encoder.face_score(cv2.rotate(small, code)), turn) for code, turn in turns)
     return f" upright, but one when turned {turn}: save the photo upright" if score > float("-inf") else ""
-
-
-def _face_score(encoder: FaceEncoder, image: np.ndarray) -> float:
-    if hasattr(encoder, "face_score"):
-        return encoder.face_score(image)
-    return 0.0 if encoder.detect(image) else float("-inf")  # an encoder without scores (a test's)
 
 
 def enroll_directory(

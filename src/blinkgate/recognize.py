@@ -154,7 +154,7 @@ class FaceEncoder:
 
     def face_score(self, image_bgr: np.ndarray) -> float:
         """The HOG detector's best score for a face in the image; -inf if it finds none."""
-        rects, scores, _ = self.detector.run(_to_rgb(image_bgr), self.upsample, 0.0)
+        _, scores, _ = self.detector.run(_to_rgb(image_bgr), self.upsample, 0.0)
         return max(scores, default=float("-inf"))
 
     def encode(self, image_bgr: np.ndarray, box: Box) -> np.ndarray:
