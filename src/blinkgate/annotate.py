@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import cv2
 import numpy as np
 
@@ -11,7 +13,21 @@ GREEN, AMBER, RED, WHITE, BLACK = (0, 200, 0), (0, 190, 255), (0, 0, 230), (255,
 EYE_COLOURS = {EyeState.OPEN: GREEN, EyeState.CLOSED: RED, EyeState.UNKNOWN: (160, 160, 160)}
 
 
+# Letters NFKD does not split into an ASCII base and an accent.
+_PLAIN = str.maketrans({"ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o", "Ł": "L",
+                        "ł": "l", "Đ": "D", "đ": "d", "Þ": "Th", "þ": "th", "ı": "i"})
+
+
+def drawable(text: str) -> str:
+    """``text`` as OpenCV's Hershey fonts can draw it: ASCII only. putText draws each byte of
+    any other character as '?' ("Zoë" came out "Zo??"), so accents are dropped ("Zoe") and only
+    what has no plain form (CJK, Cyrillic...) stays one '?' per character."""
+    folded = unicodedata.normalize("NFKD", text.translate(_PLAIN))
+    return "".join(c if c.isascii() else "?" for c in folded if not unicodedata.combining(c))
+
+
 def _label(image: np.ndarray, text: str, org: tuple[int, int], colour: tuple[int, int, int], scale: float) -> None:
+    text = drawable(text)
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
     x, y = org
     cv2.rectangle(image, (x, y - h - base - 2), (x + w + 4, y + 2), colour, -1)

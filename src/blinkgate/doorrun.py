@@ -201,7 +201,7 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
     prompt or state in large letters."""
     import cv2
 
-    from .annotate import draw
+    from .annotate import draw, drawable
 
     out = draw(image, door_faces_for_drawing(result), fps)
     lines = [line for face in result.faces for line in banner(face)]
@@ -213,7 +213,7 @@ def draw_door(image: np.ndarray, result: DoorResult, fps: float | None = None) -
     band[:] = (band * 0.35).astype(np.uint8)
     for i, (text, colour) in enumerate(lines):
         y = height * (i + 1) - 4
-        cv2.putText(out, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+        cv2.putText(out, drawable(text), (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
     return out
 
 
