@@ -422,6 +422,13 @@ def test_gate_times_must_be_finite_and_positive(name, bad):
         GateOptions(**{name: bad})
 
 
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, 1.5, "0.5", None])
+def test_the_tolerance_must_be_a_distance_from_0_to_1(bad):
+    # A NaN tolerance named every stranger the nearest enrolled person (and granted them on a blink).
+    with pytest.raises(ValueError, match="tolerance"):
+        GateOptions(tolerance=bad)
+
+
 def test_a_missing_eye_model_fails_when_the_gate_is_made_not_at_the_first_face(tmp_path):
     from blinkgate.errors import ModelError
 

@@ -96,6 +96,13 @@ def test_an_encoding_with_nan_names_nobody(method: str) -> None:
     assert rec.recheck(bad, "Ada").name is None
 
 
+@pytest.mark.parametrize("bad", [float("nan"), -0.5])
+def test_a_nan_or_negative_tolerance_is_refused(bad: float) -> None:
+    # NaN passed no "distance > tolerance" test: a stranger was named the nearest enrolled person.
+    with pytest.raises(ValueError, match="tolerance"):
+        Recognizer([unit(0)], ["Ada"], tolerance=bad)
+
+
 def test_default_tolerance_is_strict() -> None:
     assert DEFAULT_TOLERANCE < 0.6  # 0.6 accepted ~47% of strangers' photos on lfw65
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 from collections import defaultdict
@@ -90,6 +91,10 @@ class GateOptions:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (value == 0 and name != "full_scan_ms"):
                 raise ValueError(f"{name} must be a finite, positive number of milliseconds, got {value!r}")
+        # A NaN tolerance passes no "distance > tolerance" test: every stranger would be named the
+        # nearest enrolled person, and granted on a blink. The range is the CLI's --tolerance.
+        if not (isinstance(self.tolerance, numbers.Real) and 0 <= self.tolerance <= 1):
+            raise ValueError(f"tolerance must be a face distance from 0 to 1, got {self.tolerance!r}")
 
 
 @dataclass

@@ -218,6 +218,8 @@ class Recognizer:
             raise ValueError(f"unknown method {method!r}")
         self._name_array = np.array(self.names, dtype=object)
         self.tolerance = float(tolerance)
+        if not self.tolerance >= 0:  # NaN too: it compares false with every distance, naming strangers
+            raise ValueError(f"tolerance must be a face distance of 0 or more, got {tolerance!r}")
         self.margin = float(margin)
         self.method = method
 
