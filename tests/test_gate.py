@@ -448,6 +448,19 @@ def test_face_boxes_are_plain_floats():
         assert "np." not in repr(face.box)
 
 
+@pytest.mark.parametrize("time_type", [np.int64, np.float32])
+def test_numpy_timestamps_give_plain_float_times_that_json_can_write(time_type):
+    # Times from a NumPy array went into every Event as np.int64 or np.float32: json.dumps failed.
+    import json
+
+    rig = name_alice(Rig())
+    result = rig.gate.process(FRAME, time_type(rig.t + 33))
+    assert type(result.timestamp_ms) is float
+    assert json.dumps([e.to_json() for e in rig.gate.end()])
+    with pytest.raises(ValueError, match="finite"):
+        rig.gate.process(FRAME, True)  # a bool is no time
+
+
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")

@@ -315,8 +315,12 @@ class Gate:
         _check_frame(image)
         # A NaN time compares false with everything: it would pass the order check and keep
         # a grant from ever lapsing.
-        if not isinstance(timestamp_ms, (int, float, np.number)) or not math.isfinite(timestamp_ms):
+        if (not isinstance(timestamp_ms, (int, float, np.integer, np.floating)) or isinstance(timestamp_ms, bool)
+                or not math.isfinite(timestamp_ms)):
             raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
+        # A plain float: a NumPy time (np.int64 from an array, np.float32) went into every Event
+        # and FrameResult, and Event.to_json() then failed json.dumps (the browser view's too).
+        timestamp_ms = float(timestamp_ms)
         if timestamp_ms <= self._last_ms:
             raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms "
                              "(another video or stream? call reset() first)")
