@@ -153,6 +153,21 @@ def test_video_file_clock(tmp_path):
     assert frames[-1].index == 9
 
 
+def test_a_loop_after_a_break_goes_on_where_the_last_one_stopped(tmp_path, caplog):
+    """A second loop over a video read nothing, and warned that the file was cut short."""
+    path = tmp_path / "clip.avi"
+    _video(path, 10)
+    with VideoFileSource(path) as src:
+        for frame in src:
+            if frame.index == 3:
+                break
+        rest = list(src)
+        assert [f.index for f in rest] == list(range(4, 10))
+        assert rest[0].timestamp_ms == pytest.approx(200.0)  # on the same clock
+        assert list(src) == [] and not src.truncated and src.frames_read == 10
+    assert list(src) == [] and "cut short" not in caplog.text and "stopped after" not in caplog.text
+
+
 def test_a_phone_video_recorded_sideways_is_read_upright(tmp_path):
     """Phones record portrait video as landscape frames plus a rotation in the MP4 header; read
     without it, every face lies on its side and none is found. A guard: OpenCV applies it."""

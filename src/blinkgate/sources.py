@@ -200,19 +200,31 @@ class VideoFileSource(FrameSource):
         if not ok or first is None:
             self._cap.release()
             raise SourceError(f"not a readable video: {self.path}")
-        self._first = first
-        self._first_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        self._next: tuple[np.ndarray, float] | None = (first, self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        self._clock = FileClock(self.fps)
+        self._ended = False  # the decoder gave its last frame (or the source was closed)
         self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         self.frames_read = 0
 
     def __iter__(self) -> Iterator[Frame]:
-        clock, image, pts = FileClock(self.fps), self._first, self._first_ms
-        self._first = None  # a full-size frame; not worth keeping for the file's whole run
-        while image is not None:
-            yield Frame(_as_bgr(image), clock.stamp(pts), self.frames_read)
-            self.frames_read += 1
-            image = self._next_image()
-            pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        # Goes on where the last loop stopped, as a file's lines do: a loop after a `break` read
+        # nothing, and warned that the file was cut short.
+        while (frame := self._read()) is not None:
+            yield frame
+        if not self._ended:
+            self._ended = True
+            self._say_if_truncated()
+
+    def _read(self) -> Frame | None:
+        if self._next is None and not self._ended and (image := self._next_image()) is not None:
+            self._next = (image, self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        if self._next is None:
+            return None
+        (image, pts), self._next = self._next, None  # a full-size frame: not kept once handed out
+        self.frames_read += 1
+        return Frame(_as_bgr(image), self._clock.stamp(pts), self.frames_read - 1)
+
+    def _say_if_truncated(self) -> None:
         if self.skipped_frames:
             self.truncated = True  # judged without part of the recording: a verdict must say so
             log.warning("%s: %d frames could not be decoded and were skipped (a damaged file?)",
@@ -236,6 +248,7 @@ class VideoFileSource(FrameSource):
 
     def close(self) -> None:
         self._cap.release()
+        self._next, self._ended = None, True  # no frames after: not a file cut short
 
 
 def is_frame_name(name: str) -> bool:
