@@ -102,6 +102,14 @@ def test_a_weak_or_odd_token_is_refused():
             WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=token)
 
 
+@pytest.mark.parametrize("setting", [{"max_fps": 0}, {"max_fps": float("nan")}, {"stall_s": float("nan")},
+                                     {"request_s": -1.0}])
+def test_a_rate_or_time_that_is_not_a_positive_number_is_refused_before_the_port_opens(setting):
+    # max_fps=0 failed in the first viewer's thread; a NaN stall_s never said NO VIDEO.
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, **setting)
+
+
 def test_a_random_token_per_run_when_none_is_given():
     with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list) as a, \
             WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list) as b:

@@ -33,6 +33,7 @@ import ipaddress
 import json
 import logging
 import math
+import numbers
 import re
 import secrets
 import socket
@@ -344,6 +345,11 @@ class WebUI:
                  title: str = "blinkgate", max_fps: float = 15.0, max_viewers: int = 4, jpeg_quality: int = 80,
                  max_connections: int = 32, max_per_client: int = 8, request_s: float = 5.0, stall_s: float = 2.0,
                  clock: Clock = time.monotonic):
+        # Before the port opens: a max_fps of 0 failed only in the first viewer's thread, and a
+        # NaN stall_s never said NO VIDEO (the last faces, granted or not, stayed on the page).
+        for name, value in (("max_fps", max_fps), ("request_s", request_s), ("stall_s", stall_s)):
+            if not (isinstance(value, numbers.Real) and 0 < value < math.inf):
+                raise ValueError(f"{name} must be a finite, positive number, got {value!r}")
         self.host, port = check_settings(listen, token)
         self.token_generated = token is None  # then only the terminal may be told it (see announce)
         self.token = token or secrets.token_urlsafe(18)
