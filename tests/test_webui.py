@@ -163,6 +163,17 @@ def test_status_lists_the_faces_and_recent_events(ui):
     assert status["events"][1]["liveness_s"] == 10 and re.match(r"\d{4}-\d\d-\d\dT", status["events"][1]["wall_time"])
 
 
+def test_an_event_json_cannot_write_as_it_is_does_not_break_the_status(ui):
+    # A NumPy number in a caller's own event failed every poll until 50 newer events came.
+    mine = Event("door_opened", np.float32(50.0), 1, "Ada", (1.0, 2.0, 3.0, 4.0),
+                 {"distance": np.float32(0.25), "path": os.path})
+    ui.publish(frame(), _result(0), [mine])
+    status, _, body = get(ui, "/status.json")
+    (event,) = json.loads(body)["events"]
+    assert status == 200 and event["time_ms"] == 50.0 and event["distance"] == 0.25
+    assert event["path"].startswith("<module")
+
+
 def test_only_the_last_50_events_are_kept(ui):
     for i in range(80):
         ev = Event("blink", float(i), 1, None, (0.0, 0.0, 1.0, 1.0))

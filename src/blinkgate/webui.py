@@ -541,7 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/":
             return self._send(HTTPStatus.OK, "text/html; charset=utf-8", _PAGE.replace("{title}", _html(ui.title)).encode())
         if url.path == "/status.json":
-            return self._send(HTTPStatus.OK, "application/json", json.dumps(ui.status()).encode())
+            return self._send(HTTPStatus.OK, "application/json", json.dumps(ui.status(), default=_plain).encode())
         if url.path == "/frame.jpg":
             got = ui.next_jpeg(-1, timeout=5.0)
             if not got or not got[1]:
@@ -634,6 +634,13 @@ def _html(text: str) -> str:
     import html
 
     return html.escape(text, quote=True)
+
+
+def _plain(value: object) -> object:
+    """A value json cannot write as it is: a NumPy number as a number, anything else as text. One
+    such value in an event (a caller's own) failed every poll, with a traceback each, until 50
+    newer events had pushed it out: the page said "disconnected" all that time."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def face_json(face) -> dict:
