@@ -386,6 +386,18 @@ def test_missing_camera_says_so():
         LiveSource(7, opener=opener)
 
 
+@pytest.mark.parametrize("index", [-1, -2])
+def test_a_negative_camera_index_is_refused_before_opencv_sees_it(monkeypatch, index):
+    """open_source(-1) crashed the process (SIGSEGV): -1 is OpenCV's "any camera", and with none
+    there its backends segfault."""
+    def never(target):
+        raise AssertionError(f"OpenCV was asked to open {target!r}")
+
+    monkeypatch.setattr(sources, "_new_capture", never)
+    with pytest.raises(SourceError, match=f"cannot open camera {index}"):
+        open_source(index)
+
+
 def _refuse(target):
     raise SourceError("nope")
 

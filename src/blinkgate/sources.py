@@ -108,6 +108,8 @@ def _refuse_not_utf8(name: str) -> None:
 def _open_capture(target: int | str) -> cv2.VideoCapture:
     if isinstance(target, str):
         _refuse_not_utf8(target)
+    elif target < 0:  # OpenCV's "any camera": with none there, its backends crash the process (SIGSEGV)
+        raise SourceError(f"cannot open {target!r}")
     try:
         cap = _new_capture(target)
     except cv2.error:  # a camera index past a C int (--source 99999999999999999999): no such camera
