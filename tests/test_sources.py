@@ -136,9 +136,12 @@ def test_a_name_that_is_not_utf8_is_refused_not_a_segfault(tmp_path):
         open_source(latin(b"fr\xe9mes"))
 
 
-def test_folder_bad_fps(tmp_path):
-    with pytest.raises(SourceError, match="fps"):
-        FolderSource(tmp_path, fps=0)
+@pytest.mark.parametrize("fps", [0, float("nan"), float("inf")])
+def test_folder_bad_fps(tmp_path, fps):
+    # A NaN rate timed every frame NaN, an infinite one every frame 0: the Gate's error, frames later.
+    cv2.imwrite(str(tmp_path / "f1.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(SourceError, match="fps must be positive"):
+        FolderSource(tmp_path, fps=fps)
 
 
 def test_video_file_clock(tmp_path):

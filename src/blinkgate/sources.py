@@ -263,7 +263,7 @@ class FolderSource(FrameSource):
 
     def __init__(self, path: str | Path, fps: float = 20.0):
         self.path = Path(path)
-        if fps <= 0:
+        if not 0 < fps < math.inf:  # a NaN or infinite rate gave every frame the same or a NaN time
             raise SourceError(f"fps must be positive, got {fps}")
         if not self.path.is_dir():
             raise SourceError(f"frame folder not found: {self.path}")
