@@ -461,6 +461,13 @@ def test_numpy_timestamps_give_plain_float_times_that_json_can_write(time_type):
         rig.gate.process(FRAME, True)  # a bool is no time
 
 
+@pytest.mark.parametrize("bad", [10**400, -10**400, float("nan"), np.float64("inf")], ids=["1e400", "-1e400", "nan", "inf"])
+def test_a_time_past_floats_range_is_refused_as_not_finite(bad):
+    # 10**400 raised OverflowError out of math.isfinite instead of the ValueError callers catch
+    with pytest.raises(ValueError, match="finite"):
+        Rig().gate.process(FRAME, bad)
+
+
 def test_unknown_eye_backend_is_rejected():
     with pytest.raises(ValueError, match="eye backend"):
         GateOptions(eyes="magic")

@@ -315,12 +315,17 @@ class Gate:
         _check_frame(image)
         # A NaN time compares false with everything: it would pass the order check and keep
         # a grant from ever lapsing.
-        if (not isinstance(timestamp_ms, (int, float, np.integer, np.floating)) or isinstance(timestamp_ms, bool)
-                or not math.isfinite(timestamp_ms)):
+        if not isinstance(timestamp_ms, (int, float, np.integer, np.floating)) or isinstance(timestamp_ms, bool):
             raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
         # A plain float: a NumPy time (np.int64 from an array, np.float32) went into every Event
         # and FrameResult, and Event.to_json() then failed json.dumps (the browser view's too).
-        timestamp_ms = float(timestamp_ms)
+        try:
+            t = float(timestamp_ms)
+        except OverflowError:  # an int past float's range is as unusable as infinity
+            t = math.inf
+        if not math.isfinite(t):
+            raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
+        timestamp_ms = t
         if timestamp_ms <= self._last_ms:
             raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms "
                              "(another video or stream? call reset() first)")
