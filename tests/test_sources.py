@@ -906,3 +906,17 @@ def test_a_camera_too_slow_to_see_blinks_is_warned_about_once(monkeypatch, caplo
 def test_a_camera_fast_enough_is_not_warned_about(monkeypatch, caplog):
     records = _read_camera(monkeypatch, caplog, period_s=0.02, report_s=0.3, frames=40)  # 50 fps
     assert not [r for r in records if "frames a second" in r.getMessage()]
+
+
+def test_a_frame_folder_loop_after_a_break_goes_on_where_the_last_one_stopped(tmp_path):
+    """A second loop over a frame folder started again at frame 0 with times from 0, which the
+    Gate refuses ("timestamps must increase"); a video's goes on."""
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    src = FolderSource(tmp_path, fps=10)
+    for frame in src:
+        if frame.index == 2:
+            break
+    rest = list(src)
+    assert [f.index for f in rest] == [3, 4, 5] and rest[0].timestamp_ms == pytest.approx(300.0)
+    assert list(src) == []

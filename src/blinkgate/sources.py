@@ -280,9 +280,12 @@ class FolderSource(FrameSource):
         self.description = str(self.path)
         self.frame_count = len(self.files)
         self.skipped: list[Path] = []
+        self._pos = 0  # the next frame: a loop after a break goes on there, as a video's does
 
     def __iter__(self) -> Iterator[Frame]:
-        for index, file in enumerate(self.files):
+        while self._pos < len(self.files):
+            index, file = self._pos, self.files[self._pos]
+            self._pos += 1
             image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping unreadable frame %s", file)
