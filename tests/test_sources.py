@@ -436,6 +436,21 @@ def test_stream_diagnosis_never_shows_a_password_taken_for_a_port():
     assert sources.stream_diagnosis("udp://@:1234") == ""  # nothing to connect to
 
 
+@pytest.mark.parametrize("url", ["rtsp://user:pa/ss@camera.lan:554/stream", "rtsp://u:p@ss/word@camera.lan/x",
+                                 "rtsp://u:p?ss@camera.lan/x", "rtsp://u:p#ss@camera.lan/x"])
+def test_stream_diagnosis_names_the_real_host_when_the_password_has_url_punctuation(monkeypatch, url):
+    # Parsed whole, the host ended at the password's "/": "ss" (part of it) was the host named.
+    asked = []
+
+    def create_connection(address, timeout):
+        asked.append(address[0])
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(sources.socket, "create_connection", create_connection)
+    said = sources.stream_diagnosis(url)
+    assert asked == ["camera.lan"] and said == ": the host name 'camera.lan' does not resolve (a typo, or no DNS)"
+
+
 class StampedCapture:
     """A live capture whose frames carry the backend's capture times (``CAP_PROP_POS_MSEC``)."""
 

@@ -364,9 +364,13 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 19
 
 def stream_diagnosis(url: str, timeout_s: float = 3.0) -> str:
     """Why a stream URL may not open, found by resolving its host and connecting to its port:
-    OpenCV says only that it failed, and an IP camera's URL has four parts to get wrong."""
+    OpenCV says only that it failed, and an IP camera's URL has four parts to get wrong.
+    The user and password go first, up to the last ``@`` as in :func:`redact_url`: parsed whole,
+    a ``/`` in ``rtsp://u:p@ss/word@cam/`` ended the host early, and "ss", part of the password,
+    was named as the host that does not resolve."""
+    scheme, sep, rest = url.strip().partition("://")
     try:
-        parts = urllib.parse.urlsplit(url.strip())
+        parts = urllib.parse.urlsplit(f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}")
         host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
     except ValueError:  # not err: in rtsp://admin:secret/cam (no "@") the "port" is the password
         return ": the URL is malformed (its port is not a number from 1 to 65535)"
