@@ -197,6 +197,19 @@ def test_frames_of_a_new_size_are_recorded_at_the_first_size(tmp_path):
     assert len(frames) == 6 and {f.shape for f in frames} == {(240, 320, 3)}
 
 
+def test_frames_of_an_odd_size_keep_their_last_row_and_column(tmp_path):
+    # The writer needs even sizes and cut 101x75 frames to 100x74: a face at the edge lost a line.
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=False)
+    for _ in range(3):
+        image = np.zeros((75, 101, 3), np.uint8)
+        image[-1, :], image[:, -1] = 255, 255  # the last row and column
+        rec.write(image)
+    rec.close()
+    frames = _frames_in(tmp_path / "r.mkv")
+    assert len(frames) == 3 and {f.shape for f in frames} == {(76, 102, 3)}
+    assert frames[0][74, 50].min() > 200 and frames[0][37, 100].min() > 200
+
+
 def test_a_recording_path_that_cannot_work_is_refused_before_any_frame(tmp_path, caplog):
     with pytest.raises(BlinkgateError, match=r"\.mkv"):
         Recording(tmp_path / "out.gif", 20.0, live=False)

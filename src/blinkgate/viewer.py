@@ -100,7 +100,9 @@ class Recording:
     A file already at ``path`` is kept: the recording goes beside it (:func:`unused_path`).
     The file is its owner's only: it shows the faces at the door, as the database's snapshots.
     Frames of another size (a camera that reconnected in another mode) are resized to the
-    first, since the writer silently drops them otherwise.
+    first, since the writer silently drops them otherwise. An odd width or height gets one more
+    column or row, a copy of the last: the writer needs even sizes (4:2:0 colour) and cut the
+    last row or column off instead.
     """
 
     def __init__(self, path: str | Path, fps: float, live: bool):
@@ -142,6 +144,8 @@ class Recording:
             self._open((canvas.shape[1], canvas.shape[0]))
         if (canvas.shape[1], canvas.shape[0]) != self._size:
             canvas = cv2.resize(canvas, self._size, interpolation=cv2.INTER_AREA)
+        if self._size[0] % 2 or self._size[1] % 2:
+            canvas = cv2.copyMakeBorder(canvas, 0, self._size[1] % 2, 0, self._size[0] % 2, cv2.BORDER_REPLICATE)
         for _ in range(copies):
             self._writer.write(canvas)
 
@@ -150,7 +154,11 @@ class Recording:
         import cv2
 
         self._create()
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+        even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
+        if even != size:
+            log.info("recording %dx%d frames at %dx%d: the video codec needs an even width and height, so the "
+                     "last column or row is repeated", *size, *even)
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, even)
         if not writer.isOpened():
             self.path.unlink(missing_ok=True)  # ours, and empty
             raise BlinkgateError(f"cannot write video {self.path}")
