@@ -445,7 +445,8 @@ def test_any_command_on_a_full_disk_is_one_line_and_exit_1(tmp_path, argv):
 def test_missing_camera_is_one_line_without_opencv_noise(tmp_path):
     quiet = _fresh("run", "--source", "99", "--no-display", "--db", str(tmp_path / "f.db"))
     assert quiet.returncode == 2
-    assert quiet.stderr.strip().splitlines() == [
+    assert quiet.stderr.strip().splitlines() == [  # the gate is made before a camera opens: its word first
+        f"blinkgate: no face database at {tmp_path / 'f.db'}: every face is unknown (enrol with `blinkgate enroll DIR`)",
         "blinkgate: error: cannot open camera 99 (no camera? pass a video file or URL with --source)"]
 
 
@@ -852,6 +853,28 @@ def test_run_on_a_camera_recognises_in_the_background_and_grants(capsys, tmp_pat
     assert modes == [("background", True)]
     granted = [e for e in map(json.loads, events.read_text().splitlines()) if e["event"] == "granted"]
     assert granted and granted[0]["name"] == "Blinker"
+
+
+@pytest.mark.parametrize("command", ["run", "door"])
+def test_a_camera_opens_after_the_models_are_loaded(capsys, tmp_path, monkeypatch, command):
+    """Loaded at the first face, the 68-point model held the GIL ~1 s while the camera's reader
+    thread had to read: it then read the buffered frames back to back, stamped under a ms apart
+    (a false "is timestamp_ms in milliseconds?" warning), and the first face's track was lost."""
+    import blinkgate.sources as sources
+    from blinkgate.errors import SourceError
+    from blinkgate.recognize import SHAPE_68, FaceEncoder
+
+    order = []
+    monkeypatch.setattr(FaceEncoder, "_load", lambda self, kind, filename: order.append(filename) or object())
+
+    def open_source(spec, fps=20.0, retries=10):
+        order.append("open")
+        raise SourceError("no camera here")
+
+    monkeypatch.setattr(sources, "open_source", open_source)
+    code, _, err = run(capsys, command, "--source", "0", "--no-display", "--db", str(tmp_path / "f.db"))
+    assert code == 2 and "no camera here" in err
+    assert order == [SHAPE_68, "open"]
 
 
 def test_a_running_run_names_and_grants_someone_enrolled_while_it_runs(capsys, tmp_path, monkeypatch):

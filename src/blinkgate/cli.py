@@ -247,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .annotate import draw
     from .events import EventLog
     from .gate import FollowPeople
-    from .sources import open_source
+    from .sources import is_live, open_source
     from .viewer import Viewer
 
     eye_model = _eye_model(args)  # a bad --eye-model or --ui fails before the camera opens
@@ -256,8 +256,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .webui import check_settings
 
         check_settings(args.ui, token)
-    source = open_source(args.source, fps=args.fps)
-    gate = _gate_factory(args, eye_model, live=source.live)()
+    # A camera's models are loaded (~1 s) before it opens: the load holds the GIL, so the source's
+    # reader thread read nothing meanwhile, then read the frames buffered back to back; stamped a
+    # fraction of a millisecond apart they were a false clock warning, and the first face's track
+    # was lost over the stall (doorrun.run_door does the same).
+    live = is_live(args.source)
+    gate = _gate_factory(args, eye_model, live=live)()
+    try:
+        if live:
+            gate.load_models()
+        source = open_source(args.source, fps=args.fps)
+    except BaseException:
+        gate.close()
+        raise
     people = FollowPeople(gate, _db_path(args))  # an attendance kiosk runs for days: enrol without a restart
     events = viewer = ui = None
     try:

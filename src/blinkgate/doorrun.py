@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from .config import Resolved, weakened
 from .door import (ChallengePolicy, Door, DoorFace, DoorOptions, DoorResult, LockoutPolicy, door_events,
                    door_faces_for_drawing, standing_grants)
 from .errors import BlinkgateError
+
+if TYPE_CHECKING:
+    from .gate import Gate
 
 log = logging.getLogger("blinkgate")
 
@@ -84,25 +88,39 @@ def build_actions(settings: Resolved, source: str = ""):
     return ActionRunner(actions, cooldown_s=s["actions.cooldown"], source=source)
 
 
+def build_gate(settings: Resolved, live: bool = False) -> Gate:
+    """The door's Gate, from settings. A ``live`` one is recognised in a background process and
+    has its models loaded now: see :func:`run_door` for why before the camera opens."""
+    from .gate import Gate, GateOptions
+
+    db = db_path(settings)
+    options = GateOptions(liveness_ms=settings["liveness"] * 1000.0, eyes=settings["eyes"],
+                          tolerance=settings["tolerance"], recognition="background" if live else "inline")
+    if not db.exists():
+        log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
+    gate = Gate(db if db.exists() else None, options, eye_model=settings["eye_model"])
+    try:
+        if live:
+            gate.load_models()
+    except BaseException:
+        gate.close()
+        raise
+    if db.exists() and not len(gate.recognizer):
+        # also after the first start, which created the file for the access log
+        log.warning("nobody is enrolled in %s: every face is unknown (enrol with `blinkgate enroll DIR`, "
+                    "with the same --db or settings file)", db)
+    return gate
+
+
 def build_door(settings: Resolved, source: str = "", gate=None, live: bool = False, actions: bool = True) -> Door:
     """Gate + challenge + access log + actions, from settings. Restores lockout counts of
     the last ``lockout.window`` from the access log, so a restart does not reset them. A
     ``live`` source (camera, stream) is recognised in a background process. ``actions=False``
     (``verify``) leaves the unlock actions out: its exit code is the action."""
     from .accesslog import AccessLogWriter
-    from .gate import Gate, GateOptions
 
     db = db_path(settings)
-    if gate is None:
-        options = GateOptions(liveness_ms=settings["liveness"] * 1000.0, eyes=settings["eyes"],
-                              tolerance=settings["tolerance"], recognition="background" if live else "inline")
-        if not db.exists():
-            log.warning("no face database at %s: every face is unknown (enrol with `blinkgate enroll DIR`)", db)
-        gate = Gate(db if db.exists() else None, options, eye_model=settings["eye_model"])
-        if db.exists() and not len(gate.recognizer):
-            # also after the first start, which created the file for the access log
-            log.warning("nobody is enrolled in %s: every face is unknown (enrol with `blinkgate enroll DIR`, "
-                        "with the same --db or settings file)", db)
+    gate = gate if gate is not None else build_gate(settings, live)
     writer = AccessLogWriter(db, retention_days=settings["log.retention_days"])
     try:
         runner = build_actions(settings, source) if actions else None
@@ -280,7 +298,7 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
     camera unplugged)."""
     from .events import EventLog
     from .eye_model import checked_model
-    from .sources import open_source
+    from .sources import is_live, open_source
     from .viewer import Viewer
 
     checked_model(settings["eye_model"])  # a bad model, --on-grant, --webhook or --ui fails before the camera opens
@@ -296,8 +314,25 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
         from .webui import check_settings
 
         check_settings(settings["ui.listen"], settings["ui.token"])
-    source = open_source(settings["source"], fps=settings["fps"], retries=retries)
-    door = build_door(settings, source=source.description, live=source.live, actions=actions)
+    # A camera's Gate is made, and its models loaded (~1 s), before the camera opens: the load holds
+    # the GIL, so the source's reader thread read nothing meanwhile, then read the frames buffered
+    # back to back; stamped a fraction of a millisecond apart they were a false clock warning, and
+    # the first face's track was lost over the stall.
+    gate = build_gate(settings, live=True) if is_live(settings["source"]) else None
+    try:
+        source = open_source(settings["source"], fps=settings["fps"], retries=retries)
+    except BaseException:
+        if gate is not None:
+            gate.close()
+        raise
+    try:
+        door = build_door(settings, source=source.description, live=source.live, actions=actions,
+                          **({"gate": gate} if gate is not None else {}))
+    except BaseException:
+        source.close()
+        if gate is not None:
+            gate.close()
+        raise
     for line in weakened(settings):
         log.warning("weaker than the default: %s", line)
     c = door.options.challenge

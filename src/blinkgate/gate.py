@@ -208,6 +208,16 @@ class Gate:
         # another thread (a kiosk's admin thread) and wait for the frame to end, not tear it.
         self._state = threading.RLock()
 
+    def load_models(self) -> None:
+        """Load now the dlib models the first face would load (the 68-point predictor, ~1 s; the
+        recognition models when recognising inline). On a camera or stream that first face's
+        stall let the reader skip past the tracker's gap (``max_gap_ms``): the first face in view
+        was lost and appeared again as a second track. Call it before reading a live source."""
+        if isinstance(self.eyes, LandmarkEyes) and isinstance(self.eyes.encoder, FaceEncoder):
+            _ = self.eyes.encoder.shape68
+        if self.options.recognition == "inline" and len(self.recognizer) and isinstance(self.encoder, FaceEncoder):
+            _ = self.encoder.shape5, self.encoder.resnet
+
     def _eye_backend(self, eye_model: str | Path | None) -> EyeBackend:
         from .eye_model import EyeClassifier
 
