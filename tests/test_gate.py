@@ -335,6 +335,18 @@ def test_timestamps_in_the_wrong_unit_are_warned_about_once(dt, warned, caplog):
     assert sum("milliseconds" in r.getMessage() for r in caplog.records) == 2 * warned
 
 
+@pytest.mark.parametrize("dt", [500.0, 1000.0])
+def test_a_source_too_slow_for_a_track_to_last_is_warned_about_once(dt, caplog):
+    # 2 fps: a track ends 400 ms after its last frame, so every frame was a new face, without a word.
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    for _ in range(30):
+        rig.step(dt=dt)
+    assert rig.kinds().count("appeared") == 30  # the gap limit stays: nothing carries over a gap
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "every frame is a new face" in said[0] and "10 frames a second" in said[0]
+
+
 def test_a_grant_lapses_on_time_whatever_the_caller_passes_as_time():
     # NaN compares false with everything: accepted, it would keep a grant alive for good.
     rig = Rig(liveness_ms=1000)

@@ -51,7 +51,7 @@ from .blink import BlinkDetector, BlinkOptions
 from .detect import FaceDetector, FaceDetectorOptions
 from .eyes import EyeBackend, HaarEyes, LandmarkEyes
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder, Match, Recognizer
-from .sources import Frame, FrameSource
+from .sources import MIN_BLINK_FPS, Frame, FrameSource
 from .tracker import IoUTracker, Track, dedupe
 from .types import Box, Event, EyeReading, EyeState, FaceResult, FrameResult
 
@@ -386,8 +386,14 @@ class Gate:
 
     def _check_clock(self) -> None:
         """Warn once per stream when the frames' spacing rules out every blink: time in seconds,
-        frame numbers or microseconds instead of milliseconds never counts one, and says nothing."""
+        frame numbers or microseconds instead of milliseconds never counts one, and says nothing;
+        nor does a source too slow for a track to outlive the gap between its frames."""
         gap = float(np.median(self._gaps))
+        if gap > self.options.max_gap_ms:  # e.g. a 2 fps camera: said as a unit mistake, or not at all
+            log.warning("frames are %.3g ms apart: a face's track ends %g ms after the last frame it was seen on, "
+                        "so every frame is a new face and no blink counts; blinks need about %d frames a second "
+                        "(or is timestamp_ms not in milliseconds?)", gap, self.options.max_gap_ms, MIN_BLINK_FPS)
+            return
         if 2.0 <= gap <= self.options.blink.max_closed_ms:  # 500 fps down to a closure's length
             return
         log.warning("frames are %.3g ms apart: is timestamp_ms in milliseconds (not seconds, frame numbers or "
