@@ -8,8 +8,8 @@ import pytest
 
 from blinkgate.capture import CaptureOptions, capture, check_name
 from blinkgate.cli import main
-from blinkgate.errors import BlinkgateError
-from blinkgate.sources import Frame
+from blinkgate.errors import BlinkgateError, SourceError
+from blinkgate.sources import Frame, FrameSource
 
 from conftest import mode_of, shared
 
@@ -45,6 +45,27 @@ def test_a_camera_nobody_stands_in_front_of_gives_up_at_the_timeout(tmp_path):
     saved = capture(frames(1000), tmp_path, scripted({}), CaptureOptions(timeout_ms=2000),
                     on_frame=lambda f, *_: looked.append(f.index) or True)
     assert saved == [] and looked[-1] == 21  # the first frame past 2 s after the first
+
+
+class StalledStream(FrameSource):
+    """A live source that gives two frames, then none: it asks ``on_idle`` with its clock (ms) as
+    a stalled LiveSource does, every 500 ms, and is given up after 60 s as its reconnects would."""
+
+    live = True
+
+    def __iter__(self):
+        yield from frames(2)
+        for now_ms in range(600, 60_000, 500):
+            if self.on_idle is not None and self.on_idle(float(now_ms)):
+                self.ended_at = now_ms
+                return
+        raise SourceError("stream lost after 3 reconnect attempts")
+
+
+def test_a_stream_that_stalls_gives_up_at_the_timeout_not_after_its_reconnects(tmp_path):
+    stream = StalledStream()
+    saved = capture(stream, tmp_path, scripted({}), CaptureOptions(timeout_ms=2000))
+    assert saved == [] and stream.ended_at == 2100  # the first look past 2 s after the first frame
 
 
 def test_closing_the_window_stops(tmp_path):

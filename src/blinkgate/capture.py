@@ -20,7 +20,7 @@ from .database import name_key, name_problem
 from .errors import BlinkgateError
 from .files import PRIVATE_FILE, write_atomic
 from .recognize import DEFAULT_TOLERANCE
-from .sources import Frame
+from .sources import Frame, FrameSource
 from .types import Box
 
 log = logging.getLogger("blinkgate")
@@ -154,7 +154,9 @@ def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray]
             known: np.ndarray | None = None) -> list[Path]:
     """Save up to ``options.count`` frames that show exactly one face big enough to enrol, at
     least ``options.every_ms`` apart, until ``options.timeout_ms`` after the first frame.
-    ``on_frame(frame, box, why, saved)`` is called for every frame (``why`` is "" for a photo
+    The time is the source's: of a video file, its first ``timeout_ms``, however fast it is read;
+    a live source that stalls is given up at the timeout too. ``on_frame(frame, box, why, saved)``
+    is called for every frame (``why`` is "" for a photo
     taken, or why the frame was not one); it returns False to stop (the window closed).
     With ``encode`` (``FaceEncoder.encode``), a face further than ``options.same_person`` from
     the nearest of ``known`` (``known_faces``: the person's photos already in the folder) or,
@@ -163,6 +165,10 @@ def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray]
     the person's name, would be enrolled, and let in, under that name."""
     saved: list[Path] = []
     first_ms, last_ms = None, float("-inf")
+    if isinstance(frames, FrameSource) and frames.live:
+        # A stream that stalls gives no frame to check the time on: it ended capture only once
+        # it was given up, after its reconnects (14 s for --timeout 3, or minutes).
+        frames.on_idle = lambda now_ms: now_ms - (first_ms or 0.0) > options.timeout_ms
     in_folder = known is not None and len(known) > 0
     faces = known if in_folder else None  # what a new face must be near: None until the first photo
     for frame in frames:

@@ -763,7 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_whole(1), default=5, help="photos to take (default 5)")
     p.add_argument("--every", type=_number(0), default=0.7, metavar="SECONDS",
                    help="at least this long between photos: turn your head a little (default 0.7)")
-    p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up after this long (default 60)")
+    p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up this long after the first frame (of a video file: its first SECONDS) (default 60)")
     p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
     p.add_argument("--no-display", action="store_true", help="no window")
     # The door's: a face capture took that the gate would not name as the person would be named so once enrolled.
