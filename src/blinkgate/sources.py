@@ -377,6 +377,11 @@ def stream_diagnosis(url: str, timeout_s: float = 3.0) -> str:
     if not host or port is None:  # udp:// and the like: nothing to connect to
         return ""
     where = f"{host}:{port}"
+    if any(c in rest.rpartition("@")[0] for c in "/?#"):
+        # FFmpeg ends the host at the first of these ("Port missing in uri"), so the camera was never
+        # asked, though it answers. It decodes %-escapes in the user and password.
+        return (f": FFmpeg cannot read a '/', '?' or '#' in the user or password, so {where} was not asked: "
+                "write them as %2F, %3F and %23")
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             pass
