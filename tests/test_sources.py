@@ -421,6 +421,26 @@ def test_a_stream_that_will_not_open_says_which_part_of_the_url_is_wrong():
             f": 127.0.0.1:{port} answers, so the path, the user and password")
 
 
+def test_a_stream_that_takes_the_connection_but_never_answers_is_not_said_to_refuse_the_url(monkeypatch):
+    # A hung server (or another service's port) held the open for its whole timeout; it was said
+    # to have "answered and refused the path, the user and password or the format".
+    monkeypatch.setattr(sources, "STREAM_TIMEOUT_MS", 200)
+
+    def hangs(target):
+        time.sleep(0.2)
+        raise SourceError("nope")
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(SourceError, match=rf"cannot open stream http://127.0.0.1:{port}/video: 127.0.0.1:{port} "
+                                              r"takes the connection but sent no stream within 0.2 s"):
+            LiveSource(f"http://127.0.0.1:{port}/video", opener=hangs)
+        with pytest.raises(SourceError, match="answers, so the path"):  # refused at once: the URL is wrong
+            LiveSource(f"http://127.0.0.1:{port}/video", opener=_refuse)
+
+
 def test_stream_diagnosis_names_a_host_that_does_not_resolve(monkeypatch):
     def create_connection(address, timeout):
         raise socket.gaierror(-2, "Name or service not known")

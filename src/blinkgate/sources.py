@@ -362,9 +362,11 @@ def redact_url(target: str) -> str:
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
 
 
-def stream_diagnosis(url: str, timeout_s: float = 3.0) -> str:
+def stream_diagnosis(url: str, timeout_s: float = 3.0, open_timed_out: bool = False) -> str:
     """Why a stream URL may not open, found by resolving its host and connecting to its port:
     OpenCV says only that it failed, and an IP camera's URL has four parts to get wrong.
+    ``open_timed_out``: the open took its whole ``STREAM_TIMEOUT_MS``, so a port that takes the
+    connection sent nothing, rather than refused the path or the password.
     The user and password go first, up to the last ``@`` as in :func:`redact_url`: parsed whole,
     a ``/`` in ``rtsp://u:p@ss/word@cam/`` ended the host early, and "ss", part of the password,
     was named as the host that does not resolve."""
@@ -393,6 +395,9 @@ def stream_diagnosis(url: str, timeout_s: float = 3.0) -> str:
         return f": {where} does not answer within {timeout_s:.0f} s (wrong address, camera off, or a firewall)"
     except OSError as err:
         return f": {where} is unreachable ({err.strerror or err})"
+    if open_timed_out:
+        return (f": {where} takes the connection but sent no stream within {STREAM_TIMEOUT_MS / 1000:g} s (a hung "
+                "camera or server, or the port of something else)")
     return (f": {where} answers, so the path, the user and password, or the stream's format was refused "
             "(check the URL in the camera's manual, or try it in VLC)")
 
@@ -433,13 +438,16 @@ class LiveSource(FrameSource):
         self._opener, self._clock = opener or _open_capture, clock
         self._sleep = sleep or self._stopping.wait  # a back-off wait that close() cuts short
         self.description = f"camera {target}" if isinstance(target, int) else redact_url(str(target))
+        started = time.monotonic()  # not self._clock: a test's scripted clock has no reading for this
         try:
             self._cap = self._opener(target)
         except SourceError:
             if isinstance(target, int):
                 raise SourceError(f"cannot open camera {target} (no camera? pass a video file or URL "
                                   "with --source)") from None
-            raise SourceError(f"cannot open stream {self.description}{stream_diagnosis(str(target))}") from None
+            timed_out = time.monotonic() - started >= 0.9 * STREAM_TIMEOUT_MS / 1000.0
+            raise SourceError(f"cannot open stream {self.description}"
+                              f"{stream_diagnosis(str(target), open_timed_out=timed_out)}") from None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 0 < fps < 1000 else None
         self._t0 = clock()
