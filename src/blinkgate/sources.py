@@ -458,8 +458,10 @@ class LiveSource(FrameSource):
         self._warned_at = -math.inf  # when a warning was last logged
         self._said = False  # this outage was logged
         # Read from the open on, not from the first take: the frames that came while the caller got
-        # ready (run builds its Gate, ~3 s) were then read back to back, stamped 1-6 ms apart on the
-        # read clock, and all taken as fresh. Read as they come, they are dropped as stale.
+        # ready were then read back to back, stamped 1-6 ms apart on the read clock, and all taken as
+        # fresh. Read as they come, they are dropped as stale. Only while this thread gets the GIL:
+        # a caller that loads dlib's models meanwhile (~1 s) has the same effect, so run and door
+        # load them before the open (Gate.load_models).
         if fresh_only:
             self._reader = FreshQueue(self._reads(), name=f"blinkgate-read {self.description}",
                                       max_behind_s=MAX_BEHIND_MS / 1000.0, on_end=self._cap_release)
