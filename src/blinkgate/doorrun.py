@@ -327,7 +327,7 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
         raise
     try:
         door = build_door(settings, source=source.description, live=source.live, actions=actions,
-                          **({"gate": gate} if gate is not None else {}))
+                          **({"gate": gate} if gate is not None else {}))  # else its own (or a test's)
     except BaseException:
         source.close()
         if gate is not None:
