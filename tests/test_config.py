@@ -188,6 +188,18 @@ def test_every_setting_that_widens_the_replay_window_or_shortens_lockouts_is_nam
     assert named == ["challenge.min_reaction", "challenge.max_closed", "lockout.max_cooldown"]
 
 
+def test_a_shorter_settle_a_count_listed_twice_and_haar_eyes_are_named_as_weaker():
+    """--settle 0 judged the answer before a blink started 0.1 s before the end of the hold was
+    reported (the door granted it), counts [1, 1, 1, 1, 1, 2, 3] ask k = 1 five times in seven
+    (worst replay chance 5.7 %, not 3.0 %), and --eyes haar drops the EAR, fold and sharpness
+    checks: none was named, while --hold 3 was."""
+    env = {"BLINKGATE_CHALLENGE_SETTLE": "0", "BLINKGATE_CHALLENGE_COUNTS": "1,1,1,1,1,2,3", "BLINKGATE_EYES": "haar"}
+    named = [line.split(" = ")[0] for line in weakened(resolve(cli(), env=env))]
+    assert named == ["challenge.counts", "challenge.settle", "eyes"]
+    stricter = {"BLINKGATE_CHALLENGE_SETTLE": "1.5", "BLINKGATE_CHALLENGE_COUNTS": "1,2,3,4"}
+    assert weakened(resolve(cli(), env=stricter)) == []
+
+
 def test_errors_about_a_secret_setting_do_not_print_it(conf):
     for text in ("[webhook]\nsecret = 123456789\n", "[mqtt]\npassword = 123456789\n", "[ui]\ntoken = 123456789\n"):
         conf.write_text(text)

@@ -295,7 +295,9 @@ def check_file_owner(path: Path, what: str = "config file", harm: str = "could s
 # Settings that, moved from their default this way, let more through: (key, weaker, what it costs).
 WEAKER = (
     ("challenge.enabled", lambda v, d: not v, "no challenge: a replayed video of the person blinking is granted"),
-    ("challenge.counts", lambda v, d: len(set(v)) < len(set(d)), "fewer blink counts to ask for: a replay guesses k more often"),
+    # k is drawn from the list as written: a count listed twice comes up twice as often
+    ("challenge.counts", lambda v, d: _likeliest(v) > _likeliest(d),
+     "fewer blink counts to ask for, or one listed more than once: a replay guesses k more often"),
     ("challenge.rounds", lambda v, d: v < d, "fewer challenge rounds"),
     ("challenge.delay_min", lambda v, d: v > d, "a narrower window for the prompt: a replay times it more easily"),
     ("challenge.delay_max", lambda v, d: v < d, "a narrower window for the prompt: a replay times it more easily"),
@@ -305,12 +307,20 @@ WEAKER = (
     ("challenge.max_interval", lambda v, d: v > d, "a longer gap allowed between answer blinks"),
     ("challenge.hold", lambda v, d: v < d, "a shorter hold after the answer: a replay's next blink falls outside it more often"),
     ("challenge.clear", lambda v, d: v < d, "a shorter quiet time before the answer"),
+    ("challenge.settle", lambda v, d: v < d,
+     "the answer is judged before a blink started late in the hold is seen: a shorter hold in effect"),
     ("lockout.failures", lambda v, d: v == 0 or v > d, "no lockout (0), or more failed challenges before one"),
     ("lockout.window", lambda v, d: v < d, "failures counted over a shorter window"),
     ("lockout.cooldown", lambda v, d: v < d, "a shorter lockout"),
     ("lockout.max_cooldown", lambda v, d: v < d, "repeated lockouts grow less (not at all below lockout.cooldown)"),
     ("tolerance", lambda v, d: v > d, "a looser face match: a look-alike is named as the enrolled person"),
+    ("eyes", lambda v, d: v != d, "no eye aspect ratio, fold or sharpness checks: more photo attacks blink"),
 )
+
+
+def _likeliest(counts: tuple[int, ...]) -> float:
+    """The chance of the likeliest k in a uniform draw from ``counts`` as listed."""
+    return max(counts.count(k) for k in counts) / len(counts)
 
 
 def weakened(settings: Resolved) -> list[str]:
