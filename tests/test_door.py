@@ -811,6 +811,22 @@ def test_a_photo_of_someone_granted_a_moment_ago_is_not_granted():
     assert [d.decision for d in rig.decisions].count("granted") == 1
 
 
+def test_a_face_on_a_track_id_the_gate_gives_again_after_a_reset_does_not_answer_the_old_prompt():
+    """Gate.reset() (a kiosk's, between visitors) starts the track ids again at 1. Alice was
+    prompted on track 1; Bob, the new track 1, blinked once and the door opened as Alice."""
+    rig = DoorRig(challenge=ChallengePolicy(counts=(1,)))
+    rig.show(1)
+    rig.until_challenge()
+    rig.door.gate.reset()
+    rig.show(2)
+    rig.step(12)
+    rig.blink()
+    rig.step(150)
+    assert [(d.decision, d.reason, d.name) for d in rig.decisions][0] == ("denied", "expired", "alice")
+    assert not [d for d in rig.decisions if d.decision == "granted"]
+    assert [(f.name, f.state) for f in rig.last.faces] == [("bob", "challenge")]  # his own prompt
+
+
 def test_a_replay_blinking_at_the_wrong_time_is_not_granted_by_the_real_gate():
     rig = DoorRig(seed=3)
     rig.show(1)

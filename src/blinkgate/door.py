@@ -410,6 +410,11 @@ class DoorLogic:
 
     def _on_event(self, ev: Event, now: float, out: _Out) -> None:
         track = self._tracks.get(ev.track_id)
+        if ev.kind == "appeared" and track is not None:
+            # The Gate gives an id once, until it is reset (Gate.reset or Gate.end, e.g. between
+            # visitors): this is a new face, and must not inherit the old one's prompt or grant.
+            self._lost(track, now, out)
+            track = None
         if ev.kind == "appeared" or track is None:
             if ev.kind == "lost":
                 return
