@@ -538,6 +538,16 @@ def test_repeated_lockouts_last_longer_each_time():
     assert logic.seed_failures("eve", [90_000_000, 90_001_000]) == 90_011_000
 
 
+def test_a_thousand_lockouts_in_a_row_do_not_overflow_the_cool_down():
+    """Each lockout within a day of the last doubles the cool-down before the cap is applied:
+    the 1,024th in a row raised OverflowError (2**1024 is no float) and ended the door, here
+    after 1,024 failures in 34 minutes with a 1-s cool-down that does not grow (10-min ones
+    that do not grow: in about a week of failing)."""
+    logic = DoorLogic(DoorOptions(lockout=LockoutPolicy(failures=1, cooldown_ms=1000.0, max_cooldown_ms=1000.0)))
+    for i in range(1, 1100):
+        assert logic.count_elsewhere("eve", i * 2000.0) == i * 2000.0 + 1000
+
+
 def test_failures_spread_over_more_than_the_window_do_not_lock():
     s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000)))
     s.appear(1, "alice")

@@ -346,7 +346,8 @@ class DoorLogic:
         times.clear()
         previous = self._lockouts.get(name)
         level = previous[1] + 1 if previous is not None and now - previous[0] <= lock.escalate_ms else 0
-        cooldown = min(lock.cooldown_ms * 2**level, max(lock.cooldown_ms, lock.max_cooldown_ms))
+        # 2**level past 1023 is no float (OverflowError): the cap is reached long before 2**64
+        cooldown = min(lock.cooldown_ms * 2 ** min(level, 64), max(lock.cooldown_ms, lock.max_cooldown_ms))
         self._lockouts[name] = (now + cooldown, level)
         self._locked_until[name] = now + cooldown
         return now + cooldown
