@@ -548,6 +548,19 @@ def test_a_thousand_lockouts_in_a_row_do_not_overflow_the_cool_down():
         assert logic.count_elsewhere("eve", i * 2000.0) == i * 2000.0 + 1000
 
 
+@pytest.mark.parametrize("make", [
+    lambda nan: LockoutPolicy(cooldown_ms=nan),  # locked until NaN: never locked
+    lambda nan: ChallengePolicy(clear_ms=nan),  # the tail of a burst answers
+    lambda nan: ChallengePolicy(max_interval_ms=nan),  # blinks any distance apart answer
+    lambda nan: ChallengePolicy(max_closed_ms=nan),
+    lambda nan: DoorOptions(grant_ms=nan),  # a grant that never ends
+])
+def test_a_nan_in_the_door_options_is_refused(make):
+    """The Gate's options refuse NaN; the door's took it: six failures locked no one out."""
+    with pytest.raises(ValueError, match="got nan"):
+        make(float("nan"))
+
+
 def test_failures_spread_over_more_than_the_window_do_not_lock():
     s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000)))
     s.appear(1, "alice")
