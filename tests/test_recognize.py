@@ -103,6 +103,12 @@ def test_a_nan_or_negative_tolerance_is_refused(bad: float) -> None:
         Recognizer([unit(0)], ["Ada"], tolerance=bad)
 
 
+def test_a_nan_margin_is_refused() -> None:
+    # A NaN margin compares false with every gap between the two nearest people: no look-alike rule.
+    with pytest.raises(ValueError, match="margin"):
+        Recognizer([unit(0), unit(1)], ["Ada", "Bob"], margin=float("nan"))
+
+
 def test_default_tolerance_is_strict() -> None:
     assert DEFAULT_TOLERANCE < 0.6  # 0.6 accepted ~47% of strangers' photos on lfw65
 

@@ -221,6 +221,8 @@ class Recognizer:
         if not self.tolerance >= 0:  # NaN too: it compares false with every distance, naming strangers
             raise ValueError(f"tolerance must be a face distance of 0 or more, got {tolerance!r}")
         self.margin = float(margin)
+        if math.isnan(self.margin):  # compares false with every gap: the look-alike rule would be off
+            raise ValueError(f"margin must be a number, got {margin!r}")
         self.method = method
 
     def __len__(self) -> int:
