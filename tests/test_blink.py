@@ -89,6 +89,13 @@ def test_history_is_bounded():
     assert len(det.history(1)) == 10
 
 
+@pytest.mark.parametrize("name", ["max_closed_ms", "closed_ear_ratio", "blink_ear_ratio", "crease_change", "min_sharpness"])
+def test_a_nan_option_is_refused(name):
+    # max_closed_ms NaN: "closure > NaN" is false, and eyes shut for 2 s counted as a blink.
+    with pytest.raises(ValueError, match=name):
+        BlinkOptions(**{name: float("nan")})
+
+
 def test_timestamps_must_increase():
     det = BlinkDetector()
     det.update(1, 100.0, O)

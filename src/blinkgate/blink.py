@@ -46,9 +46,10 @@ The detector is a pure object: no images, only ``update(track_id, timestamp_ms, 
 from __future__ import annotations
 
 import enum
+import math
 import statistics
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -70,6 +71,13 @@ class BlinkOptions:
     line_rise: float = 0.5  # rise of any one fold.crease_lines line over its open baseline, same effect
     min_sharpness: float = 0.1  # median eyes.eye_sharpness of the recent OPEN frames a closure needs
     history: int = 64  # observations kept per track, for display and debugging
+
+    def __post_init__(self) -> None:
+        # A NaN compares false with everything: max_closed_ms NaN counted a 2-s closure as a
+        # blink, closed_ear_ratio NaN a 'closed' whose lids stayed apart.
+        for f in fields(self):
+            if math.isnan(getattr(self, f.name)):
+                raise ValueError(f"blink option {f.name} must be a number, got nan")
 
 
 @dataclass(frozen=True)
