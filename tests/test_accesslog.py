@@ -403,6 +403,33 @@ def test_a_restart_restores_a_lockout_but_not_from_failures_dated_in_the_future(
     assert "dated after now" in caplog.text and "blinkgate unlock alice" in caplog.text
 
 
+def test_a_restart_keeps_the_lockouts_growing_as_a_door_that_ran_on_would(tmp_path):
+    """A replay tried again whenever the lockout ends, for four days: by then a running door
+    locks it out for a day after five failures. A door restarted then (or a `verify`, which
+    restarts for each attempt) replayed only the last day of failures, forgot the lockouts
+    before, and locked it out for 20 minutes: over 12 days, 275 tries instead of 95."""
+    from blinkgate.door import DoorLogic, DoorOptions
+
+    ran_on, failures, t = DoorLogic(DoorOptions()), [], 0.0
+    while t < 4 * 86_400_000:
+        if (until := ran_on.locked_until("eve", t)) is not None:
+            t = until  # tried again the moment the lockout ends
+            continue
+        failures.append(t)
+        ran_on.count_elsewhere("eve", t)
+        t += 10_000.0
+    db, now = tmp_path / "f.db", time.time()
+    _log_failures(db, "eve", [now - (t - f) / 1000.0 for f in failures])  # the last lockout ends now
+    door = _door(db)
+    try:
+        assert door.logic.locked_until("eve", 0.0) is None
+        expected = [ran_on.count_elsewhere("eve", t + i * 10_000.0) for i in range(5)][-1] - t
+        restored = [door.logic.count_elsewhere("eve", i * 10_000.0) for i in range(5)][-1]
+        assert expected == 40_000 + 86_400_000 and restored == expected
+    finally:
+        door.close()
+
+
 def test_unlock_lifts_a_lockout_for_a_restart_and_for_a_running_door(tmp_path, capsys):
     from blinkgate.door import Door
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -136,9 +137,22 @@ def build_door(settings: Resolved, source: str = "", gate=None, live: bool = Fal
 FUTURE_SLACK_S = 60.0  # a logged failure dated later than now + this: the clock was wrong
 
 
+def replay_back_s(lock: LockoutPolicy) -> float:
+    """How far back a restart replays failures (s): over as many lockouts in a row as it takes
+    the cool-down to double up to its cap, so that the next lockout lasts as long as it would
+    have without the restart. Replaying one day (as before) forgot the lockouts before the last:
+    after a day-long lockout the next lasted 10-20 min again, and a `verify` per attempt (each
+    one a restart) had about three times the attempts of a door that ran on."""
+    cap = max(lock.cooldown_ms, lock.max_cooldown_ms)
+    doublings = math.ceil(math.log2(cap / lock.cooldown_ms)) if 0 < lock.cooldown_ms < cap else 0
+    # each lockout of the run: its failures (window), itself (up to cap), the time to the next (up to escalate)
+    return (doublings + 1) * (lock.window_ms + cap + lock.escalate_ms) / 1000.0
+
+
 def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
-    """Replay failures logged in the last day (or longer cool-down) onto the new source clock,
-    whose origin (0 ms) is about now: a restart neither forgets failures nor lifts a lockout.
+    """Replay logged failures (:func:`replay_back_s`) onto the new source clock, whose origin
+    (0 ms) is about now: a restart neither forgets failures nor lifts a lockout, nor shortens
+    the next one.
 
     Failures dated in the future are ignored: the wall clock was wrong when they were logged
     or is wrong now (no RTC, before NTP), and replaying them would lock people out for as
@@ -148,7 +162,7 @@ def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
     if settings["lockout.failures"] <= 0:
         return
     now = time.time()
-    since = now - settings["lockout.window"] - max(settings["lockout.cooldown"], settings["lockout.max_cooldown"], 86400.0)
+    since = now - replay_back_s(door.options.lockout)
     with AccessLog(db, settings["log.retention_days"]) as store:
         for name in store.names_since(since):
             times = store.failures(name, since)
@@ -157,7 +171,8 @@ def _restore_failures(door: Door, db: Path, settings: Resolved) -> None:
                 log.warning("%d logged failures of %s are dated after now (is the clock right?): not restored",
                             len(future), name)
             times = [t for t in times if t <= now + FUTURE_SLACK_S]
-            if times and door.logic.seed_failures(name, [(t - now) * 1000.0 for t in times]) is not None:
+            door.logic.seed_failures(name, [(t - now) * 1000.0 for t in times])
+            if door.logic.locked_until(name, 0.0) is not None:  # not one that ended before the restart
                 log.warning("%s is still locked out after too many failed challenges (`blinkgate unlock %s` lifts it)",
                             name, shlex.quote(name))
 
