@@ -850,6 +850,34 @@ def test_a_face_on_a_track_id_the_gate_gives_again_after_a_reset_does_not_answer
     assert [(f.name, f.state) for f in rig.last.faces] == [("bob", "challenge")]  # his own prompt
 
 
+def test_a_blink_at_the_end_of_the_hold_is_seen_at_5_fps_when_it_reopens_with_an_unreadable_frame():
+    """The real Gate at 5 fps: a blink starting as the hold ends, its closure 600 ms, and the
+    frame after it unreadable. The Gate reports it on the next frame, 1 s after it started; the
+    door judged the answer on the unreadable frame (0.8 s after the hold) and granted it."""
+    rig = DoorRig(challenge=ChallengePolicy(counts=(1,)))
+
+    def step(n: int = 1, eyes: EyeState = O):
+        for _ in range(n):
+            rig.eyes.state[BOX] = eyes
+            rig.t += 200.0
+            rig.decisions += rig.door.process(FRAME, rig.t).decisions
+
+    rig.show(1)
+    rig.until_challenge()
+    step(3)  # the last open frame: the answer's onset
+    answer = rig.t
+    step(2, C)
+    step(3)
+    while rig.t < answer + 3999:
+        step()  # open to the end of the hold, where the next blink starts
+    step(2, C)
+    step(1)  # reopened after 600 ms, the longest closure that is a blink
+    step(1, U)
+    step(5)
+    assert [(d.decision, d.reason, d.detail.get("why")) for d in rig.decisions] == [
+        ("denied", "challenge_failed", "blink during hold")]
+
+
 def test_a_replay_blinking_at_the_wrong_time_is_not_granted_by_the_real_gate():
     rig = DoorRig(seed=3)
     rig.show(1)

@@ -615,7 +615,9 @@ class DoorLogic:
             if self._settled(track, track.prompt_ms + c.max_reaction_ms, now):
                 self._fail(track, now, out, "no blink", None)
             return
-        if self._settled(track, track.onsets[-1] + c.hold_ms, now):
+        # Judged on a frame read open: a blink that reopens with an unreadable frame is reported a
+        # frame later, which at 5 fps is past the settle time, and its start in the hold unseen.
+        if self._settled(track, track.onsets[-1] + c.hold_ms, now) and track.open_since is not None:
             if len(track.onsets) == track.count and not track.checked.issuperset(track.onsets):
                 if now >= track.onsets[-1] + c.hold_ms + c.settle_ms + c.check_wait_ms:
                     self._fail(track, now, out, "blinks not checked", None)
