@@ -159,6 +159,19 @@ def test_frame_list_source_skips_unreadable_frames(tmp_path):
     bad.write_bytes(b"not an image")
     src = FrameListSource([good[0], bad, good[1]], [0.0, 50.0, 100.0], "x")
     assert [(f.index, f.timestamp_ms) for f in src] == [(0, 0.0), (1, 100.0)]
+    assert src.truncated and src.skipped_frames == 1
+
+
+def test_a_frame_list_with_a_corrupt_frame_not_accepted_is_no_verdict(tmp_path):
+    """As a frame folder's: a glob with one corrupt image was scored as a complete input, so an
+    attack judged without that frame counted as rejected and a bona fide one as not accepted."""
+    frames = _frames(tmp_path, 4)
+    frames[2].write_bytes(b"half a png")
+    (tmp_path / "m.csv").write_text("id,label,source\nglob,print,f*.png\n")
+    p = load_manifest(tmp_path / "m.csv")[0]
+    out = run_presentation(ScriptedPipeline(), p)
+    assert out.frames == 3 and not out.accepted and "truncated or damaged" in (out.error or "")
+    assert summarise([out])["accepted"]["real_attacks"] == {}
 
 
 # -- running and scoring ----------------------------------------------------------------------------

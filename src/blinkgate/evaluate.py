@@ -86,9 +86,13 @@ class FrameListSource(FrameSource):
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping unreadable frame %s", file)
+                self.skipped_frames += 1
                 continue
             yield Frame(image, float(t), index)
             index += 1
+        # As a frame folder's: judged without these frames, a verdict must say so (a glob or a
+        # list with a corrupt frame was scored as a complete input).
+        self.truncated = self.skipped_frames > 0
 
 
 @dataclass
