@@ -374,6 +374,21 @@ def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("source", ["f", "f/*.png"])
+def test_eval_report_refuses_an_inputs_frame_folder(tmp_path, capsys, monkeypatch, source):
+    """Its time_to_accept.png and timelines were written among the frames, and read as frames
+    of that input on the next run."""
+    pytest.importorskip("matplotlib")
+    import blinkgate.evaluate as ev
+
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("evaluated before the report check"))
+    _frames(tmp_path / "f", 3)
+    (tmp_path / "m.csv").write_text(f"id,label,source,fps\nx,live,{source},20\n")
+    assert main(["eval", str(tmp_path / "m.csv"), "--report", str(tmp_path / "f"), "-q"]) == 2
+    assert "holds the frames of input 'x'" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+
+
 def test_report_names_no_commit_for_an_installed_copy_inside_someone_elses_repo(tmp_path, monkeypatch):
     """pip install . into a project's .venv: the project's git commit is not blinkgate's."""
     import subprocess

@@ -694,6 +694,18 @@ def make_pipeline(kind: str, db: str | None, options: dict, article_dir: str | N
     return GatePipeline(Gate(db, GateOptions(**options), eye_model=eye_model))
 
 
+def _frames_in(folder: Path, presentations: list[Presentation]) -> Presentation | None:
+    """The first input whose frames are images in ``folder``: a report written there adds its
+    plots (.png) to them, read as frames of that input on the next run."""
+    target = folder.expanduser().resolve()
+    for p in presentations:
+        if p.source is not None and p.source.is_dir() and p.source.resolve() == target:
+            return p
+        if p.frames and any(parent.resolve() == target for parent in {f.parent for f in p.frames}):
+            return p
+    return None
+
+
 def run_cli(args) -> int:
     """``blinkgate eval MANIFEST... [--json] [--report DIR]`` (wired in cli.py)."""
     import functools
@@ -716,6 +728,9 @@ def run_cli(args) -> int:
         presentations = [p for p in presentations if only.search(p.id)]
         if not presentations:
             raise ManifestError(f"--only {args.only!r} selects no input")
+    if args.report and (p := _frames_in(Path(args.report), presentations)):
+        raise ManifestError(f"--report {args.report} holds the frames of input {p.id!r}: its plots would become "
+                            "frames of it; give another folder")
     db = None
     if args.db:
         db = str(Path(args.db).expanduser())
