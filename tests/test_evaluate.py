@@ -374,6 +374,29 @@ def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
+def test_a_report_stopped_while_plotting_leaves_no_earlier_report_md(tmp_path, monkeypatch):
+    """A rerun into the same folder stopped (Ctrl-C, an error) while plotting left the earlier
+    run's report.md beside this run's results.json: a whole-looking report of other numbers."""
+    pytest.importorskip("matplotlib")
+    import blinkgate.evaluate_report as rep
+
+    frames = _frames(tmp_path / "f", 4)
+    first = [run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=frames))]
+    rep.write_report(tmp_path / "r", summarise(first), first, command="x")
+    assert (tmp_path / "r" / "report.md").is_file()
+    second = first + [run_presentation(ScriptedPipeline(), Presentation("two", "print", frames=frames))]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rep, "plot_timelines", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rep.write_report(tmp_path / "r", summarise(second), second, command="x")
+    assert not (tmp_path / "r" / "report.md").exists()
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["summary"]["inputs"] == 2
+    assert not [p.name for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp")]
+
+
 @pytest.mark.parametrize("source", ["f", "f/*.png"])
 def test_eval_report_refuses_an_inputs_frame_folder(tmp_path, capsys, monkeypatch, source):
     """Its time_to_accept.png and timelines were written among the frames, and read as frames

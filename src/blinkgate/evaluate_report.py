@@ -20,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .errors import BlinkgateError
 from .evaluate import Outcome, _fmt_rate, _fmt_s, group_rate
+from .files import write_atomic
 
 STATE_COLOURS = {"open": "#c8ecc8", "closed": "#f6c0c0", "unknown": "#e4e4e4", "none": "#ffffff"}
 MAX_TIMELINES = 10  # rows per figure; attacks show accepted inputs first
@@ -206,12 +207,16 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
     """Write report.md, results.json and the plots into ``outdir``; returns the report path."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    report = outdir / "report.md"
+    # Written last, report.md says the report is whole: an earlier run's, left beside this run's
+    # results.json by an error or Ctrl-C while plotting, read as this run's.
+    report.unlink(missing_ok=True)
     machine = machine_info()
     command = command or " ".join(["blinkgate", *sys.argv[1:]])
     limit = summary["time_limit_s"]
-    (outdir / "results.json").write_text(json.dumps(
+    write_atomic(outdir / "results.json", json.dumps(
         {"pipeline": pipeline, "command": command, "machine": machine, "summary": summary,
-         "outcomes": [o.to_json() for o in outcomes]}, indent=1))
+         "outcomes": [o.to_json() for o in outcomes]}, indent=1).encode())
     plot_time_to_accept(outcomes, limit, outdir / "time_to_accept.png")
     figures = []
     groups = sorted({(o.group, o.attack) for o in outcomes if not o.error}, key=lambda g: (g[1], g[0]))
@@ -240,6 +245,5 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
         md += [f"### {group or 'inputs'} — {'attacks' if attack else 'bona fide'} ({n} shown)", "", f"![{name}]({name})", ""]
     if summary["errors"]:
         md += ["## Errors", ""] + [f"- `{i}`: {e}" for i, e in summary["errors"].items()] + [""]
-    report = outdir / "report.md"
-    report.write_text("\n".join(md))
+    write_atomic(report, "\n".join(md).encode())
     return report
