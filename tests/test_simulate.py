@@ -183,6 +183,19 @@ def test_a_failing_sequence_keeps_the_ones_before_it(tmp_path, capsys, monkeypat
     assert "2 sequences of 4 planned (stopped early)" in (out / "README.txt").read_text()
 
 
+def test_an_out_folder_of_an_earlier_run_is_refused(tmp_path, capsys):
+    """A second run (another seed) into the same --out replaced the first run's manifest.csv and
+    params.jsonl, and left its videos unlisted among the new ones."""
+    photos = [str(shared("faces", "lfw65", "Hugh_Grant"))]
+    args = [*photos, "--count", "1", "--duration", "0.3", "-q", "--out", str(tmp_path)]
+    assert main(["simulate-attack", *args, "--seed", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert main(["simulate-attack", *args, "--seed", "2"]) == 2
+    assert "already holds a simulate-attack run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_simulate_attack_is_reproducible(tmp_path, capsys):
     photos = [str(shared("faces", "lfw65", "Hugh_Grant")), str(shared("photo-attack", "nuaa", "ClientRaw", "0004"))]
     args = [*photos, "--count", "3", "--duration", "1.0", "-q"]

@@ -785,6 +785,9 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
     if count <= 0:
         raise BlinkgateError("--count must be positive")
     out = Path(out)
+    if (out / "manifest.csv").exists():  # its manifest and params would be replaced, its videos left among ours
+        raise BlinkgateError(f"--out {out} already holds a simulate-attack run ({out / 'manifest.csv'}): "
+                             "give a new folder, or delete that one first")
     out.mkdir(parents=True, exist_ok=True)
     work = [(pool, i, kind, seed, out, duration) for i, kind, pool in sequence_plan(pools, count, seed, kinds)]
     rows: list[dict] = []
