@@ -196,6 +196,42 @@ def test_an_out_folder_of_an_earlier_run_is_refused(tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_a_sequence_stopped_half_way_leaves_no_video(tmp_path, monkeypatch):
+    """Ctrl-C while a sequence was written left it as a shorter but valid video among the
+    finished ones, under the name of a finished one."""
+    import blinkgate.simulate as sim
+
+    real = sim.render_sequence
+
+    def interrupted(photo, params, words):
+        frames = real(photo, params, words)
+        yield next(frames)
+        if words[2] == 1:
+            raise KeyboardInterrupt
+        yield from frames
+
+    monkeypatch.setattr(sim, "render_sequence", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        simulate([shared("faces", "lfw65", "Hugh_Grant")], tmp_path, seed=3, count=3, duration=0.3)
+    assert sorted(p.name for p in tmp_path.iterdir() if ".avi" in p.name) == ["sim-s3-0000.avi"]
+    assert [r["id"] for r in csv.DictReader((tmp_path / "manifest.csv").open())] == ["sim-s3-0000"]
+    assert "1 sequences of 3 planned (stopped early)" in (tmp_path / "README.txt").read_text()
+
+
+def test_the_partial_videos_of_stopped_workers_are_removed(tmp_path, monkeypatch):
+    """A worker process ended by Ctrl-C (terminated) cannot remove its own partial video."""
+    import blinkgate.simulate as sim
+
+    def killed(loader, pool, index, kind, seed, out, duration):
+        (out / f".sim-s{seed}-{index:04d}.partial.avi").write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "make_sequence", killed)
+    with pytest.raises(KeyboardInterrupt):
+        simulate([shared("faces", "lfw65", "Hugh_Grant")], tmp_path, seed=3, count=2)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_simulate_attack_is_reproducible(tmp_path, capsys):
     photos = [str(shared("faces", "lfw65", "Hugh_Grant")), str(shared("photo-attack", "nuaa", "ClientRaw", "0004"))]
     args = [*photos, "--count", "3", "--duration", "1.0", "-q"]

@@ -30,9 +30,11 @@ byte for byte. Per sequence:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ import cv2
 import numpy as np
 
 from .errors import BlinkgateError
+from .files import write_atomic
 from .sources import IMAGE_SUFFIXES, natural_key
 
 log = logging.getLogger(__name__)
@@ -742,6 +745,14 @@ def write_video(path: Path, frames, fps: float, quality: int) -> int:
     return n
 
 
+def sequence_id(seed: int, index: int) -> str:
+    return f"sim-s{seed}-{index:04d}"
+
+
+def _partial_video(out: Path, seq_id: str) -> Path:
+    return out / f".{seq_id}.partial.avi"
+
+
 def make_sequence(loader: PhotoLoader, pool: list[Path], index: int, kind: str, seed: int, out: Path,
                   duration: float | None = None) -> dict:
     """Draw, render and write one sequence; returns its manifest row and parameters."""
@@ -749,9 +760,17 @@ def make_sequence(loader: PhotoLoader, pool: list[Path], index: int, kind: str, 
     rng = np.random.default_rng(np.random.SeedSequence(words))
     photo = pick_photo(loader, pool, rng)
     params = draw_params(rng, kind, duration)
-    seq_id = f"sim-s{seed}-{index:04d}"
+    seq_id = sequence_id(seed, index)
     path = out / f"{seq_id}.avi"
-    n = write_video(path, render_sequence(photo, params, words), params["fps"], params["camera"]["jpeg"])
+    # Rendered under a hidden name, renamed when whole: a sequence stopped half way (Ctrl-C, an
+    # error) was left as a shorter but valid video among the finished ones.
+    partial = _partial_video(out, seq_id)
+    try:
+        n = write_video(partial, render_sequence(photo, params, words), params["fps"], params["camera"]["jpeg"])
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return {"id": seq_id, "label": kind, "source": path.name, "fps": params["fps"], "group": "simulated",
             "simulated": "true", "identity": photo.identity, "photo": str(photo.path), "frames": n,
             "variant": params["shape"]["variant"], "params": params}
@@ -804,11 +823,13 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
                     rows.append(row)
                     bar.update()
     except BaseException as err:  # an hour's work is not lost to one bad sequence or a Ctrl-C
+        for _, index, *_ in work[len(rows):]:  # those of worker processes stopped before they could
+            _partial_video(out, sequence_id(seed, index)).unlink(missing_ok=True)
         if rows:
             _write_outputs(out, rows, seed, kinds, planned=count)
         if isinstance(err, Exception) and not isinstance(err, BlinkgateError):
             log.debug("rendering failed", exc_info=True)
-            failed = f"sim-s{seed}-{work[len(rows)][1]:04d}"
+            failed = sequence_id(seed, work[len(rows)][1])
             raise BlinkgateError(f"{failed} failed ({type(err).__name__}: {err}); the {len(rows)} sequences "
                                  f"before it are in {out / 'manifest.csv'}") from err
         raise
@@ -817,21 +838,24 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
 
 
 def _write_outputs(out: Path, rows: list[dict], seed: int, kinds: list[str], planned: int) -> None:
-    """manifest.csv, params.jsonl and README.txt for the sequences made."""
-    with (out / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({**{k: r[k] for k in MANIFEST_FIELDS if k in r},
-                             "note": f"SIMULATED {r['variant']} from {Path(r['photo']).name}"})
-    with (out / "params.jsonl").open("w") as f:
-        for r in rows:
-            f.write(json.dumps({k: r[k] for k in ("id", "label", "photo", "identity", "frames", "params")}) + "\n")
-    (out / "README.txt").write_text(
-        "SIMULATED print attacks made by `blinkgate simulate-attack` (not recordings of real attacks).\n"
-        f"seed {seed}, {len(rows)} sequences{'' if len(rows) == planned else f' of {planned} planned (stopped early)'}, "
-        f"kinds {', '.join(kinds)}, renderer version {SIM_VERSION}.\n"
-        "Evaluate with: blinkgate eval manifest.csv\n")
+    """manifest.csv, params.jsonl and README.txt for the sequences made, each written whole or
+    not at all (a second Ctrl-C while they are written after the first)."""
+    manifest = io.StringIO(newline="")
+    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**{k: r[k] for k in MANIFEST_FIELDS if k in r},
+                         "note": f"SIMULATED {r['variant']} from {Path(r['photo']).name}"})
+    params = "".join(json.dumps({k: r[k] for k in ("id", "label", "photo", "identity", "frames", "params")}) + "\n"
+                     for r in rows)
+    readme = ("SIMULATED print attacks made by `blinkgate simulate-attack` (not recordings of real attacks).\n"
+              f"seed {seed}, {len(rows)} sequences{'' if len(rows) == planned else f' of {planned} planned (stopped early)'}, "
+              f"kinds {', '.join(kinds)}, renderer version {SIM_VERSION}.\n"
+              "Evaluate with: blinkgate eval manifest.csv\n")
+    # The manifest last: it is what marks the folder as a run's.
+    write_atomic(out / "params.jsonl", params.encode())
+    write_atomic(out / "README.txt", readme.encode())
+    write_atomic(out / "manifest.csv", manifest.getvalue().encode())
 
 
 def run_cli(args) -> int:
