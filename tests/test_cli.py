@@ -60,6 +60,9 @@ def test_gate_numbers_out_of_range_are_argument_errors(capsys, option, value):
     ["log", "--limit", "100000000000000000000000"],  # was "datatype mismatch" from SQLite
     ["simulate-attack", "p.jpg", "--out", "o", "--duration", "0"], ["simulate-attack", "p.jpg", "--out", "o", "--count", "0"],
     ["train-eyes", "cew", "--epochs", "-1"], ["train-eyes", "cew", "--calibration-folds", "-3"],
+    # seeds numpy refuses: a traceback (train-eyes, after loading the data) or "sim-s-1-0000 failed"
+    ["simulate-attack", "p.jpg", "--out", "o", "--seed", "-1"], ["train-eyes", "cew", "--seed", "-1"],
+    ["train-eyes", "cew", "--seed", str(2**32)],
     ["door", "--mqtt-port", "99999"]])
 def test_other_numbers_out_of_range_are_refused_before_any_work(capsys, argv):
     try:

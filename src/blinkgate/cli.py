@@ -38,6 +38,8 @@ GATE_SETTINGS = ("db", "fps", "eyes", "liveness", "tolerance", "eye_model")  # f
 # Other settings a command reads as door does, by their flag's dest: one ui.token in blinkgate.toml
 # opens run's browser view too (run read only --ui-token and the environment: a new token each run).
 DEST_SETTINGS = {"ui_token": "ui.token"}
+# train-eyes --seed: keras seeds numpy's 32-bit generator, and fold f of seed s trains with seed s*100+f.
+TRAIN_MAX_SEED = (2**32 - 1) // 100 - 1
 
 
 def _fill_settings(args: argparse.Namespace) -> None:
@@ -661,8 +663,9 @@ def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
     return parse
 
 
-def _whole(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``low`` (jobs, epochs, counts, limits)."""
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low`` and at most ``high`` (jobs, epochs,
+    counts, limits, seeds)."""
 
     def parse(text: str) -> int:
         try:
@@ -673,8 +676,9 @@ def _whole(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text} must be at least {low}")
         from .config import MAX_NUMBER  # the settings' ceiling: past SQLite's integers a --limit was "datatype mismatch"
 
-        if value > MAX_NUMBER:
-            raise argparse.ArgumentTypeError(f"{text} must be at most {MAX_NUMBER:.0f}")
+        ceiling = MAX_NUMBER if high is None else high
+        if value > ceiling:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {ceiling:.0f}")
         return value
 
     return parse
@@ -813,7 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train-eyes", help="train the eye-state CNN (needs the [train] extra)")
     p.add_argument("data_dir")
     p.add_argument("--out", default="eye_state.onnx", help="ONNX file to write (default eye_state.onnx)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole(0, TRAIN_MAX_SEED), default=0)  # negative: a traceback after loading
     p.add_argument("--epochs", type=_whole(1), default=None, help="default: the shipped model's setting")
     p.add_argument("--calibration-folds", type=_whole(0), default=5,
                    help="grouped CV folds to calibrate closed_below on (0 = skip; default 5)")
@@ -852,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("simulate-attack", help="make reproducible simulated print-attack videos from still photos")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos (searched recursively)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the videos, manifest.csv and params.jsonl")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole(0), default=0)  # numpy's SeedSequence takes no negative seed
     p.add_argument("--count", type=_whole(1), default=None, help="sequences to make (default: one per photo)")
     p.add_argument("--kinds", default="print,bent-print,folded-print", help="attack kinds to draw from (comma list)")
     p.add_argument("--duration", type=_number(0.1), default=None, metavar="S",
