@@ -92,6 +92,21 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_work(capsys, t
     assert code == 2 and err.startswith(f"blinkgate: error: {flag} {blocked}") and "cannot write there" in err
 
 
+@pytest.mark.parametrize("out", ["data/split.csv", "eyes.json", "folder"])
+def test_train_eyes_out_must_be_an_onnx_file_before_any_work(capsys, tmp_path, monkeypatch, out):
+    """A folder was a traceback after the whole training; any other name was written over: the
+    data's split.csv, or a .json that the sidecar then replaced."""
+    import blinkgate.train_eyes as te
+
+    monkeypatch.setattr(te, "train_eyes", lambda *a, **k: pytest.fail("trained before --out was checked"))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "split.csv").write_text("path,label,group,split\n")
+    (tmp_path / "folder").mkdir()
+    code, _, err = run(capsys, "train-eyes", str(tmp_path / "data"), "--out", str(tmp_path / out))
+    assert code == 2 and "give a .onnx file to write" in err
+    assert (tmp_path / "data" / "split.csv").read_text() == "path,label,group,split\n"
+
+
 def test_eval_refuses_an_empty_manifest_and_exits_2_when_an_input_fails(capsys, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("id,source,label\n")

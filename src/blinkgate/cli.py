@@ -507,7 +507,13 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
     config = config_with(args.set)  # a bad KEY=VALUE fails here, not after calibration
     if args.calibration_folds == 1:
         raise BlinkgateError("--calibration-folds must be 0 (skip) or at least 2")
-    _writable_folder(Path(args.out).expanduser().parent, "--out")
+    out = Path(args.out).expanduser()
+    # Checked before the training, not after it: a folder was a traceback at the end, and any
+    # other name was written over (split.csv, or a .json that the sidecar then replaced).
+    if out.suffix.lower() != ".onnx" or out.is_dir():
+        raise BlinkgateError(f"--out {args.out}: give a .onnx file to write (its thresholds go beside it, "
+                             f"in {out.with_suffix('.json').name})")
+    _writable_folder(out.parent, "--out")
     result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
                         calibration_folds=args.calibration_folds, jobs=args.jobs, config=config)
     print(json.dumps(result, indent=2))
