@@ -65,6 +65,15 @@ def test_bad_columns_and_labels(tmp_path):
         read_split(tmp_path)
 
 
+def test_a_split_csv_with_a_bom_loads_and_one_not_utf8_is_a_dataset_error(tmp_path):
+    """Saved by Excel (a BOM), its 'path' column was not found; in Latin-1, a traceback."""
+    (tmp_path / "split.csv").write_bytes(b"\xef\xbb\xbfpath,label,group,split\nx.jpg,open,g,train\n")
+    assert read_split(tmp_path) == [{"path": "x.jpg", "label": "open", "group": "g", "split": "train"}]
+    (tmp_path / "split.csv").write_bytes(b"path,label,group,split\ncaf\xe9.jpg,open,g,train\n")
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        read_split(tmp_path)
+
+
 def test_missing_and_unreadable_images(tmp_path):
     (tmp_path / "split.csv").write_text("path,label,group,split\nopen/a.jpg,open,g,train\n")
     with pytest.raises(ImageError, match="missing"):

@@ -71,11 +71,14 @@ def read_split(data_dir: str | Path) -> list[dict[str, str]]:
     csv_path = root / "split.csv"
     if not csv_path.is_file():
         raise DatasetError(f"split.csv not found in {root}")
-    with csv_path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
-            raise DatasetError(f"{csv_path} must have the columns {','.join(_COLUMNS)}")
-        rows = list(reader)
+    try:  # -sig: a split.csv saved by Excel starts with a BOM, and its "path" column was not found
+        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
+                raise DatasetError(f"{csv_path} must have the columns {','.join(_COLUMNS)}")
+            rows = list(reader)
+    except UnicodeDecodeError as err:  # was a traceback
+        raise DatasetError(f"{csv_path} is not UTF-8 text (byte {err.start})") from None
     for i, row in enumerate(rows, start=2):
         if row["label"] not in _LABELS:
             raise DatasetError(f"{csv_path}:{i}: label must be open or closed, got {row['label']!r}")
