@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,37 @@ def test_nothing_to_count_is_no_score_and_hand_edited_labels_read(tmp_path):
     sheet.write_text("start,end\n1,2\n")
     with pytest.raises(BlinkgateError, match="expected columns start_frame"):
         read_labels(sheet)
+
+
+@pytest.mark.parametrize(("row", "says"), [
+    ("10,13,11,blnk,sure", "unknown kind 'blnk'"),  # was scored as a negative: its blink a false detection
+    ("10,13,11,blink,sur", "unknown confidence 'sur'"),  # was scored as 'likely'
+    ("13,10,11,blink,sure", "need 0 <= start <= end"),  # was a blink of no frames, missed
+    ("-3,2,0,blink,sure", "need 0 <= start <= end"),
+    ("10,13,30,blink,sure", "peak_frame 30 is outside"),
+    ("10,13,11,blink,sure,caf\xe9", "not UTF-8"),  # Latin-1: was a traceback
+])
+def test_a_malformed_label_row_is_a_one_line_error_naming_its_line(tmp_path, row, says):
+    sheet = tmp_path / "c.csv"
+    sheet.write_bytes(f"start_frame,end_frame,peak_frame,kind,confidence,note\n1,2,1,blink,sure,\n{row}\n"
+                      .encode("latin-1"))
+    with pytest.raises(BlinkgateError, match=re.escape(says)) as err:
+        read_labels(sheet)
+    assert says == "not UTF-8" or str(err.value).startswith(f"{sheet}:3: ")
+
+
+def test_a_label_past_the_end_of_its_clip_is_an_error(tmp_path):
+    """It was counted as a blink missed: labels of another clip scored without a word."""
+    from fakes import noise_clip
+
+    noise_clip(tmp_path / "c.avi", 20)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "c.csv").write_text("start_frame,end_frame,kind,confidence\n5,7,blink,sure\n30,33,blink,sure\n")
+    with Gate(None) as gate, pytest.raises(BlinkgateError, match="frames 30-33 is past the end of c.avi, which has 20 frames"):
+        evaluate_blinks(gate, [tmp_path / "c.avi"])
+    (tmp_path / "labels" / "c.csv").write_text("start_frame,end_frame,kind,confidence\n5,7,blink,sure\n17,19,blink,sure\n")
+    with Gate(None) as gate:
+        assert evaluate_blinks(gate, [tmp_path / "c.avi"])["sure"]["labelled"] == 2
 
 
 def test_per_frame_accuracy():

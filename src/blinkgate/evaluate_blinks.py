@@ -4,7 +4,8 @@ Label rows: ``start_frame,end_frame,peak_frame,kind,confidence,note`` (0-based, 
 ``blink`` rows are positives; ``long_closure`` and ``downgaze`` are don't-care; ``half_closure``
 and ``wink`` are negatives (a detection there is a false positive). With ``sure_only``, blinks
 marked ``likely`` become don't-care too. A detection matches a blink when their frame intervals
-overlap, allowing ``slack`` frames of labelling uncertainty.
+overlap, allowing ``slack`` frames of labelling uncertainty. Any other kind or confidence,
+frames out of order or past the clip's end are an error, not scored.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from .sources import VideoFileSource
 from .types import EyeState
 
 DONT_CARE = {"long_closure", "downgaze"}
+KINDS = ("blink", "half_closure", "wink", *sorted(DONT_CARE))
+CONFIDENCES = ("sure", "likely")
+_COLUMNS = "expected columns start_frame, end_frame, kind, confidence with whole frame numbers"
 
 
 @dataclass(frozen=True)
@@ -47,27 +51,52 @@ class ClipScore:
 def read_labels(path: Path) -> list[Label]:
     if not path.is_file():
         raise BlinkgateError(f"no labels for this clip: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in r.items()} for r in csv.DictReader(f)]
+    labels = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            for r in reader:
+                row = {(k or "").strip(): (v or "").strip() for k, v in r.items()}
+                if any(row.values()):
+                    labels.append(_label(row, f"{path}:{reader.line_num}"))
+    except UnicodeDecodeError as err:  # was a traceback
+        raise BlinkgateError(f"{path} is not UTF-8 text (byte {err.start})") from None
+    return labels
+
+
+def _label(row: dict[str, str], where: str) -> Label:
+    """One label row, checked: a kind or confidence with a typo ("blnk", "sur") was scored as a
+    negative or as unsure, and reversed frames as a blink no detection could match."""
     try:  # "blink " or "Sure" from a hand-edited sheet read as another kind or as unsure
-        return [Label(int(r["start_frame"]), int(r["end_frame"]), r["kind"].lower(), r["confidence"].lower() == "sure")
-                for r in rows if any(r.values())]
+        start, end = int(row["start_frame"]), int(row["end_frame"])
+        peak = int(row["peak_frame"]) if row.get("peak_frame") else None
+        kind, confidence = row["kind"].lower(), row["confidence"].lower()
     except (KeyError, ValueError) as err:
-        raise BlinkgateError(f"{path}: expected columns start_frame, end_frame, kind, confidence with whole "
-                             f"frame numbers ({type(err).__name__}: {err})") from None
+        raise BlinkgateError(f"{where}: {_COLUMNS} ({type(err).__name__}: {err})") from None
+    if not 0 <= start <= end:
+        raise BlinkgateError(f"{where}: start_frame {start} and end_frame {end}: need 0 <= start <= end")
+    if peak is not None and not start <= peak <= end:
+        raise BlinkgateError(f"{where}: peak_frame {peak} is outside its label's frames {start}-{end}")
+    if kind not in KINDS:
+        raise BlinkgateError(f"{where}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    if confidence not in CONFIDENCES:
+        raise BlinkgateError(f"{where}: unknown confidence {confidence!r} (one of {', '.join(CONFIDENCES)})")
+    return Label(start, end, kind, confidence == "sure")
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int], slack: int) -> bool:
     return a[0] <= b[1] + slack and b[0] <= a[1] + slack
 
 
-def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[int, EyeState], float]:
-    """Run the gate over a clip: blink intervals in frames, eye state per frame, and fps."""
+def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[int, EyeState], float, int]:
+    """Run the gate over a clip: blink intervals in frames, eye state per frame, fps and frames read."""
     gate.reset()
     with VideoFileSource(clip) as source:
         fps = source.fps
         blinks, states, index_at = [], {}, {}
+        frames = 0
         for frame, result in gate.run(source):
+            frames = frame.index + 1
             index_at[frame.timestamp_ms] = frame.index  # the file's clock may be variable-rate
             if result.faces:  # the biggest face is the clip's subject
                 face = max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
@@ -76,7 +105,7 @@ def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[i
                 if ev.kind == "blink":
                     # The closure lies strictly between the last open and the first reopened frame.
                     blinks.append((index_at[ev.detail["start_ms"]] + 1, index_at[ev.detail["end_ms"]] - 1))
-    return blinks, states, fps
+    return blinks, states, fps, frames
 
 
 def score_clip(clip: Path, labels: list[Label], blinks: list[tuple[int, int]], states: dict[int, EyeState],
@@ -138,8 +167,14 @@ def evaluate_blinks(gate: Gate, clips: list[Path], labels_dir: Path | None = Non
     """Score every clip, sure-only and sure+likely. Labels default to ``<clip dir>/labels``."""
     runs = []
     for clip in clips:
-        labels = read_labels((labels_dir or clip.parent / "labels") / f"{clip.stem}.csv")
-        runs.append((clip, labels, *detect_blinks(gate, clip)[:2]))
+        sheet = (labels_dir or clip.parent / "labels") / f"{clip.stem}.csv"
+        labels = read_labels(sheet)
+        blinks, states, _, frames = detect_blinks(gate, clip)
+        # Such a label was scored as a blink missed (labels of another clip, or of a longer cut).
+        if past := [lb for lb in labels if lb.end >= frames]:
+            raise BlinkgateError(f"{sheet}: the label at frames {past[0].start}-{past[0].end} is past the end of "
+                                 f"{clip.name}, which has {frames} frames: are they this clip's labels?")
+        runs.append((clip, labels, blinks, states))
     return {
         name: summarise([score_clip(c, lb, b, s, sure_only=sure, slack=slack) for c, lb, b, s in runs])
         for name, sure in (("sure", True), ("sure+likely", False))
