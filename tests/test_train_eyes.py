@@ -72,6 +72,21 @@ def test_train_eyes_refuses_a_bad_override_before_any_work(capsys, tmp_path):
     assert "filterz=8" in err and "calibrating" not in err
 
 
+def test_more_calibration_folds_than_groups_is_refused_before_any_training(tmp_path):
+    """A fold left without rows was an UnboundLocalError traceback from keras's predict, after
+    the other folds had trained."""
+    from blinkgate.train_eyes import train_eyes
+
+    rows = ["path,label,group,split"]
+    for i, label in enumerate(["open", "closed", "open"]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((24, 24), 40 + 80 * i, np.uint8))
+        rows.append(f"{i}.png,{label},person{i},train")
+    (tmp_path / "split.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(BlinkgateError, match="--calibration-folds 5 is more than the 3 groups"):
+        train_eyes(tmp_path, tmp_path / "m.onnx", calibration_folds=5, log=None)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_augment_keeps_shape_range_and_is_seeded():
     x = np.random.default_rng(0).random((8, 24, 24, 1), dtype=np.float32)
     a = augment(x, np.random.default_rng(1))

@@ -508,6 +508,10 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
     if max_train_rows is not None and max_train_rows < len(train):
         rows = np.sort(np.random.default_rng(seed).choice(len(train), max_train_rows, replace=False))
         train = train.subset(rows)
+    groups = len(np.unique(train.groups))
+    if calibration_folds > groups:  # a fold without rows was a traceback from keras, after the others had trained
+        raise BlinkgateError(f"--calibration-folds {calibration_folds} is more than the {groups} groups (people) of the "
+                             f"train rows: each fold needs one; give at most {groups}, or 0 to skip")
     thresholds = {"closed_below": 0.5, "open_above": OPEN_ABOVE}
     calibrated_open = None
     oof_acc = None
