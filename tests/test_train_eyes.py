@@ -72,16 +72,21 @@ def test_train_eyes_refuses_a_bad_override_before_any_work(capsys, tmp_path):
     assert "filterz=8" in err and "calibrating" not in err
 
 
+def _tiny_cew(folder: Path) -> None:
+    """A CEW-style folder of 3 train crops, each its own group."""
+    rows = ["path,label,group,split"]
+    for i, label in enumerate(["open", "closed", "open"]):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((24, 24), 40 + 80 * i, np.uint8))
+        rows.append(f"{i}.png,{label},person{i},train")
+    (folder / "split.csv").write_text("\n".join(rows) + "\n")
+
+
 def test_more_calibration_folds_than_groups_is_refused_before_any_training(tmp_path):
     """A fold left without rows was an UnboundLocalError traceback from keras's predict, after
     the other folds had trained."""
     from blinkgate.train_eyes import train_eyes
 
-    rows = ["path,label,group,split"]
-    for i, label in enumerate(["open", "closed", "open"]):
-        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((24, 24), 40 + 80 * i, np.uint8))
-        rows.append(f"{i}.png,{label},person{i},train")
-    (tmp_path / "split.csv").write_text("\n".join(rows) + "\n")
+    _tiny_cew(tmp_path)
     with pytest.raises(BlinkgateError, match="--calibration-folds 5 is more than the 3 groups"):
         train_eyes(tmp_path, tmp_path / "m.onnx", calibration_folds=5, log=None)
     assert not (tmp_path / "m.onnx").exists()
@@ -131,6 +136,29 @@ def _needs_training_data() -> None:
         pytest.skip("keras/torch not installed: pip install -e '.[train]'")
     if not (CEW / "split.csv").is_file():
         pytest.skip(f"CEW data not found at {CEW} (tests read ../shared/data beside the repo)")
+
+
+def test_a_run_stopped_after_training_leaves_the_model_and_its_sidecar_as_they_were(tmp_path, monkeypatch):
+    """The model was written over before the test rows were scored and its sidecar written: a
+    Ctrl-C or an error between left the new model with the old model's thresholds."""
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("keras/torch not installed: pip install -e '.[train]'")
+    import blinkgate.train_eyes as te
+
+    _tiny_cew(tmp_path)
+    out = tmp_path / "models" / "eye.onnx"
+    out.parent.mkdir()
+    out.write_bytes(b"the old model")
+    out.with_suffix(".json").write_text('{"closed_below": 0.3}')
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(te, "_score_test", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        te.train_eyes(tmp_path, out, epochs=1, calibration_folds=0, log=None)
+    assert out.read_bytes() == b"the old model" and out.with_suffix(".json").read_text() == '{"closed_below": 0.3}'
+    assert sorted(p.name for p in out.parent.iterdir()) == ["eye.json", "eye.onnx"]
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ import numpy as np
 from blinkgate.cew import SIZE, CewData, load_cew
 from blinkgate.errors import TRAIN_EXTRA_HINT, BlinkgateError, ModelError
 from blinkgate.eye_model import normalize_input
+from blinkgate.files import write_atomic
 from blinkgate.parallel import imap_processes
 
 EXPORT_TOLERANCE = 1e-4  # max |cv2.dnn - keras| accepted for an exported model
@@ -527,34 +528,42 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
     started = time.perf_counter()
     model = fit(train.images[keep], labels[keep], config, seed=seed)
     train_s = time.perf_counter() - started
-    diff = export_onnx(model, out_path, probe=normalize_input(train.images[:2], config.input_norm))
-    meta = {
-        "architecture": config.describe(),
-        "params": count_params(model),
-        "input": "float32 NHWC (N,24,24,1) gray in [0,1] (BGR2GRAY, INTER_AREA resize)"
-                 + ("" if config.input_norm == "none" else
-                    f", then input_norm {config.input_norm!r} (eye_model.normalize_input)"),
-        "input_norm": config.input_norm,
-        "output": "(N,1) probability that the eye is open",
-        "seed": seed,
-        "fold_seeds": "fold f of seed s trains with seed s*100+f" if calibration_folds > 1 else None,
-        "teacher_seed": seed + 7919 if config.distill > 0 else None,
-        "config": asdict(config),
-        "teacher": asdict(TEACHER) if config.distill > 0 else None,
-        "train_rows": int(keep.sum()),
-        "train_seconds": round(train_s, 1),
-        "cv_oof_accuracy": oof_acc,
-        **_score_test(out_path, data_dir, config.input_norm),
-        "calibration": f"{calibration_folds}-fold grouped CV, out-of-fold, train rows only: "
-                       f"closed_below = widest cut-off whose 'closed' calls are >= "
-                       f"{TARGET_PRECISION:.0%} precise; open_above = {OPEN_ABOVE} by policy "
-                       f"(a false OPEN cannot make a photo blink; a strict one hides real blinks)",
-        "open_above_calibrated": calibrated_open,
-        **thresholds,
-        "onnx_max_abs_diff_vs_keras": diff,
-    }
-    sidecar = Path(out_path).with_suffix(".json")
-    sidecar.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    out = Path(out_path)
+    # Written under a hidden name, renamed once its sidecar is written: a model replaced without
+    # its sidecar (Ctrl-C or an error while scoring it) ran at the old model's thresholds.
+    partial = out.with_name(f".{out.stem}.{os.getpid()}.partial.onnx")
+    try:
+        diff = export_onnx(model, partial, probe=normalize_input(train.images[:2], config.input_norm))
+        meta = {
+            "architecture": config.describe(),
+            "params": count_params(model),
+            "input": "float32 NHWC (N,24,24,1) gray in [0,1] (BGR2GRAY, INTER_AREA resize)"
+                     + ("" if config.input_norm == "none" else
+                        f", then input_norm {config.input_norm!r} (eye_model.normalize_input)"),
+            "input_norm": config.input_norm,
+            "output": "(N,1) probability that the eye is open",
+            "seed": seed,
+            "fold_seeds": "fold f of seed s trains with seed s*100+f" if calibration_folds > 1 else None,
+            "teacher_seed": seed + 7919 if config.distill > 0 else None,
+            "config": asdict(config),
+            "teacher": asdict(TEACHER) if config.distill > 0 else None,
+            "train_rows": int(keep.sum()),
+            "train_seconds": round(train_s, 1),
+            "cv_oof_accuracy": oof_acc,
+            **_score_test(partial, data_dir, config.input_norm),
+            "calibration": f"{calibration_folds}-fold grouped CV, out-of-fold, train rows only: "
+                           f"closed_below = widest cut-off whose 'closed' calls are >= "
+                           f"{TARGET_PRECISION:.0%} precise; open_above = {OPEN_ABOVE} by policy "
+                           f"(a false OPEN cannot make a photo blink; a strict one hides real blinks)",
+            "open_above_calibrated": calibrated_open,
+            **thresholds,
+            "onnx_max_abs_diff_vs_keras": diff,
+        }
+        sidecar = out.with_suffix(".json")
+        write_atomic(sidecar, (json.dumps(meta, indent=2) + "\n").encode())
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     log(f"wrote {out_path} and {sidecar.name}: test accuracy {meta['test_accuracy']:.4f}")
     return meta
 
