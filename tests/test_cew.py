@@ -74,6 +74,13 @@ def test_a_split_csv_with_a_bom_loads_and_one_not_utf8_is_a_dataset_error(tmp_pa
         read_split(tmp_path)
 
 
+def test_a_split_csv_that_csv_cannot_read_is_a_dataset_error(tmp_path):
+    """A quote never closed ran into a field past the csv module's limit: a _csv.Error traceback."""
+    (tmp_path / "split.csv").write_text('path,label,group,split\nx.jpg,open,"' + "g" * 200_000 + "\n")
+    with pytest.raises(DatasetError, match="not a readable CSV"):
+        read_split(tmp_path)
+
+
 def test_missing_and_unreadable_images(tmp_path):
     (tmp_path / "split.csv").write_text("path,label,group,split\nopen/a.jpg,open,g,train\n")
     with pytest.raises(ImageError, match="missing"):

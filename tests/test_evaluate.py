@@ -129,6 +129,13 @@ def test_a_csv_saved_by_excel_loads_despite_its_bom_and_blank_rows_with_commas(t
     assert [(p.id, p.label) for p in load_manifest(tmp_path / "m.csv")] == [("a", "live"), ("b", "print")]
 
 
+def test_a_csv_that_csv_cannot_read_is_a_manifest_error(tmp_path):
+    """A quote never closed ran into a field past the csv module's limit: a _csv.Error traceback."""
+    (tmp_path / "m.csv").write_text('id,label,source,note\na,live,f,"' + "x" * 200_000 + "\n")
+    with pytest.raises(ManifestError, match="not a readable CSV"):
+        load_manifest(tmp_path / "m.csv", check=False)
+
+
 def test_a_toml_manifest_saved_with_a_bom_loads(tmp_path):
     _frames(tmp_path / "seq", 2)
     (tmp_path / "m.toml").write_bytes(_GOOD_INPUT.encode("utf-8-sig"))

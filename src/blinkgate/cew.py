@@ -79,6 +79,8 @@ def read_split(data_dir: str | Path) -> list[dict[str, str]]:
             rows = list(reader)
     except UnicodeDecodeError as err:  # was a traceback
         raise DatasetError(f"{csv_path} is not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
+        raise DatasetError(f"{csv_path}: not a readable CSV ({err})") from None
     for i, row in enumerate(rows, start=2):
         if row["label"] not in _LABELS:
             raise DatasetError(f"{csv_path}:{i}: label must be open or closed, got {row['label']!r}")

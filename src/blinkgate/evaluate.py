@@ -225,10 +225,13 @@ def _load_csv(path: Path, defaults: dict) -> list[Presentation]:
     out = []
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel starts its CSV with a BOM
         reader = csv.DictReader(f)
-        for row in reader:
-            where = f"{path}:{reader.line_num}"  # the file's line, blank lines counted
-            if raw := _csv_fields(row, where):
-                out.append(_presentation(raw, path.parent, defaults, where))
+        try:
+            for row in reader:
+                where = f"{path}:{reader.line_num}"  # the file's line, blank lines counted
+                if raw := _csv_fields(row, where):
+                    out.append(_presentation(raw, path.parent, defaults, where))
+        except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
+            raise ManifestError(f"{path}: not a readable CSV ({err}): is it the manifest?") from None
     return out
 
 

@@ -61,6 +61,8 @@ def read_labels(path: Path) -> list[Label]:
                     labels.append(_label(row, f"{path}:{reader.line_num}"))
     except UnicodeDecodeError as err:  # was a traceback
         raise BlinkgateError(f"{path} is not UTF-8 text (byte {err.start})") from None
+    except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
+        raise BlinkgateError(f"{path}: not a readable CSV ({err})") from None
     return labels
 
 
