@@ -81,6 +81,22 @@ def test_a_split_csv_that_csv_cannot_read_is_a_dataset_error(tmp_path):
         read_split(tmp_path)
 
 
+def test_a_split_csv_or_image_that_cannot_be_read_is_a_one_line_error(tmp_path, monkeypatch):
+    """Permission denied (or a disk error) was a traceback."""
+    (tmp_path / "split.csv").write_text("path,label,group,split\na.jpg,open,g,train\n")
+    (tmp_path / "a.jpg").write_bytes(b"an eye")
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(np, "fromfile", denied)
+    with pytest.raises(ImageError, match="cannot read eye image .*a.jpg: Permission denied"):
+        load_cew(tmp_path)
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(DatasetError, match="cannot read .*split.csv: Permission denied"):
+        read_split(tmp_path)
+
+
 def test_missing_and_unreadable_images(tmp_path):
     (tmp_path / "split.csv").write_text("path,label,group,split\nopen/a.jpg,open,g,train\n")
     with pytest.raises(ImageError, match="missing"):

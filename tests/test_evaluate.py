@@ -136,6 +136,23 @@ def test_a_csv_that_csv_cannot_read_is_a_manifest_error(tmp_path):
         load_manifest(tmp_path / "m.csv", check=False)
 
 
+def test_a_manifest_that_cannot_be_read_is_a_manifest_error(tmp_path, monkeypatch):
+    """Permission denied (or a disk error) reading a manifest, or one it includes, was a traceback."""
+    real = Path.open
+
+    def denied(self, *args, **kwargs):
+        if self.name == "m.csv":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    (tmp_path / "m.csv").write_text("id,label,source\n")
+    (tmp_path / "all.toml").write_text('include = ["m.csv"]\n')
+    monkeypatch.setattr(Path, "open", denied)
+    for manifest in ("m.csv", "all.toml"):
+        with pytest.raises(ManifestError, match=re.escape(f"cannot read {tmp_path / 'm.csv'}: Permission denied")):
+            load_manifest(tmp_path / manifest)
+
+
 def test_a_toml_manifest_saved_with_a_bom_loads(tmp_path):
     _frames(tmp_path / "seq", 2)
     (tmp_path / "m.toml").write_bytes(_GOOD_INPUT.encode("utf-8-sig"))

@@ -79,6 +79,19 @@ def test_a_malformed_label_row_is_a_one_line_error_naming_its_line(tmp_path, row
     assert says in ("not UTF-8", "not a readable CSV") or str(err.value).startswith(f"{sheet}:3: ")
 
 
+def test_a_label_sheet_that_cannot_be_read_is_a_one_line_error(tmp_path, monkeypatch):
+    """Permission denied (or a disk error) was a traceback."""
+    sheet = tmp_path / "c.csv"
+    sheet.write_text("start_frame,end_frame,kind,confidence\n")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(BlinkgateError, match=re.escape(f"cannot read {sheet}: Permission denied")):
+        read_labels(sheet)
+
+
 def test_a_label_past_the_end_of_its_clip_is_an_error(tmp_path):
     """It was counted as a blink missed: labels of another clip scored without a word."""
     from fakes import noise_clip

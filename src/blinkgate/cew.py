@@ -81,6 +81,8 @@ def read_split(data_dir: str | Path) -> list[dict[str, str]]:
         raise DatasetError(f"{csv_path} is not UTF-8 text (byte {err.start})") from None
     except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
         raise DatasetError(f"{csv_path}: not a readable CSV ({err})") from None
+    except OSError as err:  # permission denied, a disk error: was a traceback
+        raise DatasetError(f"cannot read {csv_path}: {err.strerror or err}") from None
     for i, row in enumerate(rows, start=2):
         if row["label"] not in _LABELS:
             raise DatasetError(f"{csv_path}:{i}: label must be open or closed, got {row['label']!r}")
@@ -93,7 +95,11 @@ def _read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise ImageError(f"eye image listed in split.csv is missing: {path}")
     # imdecode from bytes: cv2.imread silently returns None and mishandles non-ASCII paths.
-    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:  # permission denied, a disk error: was a traceback
+        raise ImageError(f"cannot read eye image {path}: {err.strerror or err}") from None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise ImageError(f"cannot decode eye image: {path}")
     return to_gray01(img)

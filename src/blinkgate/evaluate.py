@@ -284,6 +284,8 @@ def _load(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
         return _load_toml(path, seen, defaults)
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path} is not UTF-8 text (byte {err.start}): is it the manifest?") from None
+    except OSError as err:  # permission denied, a disk error: was a traceback
+        raise ManifestError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 20.0) -> list[Presentation]:

@@ -63,6 +63,8 @@ def read_labels(path: Path) -> list[Label]:
         raise BlinkgateError(f"{path} is not UTF-8 text (byte {err.start})") from None
     except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
         raise BlinkgateError(f"{path}: not a readable CSV ({err})") from None
+    except OSError as err:  # permission denied, a disk error: was a traceback
+        raise BlinkgateError(f"cannot read {path}: {err.strerror or err}") from None
     return labels
 
 
