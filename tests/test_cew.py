@@ -105,6 +105,9 @@ def test_missing_and_unreadable_images(tmp_path):
     (tmp_path / "open" / "a.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(ImageError, match="cannot decode"):
         load_cew(tmp_path)
+    (tmp_path / "open" / "a.jpg").write_bytes(b"")  # a copy that did not finish: a cv2.error traceback
+    with pytest.raises(ImageError, match="cannot decode"):
+        load_cew(tmp_path)
 
 
 def test_to_gray01_accepts_gray_bgr_bgra_any_size():

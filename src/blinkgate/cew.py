@@ -99,7 +99,7 @@ def _read_image(path: Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as err:  # permission denied, a disk error: was a traceback
         raise ImageError(f"cannot read eye image {path}: {err.strerror or err}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # an empty file: imdecode asserts
     if img is None:
         raise ImageError(f"cannot decode eye image: {path}")
     return to_gray01(img)
