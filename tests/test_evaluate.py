@@ -186,6 +186,27 @@ def test_frame_list_source_skips_unreadable_frames(tmp_path):
     assert src.truncated and src.skipped_frames == 1
 
 
+def test_a_frame_whose_name_is_not_utf8_is_skipped_not_handed_to_opencv(tmp_path, monkeypatch):
+    """A glob matched it, and cv2.imread on its name crashed eval (a segfault, exit 139, nothing
+    printed), as it would have a frame folder's."""
+    import os
+
+    from blinkgate.sources import not_utf8
+
+    good = _frames(tmp_path, 2)
+    latin1 = tmp_path / os.fsdecode(b"f\xe92.png")
+    try:
+        latin1.write_bytes(good[0].read_bytes())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda name, *a: pytest.fail("segfault") if not_utf8(name) else real(name, *a))
+    (tmp_path / "m.csv").write_text("id,label,source\nglob,live,f*.png\n")
+    p = load_manifest(tmp_path / "m.csv")[0]
+    with p.open() as src:
+        assert len(list(src)) == 2 and src.truncated
+
+
 def test_a_frame_list_with_a_corrupt_frame_not_accepted_is_no_verdict(tmp_path):
     """As a frame folder's: a glob with one corrupt image was scored as a complete input, so an
     attack judged without that frame counted as rejected and a bona fide one as not accepted."""

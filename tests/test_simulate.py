@@ -183,6 +183,22 @@ def test_a_failing_sequence_keeps_the_ones_before_it(tmp_path, capsys, monkeypat
     assert "2 sequences of 4 planned (stopped early)" in (out / "README.txt").read_text()
 
 
+def test_a_photo_whose_name_is_not_utf8_is_skipped_not_handed_to_opencv(tmp_path, monkeypatch):
+    """cv2.imread on its name crashed simulate-attack (a segfault, exit 139, nothing printed)."""
+    import os
+
+    from blinkgate.sources import not_utf8
+
+    latin1 = tmp_path / os.fsdecode(b"ob\xe9.jpg")
+    try:
+        latin1.write_bytes(next(shared("faces", "lfw65", "Hugh_Grant").glob("*.jpg")).read_bytes())
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda name, *a: pytest.fail("segfault") if not_utf8(name) else real(name, *a))
+    assert PhotoLoader().load(latin1) is None
+
+
 def test_an_out_folder_of_an_earlier_run_is_refused(tmp_path, capsys):
     """A second run (another seed) into the same --out replaced the first run's manifest.csv and
     params.jsonl, and left its videos unlisted among the new ones."""

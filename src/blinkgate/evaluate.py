@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from .errors import BlinkgateError, SourceError
-from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, open_source
+from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, not_utf8, open_source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,7 +83,8 @@ class FrameListSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for file, t in zip(self.files, self.times_ms):
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            # Not UTF-8: OpenCV segfaults on the name (a glob matched it), as a frame folder's.
+            image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping unreadable frame %s", file)
                 self.skipped_frames += 1

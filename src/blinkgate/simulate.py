@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import BlinkgateError
 from .files import write_atomic
-from .sources import IMAGE_SUFFIXES, natural_key
+from .sources import IMAGE_SUFFIXES, natural_key, not_utf8
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ class PhotoLoader:
         return self._cache[path]
 
     def _load(self, path: Path) -> Photo | None:
+        if (shown := not_utf8(str(path))) is not None:  # OpenCV segfaults on the name
+            log.warning("skipping photo %s: its name is not UTF-8, which OpenCV cannot take (rename it)", shown)
+            return None
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None or min(image.shape[:2]) < 64:
             return None
