@@ -107,6 +107,23 @@ def test_train_eyes_out_must_be_an_onnx_file_before_any_work(capsys, tmp_path, m
     assert (tmp_path / "data" / "split.csv").read_text() == "path,label,group,split\n"
 
 
+@pytest.mark.parametrize("argv", [["train-eyes", "{data}", "--out", "{latin1}.onnx"],
+                                  ["simulate-attack", "{data}", "--out", "{latin1}"]])
+def test_an_out_whose_name_is_not_utf8_is_refused_before_opencv_crashes_on_it(capsys, tmp_path, monkeypatch, argv):
+    """OpenCV segfaults on such a name: train-eyes after the whole training, simulate-attack at
+    its first video."""
+    import os
+
+    import blinkgate.simulate as sim
+    import blinkgate.train_eyes as te
+
+    monkeypatch.setattr(te, "train_eyes", lambda *a, **k: pytest.fail("trained before --out was checked"))
+    monkeypatch.setattr(sim, "simulate", lambda *a, **k: pytest.fail("rendered before --out was checked"))
+    latin1 = os.fsdecode(str(tmp_path).encode() + b"/m\xe9")
+    code, _, err = run(capsys, *[a.replace("{data}", str(tmp_path)).replace("{latin1}", latin1) for a in argv])
+    assert code == 2 and "its name is not UTF-8, which OpenCV cannot take" in err
+
+
 def test_eval_refuses_an_empty_manifest_and_exits_2_when_an_input_fails(capsys, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("id,source,label\n")

@@ -88,6 +88,22 @@ def test_missing_model_is_a_model_error(tmp_path):
         EyeClassifier(tmp_path / "missing.onnx").load()
 
 
+def test_a_model_whose_name_is_not_utf8_is_a_model_error_not_a_segfault(tmp_path, monkeypatch):
+    """cv2.dnn.readNetFromONNX on such a name crashed eval-eyes and eval --eye-model (exit 139)."""
+    import os
+
+    import cv2
+
+    model = tmp_path / os.fsdecode(b"ey\xe9.onnx")
+    try:
+        shutil.copy(default_model_path(), model)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    monkeypatch.setattr(cv2.dnn, "readNetFromONNX", lambda *a: pytest.fail("segfault"))
+    with pytest.raises(ModelError, match="not UTF-8"):
+        EyeClassifier(model).load()
+
+
 def test_corrupt_model_is_a_model_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 50)

@@ -83,6 +83,15 @@ def _writable_folder(path: str | Path, flag: str, mode: int = 0o777) -> None:
         raise BlinkgateError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
 
 
+def _opencv_can_take(out: Path) -> None:
+    """Refuse an --out that OpenCV will write or read back: on a name that is not UTF-8 it
+    crashes the process (a segfault), after the work (train-eyes: the whole training)."""
+    from .sources import not_utf8
+
+    if (shown := not_utf8(str(out))) is not None:
+        raise BlinkgateError(f"--out {shown}: its name is not UTF-8, which OpenCV cannot take (choose another)")
+
+
 def _db_path(args: argparse.Namespace) -> Path:
     from .database import default_db_path
 
@@ -513,6 +522,7 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx" or out.is_dir():
         raise BlinkgateError(f"--out {args.out}: give a .onnx file to write (its thresholds go beside it, "
                              f"in {out.with_suffix('.json').name})")
+    _opencv_can_take(out)
     _writable_folder(out.parent, "--out")
     result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
                         calibration_folds=args.calibration_folds, jobs=args.jobs, config=config)
@@ -584,6 +594,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_simulate_attack(args: argparse.Namespace) -> int:
     from .simulate import run_cli
 
+    _opencv_can_take(Path(args.out).expanduser())
     _writable_folder(args.out, "--out")
     return run_cli(args)
 

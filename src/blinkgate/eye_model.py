@@ -23,6 +23,7 @@ import numpy as np
 from blinkgate.cew import SIZE, load_cew, to_gray01
 from blinkgate.errors import ModelError
 from blinkgate.eyes import decide
+from blinkgate.sources import not_utf8
 from blinkgate.types import EyeState
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class EyeClassifier:
         if self._net is None:
             if not self.model_path.is_file():
                 raise ModelError(f"eye model not found: {self.model_path}")
+            if (shown := not_utf8(str(self.model_path))) is not None:  # OpenCV segfaults on the name
+                raise ModelError(f"eye model {shown}: its name is not UTF-8, which OpenCV cannot take (rename it)")
             try:
                 net = cv2.dnn.readNetFromONNX(str(self.model_path))
             except cv2.error as err:
