@@ -419,6 +419,18 @@ def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
+def test_a_report_of_a_command_line_with_a_name_not_utf8_is_written(tmp_path):
+    """`blinkgate eval <Latin-1 name>.csv --report r`: report.md failed to encode the command, a
+    traceback after the whole evaluation."""
+    pytest.importorskip("matplotlib")
+    from blinkgate.evaluate_report import write_report
+
+    frames = _frames(tmp_path / "f", 4)
+    outcomes = [run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=frames))]
+    report = write_report(tmp_path / "r", summarise(outcomes), outcomes, command="blinkgate eval m\udce9.csv")
+    assert "`blinkgate eval m\\udce9.csv`" in report.read_text(encoding="utf-8")
+
+
 def test_a_report_stopped_while_plotting_leaves_no_earlier_report_md(tmp_path, monkeypatch):
     """A rerun into the same folder stopped (Ctrl-C, an error) while plotting left the earlier
     run's report.md beside this run's results.json: a whole-looking report of other numbers."""

@@ -245,5 +245,7 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
         md += [f"### {group or 'inputs'} — {'attacks' if attack else 'bona fide'} ({n} shown)", "", f"![{name}]({name})", ""]
     if summary["errors"]:
         md += ["## Errors", ""] + [f"- `{i}`: {e}" for i, e in summary["errors"].items()] + [""]
-    write_atomic(report, "\n".join(md).encode())
+    # backslashreplace: a path in the command line that is not UTF-8 (a Latin-1 manifest name)
+    # failed to encode, a traceback after the whole evaluation.
+    write_atomic(report, "\n".join(md).encode("utf-8", "backslashreplace"))
     return report
