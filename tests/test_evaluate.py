@@ -153,6 +153,21 @@ def test_a_manifest_that_cannot_be_read_is_a_manifest_error(tmp_path, monkeypatc
             load_manifest(tmp_path / manifest)
 
 
+def test_a_label_neither_live_nor_a_known_attack_is_warned_about(tmp_path, caplog):
+    """'genuine' or 'lve' (bona fide inputs mislabelled) were scored as attack types, in APCER,
+    without a word."""
+    _frames(tmp_path / "seq", 2)
+    (tmp_path / "m.csv").write_text("id,label,source\na,genuine,seq\nb,print,seq\nc,live,seq\nd,lve,seq\n")
+    with caplog.at_level("WARNING", logger="blinkgate.evaluate"):
+        assert [p.attack for p in load_manifest(tmp_path / "m.csv")] == [True, True, False, True]
+    assert "labels 'genuine', 'lve': neither 'live' nor a known attack type" in caplog.text
+    caplog.clear()
+    (tmp_path / "m.csv").write_text("id,label,source\nb,print,seq\nc,live,seq\n")
+    with caplog.at_level("WARNING", logger="blinkgate.evaluate"):
+        load_manifest(tmp_path / "m.csv")
+    assert caplog.text == ""
+
+
 def test_a_toml_manifest_saved_with_a_bom_loads(tmp_path):
     _frames(tmp_path / "seq", 2)
     (tmp_path / "m.toml").write_bytes(_GOOD_INPUT.encode("utf-8-sig"))

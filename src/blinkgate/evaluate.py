@@ -308,6 +308,10 @@ def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 2
     out: list[Presentation] = []
     for path in paths:
         out += _load(Path(path), set(), {"fps": default_fps})
+    other = sorted({p.label for p in out} - {BONA_FIDE, *KNOWN_ATTACKS})
+    if other:  # an attack type of its own, or a typo: "genuine" or "lve" counted as attacks, and in APCER
+        log.warning("label%s %s: neither %r nor a known attack type (%s), so scored as attack types",
+                    "s" if len(other) > 1 else "", ", ".join(map(repr, other)), BONA_FIDE, ", ".join(KNOWN_ATTACKS))
     if check:
         ids: set[str] = set()
         for p in out:
