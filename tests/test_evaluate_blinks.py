@@ -106,6 +106,26 @@ def test_a_label_past_the_end_of_its_clip_is_an_error(tmp_path):
         assert evaluate_blinks(gate, [tmp_path / "c.avi"])["sure"]["labelled"] == 2
 
 
+def test_a_clip_with_frames_that_could_not_be_decoded_is_an_error(tmp_path):
+    """The frames after a damaged patch were numbered that many too low: blink-detector.mp4 with
+    5 frames lost scored its blinks at 221 and 239 as missed and 216 and 234 as false."""
+    import cv2
+    import numpy as np
+
+    clip = tmp_path / "c.mp4"  # 8 KB in its middle zeroed: the decoder fails the reads there
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 20, (64, 48))
+    for i in range(60):
+        writer.write(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8))
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 8000] = bytes(8000)
+    clip.write_bytes(bytes(data))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "c.csv").write_text("start_frame,end_frame,kind,confidence\n5,7,blink,sure\n")
+    with Gate(None) as gate, pytest.raises(BlinkgateError, match="frames could not be decoded"):
+        evaluate_blinks(gate, [clip])
+
+
 def test_per_frame_accuracy():
     states = {i: EyeState.OPEN for i in range(30)} | {11: EyeState.CLOSED, 12: EyeState.CLOSED}
     s = score_clip(Path("c.mp4"), LABELS[:1], [], states, slack=0)

@@ -109,6 +109,9 @@ def detect_blinks(gate: Gate, clip: Path) -> tuple[list[tuple[int, int]], dict[i
                 if ev.kind == "blink":
                     # The closure lies strictly between the last open and the first reopened frame.
                     blinks.append((index_at[ev.detail["start_ms"]] + 1, index_at[ev.detail["end_ms"]] - 1))
+        if source.skipped_frames:  # the frames after them are numbered that many too low: blinks scored as false
+            raise BlinkgateError(f"{clip}: {source.skipped_frames} frames could not be decoded (a damaged file?), "
+                                 "so the frame numbers after them no longer match its labels")
     return blinks, states, fps, frames
 
 
