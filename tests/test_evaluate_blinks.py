@@ -79,6 +79,16 @@ def test_a_malformed_label_row_is_a_one_line_error_naming_its_line(tmp_path, row
     assert says in ("not UTF-8", "not a readable CSV") or str(err.value).startswith(f"{sheet}:3: ")
 
 
+def test_overlapping_labels_are_an_error(tmp_path):
+    """A row given twice: the detection matched one copy and the other was scored as a blink missed."""
+    sheet = tmp_path / "c.csv"
+    sheet.write_text("start_frame,end_frame,kind,confidence\n10,13,blink,sure\n40,43,blink,sure\n10,13,blink,sure\n")
+    with pytest.raises(BlinkgateError, match="frames 10-13 and 10-13 overlap"):
+        read_labels(sheet)
+    sheet.write_text("start_frame,end_frame,kind,confidence\n34,47,wink,sure\n48,50,blink,likely\n")
+    assert len(read_labels(sheet)) == 2  # next to each other is not overlapping
+
+
 def test_a_label_sheet_that_cannot_be_read_is_a_one_line_error(tmp_path, monkeypatch):
     """Permission denied (or a disk error) was a traceback."""
     sheet = tmp_path / "c.csv"

@@ -5,7 +5,7 @@ Label rows: ``start_frame,end_frame,peak_frame,kind,confidence,note`` (0-based, 
 and ``wink`` are negatives (a detection there is a false positive). With ``sure_only``, blinks
 marked ``likely`` become don't-care too. A detection matches a blink when their frame intervals
 overlap, allowing ``slack`` frames of labelling uncertainty. Any other kind or confidence,
-frames out of order or past the clip's end are an error, not scored.
+frames out of order, overlapping or past the clip's end are an error, not scored.
 """
 
 from __future__ import annotations
@@ -65,6 +65,11 @@ def read_labels(path: Path) -> list[Label]:
         raise BlinkgateError(f"{path}: not a readable CSV ({err})") from None
     except OSError as err:  # permission denied, a disk error: was a traceback
         raise BlinkgateError(f"cannot read {path}: {err.strerror or err}") from None
+    ordered = sorted(labels, key=lambda lb: (lb.start, lb.end))
+    for a, b in zip(ordered, ordered[1:]):  # a row given twice: one blink found, its copy "missed"
+        if b.start <= a.end:
+            raise BlinkgateError(f"{path}: the labels at frames {a.start}-{a.end} and {b.start}-{b.end} overlap "
+                                 "(a row given twice?)")
     return labels
 
 
