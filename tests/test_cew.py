@@ -63,6 +63,10 @@ def test_bad_columns_and_labels(tmp_path):
     (tmp_path / "split.csv").write_text("path,label,group,split\nx.jpg,blink,g,train\n")
     with pytest.raises(DatasetError, match="open or closed"):
         read_split(tmp_path)
+    # in neither split: eval-eyes and train-eyes left the row out without a word
+    (tmp_path / "split.csv").write_text("path,label,group,split\nx.jpg,open,g,train\ny.jpg,open,g,Test\n")
+    with pytest.raises(DatasetError, match=":3: split must be train or test, got 'Test'"):
+        read_split(tmp_path)
 
 
 def test_a_split_csv_with_a_bom_loads_and_one_not_utf8_is_a_dataset_error(tmp_path):

@@ -19,6 +19,7 @@ from blinkgate.errors import BlinkgateError, ImageError
 SIZE = 24  # CEW patches are 24x24; the eye CNN takes this size
 _LABELS = {"open": 1, "closed": 0}
 _COLUMNS = ("path", "label", "group", "split")
+_SPLITS = ("train", "test")
 
 
 class DatasetError(BlinkgateError):
@@ -86,6 +87,8 @@ def read_split(data_dir: str | Path) -> list[dict[str, str]]:
     for i, row in enumerate(rows, start=2):
         if row["label"] not in _LABELS:
             raise DatasetError(f"{csv_path}:{i}: label must be open or closed, got {row['label']!r}")
+        if row["split"] not in _SPLITS:  # "Test" or " train" was in neither split: left out without a word
+            raise DatasetError(f"{csv_path}:{i}: split must be train or test, got {row['split']!r}")
     if not rows:
         raise DatasetError(f"{csv_path} lists no images")
     return rows
