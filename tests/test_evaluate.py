@@ -434,6 +434,20 @@ def test_eval_report_without_matplotlib_fails_before_evaluating(tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
+def test_a_report_into_the_folder_of_an_earlier_one_leaves_none_of_its_timelines(tmp_path):
+    """The earlier run's timelines_<group>_*.png of groups this run does not have stayed beside
+    this run's report, as if part of it."""
+    pytest.importorskip("matplotlib")
+    from blinkgate.evaluate_report import write_report
+
+    frames = _frames(tmp_path / "f", 4)
+    for group in ("old", "new"):
+        outcomes = [run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=frames, group=group))]
+        write_report(tmp_path / "r", summarise(outcomes), outcomes, command="x")
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.png")) == ["time_to_accept.png",
+                                                                     "timelines_new_bona_fide.png"]
+
+
 def test_a_report_of_a_command_line_with_a_name_not_utf8_is_written(tmp_path):
     """`blinkgate eval <Latin-1 name>.csv --report r`: report.md failed to encode the command, a
     traceback after the whole evaluation."""

@@ -211,6 +211,8 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
     # Written last, report.md says the report is whole: an earlier run's, left beside this run's
     # results.json by an error or Ctrl-C while plotting, read as this run's.
     report.unlink(missing_ok=True)
+    for old in outdir.glob("timelines_*.png"):  # an earlier run's groups: not this run's, though beside it
+        old.unlink()
     machine = machine_info()
     command = command or " ".join(["blinkgate", *sys.argv[1:]])
     limit = summary["time_limit_s"]
