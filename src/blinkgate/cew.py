@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from blinkgate.errors import BlinkgateError, ImageError
+from blinkgate.files import reading_text
 
 SIZE = 24  # CEW patches are 24x24; the eye CNN takes this size
 _LABELS = {"open": 1, "closed": 0}
@@ -72,18 +73,12 @@ def read_split(data_dir: str | Path) -> list[dict[str, str]]:
     csv_path = root / "split.csv"
     if not csv_path.is_file():
         raise DatasetError(f"split.csv not found in {root}")
-    try:  # -sig: a split.csv saved by Excel starts with a BOM, and its "path" column was not found
-        with csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
-                raise DatasetError(f"{csv_path} must have the columns {','.join(_COLUMNS)}")
-            rows = list(reader)
-    except UnicodeDecodeError as err:  # was a traceback
-        raise DatasetError(f"{csv_path} is not UTF-8 text (byte {err.start})") from None
-    except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
-        raise DatasetError(f"{csv_path}: not a readable CSV ({err})") from None
-    except OSError as err:  # permission denied, a disk error: was a traceback
-        raise DatasetError(f"cannot read {csv_path}: {err.strerror or err}") from None
+    # -sig: a split.csv saved by Excel starts with a BOM, and its "path" column was not found
+    with reading_text(csv_path, DatasetError), csv_path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
+            raise DatasetError(f"{csv_path} must have the columns {','.join(_COLUMNS)}")
+        rows = list(reader)
     for i, row in enumerate(rows, start=2):
         if row["label"] not in _LABELS:
             raise DatasetError(f"{csv_path}:{i}: label must be open or closed, got {row['label']!r}")

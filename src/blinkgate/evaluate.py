@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from .errors import BlinkgateError, SourceError
+from .files import reading_text
 from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, not_utf8, open_source
 
 if sys.version_info >= (3, 11):
@@ -226,13 +227,10 @@ def _load_csv(path: Path, defaults: dict) -> list[Presentation]:
     out = []
     with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel starts its CSV with a BOM
         reader = csv.DictReader(f)
-        try:
-            for row in reader:
-                where = f"{path}:{reader.line_num}"  # the file's line, blank lines counted
-                if raw := _csv_fields(row, where):
-                    out.append(_presentation(raw, path.parent, defaults, where))
-        except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
-            raise ManifestError(f"{path}: not a readable CSV ({err}): is it the manifest?") from None
+        for row in reader:
+            where = f"{path}:{reader.line_num}"  # the file's line, blank lines counted
+            if raw := _csv_fields(row, where):
+                out.append(_presentation(raw, path.parent, defaults, where))
     return out
 
 
@@ -279,14 +277,10 @@ def _load(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     seen = seen | {key}
     if path.suffix.lower() not in (".csv", ".toml"):
         raise ManifestError(f"{path}: a manifest is a .csv or .toml file")
-    try:
+    with reading_text(path, ManifestError, hint=": is it the manifest?"):
         if path.suffix.lower() == ".csv":
             return _load_csv(path, defaults)
         return _load_toml(path, seen, defaults)
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path} is not UTF-8 text (byte {err.start}): is it the manifest?") from None
-    except OSError as err:  # permission denied, a disk error: was a traceback
-        raise ManifestError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def load_manifest(*paths: str | Path, check: bool = True, default_fps: float = 20.0) -> list[Presentation]:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BlinkgateError
+from .files import reading_text
 from .gate import Gate
 from .sources import VideoFileSource
 from .types import EyeState
@@ -52,19 +53,12 @@ def read_labels(path: Path) -> list[Label]:
     if not path.is_file():
         raise BlinkgateError(f"no labels for this clip: {path}")
     labels = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            for r in reader:
-                row = {(k or "").strip(): (v or "").strip() for k, v in r.items()}
-                if any(row.values()):
-                    labels.append(_label(row, f"{path}:{reader.line_num}"))
-    except UnicodeDecodeError as err:  # was a traceback
-        raise BlinkgateError(f"{path} is not UTF-8 text (byte {err.start})") from None
-    except csv.Error as err:  # a quote never closed ran into a field past csv's limit: a traceback
-        raise BlinkgateError(f"{path}: not a readable CSV ({err})") from None
-    except OSError as err:  # permission denied, a disk error: was a traceback
-        raise BlinkgateError(f"cannot read {path}: {err.strerror or err}") from None
+    with reading_text(path, BlinkgateError), path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        for r in reader:
+            row = {(k or "").strip(): (v or "").strip() for k, v in r.items()}
+            if any(row.values()):
+                labels.append(_label(row, f"{path}:{reader.line_num}"))
     ordered = sorted(labels, key=lambda lb: (lb.start, lb.end))
     for a, b in zip(ordered, ordered[1:]):  # a row given twice: one blink found, its copy "missed"
         if b.start <= a.end:

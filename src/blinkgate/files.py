@@ -3,7 +3,10 @@ no other user can read it."""
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Faces (photos, snapshots, recordings) and who came when are biometric and personal data:
@@ -16,6 +19,22 @@ def one_line(text: str) -> str:
     """``text`` as it is if printable, else with its control characters (and any non-ASCII)
     escaped: a name with a line break must not split or forge a line of output."""
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+@contextmanager
+def reading_text(path: Path, error: type[Exception], hint: str = "") -> Iterator[None]:
+    """Read ``path`` (UTF-8 text, a CSV) inside this block: a file in another encoding, a CSV
+    the csv module cannot parse (a quote never closed runs into its field limit) or an OS error
+    (permission, disk) is one ``error`` line naming the file, not a traceback. ``hint`` ends
+    the first two (": is it the manifest?")."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise error(f"{path} is not UTF-8 text (byte {err.start}){hint}") from None
+    except csv.Error as err:
+        raise error(f"{path}: not a readable CSV ({err}){hint}") from None
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> None:
