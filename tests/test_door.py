@@ -940,6 +940,36 @@ def test_without_the_challenge_a_face_swapped_in_is_not_granted_for_its_blink(sw
     assert granted == ([] if swap else [("granted", "blink", "alice")])
 
 
+@pytest.mark.parametrize("shut_eyes", ["a stranger's", "her own"])
+def test_without_the_challenge_a_grant_run_out_comes_again_only_once_the_new_blink_is_checked(shut_eyes):
+    """Blink-only door, background recognition: Alice is granted; just before the grant runs out,
+    a blink with shut eyes swapped in keeps the Gate's liveness going. The door must not grant
+    again on that blink before its closed frame is named."""
+    rig = DoorRig(recheck_ms=3000.0, challenge=ChallengePolicy(enabled=False))
+    rig.door.gate.background = background = FakeBackground(rig.encoder)
+    rig.show(1)
+    rig.step()
+    background.release()
+    rig.step(30)
+    rig.blink()
+    rig.step()
+    background.release()
+    rig.step(3)
+    assert [(d.decision, d.reason) for d in rig.decisions] == [("granted", "blink")]
+    rig.step(250)  # 8.5 s into the 10-s grant
+    shut = FRAME.copy()
+    shut[0, 0, 0] = 7
+    rig.encoder.stamped[7] = vec(1) if shut_eyes == "her own" else vec(99) * 5
+    rig.blink(shut)
+    rig.step(60)  # the grant has run out; the new blink's check has not come back
+    assert [(d.decision, d.reason) for d in rig.decisions] == [("granted", "blink"), ("expired", "timeout")]
+    for _ in range(3):  # the worker catches up
+        background.release()
+        rig.step()
+    again = [("granted", "blink")] if shut_eyes == "her own" else []
+    assert [(d.decision, d.reason) for d in rig.decisions][2:] == again
+
+
 # -- the real pipeline on a real clip --------------------------------------------------------------------
 
 

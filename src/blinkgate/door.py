@@ -293,6 +293,11 @@ class _Track:
         """A track that never blinked has made no guess at a challenge (a photo, or no one trying)."""
         return self.last_onset_ms > float("-inf")
 
+    @property
+    def blink_checked(self) -> bool:
+        """The latest blink's closed frame named this face (or no blink was seen: a door attached late)."""
+        return not self.has_blinked or self.last_onset_ms in self.checked
+
     def remember_checked(self, onset: float) -> None:
         """Keep the onsets of the latest checked blinks: an answer has at most a few."""
         self.checked.add(onset)
@@ -510,7 +515,10 @@ class DoorLogic:
             if self._check_locked(track, now, out):
                 return
             if not opts.challenge.enabled:
-                if face.granted and face.name == track.name:  # the Gate's blink-only grant
+                # The Gate's blink-only grant, once the latest blink's closed frame is named too: a
+                # blink stays live until its check comes back, and a grant run out would otherwise
+                # come again at once on a blink not yet checked (someone else's shut eyes).
+                if face.granted and face.name == track.name and track.blink_checked:
                     self._grant(track, now, out, "blink")
             elif track.prompt_ms is not None and now >= track.prompt_ms:
                 self._issue(track, now, out)
