@@ -459,6 +459,41 @@ def test_a_visit_ended_mid_challenge_reports_its_events_as_a_frame_does():
     assert ended.events[0].detail["why"] == ended.decisions[0].detail["why"] == "the visit ended before the answer"
 
 
+def test_a_blink_before_a_visit_ended_still_fails_the_clear_rule_of_the_next_visits_prompt():
+    """A kiosk that ends a visit and goes on: the face still in view keeps its blinks, so the
+    tail of a burst under way at the end is no answer to the next prompt (with a short delay
+    before the prompt, as a door may be set up; the default 0.5 s + 0.2 s alone outlasts 0.7 s)."""
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,), delay_min_ms=100.0, delay_max_ms=100.0)))
+    s.appear(1, "alice")
+    prompt = s.until("challenge").timestamp_ms
+    earlier = prompt + 100  # too soon after the prompt to answer it
+    s.blink(1, earlier)
+    s.step(6)
+    s.decisions += s.logic.end(s.t).decisions
+    prompt = s.until("challenge", 2000).timestamp_ms
+    assert prompt + 300 - earlier <= 700  # the answer below starts within the clear time of that blink
+    while s.t < prompt + 300:
+        s.step()
+    s.blink(1, prompt + 300)
+    s.step(120)
+    assert [(d.decision, d.reason, d.detail.get("why")) for d in s.decisions][:2] == [
+        ("denied", "expired", "the visit ended before the answer"), ("denied", "challenge_failed", "blink just before")]
+
+
+def test_a_blink_reported_just_after_a_visit_ended_is_the_named_faces():
+    """A blink under way as the visit ends is reported on the next frame: the face keeps its name
+    and gets a new prompt, rather than being logged unknown and never asked again."""
+    s = Scene()
+    s.appear(1, "alice")
+    _blinked(s)
+    s.until("challenge")
+    s.decisions += s.logic.end(s.t).decisions
+    s.blink(1, s.t - 100)
+    s.step()
+    assert s.until("challenge", 8000).name == "alice"
+    assert s.reasons() == [("denied", "expired")] and s.logic.failures("alice") == 1
+
+
 def test_a_visit_ended_before_any_prompt_decides_nothing():
     s = Scene()
     s.appear(1, "alice")

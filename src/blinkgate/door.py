@@ -414,6 +414,10 @@ class DoorLogic:
         """The visit ends (``verify``'s timeout or a grant, its window closed): a challenge under
         way is denied as if its face had left, counted if the face has blinked. Otherwise
         whoever can end a visit could drop every prompt whose count does not suit a replay.
+        The track is kept, as after a failed answer: a face still there when frames come again
+        (a kiosk's next visit) gets a new prompt after a new delay, and its blinks before the
+        end still count against that prompt's clear rule (a track made afresh had forgotten
+        them, and one made by a blink reported on the next frame had no name: "unknown").
         The result has no faces, and the events and decisions of a frame (a lockout included),
         so they are reported as every other frame's are."""
         out = _Out([], [])
@@ -421,7 +425,8 @@ class DoorLogic:
             if track.state == "challenge":
                 detail = {"why": "the visit ended before the answer", **self._answer_detail(track, now)}
                 self._deny(track, now, out, "expired", detail, counted=track.has_blinked)
-                self._tracks.pop(track.id, None)
+                if track.state == "challenge":  # not locked out by this failure
+                    self._rearm(track, now, out)
         return DoorResult(FrameResult(self._last_index, now, [], []), [], out.events, out.decisions)
 
     # -- events ------------------------------------------------------------------------------
