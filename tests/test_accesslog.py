@@ -403,6 +403,31 @@ def test_a_restart_restores_a_lockout_but_not_from_failures_dated_in_the_future(
     assert "dated after now" in caplog.text and "blinkgate unlock alice" in caplog.text
 
 
+def test_a_challenge_cut_short_by_its_identitys_lockout_is_not_counted_at_a_restart(tmp_path):
+    """Two faces named alice are prompted at once; the first fails and locks alice out, which
+    ends the second's challenge ("identity locked out"). The door counted one failure; the log,
+    replayed at a restart or by another process, counted two."""
+    from blinkgate.door import ChallengePolicy, DoorOptions
+
+    from test_door import BOX2, Scene, _blinked
+
+    s = Scene(DoorOptions(challenge=ChallengePolicy(delay_min_ms=500.0, delay_max_ms=500.0),
+                          lockout=LockoutPolicy(failures=1)))
+    s.appear(1, "alice")
+    s.appear(2, "alice", box=BOX2)
+    _blinked(s, 1)
+    _blinked(s, 2)
+    s.until("lockout", 5000)
+    assert [(d.decision, d.reason, d.detail.get("why")) for d in s.decisions] == [
+        ("denied", "no_blink", "no blink"), ("denied", "locked_out", None),
+        ("denied", "expired", "identity locked out"), ("denied", "locked_out", None)]
+    db, now = tmp_path / "f.db", time.time()
+    with AccessLog(db) as log:
+        ids = [log.record(d, at=now - 60 + d.time_ms / 1000.0) for d in s.decisions]
+        assert [log.counted_failure(i) for i in ids] == [True, False, False, False]
+        assert len(log.failures("alice", 0.0)) == 1 and [r[0] for r in log.failures_after(0)] == ids[:1]
+
+
 def test_a_restart_keeps_the_lockouts_growing_as_a_door_that_ran_on_would(tmp_path):
     """A replay tried again whenever the lockout ends, for four days: by then a running door
     locks it out for a day after five failures. A door restarted then (or a `verify`, which

@@ -104,9 +104,12 @@ class LogEntry:
         return f"{at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
 
 
-# A failed challenge that counts towards a lockout, as an SQL condition on an access_log row.
+# A failed challenge that counts towards a lockout, as an SQL condition on an access_log row. A
+# challenge cut short because its identity was just locked out (by another face's failure) is no
+# guess: the door does not count it, and a restart or another process must not either.
 COUNTED_FAILURE = ("decision = 'denied' AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed', "
-                   "'stalled') AND coalesce(json_extract(detail, '$.counted'), 1) != 0")
+                   "'stalled') AND coalesce(json_extract(detail, '$.counted'), 1) != 0 "
+                   "AND coalesce(json_extract(detail, '$.why'), '') != 'identity locked out'")
 
 
 class AccessLog:
