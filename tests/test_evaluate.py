@@ -112,15 +112,31 @@ _LISTED = '[[input]]\nid = "b"\nlabel = "live"\nframes = ["seq/f0.png", "seq/f1.
         ("m.toml", "root = 5\n" + _GOOD_INPUT, "m.toml: 'root' must be a folder path"),
         ("m.toml", 'defaults = "x"\n' + _GOOD_INPUT, "m.toml: 'defaults' must be a table"),
         ("m.toml", 'include = "b.csv"\n' + _GOOD_INPUT, "m.toml: 'include' must be a list of manifest paths"),
+        ("m.toml", _GOOD_INPUT + "fps = true\n", "^[^\n]*m.toml input #1: 'fps' must be a number, got True$"),
+        ("m.toml", _GOOD_INPUT + "group = {a = 1}\n", r"m.toml input #1: 'group' must be text \(in quotes\), got \{'a': 1\}"),
+        ("m.toml", "[defaults]\nidentity = true\n" + _GOOD_INPUT, "m.toml input #1: 'identity' must be text"),
+        ("m.toml", _GOOD_INPUT.replace('"seq"', "true"), "m.toml input #1: 'source' must be text"),
+        ("m.toml", _LISTED.replace('"seq/f1.png"', "true"), "m.toml input #1: 'frames' must be a non-empty list of image paths"),
+        ("m.toml", _GOOD_INPUT + "expect_blink = {a = 1}\n", "m.toml input #1: 'expect_blink': expected true/false"),
+        ("m.toml", _GOOD_INPUT + "fps = 1e6\n", "m.toml input #1: fps must be a finite positive number, at most 1000"),
+        ("m.csv", "id,label,source,fps\na,live,seq,1e308\n", "m.csv:2: fps must be a finite positive number, at most 1000"),
     ],
     ids=["csv-fps-inf", "csv-extra-value", "toml-fps-inf", "times-nan", "numbers-not-numbers", "numbers-a-string",
-         "input-table", "root-int", "defaults-string", "include-string"],
+         "input-table", "root-int", "defaults-string", "include-string", "fps-bool", "group-table", "identity-bool",
+         "source-bool", "frame-bool", "expect-blink-table", "toml-fps-1e6", "csv-fps-1e308"],
 )
 def test_a_bad_manifest_value_is_a_one_line_error_naming_the_file_and_input(tmp_path, name, text, message):
     _frames(tmp_path / "seq", 2)
     (tmp_path / name).write_text(text)
     with pytest.raises(ManifestError, match=message):
         load_manifest(tmp_path / name)
+
+
+def test_eval_fps_above_the_ceiling_is_an_error_naming_the_option(tmp_path, capsys):
+    _frames(tmp_path / "seq", 2)
+    (tmp_path / "m.csv").write_text("id,label,source\na,live,seq\n")
+    assert main(["eval", str(tmp_path / "m.csv"), "--fps", "5000", "-q"]) == 2
+    assert capsys.readouterr().err == "blinkgate: error: --fps 5000: a frame rate is at most 1000\n"
 
 
 def test_a_csv_saved_by_excel_loads_despite_its_bom_and_blank_rows_with_commas(tmp_path):

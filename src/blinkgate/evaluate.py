@@ -57,6 +57,11 @@ DEFAULT_TIME_LIMIT_S = 10.0
 _LABEL = re.compile(r"^[a-z][a-z0-9_-]*$")  # a word: "label = 5" is a typo, not an attack type
 _FIELDS = ("id", "label", "source", "frames", "frame_numbers", "times_ms", "fps", "identity", "group",
            "simulated", "expect_blink", "note")
+_SCALARS = ("id", "label", "source", "fps", "identity", "group", "note")  # text or a number, never true or a table
+# Frame i is at i * 1000 / fps ms: above 1000 fps frames are under a millisecond apart, finer than
+# the gate's clock of blink durations and beyond any camera here; sources.py takes a header's fps
+# of 1000 or more for a broken one too. 1e6 or 1e308 is a typo, and gave every frame time ~0.
+MAX_FPS = 1000.0
 
 
 class ManifestError(BlinkgateError):
@@ -133,7 +138,17 @@ def _as_bool(value: Any, where: str) -> bool:
         return True
     if text in ("", "0", "false", "no", "n"):
         return False
-    raise ManifestError(f"{where}: expected true/false, got {value!r}")
+    raise ManifestError(f"{where}: expected true/false, got {value!r:.60}")
+
+
+def _check_scalars(entry: dict, where: str) -> None:
+    """TOML's true, [..] or {..} where text or a number is wanted: str() made ``fps = true`` 1 fps,
+    ``group = {a = 1}`` the group "{'a': 1}" and ``source = true`` a file named True."""
+    for key in _SCALARS:
+        value = entry.get(key)
+        if isinstance(value, (bool, list, dict)):
+            wanted = "a number" if key == "fps" else "text (in quotes)"
+            raise ManifestError(f"{where}: {key!r} must be {wanted}, got {value!r:.60}")
 
 
 def _finite(value: Any) -> float | None:
@@ -170,25 +185,26 @@ def _presentation(raw: dict, base: Path, defaults: dict, where: str) -> Presenta
     for key in ("id", "label"):
         if not entry.get(key):
             raise ManifestError(f"{where}: missing {key!r}")
+    _check_scalars(entry, where)
     label = str(entry["label"]).strip().lower()
     if not _LABEL.match(label):
         raise ManifestError(f"{where}: bad label {label!r} (use 'live' or an attack type such as {', '.join(KNOWN_ATTACKS)})")
     fps = _finite(entry.get("fps", 20.0))
-    if fps is None or not fps > 0:  # inf passed as positive, then gave every frame the same time
-        raise ManifestError(f"{where}: fps must be a finite positive number, got {entry.get('fps')!r}")
+    if fps is None or not 0 < fps <= MAX_FPS:  # inf passed as positive, then gave every frame the same time
+        raise ManifestError(f"{where}: fps must be a finite positive number, at most {MAX_FPS:g}, got {entry.get('fps')!r}")
     p = Presentation(
         id=str(entry["id"]), label=label, fps=fps,
         identity=str(entry["identity"]) if entry.get("identity") else None,
         group=str(entry.get("group", "")), note=str(entry.get("note", "")),
-        simulated=_as_bool(entry.get("simulated", False), where),
-        expect_blink=_as_bool(entry.get("expect_blink", True), where),
+        simulated=_as_bool(entry.get("simulated", False), f"{where}: 'simulated'"),
+        expect_blink=_as_bool(entry.get("expect_blink", True), f"{where}: 'expect_blink'"),
     )
     source, frames = entry.get("source"), entry.get("frames")
     if (source is None) == (frames is None):
         raise ManifestError(f"{where}: give exactly one of 'source' (video, folder or glob) and 'frames' (a list)")
     if frames is not None:
-        if not isinstance(frames, list) or not frames:
-            raise ManifestError(f"{where}: 'frames' must be a non-empty list of image paths")
+        if not isinstance(frames, list) or not frames or not all(isinstance(f, str) for f in frames):
+            raise ManifestError(f"{where}: 'frames' must be a non-empty list of image paths in quotes")
         p.frames = [base / str(f) for f in frames]
     elif _has_glob(str(source)):
         pattern = str(base / str(source))
@@ -721,6 +737,8 @@ def run_cli(args) -> int:
         from .evaluate_report import plotting
 
         plotting()  # a missing matplotlib fails now, not after an hour of evaluation
+    if args.fps > MAX_FPS:  # said here: each input without an fps of its own would be blamed for it
+        raise ManifestError(f"--fps {args.fps:g}: a frame rate is at most {MAX_FPS:g}")
     presentations = load_manifest(*args.manifests, default_fps=args.fps)
     if not presentations:
         raise ManifestError(f"no inputs in {', '.join(args.manifests)}")
