@@ -547,3 +547,20 @@ def test_an_input_that_kills_its_worker_is_an_error_and_the_rest_are_scored(tmp_
     assert [o.frames for o in outcomes] == [1, 0, 1]
     assert outcomes[0].error is None and outcomes[2].error is None
     assert "worker process died" in outcomes[1].error
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "is an empty file, not a face database"),
+                                                  (b"name,photo\nann,a.jpg\n", "is not a blinkgate database")],
+                         ids=["empty", "foreign"])
+def test_eval_refuses_a_db_that_is_no_face_database_and_leaves_it_as_it_was(tmp_path, capsys, content, message):
+    """`touch e.db; eval m.csv --db e.db` made the empty file a 45 KB database of mode 600: an
+    evaluation only reads the database."""
+    _frames(tmp_path / "f", 3)
+    (tmp_path / "m.csv").write_text(f"id,label,source,fps\nx,live,{tmp_path / 'f'},20\n")
+    db = tmp_path / "e.db"
+    db.write_bytes(content)
+    db.chmod(0o644)
+    assert main(["eval", str(tmp_path / "m.csv"), "--db", str(db), "-q"]) == 2
+    assert message in capsys.readouterr().err
+    assert db.read_bytes() == content and db.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db", "f", "m.csv"]

@@ -706,7 +706,7 @@ def make_pipeline(kind: str, db: str | None, options: dict, article_dir: str | N
         if db:
             from .database import FaceDatabase
 
-            with FaceDatabase(db) as store:
+            with FaceDatabase(db, create=False) as store:  # only read: never made here
                 known, names = store.known_encodings()
         return ArticleAdapter(ArticlePipeline(load_article_model(folder / "model.json", folder / "model.h5"), known, names))
     from .gate import Gate, GateOptions
@@ -724,6 +724,18 @@ def _frames_in(folder: Path, presentations: list[Presentation]) -> Presentation 
         if p.frames and any(parent.resolve() == target for parent in {f.parent for f in p.frames}):
             return p
     return None
+
+
+def _face_database(path: str) -> str:
+    """``--db``, which an evaluation only reads. FaceDatabase adopts an empty file as a new
+    database (``touch e.db`` then ``run``), so an empty file would leave as a 45 KB database of
+    mode 600: refused here, untouched. A foreign or corrupt file is refused by FaceDatabase."""
+    db = Path(path).expanduser()
+    if not db.is_file():
+        raise BlinkgateError(f"no face database at {db}")
+    if db.stat().st_size == 0:
+        raise BlinkgateError(f"{db} is an empty file, not a face database (enrol someone into it first)")
+    return str(db)
 
 
 def run_cli(args) -> int:
@@ -753,11 +765,7 @@ def run_cli(args) -> int:
     if args.report and (p := _frames_in(Path(args.report), presentations)):
         raise ManifestError(f"--report {args.report} holds the frames of input {p.id!r}: its plots would become "
                             "frames of it; give another folder")
-    db = None
-    if args.db:
-        db = str(Path(args.db).expanduser())
-        if not Path(db).is_file():
-            raise BlinkgateError(f"no face database at {db}")
+    db = _face_database(args.db) if args.db else None
     options = {"liveness_ms": args.liveness * 1000.0, "eyes": args.eyes, "tolerance": args.tolerance}
     eye_model = checked_model(args.eye_model)
     factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir, eye_model)
