@@ -564,3 +564,65 @@ def test_eval_refuses_a_db_that_is_no_face_database_and_leaves_it_as_it_was(tmp_
     assert message in capsys.readouterr().err
     assert db.read_bytes() == content and db.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db", "f", "m.csv"]
+
+
+class _CtrlCAt(ScriptedPipeline):
+    """Ctrl-C while the ``at``-th input runs."""
+
+    def __init__(self, at):
+        super().__init__(live_from=1)
+        self.at, self.inputs = at, 0
+
+    def reset(self):
+        self.inputs += 1
+        if self.inputs == self.at:
+            raise KeyboardInterrupt
+        super().reset()
+
+
+def _workers_die_after(count):
+    """imap_processes whose workers die on every input after the first ``count``."""
+    from blinkgate.errors import BatchStopped
+
+    def imap(fn, items, jobs, *args, **kwargs):
+        for p in list(items)[:count]:
+            yield run_presentation(ScriptedPipeline(live_from=1), p)
+        raise BatchStopped("a worker process died on each of 3 inputs in a row; rerun with fewer --jobs or without")
+
+    return imap
+
+
+@pytest.mark.parametrize(("jobs", "code"), [("1", 130), ("2", 1)], ids=["ctrl-c", "workers-died"])
+def test_a_stopped_eval_gives_the_summary_of_the_finished_inputs_marked_partial(tmp_path, capsys, monkeypatch, jobs, code):
+    """Ctrl-C after minutes, or workers that kept dying, printed nothing of the inputs already finished."""
+    pytest.importorskip("matplotlib")
+    import blinkgate.evaluate as ev
+    import blinkgate.parallel as parallel
+
+    _frames(tmp_path / "f", 3)
+    (tmp_path / "m.csv").write_text("id,label,source,fps\n" + "".join(f"p{i},{'live' if i % 2 else 'print'},f,20\n"
+                                                                         for i in range(5)))
+    monkeypatch.setattr(ev, "make_pipeline", lambda *args: _CtrlCAt(4))
+    monkeypatch.setattr(parallel, "imap_processes", _workers_die_after(3))
+    command = ["eval", str(tmp_path / "m.csv"), "-q", "--jobs", jobs]
+    assert main(command) == code
+    text = capsys.readouterr().out
+    assert text.startswith("PARTIAL: 3 of 5 inputs finished") and text.rstrip().endswith("not of the whole manifest")
+    assert "== accepted: any face judged live (PARTIAL) ==" in text and "APCER" in text
+
+    assert main([*command, "--json", "--report", str(tmp_path / "r")]) == code
+    result = json.loads(capsys.readouterr().out)
+    assert result["partial"] is True and [o["id"] for o in result["outcomes"]] == ["p0", "p1", "p2"]
+    assert (result["summary"]["inputs"], result["summary"]["inputs_total"]) == (3, 5)
+    assert result["summary"]["stopped"] == ("Ctrl-C" if code == 130 else "a worker process died on each of 3 "
+                                            "inputs in a row; rerun with fewer --jobs or without")
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert report.startswith("# Liveness evaluation: blinkgate — PARTIAL (3 of 5 inputs)")
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["summary"]["partial"] is True
+
+
+def test_a_whole_eval_says_it_is_not_partial(tmp_path, capsys):
+    _frames(tmp_path / "f", 3)
+    s = summarise([run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=sorted((tmp_path / "f").iterdir())))])
+    assert (s["partial"], s["inputs"], s["inputs_total"], s["stopped"]) == (False, 1, 1, None)
+    assert "PARTIAL" not in format_summary(s)

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .errors import BlinkgateError, SourceError
+from .errors import BatchStopped, BlinkgateError, SourceError
 from .files import reading_text
 from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, not_utf8, open_source
 
@@ -521,22 +521,23 @@ def _crashed(p: Presentation, why: str) -> Outcome:
 
 
 def evaluate(presentations: list[Presentation], factory: Callable[[], Pipeline], check_grant: bool = False,
-             jobs: int = 1, progress: bool = False) -> list[Outcome]:
-    """Run every presentation; ``factory`` builds the pipeline (once per worker process)."""
+             jobs: int = 1, progress: bool = False, done: list[Outcome] | None = None) -> list[Outcome]:
+    """Run every presentation; ``factory`` builds the pipeline (once per worker process). Each
+    outcome is appended to ``done`` (a new list if None) as it comes: a caller whose batch
+    stops early (Ctrl-C, workers that keep dying) still has those of the inputs that finished."""
     from tqdm import tqdm
 
+    outcomes = [] if done is None else done
     bar = tqdm(total=len(presentations), unit="input", disable=None if progress else True, file=sys.stderr, leave=False)
     try:
         if jobs <= 1:
             pipeline = factory()
-            outcomes = []
             for p in presentations:
                 outcomes.append(run_presentation(pipeline, p, check_grant))
                 bar.update()
             return outcomes
         from .parallel import imap_processes
 
-        outcomes = []
         for o in imap_processes(_worker_run, presentations, jobs, _worker_init, (factory, check_grant),
                                 on_crash=_crashed):
             outcomes.append(o)
@@ -609,8 +610,8 @@ def summarise(outcomes: list[Outcome], time_limit_s: float = DEFAULT_TIME_LIMIT_
     main_bona = [o for o in bona if o.expect_blink]
     real = [o for o in scored if o.attack and not o.simulated]
     sim = [o for o in scored if o.attack and o.simulated]
-    summary: dict[str, Any] = {"time_limit_s": time_limit_s, "inputs": len(outcomes),
-                               "errors": {o.id: o.error for o in errors}}
+    summary: dict[str, Any] = {"time_limit_s": time_limit_s, "inputs": len(outcomes), "inputs_total": len(outcomes),
+                               "partial": False, "stopped": None, "errors": {o.id: o.error for o in errors}}
     modes = [("accepted", False)]
     if any(o.granted is not None for o in scored):
         modes.append(("granted", True))
@@ -635,6 +636,20 @@ def summarise(outcomes: list[Outcome], time_limit_s: float = DEFAULT_TIME_LIMIT_
     return summary
 
 
+def partial(summary: dict, total: int, why: str) -> dict:
+    """The summary of a batch that stopped after ``summary["inputs"]`` of ``total`` inputs: its
+    rates are of those alone, which need not be like the rest (a manifest in order of label)."""
+    return {**summary, "partial": True, "inputs_total": total, "stopped": why}
+
+
+def partial_note(summary: dict) -> str:
+    """"" for a whole run; else the line that says the rates are not the whole manifest's."""
+    if not summary.get("partial"):
+        return ""
+    return (f"PARTIAL: {summary['inputs']} of {summary['inputs_total']} inputs finished before the run stopped "
+            f"({summary['stopped']}); the rates are of those alone, not of the whole manifest")
+
+
 def _fmt_rate(r: float | None) -> str:
     return "—" if r is None else f"{100 * r:.1f}%"
 
@@ -653,14 +668,17 @@ def group_rate(row: dict, mode: str) -> tuple[str, str]:
 
 def format_summary(summary: dict, pipeline: str = "blinkgate") -> str:
     """Plain-text tables for the terminal."""
-    lines = [f"pipeline: {pipeline}; {summary['inputs']} inputs; bona fide time limit {summary['time_limit_s']:g} s"]
+    note = partial_note(summary)
+    lines = [note] if note else []
+    inputs = f"{summary['inputs']} of {summary['inputs_total']}" if note else summary["inputs"]
+    lines.append(f"pipeline: {pipeline}; {inputs} inputs; bona fide time limit {summary['time_limit_s']:g} s")
     for mode in ("accepted", "granted"):
         if mode not in summary:
             continue
         s = summary[mode]
         rule = "any face judged live" if mode == "accepted" else "the named person recognised and live"
         lines.append("")
-        lines.append(f"== {mode}: {rule} ==")
+        lines.append(f"== {mode}: {rule}{' (PARTIAL)' if note else ''} ==")
         for title, table in (("real attacks", s["real_attacks"]), ("SIMULATED attacks (simulations, not real attacks)", s["simulated_attacks"])):
             if not table:
                 continue
@@ -688,6 +706,8 @@ def format_summary(summary: dict, pipeline: str = "blinkgate") -> str:
         lines.append("")
         for i, e in summary["errors"].items():
             lines.append(f"error in {i}: {e}")
+    if note:  # at both ends: the start of a long summary scrolls away
+        lines += ["", note]
     return "\n".join(lines)
 
 
@@ -741,7 +761,6 @@ def _face_database(path: str) -> str:
 def run_cli(args) -> int:
     """``blinkgate eval MANIFEST... [--json] [--report DIR]`` (wired in cli.py)."""
     import functools
-    import json
 
     from .eye_model import checked_model
 
@@ -769,19 +788,50 @@ def run_cli(args) -> int:
     options = {"liveness_ms": args.liveness * 1000.0, "eyes": args.eyes, "tolerance": args.tolerance}
     eye_model = checked_model(args.eye_model)
     factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir, eye_model)
-    if args.jobs <= 1:
-        pipeline = factory()  # built before the progress bar: a missing model fails at once
-        outcomes = evaluate(presentations, lambda: pipeline, check_grant=db is not None, progress=not args.quiet)
-    else:
-        outcomes = evaluate(presentations, factory, check_grant=db is not None, jobs=args.jobs, progress=not args.quiet)
+    outcomes: list[Outcome] = []
+    try:
+        if args.jobs <= 1:
+            pipeline = factory()  # built before the progress bar: a missing model fails at once
+            evaluate(presentations, lambda: pipeline, check_grant=db is not None, progress=not args.quiet, done=outcomes)
+        else:
+            evaluate(presentations, factory, check_grant=db is not None, jobs=args.jobs, progress=not args.quiet,
+                     done=outcomes)
+    except BaseException as err:
+        # Minutes of finished inputs were lost to a Ctrl-C: their summary, marked partial, then
+        # main's exit code for the stop (130, 143, or 1 with the error).
+        why = _why_stopped(err)
+        if why is None or not outcomes:
+            raise
+        _output(args, partial(summarise(outcomes, args.time_limit), len(presentations), why), outcomes)
+        raise
     summary = summarise(outcomes, args.time_limit)
+    _output(args, summary, outcomes)
+    return 2 if summary["errors"] else 0  # as `check`: some input could not be judged
+
+
+def _why_stopped(err: BaseException) -> str | None:
+    """Why a batch stopped early, if it did; None for an error that is no stop (a bug, a bad model)."""
+    if isinstance(err, KeyboardInterrupt):
+        return "Ctrl-C"
+    if isinstance(err, BatchStopped):
+        return str(err)
+    if not isinstance(err, (Exception, SystemExit, GeneratorExit)):
+        return "a signal"  # cli.Terminated: SIGTERM, SIGHUP, SIGQUIT
+    return None
+
+
+def _output(args, summary: dict, outcomes: list[Outcome]) -> None:
+    """Print the summary (or JSON) and write the report."""
+    import json
+
     if args.json:
-        print(json.dumps({"pipeline": args.pipeline, "summary": summary, "outcomes": [o.to_json() for o in outcomes]}))
+        print(json.dumps({"pipeline": args.pipeline, "partial": summary["partial"], "summary": summary,
+                          "outcomes": [o.to_json() for o in outcomes]}))
     else:
         print(format_summary(summary, args.pipeline))
+    sys.stdout.flush()  # a batch that stopped leaves through main, which drops what stdout still holds
     if args.report:
         from .evaluate_report import write_report
 
         report = write_report(args.report, summary, outcomes, args.pipeline)
         print(f"report: {report}", file=sys.stderr)
-    return 2 if summary["errors"] else 0  # as `check`: some input could not be judged

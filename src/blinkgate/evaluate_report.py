@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BlinkgateError
-from .evaluate import Outcome, _fmt_rate, _fmt_s, group_rate
+from .evaluate import Outcome, _fmt_rate, _fmt_s, group_rate, partial_note
 from .files import write_atomic
 
 STATE_COLOURS = {"open": "#c8ecc8", "closed": "#f6c0c0", "unknown": "#e4e4e4", "none": "#ffffff"}
@@ -228,7 +228,9 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
         plot_timelines(rows, limit, outdir / name, f"{group or 'inputs'} — {'attacks' if attack else 'bona fide'}")
         figures.append((group, attack, name, len(rows)))
 
-    md = [f"# Liveness evaluation: {pipeline}", "",
+    note = partial_note(summary)
+    title = f"Liveness evaluation: {pipeline}" + (f" — PARTIAL ({summary['inputs']} of {summary['inputs_total']} inputs)" if note else "")
+    md = [f"# {title}", ""] + ([f"**{note}.**", ""] if note else []) + [
           f"Command: `{command}`  ",
           f"Machine: {machine['cpu']}, {machine['cores']} cores, load {machine['load_avg_1_5_15']}, {machine['os']}, "
           f"Python {machine['python']}, OpenCV {machine['opencv']}, blinkgate {machine['blinkgate']} ({machine['commit']})  ",
@@ -240,7 +242,8 @@ def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pip
           "reported apart from real ones.", ""]
     for mode in ("accepted", "granted"):
         if mode in summary:
-            md += [f"## {'Accepted (any face live)' if mode == 'accepted' else 'Granted (named person live)'}", ""]
+            heading = "Accepted (any face live)" if mode == "accepted" else "Granted (named person live)"
+            md += [f"## {heading}{' — PARTIAL' if note else ''}", ""]
             md += _table_md(summary, mode)
     md += ["## Time to accept", "", "![time to accept](time_to_accept.png)", "", "## Timelines", ""]
     for group, attack, name, n in figures:
