@@ -132,6 +132,45 @@ def test_a_worker_whose_encoder_is_dropped_without_close_ends():
     assert not proc.is_alive()  # it used to live on, with dlib's models, until the program ended
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for a reaper that may never come)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_the_worker_ends_when_its_parent_is_killed(tmp_path):
+    """A door killed with SIGKILL (or by the OOM killer) left its worker waiting for a request
+    for ever, with dlib's models in memory: one more orphan at each restart."""
+    import subprocess
+    import sys
+
+    script = ("import os, signal, time\n"
+              "from blinkgate.background import BackgroundEncoder\n"
+              "if __name__ == '__main__':\n"
+              "    worker = BackgroundEncoder()\n"
+              "    print(worker._proc.pid, flush=True)\n"
+              "    time.sleep(1)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    (tmp_path / "door.py").write_text(script)
+    with open(tmp_path / "out", "w") as out:  # not a pipe: a worker left over would hold it open
+        child = subprocess.run([sys.executable, str(tmp_path / "door.py")], stdout=out, stderr=subprocess.DEVNULL,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    pid = int((tmp_path / "out").read_text().split()[0])
+    try:
+        deadline = time.monotonic() + 20
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid)
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_worker_that_dies_at_once_again_and_again_is_a_clear_error():
     worker = BackgroundEncoder(target=die_in_worker, max_restarts=2)
     try:

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import signal
+import threading
 import time
 import weakref
 from collections.abc import Callable, Hashable
@@ -67,10 +69,21 @@ def face_crop(image: np.ndarray, box: Box, margin: float = MARGIN) -> tuple[np.n
     return crop, (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
 
 
+def _exit_with_parent() -> None:
+    """End this worker when its parent ends, however it ends. A parent killed (SIGKILL, the OOM
+    killer) never sends the stop: the worker waited on its queue for ever, holding dlib's models,
+    one more at each restart of the door (the queue's pipe stays open: the worker holds both ends)."""
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(0)), name="blinkgate-parent-watch",
+                         daemon=True).start()
+
+
 def _serve(requests, results, models_dir) -> None:
     """The worker: load the models once, then encode until told to stop (``None``)."""
     from .recognize import FaceEncoder
 
+    _exit_with_parent()
     # Ctrl-C reaches the whole process group: the parent stops this worker itself (_stop), and
     # a KeyboardInterrupt here only printed a traceback of the worker under the parent's exit.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
