@@ -241,6 +241,18 @@ def test_log_cli(tmp_path, capsys):
     assert "no access-log entry #999" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [[], ["--prune"], ["--snapshot", "1"], ["--json", "--since", "1h"]])
+def test_the_log_of_an_empty_file_is_an_error_and_leaves_it_empty(tmp_path, capsys, argv):
+    """An empty file (a typo'd --db, `touch`) became a 45 KB database of mode 600 when only read."""
+    db = tmp_path / "e.db"
+    db.touch()
+    db.chmod(0o644)
+    assert main(["log", "--db", str(db), *argv]) == 2
+    assert "is an empty file, not a face database" in capsys.readouterr().err
+    assert db.stat().st_size == 0 and stat.S_IMODE(db.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]  # no -wal or -shm either
+
+
 def test_an_exported_snapshot_is_readable_by_its_owner_only(tmp_path, capsys):
     """The database keeps faces 0600; `log --snapshot` wrote the copy 0644 (the umask)."""
     db = tmp_path / "f.db"
