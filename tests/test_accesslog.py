@@ -221,6 +221,22 @@ def test_parse_since():
         parse_since("0001-01-01")  # a ValueError from the local time zone of year 1
 
 
+def test_log_name_takes_a_name_that_differs_from_the_logged_one_only_invisibly(tmp_path, capsys):
+    """`log --name` compared bytes: 'José' typed on a Mac (NFD) or with a space listed nothing."""
+    import unicodedata
+
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        log.record(decision("challenge_passed", "granted", name=unicodedata.normalize("NFC", "José")), at=1000.0)
+        log.record(decision("challenge_passed", "granted", name="bob"), at=1001.0)
+        log.record(decision("no_blink", name="José "), at=1002.0)  # an older enrolment, spaces and all
+        for typed in ("José", unicodedata.normalize("NFD", "José"), " José "):
+            assert [e.id for e in log.entries(name=typed)] == [1, 3]
+        assert log.entries(name="jose") == [] and log.entries(name="nobody") == []
+    assert main(["log", "--db", str(db), "--name", unicodedata.normalize("NFD", "José"), "--json"]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [1, 3]
+
+
 def test_log_cli(tmp_path, capsys):
     db = tmp_path / "f.db"
     now = time.time()

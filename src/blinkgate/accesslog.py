@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .database import FaceDatabase, PeopleWatch
+from .database import FaceDatabase, PeopleWatch, name_key
 from .errors import BlinkgateError
 from .files import one_line
 
@@ -152,8 +152,9 @@ class AccessLog:
             where.append("at_unix >= ?")
             params.append(since)
         if name is not None:
-            where.append("name = ?")
-            params.append(name)
+            names = self._logged_as(name)
+            where.append(f"name IN ({', '.join('?' * len(names))})")
+            params.extend(names)
         if decision is not None:
             where.append("decision = ?")
             params.append(decision)
@@ -166,6 +167,13 @@ class AccessLog:
             sql += f" LIMIT {int(limit)}"
         rows = self.db._query(sql, tuple(params))
         return [LogEntry(*row[:10], json.loads(row[10] or "{}"), row[11]) for row in reversed(rows)]
+
+    def _logged_as(self, name: str) -> list[str]:
+        """The names in the log that are ``name`` but for what cannot be seen (``name_key``: its
+        Unicode form, spaces around it), as `unlock` and `verify --name` take it: 'José' typed on
+        a Mac, or pasted with a space, listed nothing for a person with many entries."""
+        rows = self.db._query("SELECT DISTINCT name FROM access_log WHERE name IS NOT NULL")
+        return [name] + [n for (n,) in rows if n != name and name_key(n) == name_key(name)]
 
     def snapshot(self, entry_id: int) -> bytes | None:
         rows = self.db._query("SELECT snapshot FROM access_log WHERE id = ?", (entry_id,)) if 0 < entry_id < 2**63 else []
