@@ -253,6 +253,8 @@ def test_log_cli(tmp_path, capsys):
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(target)]) == 0
     assert cv2.imread(str(target)) is not None
     assert main(["log", "--db", str(tmp_path / "none.db")]) == 2
+    assert main(["log", "--db", str(db), "--since", ""]) == 2  # `--since "$WHEN"`, WHEN unset: listed everything
+    assert "--since wants" in capsys.readouterr().err
     assert main(["log", "--db", str(db), "--snapshot", "9" * 20]) == 2  # past SQLite's integers: OverflowError
     assert "no access-log entry #999" in capsys.readouterr().err
 

@@ -526,7 +526,8 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
             _write_private(target, jpeg)
             print(f"wrote {target} ({len(jpeg)} bytes)")
             return 0
-        entries = store.entries(since=parse_since(since) if since else None, name=name, limit=limit)
+        # `--since "$WHEN"` with WHEN unset is an error, not the whole log
+        entries = store.entries(since=parse_since(since) if since is not None else None, name=name, limit=limit)
     if as_json:
         for e in entries:
             print(json.dumps(e.to_json()))
