@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import stat
+import threading
 import time
 
 import cv2
@@ -314,6 +315,38 @@ def test_a_snapshot_export_replaces_no_file_but_an_earlier_export(tmp_path, caps
     assert db.read_bytes() == before and notes.read_text() == "keep me"
     with AccessLog(db, create=False) as log:
         assert log.snapshot(i)  # the database still works
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_snapshot_export_refuses_a_pipe_or_a_device(tmp_path, capsys):
+    """Opened to check it was a JPEG, a FIFO (as /dev/stdout on a pipe) hung the command until
+    something wrote to it, and then was renamed over (as /dev/null would be, by root)."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def unblock() -> None:  # a reader of the FIFO waits for a writer: be one (after a while) if it hangs there
+        while not done.wait(0.05):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
+            except OSError:
+                continue
+            os.write(fd, b"\xff\xd8\xff")
+            os.close(fd)
+            return
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    try:
+        assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(fifo)]) == 2
+    finally:
+        done.set()
+        helper.join()
+    assert "is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
 # -- a whole door session --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import math
 import os
 import shlex
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -427,14 +428,21 @@ def _write_private(target: Path, data: bytes) -> None:
 
 def _refuse_to_replace(target: Path) -> None:
     """An export may replace an earlier export (a JPEG), nothing else: `--out faces.db` swapped
-    the database, every enrolment and the audit trail with it, for one face."""
+    the database, every enrolment and the audit trail with it, for one face. Nor anything but a
+    file: reading a FIFO (or /dev/stdout on a pipe) hung for ever, and /dev/null would be renamed over."""
+    try:
+        kind = target.stat().st_mode
+    except OSError:
+        return  # not there (or unreachable: the write says why)
+    if stat.S_ISDIR(kind):
+        raise BlinkgateError(f"{target} is a folder: give --out a file name")
+    if not stat.S_ISREG(kind):
+        raise BlinkgateError(f"{target} is not a regular file (a device or a pipe): give --out a file name")
     try:
         with open(target, "rb") as f:
             head = f.read(3)
-    except IsADirectoryError:
-        raise BlinkgateError(f"{target} is a folder: give --out a file name") from None
     except OSError:
-        return  # not there (or unreadable: the write says why)
+        return  # unreadable: the write says why
     if head and head != b"\xff\xd8\xff":
         raise BlinkgateError(f"{target} exists and is not a JPEG: not replaced (give --out a new file name)")
 
