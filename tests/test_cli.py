@@ -73,6 +73,15 @@ def test_other_numbers_out_of_range_are_refused_before_any_work(capsys, argv):
     assert code == 2 and "Traceback" not in err and ("argument --" in err or "mqtt.port must be at most" in err), err
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "1e999"])
+def test_a_number_that_is_not_finite_is_refused_as_such(capsys, value):
+    """`verify --timeout inf` said "inf must be above 0"."""
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", "--timeout", value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"argument --timeout: {value} is not a finite number" in err and "above" not in err
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["log", "--out", "face.jpg"], "give --snapshot ID too"),  # --out alone was ignored without a word
     (["log", "--snapshot", "1", "--prune"], "run one, then the other")])  # pruning could delete the snapshot

@@ -673,7 +673,9 @@ def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (math.isfinite(value) and low < value <= high):
+        if not math.isfinite(value):  # "inf must be above 0" read as nonsense
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if not low < value <= high:
             raise argparse.ArgumentTypeError(f"{text} must be above {low:g}" + (f" and at most {high:g}" if high < math.inf else ""))
         return value
 
