@@ -15,7 +15,7 @@ from blinkgate.errors import BlinkgateError
 from blinkgate.recognize import FaceEncoder
 
 from conftest import clip_frame, shared
-from fakes import die_in_worker, echo_worker
+from fakes import die_in_worker, echo_worker, silent_worker
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +181,35 @@ def test_a_worker_that_dies_at_once_again_and_again_is_a_clear_error():
         assert worker.restarts == 2
     finally:
         worker.close()
+
+
+def test_a_worker_that_hangs_on_its_first_request_again_and_again_is_a_clear_error():
+    """A hang is seen 75 s after the request (15 s, and 60 s to load the models), past the 60 s in
+    which a failure counts as "at once": a worker that hung on every face was replaced for ever."""
+    clock = Clock()
+    worker = BackgroundEncoder(target=silent_worker, max_restarts=2, clock=clock)
+    try:
+        for _ in range(2):  # the first worker and its first replacement
+            worker.submit("a", np.zeros((40, 40, 3), np.uint8), (10.0, 10.0, 30.0, 30.0))
+            clock.now += 76.0
+            assert [d.lost for d in worker.poll()] == [True]
+        worker.submit("a", np.zeros((40, 40, 3), np.uint8), (10.0, 10.0, 30.0, 30.0))
+        clock.now += 76.0
+        with pytest.raises(BlinkgateError, match="failed 3 times in a row before answering anything"):  # the second replacement
+            worker.poll()
+        assert worker.restarts == 2
+    finally:
+        worker.close()
+
+
+def test_a_worker_idle_for_long_that_then_hangs_is_replaced_without_giving_up():
+    """Its failure did not come at once: the first face came long after it started."""
+    clock = Clock()
+    with BackgroundEncoder(target=silent_worker, max_restarts=0, clock=clock) as worker:
+        clock.now += 3600.0
+        worker.submit("a", np.zeros((40, 40, 3), np.uint8), (10.0, 10.0, 30.0, 30.0))
+        clock.now += 76.0
+        assert [d.lost for d in worker.poll()] == [True] and worker.restarts == 1
 
 
 def test_a_worker_that_answered_is_replaced_whenever_it_dies():

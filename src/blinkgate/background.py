@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 MARGIN = 0.5  # crop this share of the box's size beyond each side of it
 TIMEOUT_S = 15.0  # a request unanswered this long means the worker hangs
 MAX_RESTARTS = 3  # replacements in a row that fail before answering anything, then give up
-QUICK_S = 60.0  # a worker that fails within this long of its start, unanswering, "failed at once"
+# A worker that begins to fail (dies, or gets the request it hangs on) this soon after its start,
+# unanswering, "failed at once".
+QUICK_S = 60.0
 STARTUP_S = 60.0  # more time for a worker's first answer: it loads dlib's models (a cold SD card on a Pi)
 
 
@@ -188,8 +190,10 @@ class BackgroundEncoder:
             return []
         lost = [Encoded(key, None, f"lost: the recognition process {problem}", lost=True)
                 for key, _ in self._outstanding.values()]
+        # When it began to fail: a hang, when it was given the request it never answered.
+        began = min([sent for _, sent in self._outstanding.values()] + [self._clock()])
         self._outstanding.clear()
-        self._replace(problem, len(lost))
+        self._replace(problem, len(lost), began)
         return lost
 
     def _problem(self) -> str | None:
@@ -203,8 +207,11 @@ class BackgroundEncoder:
                 return f"has held a request for {waited:.0f} s (hung?)"
         return None
 
-    def _replace(self, problem: str, lost: int) -> None:
-        at_once = not self._answered and self._clock() - self._started < self.quick_s
+    def _replace(self, problem: str, lost: int, began: float) -> None:
+        # Judged by when it began to fail, not when that was seen: a hang is seen only after
+        # timeout_s + startup_s (75 s), past quick_s, so one that hung on every face never counted
+        # and was replaced for ever instead of ending in the error.
+        at_once = not self._answered and began - self._started < self.quick_s
         self._failures = self._failures + 1 if at_once else 0
         self._stop(graceful=False)
         if self._failures > self.max_restarts:
