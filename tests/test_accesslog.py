@@ -238,6 +238,23 @@ def test_log_name_takes_a_name_that_differs_from_the_logged_one_only_invisibly(t
     assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [1, 3]
 
 
+def test_a_row_whose_detail_is_damaged_is_listed_as_it_is(tmp_path, capsys):
+    """A detail that is not JSON (a damaged row) was a JSONDecodeError traceback in `log`."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        log.record(decision("challenge_passed", "granted"), at=1000.0)
+        log.record(decision(), at=1001.0)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE access_log SET detail = '{bad' WHERE id = 1")
+        conn.execute("UPDATE access_log SET detail = '[1]' WHERE id = 2")
+    conn.close()
+    assert main(["log", "--db", str(db), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["detail"] for r in rows] == [{"unreadable": "{bad"}, {"unreadable": "[1]"}]
+    assert main(["log", "--db", str(db)]) == 0
+    assert "challenge_passed" in capsys.readouterr().out
+
+
 def test_log_cli(tmp_path, capsys):
     db = tmp_path / "f.db"
     now = time.time()

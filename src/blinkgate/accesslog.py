@@ -112,6 +112,16 @@ COUNTED_FAILURE = ("decision = 'denied' AND reason IN ('no_blink', 'challenge_fa
                    "AND coalesce(json_extract(detail, '$.why'), '') != 'identity locked out'")
 
 
+def _detail(text: str | None) -> dict:
+    """A row's ``detail``; one that is not a JSON object (a damaged row) is shown as it is, not a
+    traceback: `log` is where one looks when the door says its database is corrupt."""
+    try:
+        detail = json.loads(text or "{}")
+    except ValueError:
+        detail = None
+    return detail if isinstance(detail, dict) else {"unreadable": text}
+
+
 class AccessLog:
     """Reads and writes the ``access_log`` table of a face database. One instance per thread."""
 
@@ -166,7 +176,7 @@ class AccessLog:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self.db._query(sql, tuple(params))
-        return [LogEntry(*row[:10], json.loads(row[10] or "{}"), row[11]) for row in reversed(rows)]
+        return [LogEntry(*row[:10], _detail(row[10]), row[11]) for row in reversed(rows)]
 
     def _logged_as(self, name: str) -> list[str]:
         """The names in the log that are ``name`` but for what cannot be seen (``name_key``: its
