@@ -84,7 +84,10 @@ def test_a_number_that_is_not_finite_is_refused_as_such(capsys, value):
 
 @pytest.mark.parametrize(("argv", "says"), [
     (["log", "--out", "face.jpg"], "give --snapshot ID too"),  # --out alone was ignored without a word
-    (["log", "--snapshot", "1", "--prune"], "run one, then the other")])  # pruning could delete the snapshot
+    (["log", "--snapshot", "1", "--prune"], "run one, then the other"),  # pruning could delete the snapshot
+    # ignored before: `--prune --name bob` pruned everyone's snapshots, `--snapshot 3 --json` wrote a JPEG
+    (["log", "--prune", "--name", "bob"], "--name chooses what the listing shows, not what --prune does"),
+    (["log", "--snapshot", "3", "--json", "--since", "1h"], "--since, --json choose what the listing shows")])
 def test_log_options_that_cannot_go_together_are_refused(capsys, tmp_path, argv, says):
     code, _, err = run(capsys, *argv, "--db", str(tmp_path / "f.db"))
     assert code == 2 and says in err

@@ -624,6 +624,12 @@ def cmd_log(args: argparse.Namespace) -> int:
         raise BlinkgateError("--out is where --snapshot writes: give --snapshot ID too")
     if args.prune and args.snapshot is not None:  # pruning first could delete the snapshot asked for
         raise BlinkgateError("--prune and --snapshot do different things: run one, then the other")
+    listing = [flag for flag, given in (("--since", args.since is not None), ("--name", args.name is not None),
+                                        ("--limit", args.limit is not None), ("--json", args.json)) if given]
+    if listing and (args.prune or args.snapshot is not None):  # ignored before: `--prune --name bob` pruned everyone's
+        raise BlinkgateError(f"{', '.join(listing)} {'chooses' if len(listing) == 1 else 'choose'} what the listing "
+                             f"shows, not what {'--prune' if args.prune else '--snapshot'} does: leave "
+                             f"{'it' if len(listing) == 1 else 'them'} out")
     return show_log(resolve(args), args.since, args.json, name=args.name, limit=args.limit,
                     snapshot=args.snapshot, out=args.out, prune=args.prune)
 
