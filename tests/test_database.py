@@ -250,6 +250,36 @@ def test_directory_path_is_refused(tmp_path: Path) -> None:
         FaceDatabase(tmp_path)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+@pytest.mark.parametrize("create", [True, False])
+def test_a_pipe_at_the_path_is_refused_without_waiting_on_it(tmp_path: Path, create: bool) -> None:
+    """Its header was read: `blinkgate log --db FIFO` (any command) waited for a writer for ever."""
+    import threading
+
+    fifo = tmp_path / "f.db"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def unblock() -> None:  # be the writer a reader of the FIFO waits for, if one does
+        while not done.wait(0.05):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads it
+            except OSError:
+                continue
+            os.write(fd, b"x" * 16)
+            os.close(fd)
+            return
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    try:
+        with pytest.raises(DatabaseError, match="is not a regular file"):
+            FaceDatabase(fifo, create=create)
+    finally:
+        done.set()
+        helper.join()
+
+
 def test_failed_write_rolls_back_completely(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with FaceDatabase(db_path) as db:
         db.add_image("Ada", "/p/a.jpg", "old", enc(1))

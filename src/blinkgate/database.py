@@ -267,6 +267,8 @@ class FaceDatabase:
             if not create:
                 raise DatabaseError(f"no face database at {self.path} (enrol someone first)")
             self._create_private()
+        if not self.path.is_file():  # reading a FIFO's header waited for a writer for ever
+            raise DatabaseError(f"face database path {self.path} is not a regular file (a device or a pipe)")
         # Before anything is read or adopted: an empty file another user planted is theirs.
         for path in self._files():
             self._check_owner(path)
