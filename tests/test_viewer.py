@@ -239,3 +239,15 @@ def test_a_display_that_does_not_answer_means_headless_not_a_qt_abort(monkeypatc
         assert viewer_module.has_display() is True
     monkeypatch.setenv("DISPLAY", "nonsense")
     assert viewer_module.has_display() is False
+
+
+def test_no_display_with_a_recording_does_not_suggest_record(monkeypatch, tmp_path, caplog):
+    # `run --source door.mp4 --record out.mkv` with no display warned "running headless
+    # (--ui PORT ..., --record OUT.mkv writes it)", as if the recording had not been asked for.
+    monkeypatch.setattr(viewer_module, "has_display", lambda: False)
+    with caplog.at_level(logging.INFO, logger="blinkgate"):
+        viewer = Viewer("t", display=True, record=tmp_path / "out.mkv", fps=25.0, pace=False)
+    viewer.close()
+    assert "--record" not in caplog.text
+    assert "the recording only" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -232,6 +232,8 @@ class Viewer:
         if display and not has_display():
             if ui:
                 log.info("no display found: the video is in the browser view only")
+            elif record:  # not a hint to add the --record the user gave
+                log.info("no display found: running headless, the video goes to the recording only")
             else:
                 log.warning("no display found: running headless (--ui PORT shows it in a browser, "
                             "--record OUT.mkv writes it)")
