@@ -1537,3 +1537,15 @@ def test_door_with_an_on_grant_program_it_cannot_run_exits_before_the_camera_ope
     code, _, err = run(capsys, "verify", "--config", str(settings), "--source", frames, "--no-display",
                        "--db", str(tmp_path / "f.db"))
     assert code == 1 and "on-grant" not in err and opened  # the source ended: no one granted
+
+
+def test_door_with_an_on_grant_program_from_its_settings_file_names_the_file(capsys, tmp_path, monkeypatch):
+    """The README's example blinkgate.toml names /usr/local/bin/open-door: the door said
+    "--on-grant program ... does not exist" to a user who had typed no --on-grant."""
+    opened, frames = _door_watching_opens(tmp_path, monkeypatch)
+    settings = tmp_path / "blinkgate.toml"
+    settings.write_text('[actions]\non_grant = "/nonexistent/open-door {name}"\n')
+    code, _, err = run(capsys, "door", "--config", str(settings), "--source", frames, "--no-display",
+                       "--db", str(tmp_path / "f.db"))
+    assert code == 2 and not opened
+    assert f"/nonexistent/open-door does not exist (actions.on_grant, file:{settings})" in err

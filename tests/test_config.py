@@ -256,6 +256,20 @@ def test_actions_are_built_from_settings(conf):
         build_actions(resolve(cli("--webhook-secret", "x"), env={}))
 
 
+def test_an_on_grant_program_missing_says_which_setting_named_it(tmp_path, monkeypatch):
+    # The README's example file names /usr/local/bin/open-door: the door said "--on-grant program
+    # ... does not exist" to a user who never typed --on-grant.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "door.toml"
+    path.write_text('[actions]\non_grant = "/nonexistent/open-door {name}"\n')
+    with pytest.raises(BlinkgateError, match=r"does not exist \(actions.on_grant, file:.*door.toml\)"):
+        build_actions(resolve(cli("--config", str(path)), env={}))
+    with pytest.raises(BlinkgateError, match=r"\(actions.on_grant, env:BLINKGATE_ACTIONS_ON_GRANT\)"):
+        build_actions(resolve(cli(), env={"BLINKGATE_ACTIONS_ON_GRANT": "/nonexistent/open-door"}))
+    with pytest.raises(BlinkgateError, match=r"^--on-grant program /nonexistent/open-door does not exist$"):
+        build_actions(resolve(cli("--on-grant", "/nonexistent/open-door"), env={}))
+
+
 def test_an_mqtt_broker_without_tls_or_login_is_warned_about(caplog):
     pytest.importorskip("paho.mqtt.client")
     for args, warned in ((("--mqtt-host", "broker"), "no TLS and no login"),

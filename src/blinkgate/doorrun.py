@@ -63,12 +63,27 @@ def door_options(settings: Resolved) -> DoorOptions:
     return DoorOptions(challenge=challenge, lockout=lockout, grant_ms=s["liveness"] * 1000.0)
 
 
+def check_on_grant(settings: Resolved) -> None:
+    """:func:`actions.parse_command` on the on-grant command; its error, which says --on-grant,
+    names the file or variable that set it when the flag was not typed: that is where to fix it."""
+    from .actions import parse_command
+
+    try:
+        parse_command(settings["actions.on_grant"])
+    except BlinkgateError as err:
+        origin = settings.origins["actions.on_grant"]
+        if origin.startswith("cli:"):
+            raise
+        raise BlinkgateError(f"{err} (actions.on_grant, {origin})") from None
+
+
 def build_actions(settings: Resolved, source: str = ""):
     """The ActionRunner for the configured command, webhook and MQTT broker (None if none)."""
     from .actions import ActionRunner, CommandAction, MqttAction, WebhookAction
 
     s, actions = settings, []
     if s["actions.on_grant"]:
+        check_on_grant(s)
         actions.append(CommandAction(s["actions.on_grant"], timeout_s=s["actions.command_timeout"]))
     if s["webhook.url"]:
         if not s["webhook.secret"]:
@@ -319,9 +334,7 @@ def run_door(settings: Resolved, until: Callable[[float, DoorResult | None], int
 
     checked_model(settings["eye_model"])  # a bad model, --on-grant, --webhook or --ui fails before the camera opens
     if actions and settings["actions.on_grant"]:
-        from .actions import parse_command
-
-        parse_command(settings["actions.on_grant"])
+        check_on_grant(settings)
     if actions and settings["webhook.url"]:
         from .actions import check_webhook_url
 
