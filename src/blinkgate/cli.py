@@ -825,7 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gate(p)
     p.set_defaults(func=cmd_run)
 
-    p = command("check", help="print a liveness verdict for each video or frame folder")
+    p = command("check", help="print a liveness verdict for each video or frame folder",
+                description="Print one verdict per video file or frame folder (--json: one JSON line each): live "
+                            "if a face blinked, granted if an enrolled one did. Exit 0 whatever the verdicts, "
+                            "2 if an input could not be read.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video files or frame folders")
     p.add_argument("--files-from", metavar="FILE",
                    help="also check the inputs listed in FILE, one a line ('-': stdin), beyond the command line's limit")
@@ -893,7 +896,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import ACTION_KEYS
     from .config import add_arguments as add_door_settings
 
-    p = command("door", help="door opener: challenge-response, lockout, access log, unlock actions")
+    p = command("door", help="door opener: challenge-response, lockout, access log, unlock actions",
+                description="Grant a recognised face that blinked and then answered a random blink challenge "
+                            "(unless --no-challenge); run --on-grant, --webhook and --mqtt-* on each grant and "
+                            "log every decision (`blinkgate log`). Every flag can also be set in blinkgate.toml "
+                            "or a BLINKGATE_* variable: `blinkgate config` shows the effective settings.")
     add_door_settings(p)
     p.set_defaults(func=cmd_door)
 
