@@ -59,12 +59,32 @@ def test_precedence_and_origins(conf):
     env = {"BLINKGATE_CHALLENGE_HOLD": "6", "BLINKGATE_LOCKOUT_FAILURES": "4", "BLINKGATE_CONFIG": str(conf)}
     r = resolve(cli("--hold", "7", "--no-challenge"), env=env)
     assert r.file == conf
-    assert (r["source"], r.origins["source"]) == ("door.mp4", f"file:{conf}")
+    assert (r["source"], r.origins["source"]) == (str(conf.parent / "door.mp4"), f"file:{conf}")
     assert (r["liveness"], r["challenge.counts"]) == (8.0, (2, 3))
     assert (r["lockout.failures"], r.origins["lockout.failures"]) == (4, "env:BLINKGATE_LOCKOUT_FAILURES")
     assert (r["challenge.hold"], r.origins["challenge.hold"]) == (7.0, "cli:--hold")
     assert (r["challenge.enabled"], r.origins["challenge.enabled"]) == (False, "cli:--no-challenge")
     assert (r["fps"], r.origins["fps"]) == (20.0, "default")
+
+
+def test_relative_paths_in_a_settings_file_are_taken_from_its_folder(tmp_path, monkeypatch):
+    # `db = "mine.db"` named ./mine.db of whichever folder a command ran in: `enroll` in one
+    # folder and `door` or `people --config` in another used two databases.
+    conf = tmp_path / "etc" / "blinkgate.toml"
+    conf.parent.mkdir()
+    conf.write_text('db = "mine.db"\neye_model = "m/eye.onnx"\nevents = "/var/log/ev.jsonl"\n'
+                    'record = "~/door.mkv"\nsource = "door.mp4"\n')
+    monkeypatch.chdir(tmp_path)
+    r = resolve(cli("--config", str(conf)), env={})
+    assert r["db"] == str(conf.parent / "mine.db") and r["eye_model"] == str(conf.parent / "m" / "eye.onnx")
+    assert (r["events"], r["record"], r["source"]) == ("/var/log/ev.jsonl", "~/door.mkv", str(conf.parent / "door.mp4"))
+    for camera in ("0", "rtsp://cam/1"):
+        conf.write_text(f'source = "{camera}"\n')
+        assert resolve(cli("--config", str(conf)), env={})["source"] == camera
+    # the environment and the command line are the user's own: taken from where the command runs
+    assert resolve(cli("--config", str(conf), "--db", "x.db"), env={"BLINKGATE_EVENTS": "e.jsonl"})[
+        "db"] == "x.db"
+    assert resolve(cli("--config", str(conf)), env={"BLINKGATE_EVENTS": "e.jsonl"})["events"] == "e.jsonl"
 
 
 def test_config_file_discovery(tmp_path, monkeypatch):
@@ -222,7 +242,7 @@ def test_an_empty_config_or_db_flag_is_refused_not_taken_for_the_default(conf, m
         resolve(cli("--config", ""), env={})
     with pytest.raises(BlinkgateError, match="db must not be empty"):
         resolve(cli("--db", ""), env={})
-    assert resolve(cli(), env={"BLINKGATE_DB": ""})["db"] == "from-file.db"  # an empty variable stays unset
+    assert resolve(cli(), env={"BLINKGATE_DB": ""})["db"] == str(conf.parent / "from-file.db")  # an empty variable stays unset
 
 
 def test_verify_takes_the_doors_outputs_only_from_its_own_command_line(conf, capsys):
@@ -234,7 +254,7 @@ def test_verify_takes_the_doors_outputs_only_from_its_own_command_line(conf, cap
     env = {"BLINKGATE_EVENTS": "door-events.jsonl"}
     door = resolve(cli("--config", str(conf)), env=env)
     verify = for_verify(door)
-    assert (door["record"], door["events"], door["ui.listen"]) == ("door.mkv", "door-events.jsonl", "8080")
+    assert (door["record"], door["events"], door["ui.listen"]) == (str(conf.parent / "door.mkv"), "door-events.jsonl", "8080")
     assert (verify["record"], verify["events"], verify["ui.listen"]) == (None, None, None)
     assert verify["lockout.failures"] == 3 and verify["challenge.counts"] == (2, 3)  # the rest is the door's
     own = for_verify(resolve(cli("--config", str(conf), "--ui", "9090", "--events", "mine.jsonl"), env=env))

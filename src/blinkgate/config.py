@@ -401,6 +401,8 @@ def load_file(path: Path) -> dict[str, object]:
         if s is None:
             raise BlinkgateError(f"config file {path}: unknown setting {key!r}{did_you_mean(key, BY_KEY)}")
         out[key] = _convert(s, value, f"config file {path}")
+        if key in PATH_KEYS:
+            out[key] = _beside(path, out[key], key)
     if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
         mode = path.stat().st_mode
         # group-readable is how a service reads a root-owned file (root:blinkgate, 640)
@@ -409,6 +411,17 @@ def load_file(path: Path) -> dict[str, object]:
                 "config file %s holds a secret and is readable by every user: chmod 600 %s (or 640 for a "
                 "service's group)", path, path)
     return out
+
+
+def _beside(config: Path, value: str, key: str) -> str:
+    """A relative path in a settings file, taken from the file's folder, not the folder a command
+    runs in: `db = "faces.db"` in the user config dir's file named a new database in each folder
+    `enroll` or `door` ran from. A camera number or a URL as ``source`` is no path."""
+    if key == "source" and (value.strip().isdigit() or "://" in value):
+        return value
+    if Path(value).expanduser().is_absolute():
+        return value
+    return str(config.parent / value)
 
 
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
