@@ -107,6 +107,20 @@ def test_capture_without_any_face_exits_1_and_leaves_no_photo(capsys, tmp_path, 
     assert not (tmp_path / "people" / "ann").exists()  # no empty folder for enroll to report
 
 
+def test_capture_with_no_display_suggests_no_option_it_does_not_have(capsys, tmp_path, caplog, monkeypatch):
+    # It said "running headless (--ui PORT shows it in a browser, --record OUT.mkv writes it)":
+    # capture has neither option.
+    from blinkgate import viewer
+
+    monkeypatch.setattr(viewer, "has_display", lambda: False)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000.png"), np.zeros((120, 160, 3), np.uint8))
+    assert main(["capture", str(tmp_path / "people"), "ann", "--source", str(folder)]) == 1
+    assert "no display found: running headless" in caplog.text
+    assert "--ui" not in caplog.text and "--record" not in caplog.text
+
+
 def test_capture_from_a_missing_camera_leaves_no_empty_folder(capsys, tmp_path):
     assert main(["capture", str(tmp_path / "people"), "ann", "--source", str(tmp_path / "none.mp4"),
                  "--no-display"]) == 2

@@ -172,7 +172,8 @@ def cmd_capture(args: argparse.Namespace) -> int:
         source = open_source(args.source, fps=args.fps or 20.0, retries=3)
         viewer = None
         try:
-            viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live)
+            viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live,
+                            outputs=False)  # capture has no --ui or --record to suggest
 
             def show(frame, box, why, saved) -> bool:
                 if why and why != WAITING:

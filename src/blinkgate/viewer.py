@@ -228,15 +228,18 @@ class Viewer:
     """
 
     def __init__(self, title: str, display: bool, record: str | Path | None, fps: float | None, pace: bool,
-                 ui: bool = False, live: bool = False):
+                 ui: bool = False, live: bool = False, outputs: bool = True):
+        """``outputs``: the command has --ui and --record to offer when there is no display."""
         if display and not has_display():
             if ui:
                 log.info("no display found: the video is in the browser view only")
             elif record:  # not a hint to add the --record the user gave
                 log.info("no display found: running headless, the video goes to the recording only")
-            else:
+            elif outputs:
                 log.warning("no display found: running headless (--ui PORT shows it in a browser, "
                             "--record OUT.mkv writes it)")
+            else:
+                log.warning("no display found: running headless")
             display = False
         self.title, self.display = title, display
         self.fps, self.pace = fps or 20.0, pace and (display or ui)  # someone watches: play files at their speed
