@@ -597,6 +597,17 @@ def test_status_says_when_frames_stop():
         assert status["stalled"] is False and status["fps"] == 10.0  # the rate starts afresh, not dragged by the gap
 
 
+def test_the_frame_rate_of_uneven_frames_is_frames_per_second():
+    # A 24 fps file played in bursts (gaps of 5 and 78 ms) showed ~60 fps: 1/gap was averaged.
+    clock = FakeClock()
+    with WebUI("127.0.0.1:0", draw=CountingDraw(), faces=list, token=TOKEN, clock=clock) as ui:
+        for i in range(400):
+            ui.publish(frame(), _result(i))
+            clock.now += 0.005 if i % 2 else 0.078  # 2 frames every 83 ms: 24 fps
+        fps = json.loads(get(ui, "/status.json")[2])["fps"]
+    assert 22.0 <= fps <= 26.0
+
+
 def test_no_frame_yet_is_no_video(ui):
     status = json.loads(get(ui, "/status.json")[2])
     assert status["stalled"] is True and status["age_ms"] is None and status["frame"] == 0

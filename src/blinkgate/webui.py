@@ -414,8 +414,11 @@ class WebUI:
         if self._last is not None and now - self._last > self.stall_s:  # after a stall the rate starts afresh
             self._fps = 0.0
         elif self._last is not None and now > self._last:  # frame rate, smoothed over ~20 frames
-            rate = 1.0 / (now - self._last)
-            self._fps = rate if self._fps == 0.0 else self._fps + 0.05 * (rate - self._fps)
+            # The interval is smoothed, not its inverse: frames paced in bursts (a short gap after
+            # a long one) averaged 1/gap to 30-60 fps for a 24 fps file.
+            gap = now - self._last
+            gap = gap if self._fps == 0.0 else 1.0 / self._fps + 0.05 * (gap - 1.0 / self._fps)
+            self._fps = 1.0 / gap
         self._last = now
         with self._cond:
             self._seq += 1
