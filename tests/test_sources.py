@@ -952,3 +952,13 @@ def test_a_frame_folder_loop_after_a_break_goes_on_where_the_last_one_stopped(tm
     rest = list(src)
     assert [f.index for f in rest] == [3, 4, 5] and rest[0].timestamp_ms == pytest.approx(300.0)
     assert list(src) == []
+
+
+def test_a_missing_recording_is_not_called_a_camera(tmp_path):
+    # check takes no cameras: "no such file, folder or camera" sent its users looking for one
+    from blinkgate.sources import SourceError, open_recording_path
+
+    with pytest.raises(SourceError, match=r"^no such file or folder: "):
+        open_recording_path(tmp_path / "nosuch.mp4")
+    with pytest.raises(SourceError, match="no such file, folder or camera"):
+        open_source(str(tmp_path / "nosuch.mp4"))

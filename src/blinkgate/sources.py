@@ -695,26 +695,27 @@ def open_source(spec: str | int | Path, fps: float = 20.0, retries: int | None =
         if retries is None:
             return LiveSource(target, max_retries=None, max_backoff_s=FOREVER_MAX_BACKOFF_S, fresh_only=True)
         return LiveSource(target, max_retries=retries, fresh_only=True)
-    return open_recording_path(spec, fps=fps)
+    return open_recording_path(spec, fps=fps, missing="no such file, folder or camera")
 
 
-def open_recording_path(spec: str | Path, fps: float = 20.0) -> FrameSource:
-    """A video file or frame folder, whatever its name: a folder called ``1001`` is not camera 1001."""
+def open_recording_path(spec: str | Path, fps: float = 20.0, missing: str = "no such file or folder") -> FrameSource:
+    """A video file or frame folder, whatever its name: a folder called ``1001`` is not camera 1001.
+    ``missing`` starts the error for a name with nothing there (``check`` takes no cameras)."""
     text = recording_name(spec)
     if not text:  # Path("") is the current folder: a blank argument would read its images
         raise SourceError("empty source: give a camera index, video file, frame folder or URL")
     try:
-        return _open_path(text, fps)
+        return _open_path(text, fps, missing)
     except OSError as err:  # a name too long, a folder that cannot be listed: the input's error, no traceback
         raise SourceError(f"cannot read {text}: {err.strerror or err}") from None
 
 
-def _open_path(text: str, fps: float) -> FrameSource:
+def _open_path(text: str, fps: float, missing: str) -> FrameSource:
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, fps=fps)
     if not path.exists():
-        raise SourceError(f"no such file, folder or camera: {text}")
+        raise SourceError(f"{missing}: {text}")
     if stat.S_ISFIFO(mode := path.stat().st_mode) or stat.S_ISSOCK(mode):
         # Opened inside native code, a pipe with no writer blocks for good, and Ctrl-C with it.
         raise SourceError(f"{text} is a pipe or socket, not a video file")
