@@ -1473,7 +1473,8 @@ def test_every_json_flag_says_what_it_prints(argv):
     assert next(a for a in parser._actions if "--json" in a.option_strings).help
 
 
-@pytest.mark.parametrize("argv", [["enroll", "people"], ["run"], ["log"], ["capture", "p", "n"], ["verify"]])
+@pytest.mark.parametrize("argv", [["enroll", "people"], ["run"], ["log"], ["capture", "p", "n"], ["verify"], ["people"],
+                                  ["forget", "ada"], ["unlock", "ada"], ["config"]])
 def test_the_commands_help_describes_it(argv):
     assert _command_parser(*argv).description
 

@@ -769,6 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        if "help" in kwargs and "description" not in kwargs:  # `COMMAND --help` says what it does too
+            kwargs["description"] = kwargs["help"][0].upper() + kwargs["help"][1:] + "."
         p = sub.add_parser(name, parents=[verbose], **kwargs)
         p.set_defaults(command_parser=p)  # a usage error found after parsing shows this command's usage
         return p
