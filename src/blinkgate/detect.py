@@ -55,9 +55,13 @@ class FaceDetector:
         if rx2 - rx1 < 24 or ry2 - ry1 < 24:
             return None
         scale = min(1.0, opts.roi_face_px / side)
+        lo, hi = int(side * scale * 0.7), int(side * scale * 1.4)
+        if round(min(rx2 - rx1, ry2 - ry1) * scale) < max(lo, 1):
+            # The frame shrank under the track (a decoder changing size): no room for a face of
+            # the searched size, and a huge old box would rescale the ROI to zero pixels.
+            return None
         roi = cv2.resize(gray[ry1:ry2, rx1:rx2], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         roi = cv2.equalizeHist(roi)
-        lo, hi = int(side * scale * 0.7), int(side * scale * 1.4)
         found = np.asarray(
             self._cascade.detectMultiScale(roi, scaleFactor=1.1, minNeighbors=opts.min_neighbors, minSize=(lo, lo), maxSize=(hi, hi))
         ).reshape(-1, 4)
