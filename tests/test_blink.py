@@ -145,6 +145,13 @@ def test_a_closure_counts_only_when_the_lids_meet():
     assert feed_signals(BlinkDetector(per_frame), open_run + [(C, edge * 1.01, 0.0)] * 2 + open_run) == []
 
 
+def test_open_frames_of_zero_ear_are_no_baseline():
+    # eye_aspect_ratio gives 0.0 for collapsed landmarks (a tiny face); an OPEN reading of it
+    # made the open EAR median 0, and the next frame's ratio raised ZeroDivisionError.
+    zero_open = [(O, 0.0, None)] * 5
+    assert feed_signals(BlinkDetector(), zero_open + [(C, 0.12, 0.0)] * 3 + zero_open) == []
+
+
 def test_the_lids_must_come_far_enough_together_somewhere_in_the_closure():
     """sim-s3-0045: a blurry folded print whose one lids-met frame sat just under the per-frame
     limit (EAR 0.71 of open). A real blink's lowest EAR was at most 0.65 of open in every clip."""

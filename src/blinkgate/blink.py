@@ -172,7 +172,9 @@ class BlinkDetector:
 
     def _fuse(self, track: _TrackState, state: EyeState, ear: float | None) -> EyeState:
         """CNN state plus EAR: a 'closed' whose lids did not come together is not evidence."""
-        track.ear_ratio = ear / statistics.median(track.open_ears) if ear is not None and track.open_ears else None
+        # An open EAR of 0 (eye_aspect_ratio of collapsed landmarks) is no baseline: no ratio to it.
+        open_ear = statistics.median(track.open_ears) if track.open_ears else 0.0
+        track.ear_ratio = ear / open_ear if ear is not None and open_ear > 0 else None
         if ear is None:
             return state
         if state is EyeState.OPEN:
