@@ -680,6 +680,25 @@ def test_run_headless_writes_events_and_video(capsys, tmp_path, caplog):
     cap.release()
 
 
+def test_run_tally_keeps_no_state_for_tracks_that_left():
+    """`run` on a camera goes on for months: its tally must not hold every track id ever seen
+    (it did: ~100 bytes a face, for good)."""
+    from blinkgate.cli import RunTally
+    from blinkgate.types import Event
+
+    tally, box = RunTally(), (0.0, 0.0, 10.0, 10.0)
+    for tid in range(1, 5001):
+        tally.add([Event("appeared", tid, tid, None, box)])
+        if tid % 2:
+            tally.add([Event("recognised", tid, tid, "ann", box), Event("granted", tid, tid, "ann", box)])
+            tally.add([Event("blink", tid + 0.5, tid, "ann", box)])  # named again: counted once
+        tally.add([Event("lost", tid, tid, None, box)])
+    tally.add([Event("appeared", 9999, 9999, None, box)])  # one still in view
+    held = sum(len(v) for v in vars(tally).values() if isinstance(v, (set, dict, list)))
+    assert held <= 1
+    assert tally.line().endswith("5001 faces tracked, 2500 named, 2500 granted")
+
+
 def test_run_writes_the_faces_in_view_as_lost_when_it_gives_a_stream_up(capsys, tmp_path, monkeypatch):
     """A stream lost for good ended `run` with an error and no `lost` event: --events read as if the
     face were still at the door."""

@@ -322,26 +322,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 class RunTally:
-    """What `run` saw in a file, for its last line: without a grant it printed nothing at all."""
+    """What `run` saw in a file, for its last line: without a grant it printed nothing at all.
+
+    Counts, and remembers only the tracks still in view: on a camera `run` goes on for months,
+    and a set of every track id ever seen grew with each face that passed."""
 
     def __init__(self) -> None:
-        self.frames = 0
-        self.tracks: set[int] = set()
-        self.named: set[int] = set()
-        self.granted: set[int] = set()
+        self.frames = self.tracks = self.named = self.granted = 0
+        self._live: dict[int, set[str]] = {}  # track id -> what it was counted as (tracks in view only)
 
     def add(self, events: list) -> None:
         self.frames += 1
         for ev in events:
-            self.tracks.add(ev.track_id)
-            if ev.name is not None:
-                self.named.add(ev.track_id)
-            if ev.kind == "granted":
-                self.granted.add(ev.track_id)
+            counted = self._live.get(ev.track_id)
+            if counted is None:
+                counted = self._live[ev.track_id] = set()
+                self.tracks += 1
+            if ev.name is not None and "named" not in counted:
+                counted.add("named")
+                self.named += 1
+            if ev.kind == "granted" and "granted" not in counted:
+                counted.add("granted")
+                self.granted += 1
+            if ev.kind == "lost":
+                del self._live[ev.track_id]
 
     def line(self) -> str:
-        return (f"{_count(self.frames, 'frame')}, {_count(len(self.tracks), 'face')} tracked, "
-                f"{len(self.named)} named, {len(self.granted)} granted")
+        return (f"{_count(self.frames, 'frame')}, {_count(self.tracks, 'face')} tracked, "
+                f"{self.named} named, {self.granted} granted")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
