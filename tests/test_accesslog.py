@@ -204,6 +204,24 @@ def test_the_writer_remembers_only_its_own_counted_failures(tmp_path):
     writer.close()
 
 
+def test_the_writer_forgets_its_failures_unlocked_before_a_poll(tmp_path):
+    """A counted failure whose name was unlocked before the next poll never comes back from
+    failures_after: its id stayed in the writer for as long as the door ran."""
+    db = tmp_path / "f.db"
+    writer = AccessLogWriter(db, poll_clears_s=0.05)
+    for k in range(10):
+        writer.record(decision("no_blink", t=float(k)))
+        writer.flush()
+        with AccessLog(db) as log:
+            log.clear_lockout("alice", at=time.time() + 1.0)  # `blinkgate unlock alice` at once
+    deadline = time.monotonic() + 5.0
+    while writer._own_ids and time.monotonic() < deadline:
+        time.sleep(0.05)  # a poll
+    assert len(writer._own_ids) == 0
+    assert writer.take_failures() == []  # its own failures are not counted again
+    writer.close()
+
+
 def test_a_foreign_file_is_refused(tmp_path):
     path = tmp_path / "x.db"
     path.write_bytes(b"not a database at all" * 50)

@@ -279,7 +279,7 @@ class AccessLogWriter:
             # restored at start (doorrun._restore_failures)
             self._failures_seen = store.last_id()
             self._file_seen = store.db.file  # the file these were taken from
-        self._own_ids: set[int] = set()  # rows this writer inserted: its door counted them already
+        self._own_ids: set[int] = set()  # counted failures it wrote since the last poll: its door counted them
         self._failed: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self.db_path, self.retention_days = Path(db_path), retention_days
         self.prune_every_s, self.jpeg_quality, self.poll_clears_s = prune_every_s, jpeg_quality, poll_clears_s
@@ -397,10 +397,11 @@ class AccessLogWriter:
             return
         for row_id, name, at in rows:
             self._failures_seen = max(self._failures_seen, row_id)
-            if row_id in self._own_ids:
-                self._own_ids.discard(row_id)
-            else:
+            if row_id not in self._own_ids:
                 self._failed.put((name, at))
+        # This thread wrote all its rows before this query: one not returned now never will be
+        # (its name was unlocked since), and kept its id for as long as the door ran.
+        self._own_ids.clear()
 
     def take_failures(self) -> list[tuple[str, float]]:
         """(name, unix time) of failed challenges other processes logged since the last call."""
