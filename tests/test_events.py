@@ -78,3 +78,17 @@ def test_a_batch_that_fails_part_way_is_cut_back_off_the_file(tmp_path, monkeypa
     log.close()
     assert [json.loads(line)["event"] for line in path.read_text().splitlines()] == ["appeared", "lost"]
     assert log.dropped == 1
+
+
+def test_a_file_moved_or_deleted_by_log_rotation_is_followed(tmp_path):
+    """logrotate moves the file and a door writing on went on into the moved one, unseen."""
+    path = tmp_path / "events.jsonl"
+    with EventLog(path, "cam") as log:
+        log.write([Event("appeared", 10.0, 1, None, BOX)])
+        path.rename(tmp_path / "events.jsonl.1")
+        log.write([Event("blink", 50.0, 1, "ada", BOX)])
+        assert [json.loads(x)["event"] for x in path.read_text().splitlines()] == ["blink"]
+        path.unlink()
+        log.write([Event("lost", 90.0, 1, "ada", BOX)])
+    assert [json.loads(x)["event"] for x in (tmp_path / "events.jsonl.1").read_text().splitlines()] == ["appeared"]
+    assert [json.loads(x)["event"] for x in path.read_text().splitlines()] == ["lost"]

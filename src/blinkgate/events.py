@@ -24,7 +24,11 @@ class EventLog:
 
     Each batch is one unbuffered write, cut back off the file if it fails part-way, so the file
     holds whole lines only; a file that an earlier crash left mid-line gets a line break before
-    the first new line, which would otherwise be glued to the torn one."""
+    the first new line, which would otherwise be glued to the torn one.
+
+    A file moved or deleted (logrotate's default, ``mv``) is followed, as logging's
+    WatchedFileHandler does: the next write goes to a new file at ``path``, not on into the
+    moved one, where it went unseen (about 10 MB a day on a busy door)."""
 
     def __init__(self, path: str | Path, source: str):
         self.path = Path(path)
@@ -32,9 +36,33 @@ class EventLog:
         self.dropped = 0
         self._failing = False
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+            self._fd = self._open()
         except OSError as err:
             raise BlinkgateError(f"cannot write events to {self.path}: {err.strerror}") from err
+        self._torn = self._ends_mid_line()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+
+    def _follow_rotation(self) -> None:
+        """Reopen ``path`` if the file open is no longer the one there (moved or deleted)."""
+        try:
+            mine = os.fstat(self._fd)
+            if not stat.S_ISREG(mine.st_mode):  # /dev/full, a pipe: nothing to rotate
+                return
+            there = os.stat(self.path)
+            if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:  # cannot tell: write on where we are
+            return
+        try:
+            fd = self._open()
+        except OSError:  # the folder gone or read-only: the write below goes to the old file
+            return
+        os.close(self._fd)
+        self._fd = fd
         self._torn = self._ends_mid_line()
 
     def _ends_mid_line(self) -> bool:
@@ -53,6 +81,7 @@ class EventLog:
             return
         wall = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         text = "".join(json.dumps({"wall_time": wall, "source": self.source, **e.to_json()}) + "\n" for e in events)
+        self._follow_rotation()
         data = ("\n" if self._torn else "").encode() + text.encode("utf-8")
         try:
             self._write_all(data)
