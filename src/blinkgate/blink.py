@@ -46,14 +46,13 @@ The detector is a pure object: no images, only ``update(track_id, timestamp_ms, 
 from __future__ import annotations
 
 import enum
-import math
 import statistics
 from collections import deque
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from .types import EyeState
+from .types import EyeState, refuse_nan
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,9 @@ class BlinkOptions:
     history: int = 64  # observations kept per track, for display and debugging
 
     def __post_init__(self) -> None:
-        # A NaN compares false with everything: max_closed_ms NaN counted a 2-s closure as a
-        # blink, closed_ear_ratio NaN a 'closed' whose lids stayed apart.
-        for f in fields(self):
-            if math.isnan(getattr(self, f.name)):
-                raise ValueError(f"blink option {f.name} must be a number, got nan")
+        # max_closed_ms NaN counted a 2-s closure as a blink, closed_ear_ratio NaN a 'closed'
+        # whose lids stayed apart.
+        refuse_nan(self)
 
 
 @dataclass(frozen=True)

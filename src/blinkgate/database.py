@@ -135,6 +135,18 @@ def default_db_path() -> Path:
     return Path(user_data_dir("blinkgate", appauthor=False)) / "faces.db"
 
 
+def existing_database(path: Path, hint: str = "") -> Path:
+    """``path`` for a command that only reads the database (``log``, ``eval``). FaceDatabase
+    adopts an empty file as a new database (``touch e.db`` then ``enroll``), which for a reader
+    left a 45 KB database of mode 600 in its place: a missing or empty file is refused here,
+    untouched. ``hint`` ends both errors."""
+    if not path.exists():
+        raise DatabaseError(f"no face database at {path}{hint}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DatabaseError(f"{path} is an empty file, not a face database{hint}")
+    return path
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

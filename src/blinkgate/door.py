@@ -63,12 +63,12 @@ import random
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .types import Box, Event, EyeState, FaceResult, FrameResult
+from .types import Box, Event, EyeState, FaceResult, FrameResult, refuse_nan
 
 log = logging.getLogger("blinkgate.door")
 
@@ -90,15 +90,6 @@ MAX_CHECKED = 16  # checked blink onsets kept per track (a long-lived track must
 UNKNOWN_SNAPSHOTS_PER_MIN = 10  # unknown faces logged with a snapshot per minute of source time
 UNKNOWN_ROWS_PER_MIN = 60  # ... and logged at all
 FROZEN_WARN_FRAMES = 50  # the same frame this many times in a row: say the source looks frozen
-
-
-def _refuse_nan(options: object) -> None:
-    """A NaN passes every "< 0" check, then compares false with every time: a lockout that never
-    locks, a clear rule or a hold that never fails, a grant that never ends."""
-    for f in fields(options):
-        value = getattr(options, f.name)
-        if isinstance(value, float) and math.isnan(value):
-            raise ValueError(f"{f.name} must be a number of milliseconds, got nan")
 
 
 @dataclass(frozen=True)
@@ -129,7 +120,7 @@ class ChallengePolicy:
     rounds: int = 1  # challenges in a row to pass, each with its own delay and k: P(replay) ** rounds
 
     def __post_init__(self) -> None:
-        _refuse_nan(self)
+        refuse_nan(self, " of milliseconds")
         if not self.counts or any(int(k) != k or k < 1 for k in self.counts):
             raise ValueError(f"challenge counts must be positive integers, got {self.counts!r}")
         object.__setattr__(self, "counts", tuple(int(k) for k in self.counts))
@@ -164,7 +155,7 @@ class LockoutPolicy:
     max_cooldown_ms: float = 86_400_000.0
 
     def __post_init__(self) -> None:
-        _refuse_nan(self)
+        refuse_nan(self, " of milliseconds")
         if self.failures < 0 or self.window_ms <= 0 or self.cooldown_ms < 0:
             raise ValueError("lockout failures must be >= 0, window > 0, cooldown >= 0")
 
@@ -177,7 +168,7 @@ class DoorOptions:
     unknown_after_ms: float = 500.0  # log an unknown face once it has been tracked this long
 
     def __post_init__(self) -> None:
-        _refuse_nan(self)
+        refuse_nan(self, " of milliseconds")
         if self.grant_ms <= 0 or self.unknown_after_ms < 0:
             raise ValueError("grant_ms must be positive and unknown_after_ms not negative")
 

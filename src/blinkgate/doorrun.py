@@ -524,14 +524,9 @@ def show_log(settings: Resolved, since: str | None, as_json: bool, name: str | N
              limit: int | None = None, snapshot: int | None = None, out: str | None = None,
              prune: bool = False) -> int:
     from .accesslog import AccessLog, parse_since
+    from .database import existing_database
 
-    db = db_path(settings)
-    if not db.exists():
-        raise BlinkgateError(f"no face database at {db}: nothing logged yet")
-    # FaceDatabase adopts an empty file as a new database (`touch e.db` then `door`): reading the
-    # log of one left a 45 KB database of mode 600 in its place. Refused here, untouched.
-    if db.is_file() and db.stat().st_size == 0:
-        raise BlinkgateError(f"{db} is an empty file, not a face database: nothing logged yet")
+    db = existing_database(db_path(settings), ": nothing logged yet")
     with AccessLog(db, settings["log.retention_days"], create=False) as store:
         if prune:
             n = store.prune()

@@ -37,12 +37,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from .errors import BatchStopped, BlinkgateError, SourceError
 from .files import reading_text
-from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, not_utf8, open_source
+from .sources import IMAGE_SUFFIXES, Frame, FrameSource, natural_key, open_source, read_frame_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -89,10 +88,8 @@ class FrameListSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for file, t in zip(self.files, self.times_ms):
-            # Not UTF-8: OpenCV segfaults on the name (a glob matched it), as a frame folder's.
-            image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = read_frame_file(file)
             if image is None:
-                log.warning("skipping unreadable frame %s", file)
                 self.skipped_frames += 1
                 continue
             yield Frame(image, float(t), index)
@@ -746,18 +743,6 @@ def _frames_in(folder: Path, presentations: list[Presentation]) -> Presentation 
     return None
 
 
-def _face_database(path: str) -> str:
-    """``--db``, which an evaluation only reads. FaceDatabase adopts an empty file as a new
-    database (``touch e.db`` then ``run``), so an empty file would leave as a 45 KB database of
-    mode 600: refused here, untouched. A foreign or corrupt file is refused by FaceDatabase."""
-    db = Path(path).expanduser()
-    if not db.is_file():
-        raise BlinkgateError(f"no face database at {db}")
-    if db.stat().st_size == 0:
-        raise BlinkgateError(f"{db} is an empty file, not a face database (enrol someone into it first)")
-    return str(db)
-
-
 def run_cli(args) -> int:
     """``blinkgate eval MANIFEST... [--json] [--report DIR]`` (wired in cli.py)."""
     import functools
@@ -784,7 +769,10 @@ def run_cli(args) -> int:
     if args.report and (p := _frames_in(Path(args.report), presentations)):
         raise ManifestError(f"--report {args.report} holds the frames of input {p.id!r}: its plots would become "
                             "frames of it; give another folder")
-    db = _face_database(args.db) if args.db else None
+    from .database import existing_database
+
+    # only read: a missing or empty file is refused untouched, a foreign one by FaceDatabase
+    db = str(existing_database(Path(args.db).expanduser(), " (enrol someone into it first)")) if args.db else None
     options = {"liveness_ms": args.liveness * 1000.0, "eyes": args.eyes, "tolerance": args.tolerance}
     eye_model = checked_model(args.eye_model)
     factory = functools.partial(make_pipeline, args.pipeline, db, options, args.article_dir, eye_model)

@@ -258,6 +258,15 @@ def is_frame_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES and not name.startswith(".")
 
 
+def read_frame_file(file: Path) -> np.ndarray | None:
+    """One still frame of a folder or a frame list, or None (warned about) if unreadable. A name
+    that is not UTF-8 is not handed to OpenCV, which segfaults on it."""
+    image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        log.warning("skipping unreadable frame %s", file)
+    return image
+
+
 class FolderSource(FrameSource):
     """A folder of still frames, in natural name order, timed at a fixed ``fps``."""
 
@@ -286,9 +295,8 @@ class FolderSource(FrameSource):
         while self._pos < len(self.files):
             index, file = self._pos, self.files[self._pos]
             self._pos += 1
-            image = None if not_utf8(str(file)) else cv2.imread(str(file), cv2.IMREAD_COLOR)
+            image = read_frame_file(file)
             if image is None:
-                log.warning("skipping unreadable frame %s", file)
                 self.skipped.append(file)
                 continue
             yield Frame(image, index * 1000.0 / self.fps, index)

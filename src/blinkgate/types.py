@@ -11,8 +11,9 @@ Conventions, stated once for the whole package:
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -114,3 +115,13 @@ def as_encoding(vector: np.ndarray) -> np.ndarray:
     if arr.shape != (128,):
         raise ValueError(f"face encoding must have 128 values, got {arr.shape}")
     return arr
+
+
+def refuse_nan(options: object, what: str = "") -> None:
+    """Refuse an options dataclass with a NaN field: a NaN passes every "< 0" check, then compares
+    false with everything (a blink of any length, a lockout that never locks, a grant that never
+    ends). ``what`` names the unit in the error."""
+    for f in fields(options):  # type: ignore[arg-type]
+        value = getattr(options, f.name)
+        if isinstance(value, float) and math.isnan(value):
+            raise ValueError(f"{f.name} must be a number{what}, got nan")
