@@ -23,7 +23,7 @@ Writes ``<out>/<id>.avi`` and ``<out>/manifest.csv`` for ``blinkgate eval`` (att
 ``--db``: the photos' people enrolled, so that "granted" is measured too (each lfw65 person from
 their first 4 photos, each NUAA subject from their first 3 ClientRaw frames):
 
-    D=../shared/data; mkdir -p /tmp/occ_people && cd /tmp/occ_people
+    D=$(realpath ../shared/data); mkdir -p /tmp/occ_people && cd /tmp/occ_people   # D absolute: the links live elsewhere
     for d in $D/faces/lfw65/*/; do n=$(basename $d); mkdir -p $n
         for f in $(ls $d | head -4); do ln -s $d$f $n/$f; done; done
     for d in $D/photo-attack/nuaa/ClientRaw/*/; do n=nuaa-$(basename $d); mkdir -p $n
