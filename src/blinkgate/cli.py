@@ -1,4 +1,4 @@
-"""Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
+"""Command-line interface: ``blinkgate enroll | capture | people | forget | run | check | train-eyes | eval-blinks | eval-eyes | eval | simulate-attack | door | verify | log | unlock | config``.
 
 Exit codes: 0 success (``check`` returns 0 whatever the verdicts; ``verify`` 1 when no one was
 granted; ``enroll`` 1 when photos were given and none of them is enrolled, or a person's none), 1 the output could not be written (a full disk), 2 unusable input or
