@@ -119,3 +119,10 @@ def test_every_file_and_test_the_docs_name_exists():
             if not re.search(rf"def {test}\b", (ROOT / path).read_text(encoding="utf-8")):
                 missing.append(f"{doc.name}: {path}::{test}")
     assert not missing, "\n".join(missing)
+
+
+def test_every_make_target_the_docs_name_is_in_the_makefile():
+    targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M))
+    named = {m for doc in DOCS for line in doc_code(doc.read_text(encoding="utf-8"))
+             for m in re.findall(r"(?:^|\s)make(?:\s+-C\s+\S+)?\s+([a-z][\w-]*)\b(?!=)", line)}
+    assert named and named <= targets, named - targets
