@@ -126,3 +126,19 @@ def test_every_make_target_the_docs_name_is_in_the_makefile():
     named = {m for doc in DOCS for line in doc_code(doc.read_text(encoding="utf-8"))
              for m in re.findall(r"(?:^|\s)make(?:\s+-C\s+\S+)?\s+([a-z][\w-]*)\b(?!=)", line)}
     assert named and named <= targets, named - targets
+
+
+def test_every_setting_and_variable_the_docs_name_exists():
+    """`challenge.clear`, `log.retention_days`, $BLINKGATE_...: a renamed key is refused by name."""
+    from blinkgate.config import BY_KEY, CONFIG_ENV
+
+    variables = {s.env for s in BY_KEY.values()} | {CONFIG_ENV}
+    sections = {key.split(".")[0] for key in BY_KEY if "." in key}
+    wrong = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        wrong += [f"{doc.name}: {v}" for v in set(re.findall(r"BLINKGATE_[A-Z_]*[A-Z]", text)) if v not in variables]
+        for key in set(re.findall(r"`([a-z]+\.[a-z_]+)(?: = [^`]*)?`", text)):  # `challenge.counts = [2, 3]` too
+            if key.split(".")[0] in sections and key not in BY_KEY:
+                wrong.append(f"{doc.name}: {key}")
+    assert not wrong, "\n".join(wrong)
