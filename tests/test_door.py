@@ -800,6 +800,37 @@ class DoorRig:
         return [e.kind for e in self.events]
 
 
+@pytest.mark.parametrize("stall_ms", [600.0, 900.0])
+def test_a_stall_that_ends_the_track_but_is_under_max_gap_is_not_counted_as_the_face_leaving(stall_ms):
+    """The Gate ends a track unseen for 400 ms, so a 0.4-1 s stall mid-challenge ended it, and the
+    door counted that as a face that left before answering: five such hiccups locked a real person
+    out, while a longer stall (over max_gap_ms) was cancelled uncounted. It is a stall too now,
+    with the same quota (failures - 1 uncounted per window)."""
+    rig = DoorRig(lockout=LockoutPolicy(failures=2))
+    rig.show(1)
+    rig.step(5)
+    rig.blink()  # she has blinked: a failure of hers counts
+    for counted in (False, True):
+        rig.until_challenge()
+        rig.step(3)
+        rig.t += stall_ms  # no frames meanwhile; she is still there
+        rig.step(3)
+        d = rig.decisions[-1]
+        assert (d.decision, d.reason, d.detail["counted"]) == ("denied", "stalled", counted)
+        rig.step(10)
+        rig.blink()  # the new track has blinked too
+    # A face that leaves while frames keep coming is still a counted failure.
+    rig = DoorRig()
+    rig.show(1)
+    rig.step(5)
+    rig.blink()
+    rig.until_challenge()
+    rig.show(None)
+    rig.step(20)
+    assert [(d.decision, d.reason) for d in rig.decisions] == [("denied", "expired")]
+    assert rig.door.logic.failures("alice") == 1
+
+
 @pytest.mark.parametrize("shut_eyes", ["a stranger's", "her own", "never checked"])
 def test_an_answer_is_granted_only_once_the_closed_frames_of_its_blinks_are_named(shut_eyes):
     """Background recognition with a slow worker (a slow box, or a queue of decoy faces): Alice's

@@ -303,6 +303,20 @@ def test_lost_track_loses_liveness():
     assert rig.gate.blinks.blinks(lost[0].track_id) == 0
 
 
+def test_a_track_ended_by_a_gap_between_frames_is_lost_as_stalled():
+    """No frame for max_gap_ms while the face was in view ends its track as a stall (the door does
+    not count that as the face leaving); a face gone while frames keep coming is plainly lost."""
+    rig = Rig()
+    rig.show((ALICE_BOX, 1))
+    rig.step()
+    rig.step(dt=600)  # the stream stalls: the track ends, and the face is a new track
+    rig.show()
+    for _ in range(20):  # then she leaves, frames going on
+        rig.step()
+    lost = [e for e in rig.events if e.kind == "lost"]
+    assert [e.detail.get("stalled", False) for e in lost] == [True, False]
+
+
 def test_bad_frames_and_clock():
     rig = Rig()
     for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 0, 3), np.uint8), None):

@@ -380,12 +380,18 @@ class DoorLogic:
         events: list[Event] = []
         decisions: list[Decision] = []
         out = _Out(events, decisions)
-        if self._last_frame_ms is not None and now - self._last_frame_ms > self.options.challenge.max_gap_ms:
+        previous = self._last_frame_ms
+        if previous is not None and now - previous > self.options.challenge.max_gap_ms:
             for track in list(self._tracks.values()):
                 if track.state == "challenge":
-                    self._stalled(track, now - self._last_frame_ms, now, out)
+                    self._stalled(track, now - previous, now, out)
         self._last_frame_ms, self._last_index = now, frame.index
         for ev in frame.events:
+            track = self._tracks.get(ev.track_id)
+            if ev.kind == "lost" and ev.detail.get("stalled") and track is not None and track.state == "challenge":
+                # No frame came while the face was in view: the gap ended its track in the Gate, not
+                # the face leaving. A stall shorter than max_gap_ms must not count where a longer one does not.
+                self._stalled(track, 0.0 if previous is None else now - previous, now, out)
             self._on_event(ev, now, out)
         faces = []
         for face in frame.faces:

@@ -336,6 +336,7 @@ class Gate:
         if not math.isfinite(t):
             raise ValueError(f"timestamp_ms must be a finite number of milliseconds, got {timestamp_ms!r}")
         timestamp_ms = t
+        previous_ms = self._last_ms
         if timestamp_ms <= self._last_ms:
             raise ValueError(f"timestamps must increase: got {timestamp_ms} ms after {self._last_ms} ms "
                              "(another video or stream? call reset() first)")
@@ -355,7 +356,10 @@ class Gate:
         for track in update.lost:
             info = self._tracks.pop(track.id, _TrackInfo())
             self.blinks.drop(track.id)
-            events.append(Event("lost", timestamp_ms, track.id, info.name, track.box))
+            # ``stalled``: in view on the frame before, so no frame came for max_gap_ms (a stalled
+            # stream, not the face leaving): the door does not count that against a challenge.
+            stalled = {"stalled": True} if track.last_seen_ms == previous_ms else {}
+            events.append(Event("lost", timestamp_ms, track.id, info.name, track.box, stalled))
         for track in update.new:
             self._tracks[track.id] = _TrackInfo()
             events.append(Event("appeared", timestamp_ms, track.id, None, track.box))
