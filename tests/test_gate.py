@@ -317,6 +317,34 @@ def test_a_track_ended_by_a_gap_between_frames_is_lost_as_stalled():
     assert [e.detail.get("stalled", False) for e in lost] == [True, False]
 
 
+def test_a_sheet_of_faces_with_shut_eyes_does_not_hold_a_frame_per_face():
+    """Each face read closed kept its own copy of the whole frame, and kept it after the closure
+    was over: a sheet (or screen) of 20 faces blinking held 20 frames, 200 MB at 1080p with
+    more faces. Faces closed on one frame share its one copy, and a closure over lets it go."""
+    import tracemalloc
+
+    rig = Rig()
+    boxes = [(30.0 * i, 0.0, 30.0 * i + 20, 20.0) for i in range(20)]
+    rig.show(*[(box, None) for box in boxes])
+    for _ in range(3):
+        rig.step({box: O for box in boxes})
+    frame = FRAME.nbytes
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(2):
+            rig.step({box: C for box in boxes}, image=FRAME.copy())
+        held = tracemalloc.get_traced_memory()[0] - base
+        assert held < 3 * frame, f"{held / frame:.1f} frames held while the eyes are shut"
+        for _ in range(3):
+            rig.step({box: O for box in boxes})
+        held = tracemalloc.get_traced_memory()[0] - base
+        assert held < frame, f"{held / frame:.1f} frames held after the blinks"
+    finally:
+        tracemalloc.stop()
+    assert rig.kinds().count("blink") == len(boxes)
+
+
 def test_bad_frames_and_clock():
     rig = Rig()
     for bad in (np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32), np.zeros((0, 0, 3), np.uint8), None):

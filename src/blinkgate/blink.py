@@ -152,6 +152,11 @@ class BlinkDetector:
         state = self._tracks.get(track_id)
         return state.history[-1][1] if state and state.history else None
 
+    def closing(self, track_id: int) -> bool:
+        """True while a closure is under way: a blink may still be reported on its closed frames."""
+        state = self._tracks.get(track_id)
+        return state is not None and state.phase is not _Phase.OPEN
+
     def drop(self, track_id: int) -> None:
         self._tracks.pop(track_id, None)
 

@@ -200,6 +200,7 @@ class Gate:
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
+        self._frame_copy: np.ndarray | None = None
         self._gaps: list[float] = []  # the first CLOCK_SAMPLE frame gaps (_check_clock)
         self._unenrolled: set[int] = set()  # tracks whose name set_people removed: unnamed next frame
         self._closed = False
@@ -300,6 +301,7 @@ class Gate:
         self._last_ms = float("-inf")
         self._last_scan_ms = float("-inf")
         self._index = 0
+        self._frame_copy = None
         self._gaps = []
         self._unenrolled.clear()
 
@@ -345,6 +347,7 @@ class Gate:
             if len(self._gaps) == CLOCK_SAMPLE:
                 self._check_clock()
         self._last_ms = timestamp_ms
+        self._frame_copy = None  # this frame's one copy, shared by the faces read closed on it
         t = time.perf_counter()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes = self._detect(gray, timestamp_ms)
@@ -551,8 +554,14 @@ class Gate:
         # Kept only if the detector took the frame as closed (not a 'closed' whose lids stayed
         # apart): otherwise the name checked could come from a frame other than the closure.
         if self.blinks.last_state(track.id) is EyeState.CLOSED:
-            info.closed_view = (now, image.copy(), track.box)  # copied: a source may reuse its buffer
+            if self._frame_copy is None:  # copied: a source may reuse its buffer
+                self._frame_copy = image.copy()
+            info.closed_view = (now, self._frame_copy, track.box)
         view = None if blink is None else self._blink_view(info, blink.start_ms)
+        if not self.blinks.closing(track.id):
+            # No closure under way: no later blink can be named on this frame (its start comes after
+            # it). Kept, a sheet of faces with shut eyes held a whole frame per face for ever.
+            info.closed_view = None
         if blink is not None and view is None:
             log.warning("track %d: a blink without a closed frame kept; not counted", track.id)
             self.blinks.reset(track.id)
