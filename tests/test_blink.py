@@ -25,9 +25,22 @@ def test_open_closed_open_is_one_blink():
 
 
 def test_needs_open_evidence_on_both_sides():
-    det = BlinkDetector()
-    assert feed(det, [O, C, O, O]) == []  # one open frame before is not enough
-    assert feed(BlinkDetector(), [O, O, C, O]) == []  # one open frame after is not enough
+    # Closures of two frames (100 ms at 30 fps): long enough for a blink, so only the open
+    # frames around them decide (one closed frame, 67 ms, would fail min_blink_ms instead).
+    assert len(feed(BlinkDetector(), [O, O, C, C, O, O])) == 1
+    assert feed(BlinkDetector(), [O, C, C, O, O]) == []  # one open frame before is not enough
+    assert feed(BlinkDetector(), [O, O, C, C, O]) == []  # one open frame after is not enough
+    three_after = BlinkOptions(min_open_after=3)  # the reopening frame counts as the first
+    assert feed(BlinkDetector(three_after), [O, O, C, C, O, O]) == []
+    assert len(feed(BlinkDetector(three_after), [O, O, C, C, O, O, O])) == 1
+
+
+def test_the_open_run_before_a_closure_is_one_run():
+    # Two open frames split by unreadable frames, or by a closed one, are no open run: the
+    # frames before the closure must show open eyes, not a photo's flicker.
+    assert feed(BlinkDetector(), [O, U, U, O, C, C, O, O]) == []
+    assert feed(BlinkDetector(), [O, C, O, C, C, O, O]) == []
+    assert len(feed(BlinkDetector(), [O, U, O, C, C, O, O])) == 1  # one unreadable frame is tolerated
 
 
 def test_flicker_on_a_photo_is_not_a_blink():
@@ -51,6 +64,9 @@ def test_a_one_frame_flicker_at_30_fps_is_too_short_for_a_blink():
     assert len(feed(BlinkDetector(), [O, O, C, O, O], fps=15)) == 1  # 133 ms: a frame is longer
     # The flicker does not break the open run: a real blink right after it still counts.
     assert len(feed(BlinkDetector(), [O, O, C, O, O, C, C, O, O], fps=30)) == 1
+    # Two one-frame flickers with one open frame between are two flickers, not one 133-ms
+    # closure: each is timed from its own last open frame.
+    assert feed(BlinkDetector(), [O, O, C, O, C, O, O], fps=30) == []
 
 
 def test_timing_is_in_milliseconds_not_frames():
@@ -214,6 +230,20 @@ def test_a_new_line_beside_an_old_one_voids_the_closure():
     faint = rim.copy()
     faint[6, 14] = rise * 0.9  # a line that grew a little (glasses jitter) is not a fold
     assert len(feed_signals(BlinkDetector(), open_run + [(C, 0.1, 0.8, faint)] * 2 + open_run)) == 1
+
+
+def test_the_line_baseline_follows_the_recent_open_frames():
+    """A line seen on the open frames before one closure, gone from the open frames since (a
+    print held flat): on the next closure it is new again, not part of a baseline kept from
+    the first closure."""
+    line = np.zeros((13, 33), np.float32)
+    line[6, 10] = 0.8
+    flat = np.zeros_like(line)
+    with_line = [(O, 0.30, 0.0, line)] * 5
+    first = with_line + [(C, 0.1, 0.0, line)] * 2 + with_line
+    later = [(O, 0.30, 0.0, flat)] * BlinkOptions().baseline_frames + [(C, 0.1, 0.0, line)] * 2 + [(O, 0.30, 0.0, flat)] * 3
+    assert len(feed_signals(BlinkDetector(), first)) == 1
+    assert len(feed_signals(BlinkDetector(), first + later)) == 1  # the second closure is a fold
 
 
 def test_without_landmark_signals_only_the_state_counts():
