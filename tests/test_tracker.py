@@ -60,3 +60,26 @@ def test_dedupe_keeps_one_box_per_face():
 
     face, inner, other = (100, 100, 300, 300), (140, 140, 260, 260), (400, 100, 500, 200)
     assert dedupe([inner, face, other]) == [face, other]
+
+
+def test_a_face_that_barely_overlaps_a_track_is_a_new_face():
+    # IoU 0.11, under the 0.3 threshold: a second face at the edge of the first does not take over
+    # its track (and its name, eye history and liveness).
+    tr = IoUTracker()
+    tid = tr.update([(0, 0, 100, 100)], 0).new[0].id
+    up = tr.update([(80, 0, 180, 100)], 33)
+    assert len(up.new) == 1 and up.new[0].id != tid and up.active == up.new
+
+
+def test_one_track_takes_one_box_and_one_box_one_track():
+    tr = IoUTracker()
+    tid = tr.update([(0, 0, 100, 100)], 0).new[0].id
+    # Two boxes on one track's place: the better one keeps the track, the other is a new face.
+    up = tr.update([(10, 0, 110, 100), (0, 0, 100, 100)], 33)
+    assert {t.id: t.box for t in up.active}[tid] == (0, 0, 100, 100)
+    assert len(up.new) == 1 and len(up.active) == 2
+    # One box between two tracks: one of them goes on, the other is not seen on this frame.
+    tr = IoUTracker()
+    a, b = (t.id for t in tr.update([(0, 0, 100, 100), (40, 0, 140, 100)], 0).new)
+    up = tr.update([(20, 0, 120, 100)], 33)
+    assert len(up.active) == 1 and up.active[0].id in (a, b) and not up.new
