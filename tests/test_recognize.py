@@ -48,6 +48,11 @@ def test_margin_refuses_ambiguous_faces() -> None:
     query[0] = 0.04  # 0.04 from Ada, 0.06 from Bob: both well within tolerance
     assert Recognizer([a, b], ["Ada", "Bob"], margin=0.1).match(query).name is None
     assert Recognizer([a, b], ["Ada", "Bob"], margin=0.0).match(query).name == "Ada"
+    # The margin is the gap to the next person, not a fraction of it: 0.08 is under 0.1, 0.12 over.
+    for gap, named in ((0.08, None), (0.12, "Ada")):
+        b[0] = 0.08 + gap  # query at 0.04: Ada 0.04 away, Bob 0.04 + gap
+        assert Recognizer([a, b], ["Ada", "Bob"], margin=0.1).match(query).name == named
+    b[0] = 0.1
     # Several photos of the same person are not "another person".
     assert Recognizer([a, b], ["Ada", "Ada"], margin=0.1).match(query) == Match("Ada", pytest.approx(0.04))
 
@@ -64,7 +69,8 @@ def test_a_recheck_keeps_a_name_a_little_past_the_tolerance() -> None:
     b[0] = 0.1
     query = np.zeros(128)
     query[0] = 0.04  # ambiguous for match (margin), kept at a re-check of the nearest
-    assert rec.match(query).name is None and Recognizer([a, b], ["Ada", "Bob"]).recheck(query, "Ada").name == "Ada"
+    close = Recognizer([a, b], ["Ada", "Bob"])
+    assert close.match(query).name is None and close.recheck(query, "Ada").name == "Ada"
 
 
 def test_vote_can_disagree_with_nearest() -> None:
