@@ -358,6 +358,46 @@ def test_blinks_before_the_prompt_do_not_count():
     assert ev.detail["why"] == "no blink" and ev.detail["reason"] == "no_blink"
 
 
+def test_a_first_blink_that_starts_after_the_reaction_window_fails_late():
+    """A blink starting just after ``max_reaction`` (1.2 s), after unreadable eyes at 1.0 s
+    (a half blink), so the answer is not decided at 1.2 s before it is reported: too late,
+    whatever k is."""
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,))))
+    s.appear(1, "alice")
+    _blinked(s)
+    prompt = s.until("challenge").timestamp_ms
+    onset = prompt + ChallengePolicy().max_reaction_ms + 50
+    while s.t < prompt + 1000:
+        s.step()
+    s.step(3, eyes=U)
+    while s.t < onset:
+        s.step(eyes=O)
+    s.step(4, eyes=C)
+    s.blink(1, onset, s.t + DT)
+    s.step(20, eyes=O)
+    assert s.decisions[0].reason == "challenge_failed" and s.decisions[0].detail["why"] == "late"
+    assert "door_granted" not in s.kinds() and s.logic.failures("alice") == 1
+
+
+def test_a_blink_that_starts_after_the_hold_is_not_part_of_the_answer():
+    # The hold is 4 s from the last answer blink; a blink starting after it, reported before the
+    # answer was decided (eyes still closing at its end), neither fails nor joins the answer.
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,))))
+    s.appear(1, "alice")
+    s.until("challenge")
+    onset = s.t + 500
+    s.answer(1, 1)
+    after = onset + ChallengePolicy().hold_ms + 50
+    while s.t < after - 150:
+        s.step()
+    s.step(3, eyes=U)  # unreadable as the hold ends: nothing is decided yet
+    s.step(4, eyes=C)
+    s.blink(1, after, s.t + DT)
+    s.step(eyes=O)
+    s.until("door_granted", 3000)
+    assert s.reasons() == [("granted", "challenge_passed")] and s.decisions[0].detail["blinks"] == 1
+
+
 def test_a_blink_during_the_hold_fails():
     s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,))))
     s.appear(1, "alice")
@@ -409,6 +449,22 @@ def test_a_name_that_comes_after_unknown_after_still_gets_its_challenge(late_by)
     background.release()
     rig.until_challenge()
     assert rig.last.faces[0].name == "alice"
+
+
+def test_blinks_made_while_a_face_was_unknown_are_not_its_late_names():
+    """A face logged unknown (its first encoding failed) blinks, then is named alice at a
+    re-check: that blink was no guess of alice's, so a photo under the track that then gives
+    no answer is not counted towards her lockout."""
+    s = Scene()
+    s.appear(1, None, recognised=False)
+    s.step(20)  # past unknown_after_ms: logged unknown
+    _blinked(s)
+    s.tracks[1][0] = "alice"
+    s.pending.append(Event("recognised", s.t + DT, 1, "alice", BOX, {"distance": 0.3}))
+    s.until("challenge")
+    ev = s.until("door_denied", 5000)
+    assert ev.detail["reason"] == "no_blink" and ev.detail["counted"] is False
+    assert s.logic.failures("alice") == 0
 
 
 def test_a_photo_that_never_blinks_is_denied_no_blink():
@@ -596,6 +652,26 @@ def test_a_nan_in_the_door_options_is_refused(make):
         make(float("nan"))
 
 
+@pytest.mark.parametrize("bad", [
+    {"counts": ()}, {"counts": (0, 1)}, {"counts": (1.5,)},
+    {"delay_min_ms": -1.0}, {"delay_min_ms": 3000.0, "delay_max_ms": 2000.0},
+    {"min_reaction_ms": 1200.0},  # no window left to answer in
+    {"clear_ms": -1.0},
+    {"max_interval_ms": 0.0}, {"hold_ms": 500.0},  # a hold shorter than the gap between answer blinks
+    {"settle_ms": -1.0}, {"max_closed_ms": 0.0}, {"check_wait_ms": -1.0}, {"max_gap_ms": 0.0},
+    {"rounds": 0}, {"rounds": 1.5},
+])
+def test_a_challenge_policy_that_makes_no_sense_is_refused(bad):
+    with pytest.raises(ValueError):
+        ChallengePolicy(**bad)
+
+
+@pytest.mark.parametrize("bad", [{"failures": -1}, {"window_ms": 0.0}, {"cooldown_ms": -1.0}])
+def test_a_lockout_policy_that_makes_no_sense_is_refused(bad):
+    with pytest.raises(ValueError):
+        LockoutPolicy(**bad)
+
+
 def test_failures_spread_over_more_than_the_window_do_not_lock():
     s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000)))
     s.appear(1, "alice")
@@ -608,11 +684,74 @@ def test_failures_spread_over_more_than_the_window_do_not_lock():
     assert "lockout" not in s.kinds()
 
 
+def test_failures_spread_over_most_of_the_window_lock():
+    # Five failures 40 s apart (160 s of the 180-s window): all five are in the window.
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000)))
+    s.appear(1, "alice")
+    _blinked(s)
+    start = s.t
+    for i in range(5):
+        s.t = max(s.t, start + 40_000 * i)
+        _fail_once(s)
+    assert s.kinds().count("lockout") == 1 and s.last.faces[0].state == "locked"
+
+
 def test_lockout_survives_a_restart_through_seeded_failures():
     logic = DoorLogic(DoorOptions(lockout=LockoutPolicy(failures=5, window_ms=180_000, cooldown_ms=600_000)))
     until = logic.seed_failures("alice", [-100_000, -90_000, -80_000, -70_000, -60_000])
     assert until == pytest.approx(540_000) and logic.locked_until("alice", 0.0) == until
+    assert logic.locked_until("alice", until - 1) == until and logic.locked_until("alice", until) is None
     assert DoorLogic().seed_failures("bob", [-10_000] * 4) is None
+
+
+def _lock_elsewhere(s: Scene, name: str = "alice") -> None:
+    """Another process on the database (a second door, a `verify`) logs enough failures of
+    ``name`` to lock it out; this door counts them (Door._count_elsewhere)."""
+    for _ in range(LockoutPolicy().failures):
+        s.logic.count_elsewhere(name, s.t)
+    assert s.logic.locked_until(name, s.t) is not None
+
+
+def test_an_answer_given_after_a_lockout_from_elsewhere_is_not_granted():
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,))))
+    s.appear(1, "alice")
+    s.until("challenge")
+    _lock_elsewhere(s)
+    s.answer(1, 1)
+    s.step(150)
+    assert "door_granted" not in s.kinds() and ("denied", "locked_out") in s.reasons()
+    assert s.last.faces[0].state == "locked"
+
+
+def test_a_face_waiting_for_its_prompt_is_not_prompted_once_locked_out_from_elsewhere():
+    s = Scene()
+    s.appear(1, "alice")
+    s.step()
+    assert s.last.faces[0].state == "waiting"
+    _lock_elsewhere(s)
+    s.step(200)
+    assert "challenge" not in s.kinds() and s.reasons() == [("denied", "locked_out")]
+    assert s.last.faces[0].state == "locked"
+
+
+def test_a_lockout_ends_the_challenge_of_every_face_with_that_name():
+    """Two faces named alice (her and her photo, two people alike): the one failing the fifth
+    time locks alice out, and the other's challenge under way ends then, denied; it is not left
+    to answer."""
+    s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(1,), delay_min_ms=500, delay_max_ms=500),
+                          lockout=LockoutPolicy(failures=1)))
+    s.appear(1, "alice")
+    s.appear(2, "alice", BOX2)
+    _blinked(s, 1)
+    s.until("challenge")
+    s.step()
+    assert [f.state for f in s.last.faces] == ["challenge", "challenge"]
+    s.answer(1, 2, gap_ms=200)  # track 1 answers with one blink too many, before track 2's window ends
+    lock = next(e for e in s.events if e.kind == "lockout")
+    other = [d for d in s.decisions if d.track_id == 2]
+    assert [(d.decision, d.reason) for d in other] == [("denied", "expired"), ("denied", "locked_out")]
+    assert other[0].detail["why"] == "identity locked out" and other[0].time_ms == lock.timestamp_ms
+    assert [f.state for f in s.last.faces] == ["locked", "locked"]
 
 
 # -- identity continuity -----------------------------------------------------------------------------
