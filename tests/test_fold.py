@@ -41,11 +41,20 @@ def test_no_line_scores_low(seed):
     assert crease_score(img.astype(np.uint8), pts) < LOW
 
 
-@pytest.mark.parametrize("dy,slope,value", [(0, 0.0, 20), (8, 0.0, 230), (-10, 0.05, 20), (4, -0.1, 230)])
+@pytest.mark.parametrize("dy,slope,value", [(0, 0.0, 20), (8, 0.0, 230), (-10, 0.05, 20), (4, -0.1, 230),
+                                            (20, 0.0, 20), (-24, 0.0, 230)])  # ±0.25-0.3 IOD: still the eye band
 def test_a_fold_line_across_the_eye_band_scores_high(dy, slope, value):
     img, pts = face(np.random.default_rng(1))
     folded = line(img, 0, 399, EYE_Y + dy, slope, value)
     assert crease_score(folded.astype(np.uint8), pts) > 0.8
+
+
+@pytest.mark.parametrize("x0,x1", [(0, 300), (100, 399)])
+def test_a_fold_past_the_face_on_one_side_only_scores_high(x0, x1):
+    """A fold need not run off both sides of the face (a photo cut close on one side, a pleat
+    ending at the cheek): the bridge and the better of the two sides count."""
+    img, pts = face(np.random.default_rng(1))
+    assert crease_score(line(img, x0, x1, EYE_Y).astype(np.uint8), pts) > 0.8
 
 
 def test_the_line_is_found_on_a_rolled_face():
