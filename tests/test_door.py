@@ -1308,7 +1308,7 @@ def test_a_frozen_stream_is_a_stall_not_a_face_that_ignored_its_prompt(caplog):
         def __iter__(self):
             rng = np.random.default_rng(0)
             for i in range(400):
-                image = FRAME if 100 <= i < 300 else rng.integers(0, 255, FRAME.shape, np.uint8)  # 20 s frozen
+                image = FRAME if 10 <= i < 210 else rng.integers(0, 255, FRAME.shape, np.uint8)  # 20 s frozen
                 yield Frame(image, i * 100.0, i)
 
     class Watcher:
@@ -1327,11 +1327,14 @@ def test_a_frozen_stream_is_a_stall_not_a_face_that_ignored_its_prompt(caplog):
             pass
 
     gate = Watcher()
-    door = Door(gate, rng=random.Random(1))
+    # Prompted at 0.5 s; the stream freezes at 1 s, mid-challenge, until 21 s.
+    door = Door(gate, DoorOptions(challenge=ChallengePolicy(delay_min_ms=500, delay_max_ms=500)), rng=random.Random(1))
     decisions = [d for _, r in door.run(Camera()) for d in r.decisions]
-    assert len(gate.seen) == 201 and 10_100.0 not in gate.seen  # the 199 repeats were skipped
+    assert len(gate.seen) == 201 and 1_100.0 not in gate.seen  # the 199 repeats were skipped
     assert "repeats the same frame" in caplog.text
-    assert not any(10_000 < d.time_ms < 30_000 for d in decisions)  # no prompt timed out while frozen
+    assert not any(1_000 < d.time_ms < 21_000 for d in decisions)  # no prompt timed out while frozen
+    first = decisions[0]
+    assert (first.time_ms, first.decision, first.reason, first.detail["counted"]) == (21_000.0, "denied", "stalled", False)
 
 
 def test_a_photo_is_not_challenged_again_until_it_blinks():
