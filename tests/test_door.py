@@ -1001,6 +1001,24 @@ def test_an_answer_is_granted_only_once_the_closed_frames_of_its_blinks_are_name
         assert "door_granted" not in rig.kinds()
 
 
+def test_a_track_that_blinked_many_times_still_has_its_latest_blink_checked():
+    """Checked onsets are kept for the latest blinks only (MAX_CHECKED): the oldest go, not the
+    newest, or a long-lived track's latest blink would never count as checked (without the
+    challenge, the Gate's grant is taken only on a checked blink)."""
+    from blinkgate.door import MAX_CHECKED
+
+    s = Scene(DoorOptions(challenge=ChallengePolicy(enabled=False)))
+    s.appear(1, "alice")
+    for _ in range(MAX_CHECKED + 4):
+        s.step(5)
+        s.blink(1, s.t - 100)
+    s.step()
+    face = FaceResult(1, BOX, "alice", 0.3, EyeReading(O), MAX_CHECKED + 4, True, True)  # the Gate's grant
+    s.t += DT
+    result = s.logic.update(FrameResult(999, s.t, [face], []))
+    assert [(d.decision, d.reason) for d in result.decisions] == [("granted", "blink")]
+
+
 def test_an_unchecked_answer_waits_for_every_blink_check():
     s = Scene(DoorOptions(challenge=ChallengePolicy(counts=(2,))))
     s.appear(1, "alice")

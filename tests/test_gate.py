@@ -142,6 +142,20 @@ def test_the_frame_named_for_a_blink_is_one_the_blink_detector_took_as_closed(ba
     assert "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
 
 
+def test_the_closed_frame_named_is_kept_when_the_source_reuses_its_frame_buffer():
+    """A camera reader that decodes every frame into the same array: the closed frame kept for
+    the blink's check must be a copy, or by the time the blink ends it shows the open frame
+    after it, and a stranger's spliced shut eyes would be named as Alice's photo."""
+    rig = name_alice(Rig())
+    rig.encoder.stamped[7] = vec(99) * 5  # a stranger's face, eyes shut
+    buffer = FRAME.copy()
+    for s in BLINK:
+        buffer[0, 0, 0] = 7 if s is C else 0  # decoded in place
+        face = rig.step({ALICE_BOX: s}, image=buffer)[ALICE_BOX]
+    assert not face.granted and not face.live
+    assert "granted" not in rig.kinds() and "identity_changed" in rig.kinds()
+
+
 def test_a_blink_with_her_own_shut_eyes_on_another_frame_is_granted():
     """The control for the splice test: the same stamped closed frames showing Alice herself."""
     rig = name_alice(Rig())
