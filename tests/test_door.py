@@ -467,6 +467,15 @@ def test_blinks_made_while_a_face_was_unknown_are_not_its_late_names():
     assert s.logic.failures("alice") == 0
 
 
+def test_a_door_attached_late_challenges_a_named_face_already_in_view():
+    # No "appeared" or "recognised" event for it: the logic met the face on a frame.
+    s = Scene()
+    s.tracks[1] = ["alice", BOX, O]
+    s.step()
+    assert s.last.faces[0].state == "waiting"
+    assert s.until("challenge").name == "alice"
+
+
 def test_a_photo_that_never_blinks_is_denied_no_blink():
     s = Scene()
     s.appear(1, "alice")
@@ -1388,6 +1397,25 @@ def test_a_photo_that_stalls_or_is_swapped_mid_challenge_is_not_counted():
     denied = [d for d in s.decisions if d.name == "alice"]
     assert [d.reason for d in denied] == ["stalled", "identity_changed"] * 3
     assert all(d.detail["counted"] is False for d in denied)
+
+
+def test_a_photo_that_stalls_after_her_stall_quota_is_used_is_still_not_counted():
+    # Alice's own stalled challenge used the one uncounted stall of the window; a photo of her
+    # (a track that never blinked) stalling after it has still made no guess.
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=2)))
+    s.appear(1, "alice")
+    _blinked(s)
+    s.until("challenge")
+    s.t += 1500
+    s.step()
+    s.leave(1)
+    s.appear(2, "alice")
+    s.until("challenge")
+    s.t += 1500
+    s.step()
+    stalls = [d for d in s.decisions if d.reason == "stalled"]
+    assert [(d.track_id, d.detail["counted"]) for d in stalls] == [(1, False), (2, False)]
+    assert s.logic.failures("alice") == 0
 
 
 def test_shut_eyes_that_name_someone_else_count_even_on_a_track_that_never_blinked():
