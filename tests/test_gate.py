@@ -1057,3 +1057,20 @@ def test_follow_people_follows_a_database_replaced_or_deleted_under_a_running_ga
         people.poll()
     assert rig.gate.recognizer.names == ["bob"] and "can be read again" in caplog.text
     people.close()
+
+
+def test_a_later_blink_whose_check_fails_does_not_keep_a_granted_face_live():
+    # A granted face's later blink extends its liveness before its closed frame is named; a
+    # stranger's shut eyes spliced in, whose encoding then fails, kept it live unchecked.
+    rig = name_alice(BackgroundRig(liveness_ms=1000))
+    rig.blink(ALICE_BOX)
+    rig.background.release()
+    assert rig.step({ALICE_BOX: O})[ALICE_BOX].granted
+    shut = shut_eyes_of(rig, vec(99) * 5)
+    for s in BLINK:
+        rig.step({ALICE_BOX: s}, image=shut if s is C else FRAME)
+    rig.background.failing = True
+    rig.background.release()
+    face = rig.step({ALICE_BOX: O})[ALICE_BOX]
+    assert not face.granted and not face.live and face.live_until_ms is None
+    assert rig.kinds()[-1] == "expired"

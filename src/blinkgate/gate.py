@@ -465,6 +465,11 @@ class Gate:
             if done.encoding is None:
                 what = "its blink's closed frame" if blink_start is not None else "a face"
                 log.warning("track %d: no encoding of %s (%s)", track_id, what, done.error)
+                if blink_start is not None and info.confirmed:
+                    # That blink already extended the grant; unnamed, it must not keep the face live.
+                    info.end_liveness()
+                    track = boxes.get(track_id) or self.tracker.tracks[track_id]
+                    events.append(Event("expired", now, track_id, info.name, track.box, {"why": "blink not checked"}))
                 continue
             track = boxes.get(track_id) or self.tracker.tracks[track_id]
             # A blink's closed frame is judged strictly; a re-check keeps the name a little longer.
