@@ -411,6 +411,22 @@ def test_one_person_under_two_names_or_one_photo_in_two_folders_is_warned_about(
     assert "Serena" not in text
 
 
+def test_every_pair_of_people_with_close_photos_is_warned_about_not_only_the_closest(tmp_path: Path,
+                                                                                    encoder) -> None:
+    """Ann's folder holds a photo of Hugo and one of Tony, each also in his own folder: only the
+    first pair was named (one line per person, for the nearest of the others)."""
+    root = tmp_path / "people"
+    for folder, photos in (("Ann", (("Hugo_Chavez", 1), ("Tony_Blair", 1))), ("Hugo", (("Hugo_Chavez", 1),)),
+                           ("Tony", (("Tony_Blair", 1),))):
+        (root / folder).mkdir(parents=True)
+        for person, n in photos:
+            (root / folder / f"{person}.jpg").symlink_to(lfw(person, n))
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+    pairs = [w.split(" have ")[0] for w in report.warnings if " have the same photo " in w]
+    assert pairs == ["Ann and Hugo", "Ann and Tony"], report.warnings
+
+
 def test_photos_in_formats_that_are_not_read_are_reported(tmp_path: Path, encoder) -> None:
     """An iPhone's HEIC photos beside its JPEGs were passed over without a line in the report."""
     root = tmp_path / "people"

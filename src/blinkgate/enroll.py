@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .database import FaceDatabase, name_problem
+from .database import EnrolledImage, FaceDatabase, name_problem
 from .errors import ImageError
 from .recognize import DEFAULT_TOLERANCE, FaceEncoder
 from .sources import not_utf8
@@ -400,18 +401,24 @@ def close_people(db: FaceDatabase, people_dir: Path | None = None) -> list[str]:
         if not later.size:
             continue
         dist = np.linalg.norm(encodings[mine, None, :] - encodings[None, later, :], axis=2)
-        i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
-        if dist[i, j] >= SAME_PERSON_DISTANCE:
-            continue
-        a, b = images[mine[i]], images[later[j]]
-        where = f"({shown(a.path)}, {shown(b.path)})"
-        if a.sha256 == b.sha256:
-            what = f"have the same photo {where}: delete it from the wrong folder"
-        else:
-            what = (f"have photos {dist[i, j]:.2f} apart {where}: if they are one person under two names, "
-                    f"keep one folder")
-        lines.append(f"{a.name} and {b.name} {what}. A face about as close to both is named as neither")
+        nearest = dist.min(axis=0)  # each later photo's distance to the nearest of this person's
+        # Every later person with a photo this close, not only the closest one: a folder with a
+        # photo of someone else in it is close to two people, and the second went unmentioned.
+        for other in sorted(set(names[later[nearest < SAME_PERSON_DISTANCE]])):
+            theirs = np.flatnonzero(names[later] == other)
+            j = theirs[int(np.argmin(nearest[theirs]))]
+            i = int(np.argmin(dist[:, j]))
+            lines.append(_close_line(images[mine[i]], images[later[j]], float(dist[i, j]), shown))
     return lines
+
+
+def _close_line(a: EnrolledImage, b: EnrolledImage, distance: float, shown: Callable[[str], str]) -> str:
+    where = f"({shown(a.path)}, {shown(b.path)})"
+    if a.sha256 == b.sha256:
+        what = f"have the same photo {where}: delete it from the wrong folder"
+    else:
+        what = f"have photos {distance:.2f} apart {where}: if they are one person under two names, keep one folder"
+    return f"{a.name} and {b.name} {what}. A face about as close to both is named as neither"
 
 
 def _remove_deleted(db: FaceDatabase, people_dir: Path, known: dict[str, str],
