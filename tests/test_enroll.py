@@ -427,6 +427,26 @@ def test_every_pair_of_people_with_close_photos_is_warned_about_not_only_the_clo
     assert pairs == ["Ann and Hugo", "Ann and Tony"], report.warnings
 
 
+def test_a_photo_of_someone_else_in_a_persons_folder_is_warned_about(tmp_path: Path, encoder) -> None:
+    """A photo of Hugo in Ann's folder (of Tony Blair): enrolled in silence, Hugo's other photos
+    were then all named Ann."""
+    root = tmp_path / "people"
+    for folder, photos in (("Ann", (("Tony_Blair", 1), ("Tony_Blair", 2), ("Tony_Blair", 3), ("Hugo_Chavez", 1))),
+                           ("Serena", (("Serena_Williams", 1), ("Serena_Williams", 2), ("Serena_Williams", 3))),
+                           ("Bo", (("Jackie_Chan", 1), ("Jackie_Chan", 2), ("Kofi_Annan", 1), ("Kofi_Annan", 2)))):
+        (root / folder).mkdir(parents=True)
+        for person, n in photos:
+            (root / folder / f"{person}_{n}.jpg").symlink_to(lfw(person, n))
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+    ann, bo = [w for w in report.warnings if "may show more than one person" in w]
+    assert ann.startswith("Ann's photos may show more than one person: Ann/Hugo_Chavez_1.jpg is 0.")
+    assert "named Ann" in ann
+    # two photos of each of two people: each photo has a close one, but the folder is still two faces
+    assert bo.startswith("Bo's photos may show more than one person: Bo/Kofi_Annan_1.jpg, Bo/Kofi_Annan_2.jpg are 0.")
+    assert not any("Serena's" in w for w in report.warnings)
+
+
 def test_photos_in_formats_that_are_not_read_are_reported(tmp_path: Path, encoder) -> None:
     """An iPhone's HEIC photos beside its JPEGs were passed over without a line in the report."""
     root = tmp_path / "people"
