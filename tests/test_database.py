@@ -149,6 +149,19 @@ def test_forget_takes_a_name_that_differs_only_invisibly(db_path: Path) -> None:
         assert db.people() == [("Bob", 1)]
 
 
+def test_forget_forgets_every_name_that_differs_only_invisibly(db_path: Path) -> None:
+    """'José' enrolled from two folders, NFC and NFD (typed, and copied from a Mac): forget
+    'José' removed one, and the other went on naming, and letting in, the person it forgot."""
+    with FaceDatabase(db_path) as db:
+        db.add_image("Jos\u00e9", "/p/1.jpg", "h1", enc(1))
+        db.add_image("Jose\u0301", "/p/2.jpg", "h2", enc(2))
+        db.add_image("Jos\u00e9 ", "/p/3.jpg", "h3", enc(3))
+        db.add_image("jos\u00e9", "/p/4.jpg", "h4", enc(4))  # case counts: someone else
+        forgotten = db.forget("Jos\u00e9")
+        assert (forgotten.images, sorted(forgotten.names)) == (3, sorted(["Jos\u00e9", "Jose\u0301", "Jos\u00e9 "]))
+        assert db.people() == [("jos\u00e9", 1)]
+
+
 def test_rejects_bad_input(db_path: Path) -> None:
     with FaceDatabase(db_path) as db:
         with pytest.raises(ValueError, match="128"):

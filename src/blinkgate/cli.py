@@ -231,16 +231,19 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from .database import FaceDatabase
+    from .database import FaceDatabase, name_key
 
     db_path = _db_path(args)
     if not db_path.exists():
         raise BlinkgateError(f"no face database at {db_path}")
     with FaceDatabase(db_path) as db:
         name = db.enrolled_name(args.name) or args.name
-        paths = [Path(i.path) for i in db.images(name)]
+        paths = [Path(i.path) for i in db.images() if name_key(i.name) == name_key(name)]
         removed = db.forget(name)
-    print(f"forgot {name} ({_count(removed.images, 'image')}; {_count(removed.snapshots, 'face snapshot')} "
+    # Two folders, 'José' in two Unicode forms or with a space after it: both went.
+    also = (f", enrolled under {len(removed.names)} names that differ only in Unicode form or spaces"
+            if len(removed.names) > 1 else "")
+    print(f"forgot {name}{also} ({_count(removed.images, 'image')}; {_count(removed.snapshots, 'face snapshot')} "
           "deleted from the access log, its entries kept)")
     log.info(RUNNING_NOTE)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back

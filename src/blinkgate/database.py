@@ -121,6 +121,7 @@ class Forgotten:
 
     images: int
     snapshots: int
+    names: tuple[str, ...] = ()  # as enrolled: every name with the given name's name_key
 
 
 class UnknownPersonError(DatabaseError):
@@ -556,20 +557,26 @@ class FaceDatabase:
     def forget(self, name: str) -> Forgotten:
         """Remove a person, all their images and the snapshots of their face in the access log.
 
+        Every enrolled name with the same ``name_key`` goes too: 'José' from a Mac folder (NFD)
+        beside a typed 'José' (NFC) is one person, and forgetting one left the other letting
+        him in, under a name that `people` shows the same.
+
         An unknown name raises UnknownPersonError listing who is enrolled: for a CLI user a
         silent "0" would hide a typo while the person they meant stays enrolled.
         """
         with self._transaction() as tx:
-            name = self._enrolled_name(tx, name) or name
-            row = tx.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            count = 0
-            if row is not None:
-                count = tx.execute("DELETE FROM images WHERE person_id = ?", row).rowcount
-                tx.execute("DELETE FROM people WHERE id = ?", row)
+            names = [n for (n,) in tx.execute("SELECT name FROM people ORDER BY name") if name_key(n) == name_key(name)]
+            count = snapshots = 0
+            for enrolled in names:
+                (person_id,) = tx.execute("SELECT id FROM people WHERE name = ?", (enrolled,)).fetchone()
+                count += tx.execute("DELETE FROM images WHERE person_id = ?", (person_id,)).rowcount
+                tx.execute("DELETE FROM people WHERE id = ?", (person_id,))
+                snapshots += self._delete_snapshots(tx, enrolled)
             # No longer enrolled but still in the log (an enroll run removed them and, before
             # _delete_orphans did, kept their faces): those faces go too.
-            snapshots = self._delete_snapshots(tx, name)
-            if row is None and not snapshots:
+            if name not in names:
+                snapshots += self._delete_snapshots(tx, name)
+            if not names and not snapshots:
                 enrolled = [n for (n,) in tx.execute("SELECT name FROM people ORDER BY name")]
                 listing = ", ".join(enrolled) if enrolled else "nobody is enrolled"
                 raise UnknownPersonError(f"no enrolled person named {name!r} ({listing})")
@@ -579,7 +586,7 @@ class FaceDatabase:
         if not self._checkpoint():
             log.info("the deleted images and snapshots leave the database's write-ahead log at its next "
                      "checkpoint: another process is reading it")
-        return Forgotten(count, snapshots)
+        return Forgotten(count, snapshots, tuple(names))
 
     def enrolled_name(self, name: str) -> str | None:
         """``name`` as enrolled (see _enrolled_name), or None if nobody is enrolled under it."""
