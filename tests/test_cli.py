@@ -544,6 +544,16 @@ def test_people_without_database(capsys, tmp_path):
     assert code == 2 and "no face database" in err
 
 
+def test_people_and_forget_leave_an_empty_file_as_it_is(capsys, tmp_path):
+    """`touch e.db` (or a copy cut short): people and forget made it a 45 KB database of mode 600."""
+    db = tmp_path / "e.db"
+    db.touch()
+    for command in (("people",), ("forget", "bob")):
+        code, _, err = run(capsys, *command, "--db", str(db))
+        assert code == 2 and "is an empty file, not a face database" in err
+    assert db.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]
+
+
 def test_corrupt_database_is_a_clear_error(capsys, tmp_path):
     db = tmp_path / "faces.db"
     db.write_bytes(b"definitely not sqlite" * 100)

@@ -208,12 +208,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    from .database import FaceDatabase
+    from .database import FaceDatabase, existing_database
 
-    db_path = _db_path(args)
-    if not db_path.exists():
-        raise BlinkgateError(f"no face database at {db_path}: enrol people with `blinkgate enroll DIR`")
-    with FaceDatabase(db_path) as db:
+    # Not FaceDatabase's check: it adopts an empty file as a new database, which a listing must not make.
+    db_path = existing_database(_db_path(args), ": enrol people with `blinkgate enroll DIR`")
+    with FaceDatabase(db_path, create=False) as db:
         people = db.people()
     if args.json:
         print(json.dumps([{"name": n, "images": c} for n, c in people]))
@@ -231,12 +230,10 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from .database import FaceDatabase, name_key
+    from .database import FaceDatabase, existing_database, name_key
 
-    db_path = _db_path(args)
-    if not db_path.exists():
-        raise BlinkgateError(f"no face database at {db_path}")
-    with FaceDatabase(db_path) as db:
+    db_path = existing_database(_db_path(args))  # an empty file is no database to forget anyone from
+    with FaceDatabase(db_path, create=False) as db:
         name = db.enrolled_name(args.name) or args.name
         paths = [Path(i.path) for i in db.images() if name_key(i.name) == name_key(name)]
         removed = db.forget(name)
