@@ -288,6 +288,23 @@ def test_a_reduced_decode_still_applies_the_exif_orientation() -> None:
     assert rotated[:20, -20:].mean() > 200 and rotated[:20, :20].mean() < 50
 
 
+def test_a_png_too_large_to_decode_is_skipped_unread(encoder) -> None:
+    """A PNG has no reduced decode: 20000x15000 grey pixels in 324 KB took 1.8 GB to enrol."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    width, height = 10_001, 10_000  # just over PNG_MAX_PIXELS
+    pixels = zlib.compress((b"\x00" + b"\x80" * width) * height, 9)
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    encoding, reason = enroll_module.photo_encoding(png, encoder)
+    assert encoding is None and reason.startswith("too large to read (10001x10000 px PNG, 0.3 GB decoded)"), reason
+    assert enroll_module.png_size(gray_png()) == (240, 240)
+
+
 def test_a_large_photo_encodes_as_a_full_decode_would(encoder) -> None:
     """The reduced decode must not move the stored encoding: a 12-MP photo, two ways."""
     image = cv2.resize(cv2.imread(str(lfw("Tony_Blair", 1))), (4032, 3024), interpolation=cv2.INTER_CUBIC)

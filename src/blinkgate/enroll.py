@@ -35,6 +35,10 @@ OTHER_PHOTO_SUFFIXES = {".heic", ".heif", ".avif", ".webp", ".gif", ".bmp", ".ti
 # Phone photos are ~4000 px wide; HOG with one upsample on that takes seconds and GBs. Faces
 # in enrolment photos are large, so detecting and encoding at <= 1600 px loses nothing.
 MAX_SIDE = 1600
+# A PNG is decoded whole (no reduced decode as for JPEG), 3 bytes a pixel: a 324 KB PNG of
+# 20000x15000 grey pixels took 1.8 GB, enough to kill a Raspberry Pi's enrolment. Twice a
+# 48-MP camera's pixels (144 MB decoded) is still read.
+PNG_MAX_PIXELS = 100_000_000
 
 # Photos of two people this close: one person under two names (bob/ and robert/), the same photo
 # in two folders, or two who look alike. The margin rule names neither when a face is about as
@@ -245,6 +249,13 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None if ``data`` is no PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
 def _decode_flag(data: bytes) -> int:
     """The cheapest imdecode flag that still gives >= MAX_SIDE px on the long side: a 50-MP
     phone photo decoded whole peaks at ~300 MB, too much for a Raspberry Pi enrolling."""
@@ -330,6 +341,9 @@ def _read_regular(path: Path) -> bytes:
 def photo_encoding(data: bytes, encoder: FaceEncoder) -> tuple[np.ndarray | None, str]:
     """The encoding of the one face in the photo file's bytes ``data``, as enrolment stores it,
     or None and why not (unreadable, no face, several faces)."""
+    if (size := png_size(data)) and size[0] * size[1] > PNG_MAX_PIXELS:
+        return None, (f"too large to read ({size[0]}x{size[1]} px PNG, {3 * size[0] * size[1] / 1e9:.1f} GB "
+                      f"decoded): save it at most {MAX_SIDE} px a side, or as .jpg")
     image = _decode(data) if data else None
     if image is None:
         return None, "unreadable (not a decodable image)" if data else "unreadable (empty file)"
