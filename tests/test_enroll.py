@@ -388,6 +388,21 @@ def test_people_dir_one_level_too_high_gets_a_hint(tmp_path: Path, encoder) -> N
     assert report.added == 0 and f"did you mean `enroll {tmp_path / 'faces' / 'staff'}`?" in report.format()
 
 
+def test_photos_in_a_sub_folder_of_a_person_folder_get_a_line(tmp_path: Path, encoder) -> None:
+    """bob/2019/*.jpg beside bob/*.jpg were passed over without a line: bob was enrolled from
+    fewer photos than his folder shows, and nothing said so."""
+    root = tmp_path / "people"
+    (root / "bob" / "2019").mkdir(parents=True)
+    (root / "bob" / "empty").mkdir()
+    (root / "bob" / "1.jpg").symlink_to(lfw("Hugo_Chavez", 1))
+    (root / "bob" / "2019" / "2.jpg").symlink_to(lfw("Hugo_Chavez", 2))
+    with FaceDatabase(tmp_path / "faces.db") as db:
+        report = enroll_directory(db, root, encoder, progress=False)
+    assert report.added == 1
+    assert [(o.path, o.status) for o in report.skipped_outcomes] == [(root / "bob" / "2019", "skipped")]
+    assert "skipped bob/2019: photos in a sub-folder are not read: move them into bob/" in report.format()
+
+
 def test_an_image_that_cannot_be_checked_is_not_taken_for_deleted(people_dir: Path, tmp_path: Path, encoder,
                                                                     monkeypatch) -> None:
     """A folder gone unreadable (permissions, an I/O error) must not forget its people."""

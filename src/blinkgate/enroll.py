@@ -199,6 +199,9 @@ def _scan(people_dir: Path) -> tuple[list[tuple[str, Path]], list[ImageOutcome]]
         if not images:
             hint = f"; its sub-folders have images: did you mean `enroll {folder}`?" if _nested_images(folder) else ""
             notes.append(ImageOutcome(folder, SKIPPED, "person folder has no .jpg/.jpeg/.png images" + hint))
+        else:  # bob/2019/*.jpg beside bob/*.jpg: enrolled from fewer photos than the folder shows, in silence
+            notes += [ImageOutcome(sub, SKIPPED, f"photos in a sub-folder are not read: move them into {folder.name}/ "
+                                   "to enrol them") for sub in files if sub.is_dir() and _has_images(sub)]
         notes += [ImageOutcome(p, SKIPPED, NOT_UTF8) for p in images if not _utf8(p)]
         todo += [(folder.name, p) for p in images if _utf8(p)]
     return todo, notes
@@ -216,7 +219,14 @@ def _utf8(path: Path) -> bool:
 def _nested_images(folder: Path) -> bool:
     """True if a sub-folder of ``folder`` holds images: PEOPLE_DIR given one level too high."""
     try:
-        return any(is_image(q) for sub in folder.iterdir() if sub.is_dir() for q in sub.iterdir())
+        return any(_has_images(sub) for sub in folder.iterdir() if sub.is_dir())
+    except OSError:
+        return False
+
+
+def _has_images(folder: Path) -> bool:
+    try:
+        return any(is_image(p) for p in folder.iterdir())
     except OSError:
         return False
 
