@@ -14,7 +14,6 @@ import hashlib
 import os
 import stat
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -465,10 +464,6 @@ def close_people(db: FaceDatabase, people_dir: Path | None = None) -> list[str]:
         return []
     encodings = np.array([i.encoding for i in images])
     names = np.array([i.name for i in images], dtype=object)
-
-    def shown(path: str) -> str:
-        return _shown(path, people_dir)
-
     lines = []
     for name in sorted(set(names)):
         mine = np.flatnonzero(names == name)
@@ -483,12 +478,12 @@ def close_people(db: FaceDatabase, people_dir: Path | None = None) -> list[str]:
             theirs = np.flatnonzero(names[later] == other)
             j = theirs[int(np.argmin(nearest[theirs]))]
             i = int(np.argmin(dist[:, j]))
-            lines.append(_close_line(images[mine[i]], images[later[j]], float(dist[i, j]), shown))
+            lines.append(_close_line(images[mine[i]], images[later[j]], float(dist[i, j]), people_dir))
     return lines
 
 
-def _close_line(a: EnrolledImage, b: EnrolledImage, distance: float, shown: Callable[[str], str]) -> str:
-    where = f"({shown(a.path)}, {shown(b.path)})"
+def _close_line(a: EnrolledImage, b: EnrolledImage, distance: float, people_dir: Path | None) -> str:
+    where = f"({_shown(a.path, people_dir)}, {_shown(b.path, people_dir)})"
     if a.sha256 == b.sha256:
         what = f"have the same photo {where}: delete it from the wrong folder"
     else:
