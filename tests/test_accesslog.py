@@ -273,6 +273,24 @@ def test_a_row_whose_detail_is_damaged_is_listed_as_it_is(tmp_path, capsys):
     assert "challenge_passed" in capsys.readouterr().out
 
 
+def test_a_row_whose_time_or_distance_is_damaged_is_listed_as_it_is(tmp_path, capsys):
+    """A time that is text or out of range, or a distance that is text, was a traceback
+    (TypeError, OverflowError, ValueError) in `log`, and hid every other row."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        for _ in range(4):
+            log.record(decision(), at=1000.0)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE access_log SET at_unix = 'abc', at = 'when?' WHERE id = 1")
+        conn.execute("UPDATE access_log SET at_unix = 1e30 WHERE id = 2")
+        conn.execute("UPDATE access_log SET at_unix = -1e12 WHERE id = 3")
+        conn.execute("UPDATE access_log SET distance = 'far' WHERE id = 4")
+    conn.close()
+    assert main(["log", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("when?  #1") and "d=far" in lines[3]
+
+
 def test_log_cli(tmp_path, capsys):
     db = tmp_path / "f.db"
     now = time.time()

@@ -96,12 +96,23 @@ class LogEntry:
         extra = f" ({why})" if why else ""
         if "count" in self.detail and self.decision in ("granted", "denied"):
             extra += f" asked {self.detail['count']}, saw {self.detail.get('blinks', 0)}"
-        dist = f" d={self.distance:.2f}" if self.distance is not None else ""
+        dist = "" if self.distance is None else f" d={_number(self.distance, '.2f')}"
         snap = " [snapshot]" if self.snapshot_bytes else ""
-        # Local time, as --since reads a date a person types: "who came in last night" must not
-        # need converting from UTC (the row and --json keep UTC).
-        at = datetime.fromtimestamp(self.at_unix).astimezone().isoformat(timespec="milliseconds")
-        return f"{at}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
+        return f"{self._local_at()}  #{self.id:<5} {self.decision:<8} {self.reason:<17} {who} track {self.track}{dist}{extra}{snap}"
+
+    def _local_at(self) -> str:
+        """Local time, as --since reads a date a person types: "who came in last night" must not
+        need converting from UTC (the row and --json keep UTC). A damaged row's time (text, or
+        out of range) is shown as stored, not a traceback, as its ``detail`` is (:func:`_detail`)."""
+        try:
+            return datetime.fromtimestamp(self.at_unix).astimezone().isoformat(timespec="milliseconds")
+        except (TypeError, ValueError, OverflowError, OSError):
+            return one_line(str(self.at))
+
+
+def _number(value: object, spec: str) -> str:
+    """``value`` formatted with ``spec`` if it is a number; as it is if a damaged row holds text."""
+    return format(value, spec) if isinstance(value, (int, float)) else one_line(str(value))
 
 
 # A failed challenge that counts towards a lockout, as an SQL condition on an access_log row. A
