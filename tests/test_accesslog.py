@@ -730,8 +730,9 @@ def test_a_running_door_follows_its_database_replaced_deleted_or_corrupted(tmp_p
         run_until(["alice", "bob"])
         door.access_log.record(decision("challenge_failed", name="bob"))  # into the file at the path
         assert door.access_log.flush()
+        backup = database(tmp_path / "backup.db", "alice")  # made first: no moment with nothing at the path
         os.rename(db, tmp_path / "old.db")
-        os.rename(database(tmp_path / "backup.db", "alice"), db)
+        os.rename(backup, db)
         run_until(["alice"])
         door.access_log.record(decision("unknown", name=None))
         assert door.access_log.flush()
