@@ -414,6 +414,35 @@ def test_older_world_readable_database_opens_and_loses_other_users_access(db_pat
     assert "was readable by every user (mode 644)" in caplog.text
 
 
+def test_wal_files_a_read_only_open_left_get_write_access_back_with_the_database(db_path: Path) -> None:
+    # chmod 400, `run` or `people` (SQLite then leaves the -wal and -shm, mode 400), chmod 600:
+    # for a user who is not root, every enroll and forget after that failed with "attempt to
+    # write a readonly database", since SQLite opened the database read-only for the -shm.
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+        sides = [Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
+        left = {p: p.read_bytes() for p in sides}  # the last close removes them
+    for side, data in left.items():
+        side.write_bytes(data)
+        side.chmod(0o400)
+    with FaceDatabase(db_path) as db:
+        assert [mode_of(p) for p in sides] == [0o600, 0o600]
+        db.add_image("Bob", "/p/b.jpg", "h2", enc(2))
+        assert db.people() == [("Ada", 1), ("Bob", 1)]
+
+
+def test_wal_files_of_a_database_not_writable_are_left_as_they_are(db_path: Path) -> None:
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+        shm = Path(f"{db_path}-shm")
+        data = shm.read_bytes()
+    shm.write_bytes(data)
+    shm.chmod(0o400)
+    db_path.chmod(0o400)  # still read-only on purpose: so are they
+    with FaceDatabase(db_path, create=False):
+        assert mode_of(shm) == 0o400  # checked while open: root's last close removes it
+
+
 def test_database_any_user_can_write_is_refused_untouched(db_path: Path, caplog) -> None:
     with FaceDatabase(db_path) as db:
         db.add_image("Ada", "/p/a.jpg", "h", enc(1))

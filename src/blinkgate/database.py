@@ -285,6 +285,7 @@ class FaceDatabase:
         # Before anything is read or adopted: an empty file another user planted is theirs.
         for path in self._files():
             self._check_owner(path)
+        self._writable_sides()
         with _OPEN_LOCK:
             try:
                 info = self.path.stat()
@@ -307,6 +308,23 @@ class FaceDatabase:
         on open, so a planted one is as dangerous as a planted database."""
         sides = [Path(f"{self.path}{suffix}") for suffix in SIDE_SUFFIXES]
         return [p for p in (self.path, *sides) if p.exists()]
+
+    def _writable_sides(self) -> None:
+        """Give a -wal or -shm its owner's write access back once the database has it. A
+        connection to a database its owner could not write (chmod 400) leaves them behind with
+        that mode, and SQLite, finding the -shm read-only, opened the database read-only: after
+        chmod 600, every enroll and forget failed with "attempt to write a readonly database"."""
+        if os.name != "posix":
+            return
+        try:
+            if not self.path.stat().st_mode & stat.S_IWUSR:
+                return
+            for side in self._files()[1:]:
+                mode = stat.S_IMODE(side.stat().st_mode)
+                if not mode & stat.S_IWUSR:
+                    os.chmod(side, mode | stat.S_IWUSR)
+        except OSError:  # gone meanwhile, or root's: SQLite's own error follows if it matters
+            pass
 
     def _check_folder(self, create: bool) -> None:
         """Refuse a folder where another user could swap the database or its -wal for their own;
