@@ -176,6 +176,17 @@ def test_a_recording_of_a_file_has_no_free_space_floor(tmp_path, monkeypatch):
     assert len(_frames_in(tmp_path / "r.mkv")) == 4
 
 
+@pytest.mark.parametrize("free, said", [(0, True), (10 * 2**30, False)])
+def test_a_recording_closed_on_a_full_disk_says_it_may_be_cut_short(tmp_path, monkeypatch, caplog, free, said):
+    # OpenCV's writer drops what it cannot write without a word: `run --record` on a full disk
+    # left an empty recording and exited 0, saying nothing.
+    monkeypatch.setattr(viewer_module, "free_bytes", lambda folder: free)
+    rec = Recording(tmp_path / "r.mkv", 20.0, live=False)
+    rec.write(_canvas(0))
+    rec.close()
+    assert ("r.mkv may be cut short: its disk is full" in caplog.text) == said
+
+
 def test_a_folder_that_cannot_be_written_is_refused_before_any_frame(tmp_path, monkeypatch):
     import tempfile
 

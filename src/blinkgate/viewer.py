@@ -71,6 +71,8 @@ INDEX_AT_END = (".mp4", ".mov", ".m4v")
 MIN_FREE_BYTES = 512 * 2**20
 RESUME_FREE_BYTES = MIN_FREE_BYTES + 128 * 2**20  # hysteresis: no flapping around the floor
 FREE_CHECK_S = 10.0
+# Less than this free as a recording closes: the disk filled while it was written (a frame is tens of KB).
+FULL_BYTES = 2**20
 MAX_FILL_S = 2.0  # a longer gap between live frames (an outage, a pause) is cut, not filled with one picture
 
 
@@ -218,6 +220,17 @@ class Recording:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            self._say_if_full()
+
+    def _say_if_full(self) -> None:
+        """Say so if the disk is full: OpenCV's writer drops what it cannot write without a word,
+        and `run --record` on a full disk left an empty or cut recording and exited 0."""
+        try:
+            free = free_bytes(self.path.parent)
+        except OSError:
+            return
+        if free < FULL_BYTES:
+            log.error("recording %s may be cut short: its disk is full (%d KB free)", self.path, free // 1024)
 
 
 class Viewer:
