@@ -4,6 +4,7 @@ no other user can read it."""
 from __future__ import annotations
 
 import csv
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,9 +64,12 @@ def create_private(target: Path) -> None:
 
 def make_folders(folder: Path, mode: int = 0o777) -> None:
     """``mkdir -p folder``, each folder it makes given ``mode`` (less the umask), not only the
-    last: ``Path.mkdir(parents=True)`` makes the parents with the default mode. Raises OSError."""
+    last: ``Path.mkdir(parents=True)`` makes the parents with the default mode. Raises OSError:
+    NotADirectoryError naming the file that is in the way, which mkdir called "File exists"."""
     missing = []
     while not folder.is_dir() and folder.parent != folder:
+        if os.path.lexists(folder):
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is there and is not a folder", str(folder))
         missing.append(folder)
         folder = folder.parent
     for path in reversed(missing):
