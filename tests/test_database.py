@@ -443,6 +443,17 @@ def test_wal_files_of_a_database_not_writable_are_left_as_they_are(db_path: Path
         assert mode_of(shm) == 0o400  # checked while open: root's last close removes it
 
 
+def test_a_read_only_error_in_a_folder_that_cannot_be_written_names_the_folder(db_path: Path, monkeypatch) -> None:
+    # A database whose folder its user cannot write cannot even be read (SQLite makes its -wal
+    # and -shm there): `people`, `run` and `log` said "attempt to write a readonly database" of
+    # a file mode 600, and nothing pointed at the folder.
+    with FaceDatabase(db_path) as db:
+        readonly = sqlite3.OperationalError("attempt to write a readonly database")
+        assert str(db._error(readonly)) == f"face database {db_path}: attempt to write a readonly database"
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != db_path.parent)
+        assert f"its folder {db_path.parent} is not writable" in str(db._error(readonly))
+
+
 def test_database_any_user_can_write_is_refused_untouched(db_path: Path, caplog) -> None:
     with FaceDatabase(db_path) as db:
         db.add_image("Ada", "/p/a.jpg", "h", enc(1))

@@ -269,6 +269,11 @@ class FaceDatabase:
         text = str(err)
         if "not a database" in text or "malformed" in text:
             return self._not_ours(f"corrupt: {text}")
+        folder = self.path.parent
+        if "readonly" in text and not os.access(folder, os.W_OK | os.X_OK):
+            # The file's own mode was fine, and a user who checked it with ls was none the wiser.
+            text += (f": its folder {folder} is not writable, and SQLite makes the database's -wal and -shm "
+                     "files there, even to read it")
         return DatabaseError(f"face database {self.path}: {text}")
 
     def _check_file(self, create: bool) -> bool:
