@@ -219,6 +219,22 @@ def test_damaged_blinkgate_database_raises_database_error(db_path: Path) -> None
             db.known_encodings()
 
 
+@pytest.mark.parametrize("damage, says", [
+    ("ALTER TABLE images DROP COLUMN added_at", "its images table has no added_at column"),
+    ("ALTER TABLE access_log DROP COLUMN detail", "its access_log table has no detail column"),
+    ("DROP TABLE meta", "it has no meta table")])
+def test_a_blinkgate_database_missing_a_table_or_column_is_refused_as_it_opens(db_path: Path, damage, says) -> None:
+    # `people` listed it, `enroll` failed at its first photo, and a door ran with every decision
+    # unlogged: "no such column", one command at a time.
+    with FaceDatabase(db_path) as db:
+        db.add_image("Ada", "/p/a.jpg", "h", enc(1))
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(damage)
+    conn.close()
+    with pytest.raises(DatabaseError, match=f"is not a blinkgate database \\(damaged: {says}\\)"):
+        FaceDatabase(db_path, create=False)
+
+
 def test_foreign_sqlite_file_is_refused_and_untouched(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")

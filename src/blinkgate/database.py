@@ -5,8 +5,9 @@ Safety properties the rest of blinkgate relies on:
 * every write is one transaction: an interrupted enrolment keeps everything committed before
   it and never leaves half an image row (SQLite's atomic commit, WAL journal);
 * a file that is not ours is refused, never modified: a non-SQLite/corrupt file or a foreign
-  SQLite database raises DatabaseError("... is not a blinkgate database ..."); an empty 0-byte
-  file (or a missing one, when ``create=True``) becomes a new database;
+  SQLite database, or ours missing a table or column, raises DatabaseError("... is not a
+  blinkgate database ..."); an empty 0-byte file (or a missing one, when ``create=True``)
+  becomes a new database;
 * only we (and root) can change it: a database, -wal or -shm file another user owns or every
   user can write, or a folder where others could swap it (writable by others, no sticky bit),
   is refused before it is read, since whoever writes it can enrol their own face. That runs
@@ -103,6 +104,16 @@ _MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+# Every table and column at SCHEMA_VERSION. A file missing one (a table dropped or rebuilt by
+# hand or by another tool) is refused as it opens: `people` listed it, while `enroll` failed
+# at its first photo and a door ran with every decision unlogged ("no such column").
+_COLUMNS = {
+    "meta": ("key", "value"),
+    "people": ("id", "name"),
+    "images": ("id", "person_id", "path", "sha256", "encoding", "added_at"),
+    "access_log": ("id", "at", "at_unix", "source", "time_ms", "track", "name", "decision", "reason",
+                   "distance", "detail", "snapshot"),
+}
 
 
 @dataclass(frozen=True)
@@ -253,6 +264,7 @@ class FaceDatabase:
             self._conn.execute("PRAGMA secure_delete = ON")
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._migrate()
+            self._check_schema()
         except sqlite3.Error as err:
             self.close()
             raise self._error(err) from err
@@ -436,6 +448,15 @@ class FaceDatabase:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(target),),
                 )
+
+    def _check_schema(self) -> None:
+        conn = self._require()
+        for table, columns in _COLUMNS.items():
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise self._not_ours(f"damaged: it has no {table} table")
+            if missing := [c for c in columns if c not in have]:
+                raise self._not_ours(f"damaged: its {table} table has no {', '.join(missing)} column")
 
     # -- plumbing --------------------------------------------------------------------
 
