@@ -119,6 +119,17 @@ def test_train_eyes_out_must_be_an_onnx_file_before_any_work(capsys, tmp_path, m
     assert (tmp_path / "data" / "split.csv").read_text() == "path,label,group,split\n"
 
 
+def test_train_eyes_sidecar_that_is_a_folder_is_refused_before_any_work(capsys, tmp_path, monkeypatch):
+    """eye.json a folder: an IsADirectoryError traceback after the whole training, whose model
+    was then deleted."""
+    import blinkgate.train_eyes as te
+
+    monkeypatch.setattr(te, "train_eyes", lambda *a, **k: pytest.fail("trained before --out was checked"))
+    (tmp_path / "eye.json").mkdir()
+    code, _, err = run(capsys, "train-eyes", str(tmp_path), "--out", str(tmp_path / "eye.onnx"))
+    assert code == 2 and f"its thresholds go in {tmp_path / 'eye.json'}, a folder" in err
+
+
 @pytest.mark.parametrize("argv", [["train-eyes", "{data}", "--out", "{latin1}.onnx"],
                                   ["simulate-attack", "{data}", "--out", "{latin1}"]])
 def test_an_out_whose_name_is_not_utf8_is_refused_before_opencv_crashes_on_it(capsys, tmp_path, monkeypatch, argv):

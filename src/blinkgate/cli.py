@@ -531,6 +531,8 @@ def cmd_train_eyes(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".onnx" or out.is_dir():
         raise BlinkgateError(f"--out {args.out}: give a .onnx file to write (its thresholds go beside it, "
                              f"in {out.with_suffix('.json').name})")
+    if out.with_suffix(".json").is_dir():  # the sidecar is written after the training: a traceback then
+        raise BlinkgateError(f"--out {args.out}: its thresholds go in {out.with_suffix('.json')}, a folder")
     _opencv_can_take(out)
     _writable_folder(out.parent, "--out")
     result = train_eyes(Path(args.data_dir), Path(args.out), seed=args.seed, epochs=args.epochs,
