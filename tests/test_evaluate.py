@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from blinkgate.cli import main
+from blinkgate.errors import BlinkgateError
 from blinkgate.evaluate import (
     FaceObs,
     FrameListSource,
@@ -474,6 +475,20 @@ def test_a_report_of_a_command_line_with_a_name_not_utf8_is_written(tmp_path):
     outcomes = [run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=frames))]
     report = write_report(tmp_path / "r", summarise(outcomes), outcomes, command="blinkgate eval m\udce9.csv")
     assert "`blinkgate eval m\\udce9.csv`" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("blocked", ["report.md", "results.json", "time_to_accept.png"])
+def test_a_report_file_that_cannot_be_written_is_an_error_naming_it(tmp_path, blocked):
+    """A folder where report.md, results.json or a plot goes (or a full disk) was an
+    IsADirectoryError traceback, after the whole evaluation."""
+    pytest.importorskip("matplotlib")
+    from blinkgate.evaluate_report import write_report
+
+    (tmp_path / "r" / blocked).mkdir(parents=True)
+    frames = _frames(tmp_path / "f", 4)
+    outcomes = [run_presentation(ScriptedPipeline(), Presentation("one", "live", frames=frames))]
+    with pytest.raises(BlinkgateError, match=f"cannot write {tmp_path / 'r' / blocked}: Is a directory"):
+        write_report(tmp_path / "r", summarise(outcomes), outcomes, command="x")
 
 
 def test_a_report_stopped_while_plotting_leaves_no_earlier_report_md(tmp_path, monkeypatch):

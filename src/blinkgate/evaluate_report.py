@@ -204,8 +204,17 @@ def _table_md(summary: dict, mode: str) -> list[str]:
 
 def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pipeline: str = "blinkgate",
                  command: str | None = None) -> Path:
-    """Write report.md, results.json and the plots into ``outdir``; returns the report path."""
-    outdir = Path(outdir)
+    """Write report.md, results.json and the plots into ``outdir``; returns the report path. A
+    file that cannot be written (a folder in its place, a full disk) is a BlinkgateError naming
+    it: it was a traceback, after the whole evaluation."""
+    try:
+        return _write_report(Path(outdir), summary, outcomes, pipeline, command)
+    except OSError as err:
+        where = err.filename2 or err.filename or outdir  # a rename's target, not its hidden temporary file
+        raise BlinkgateError(f"--report {outdir}: cannot write {where}: {err.strerror or err}") from None
+
+
+def _write_report(outdir: Path, summary: dict, outcomes: list[Outcome], pipeline: str, command: str | None) -> Path:
     outdir.mkdir(parents=True, exist_ok=True)
     report = outdir / "report.md"
     # Written last, report.md says the report is whole: an earlier run's, left beside this run's
