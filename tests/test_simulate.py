@@ -212,6 +212,18 @@ def test_an_out_folder_of_an_earlier_run_is_refused(tmp_path, capsys):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+@pytest.mark.parametrize("name", ["params.jsonl", "README.txt"])
+def test_an_out_folder_with_a_folder_where_a_run_file_goes_is_refused_before_any_work(tmp_path, capsys, monkeypatch, name):
+    """An IsADirectoryError traceback after every sequence was made, with no manifest for them."""
+    import blinkgate.simulate as sim
+
+    monkeypatch.setattr(sim, "_job", lambda *a: pytest.fail("rendered before --out was checked"))
+    (tmp_path / name).mkdir()
+    photos = [str(shared("faces", "lfw65", "Hugh_Grant"))]
+    assert main(["simulate-attack", *photos, "--count", "1", "-q", "--out", str(tmp_path)]) == 2
+    assert f"the run's {name} goes in {tmp_path / name}, a folder" in capsys.readouterr().err
+
+
 def test_a_sequence_stopped_half_way_leaves_no_video(tmp_path, monkeypatch):
     """Ctrl-C while a sequence was written left it as a shorter but valid video among the
     finished ones, under the name of a finished one."""

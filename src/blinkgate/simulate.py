@@ -810,6 +810,9 @@ def simulate(photos: list[str | Path], out: str | Path, seed: int = 0, count: in
     if (out / "manifest.csv").exists():  # its manifest and params would be replaced, its videos left among ours
         raise BlinkgateError(f"--out {out} already holds a simulate-attack run ({out / 'manifest.csv'}): "
                              "give a new folder, or delete that one first")
+    for name in ("params.jsonl", "README.txt"):  # written after the work: a traceback then
+        if (out / name).is_dir():
+            raise BlinkgateError(f"--out {out}: the run's {name} goes in {out / name}, a folder")
     out.mkdir(parents=True, exist_ok=True)
     work = [(pool, i, kind, seed, out, duration) for i, kind, pool in sequence_plan(pools, count, seed, kinds)]
     rows: list[dict] = []
