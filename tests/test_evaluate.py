@@ -491,6 +491,14 @@ def test_a_report_file_that_cannot_be_written_is_an_error_naming_it(tmp_path, bl
         write_report(tmp_path / "r", summarise(outcomes), outcomes, command="x")
 
 
+@pytest.mark.parametrize("blocked", ["report.md", "results.json", "time_to_accept.png"])
+def test_eval_refuses_a_report_folder_with_a_folder_where_a_report_file_goes_before_the_work(tmp_path, capsys, blocked):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "r" / blocked).mkdir(parents=True)
+    assert main(["eval", str(tmp_path / "missing.csv"), "--report", str(tmp_path / "r")]) == 2
+    assert f"its {blocked} goes in {tmp_path / 'r' / blocked}, a folder" in capsys.readouterr().err
+
+
 def test_a_report_stopped_while_plotting_leaves_no_earlier_report_md(tmp_path, monkeypatch):
     """A rerun into the same folder stopped (Ctrl-C, an error) while plotting left the earlier
     run's report.md beside this run's results.json: a whole-looking report of other numbers."""

@@ -595,10 +595,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import run_cli
 
     if args.report:
-        from .evaluate_report import plotting
+        from .evaluate_report import check_report_folder, plotting
 
         plotting()  # a missing matplotlib is said before the report folder is made
         _writable_folder(args.report, "--report")
+        check_report_folder(args.report)
     return run_cli(args)
 
 

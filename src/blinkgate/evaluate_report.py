@@ -202,6 +202,17 @@ def _table_md(summary: dict, mode: str) -> list[str]:
     return out
 
 
+REPORT_FILES = ("report.md", "results.json", "time_to_accept.png")  # besides one timelines_*.png a group
+
+
+def check_report_folder(outdir: str | Path) -> None:
+    """Refuse, before the evaluation, a --report folder with a folder where a report file goes:
+    write_report can only say so after it."""
+    for name in REPORT_FILES:
+        if (Path(outdir) / name).is_dir():
+            raise BlinkgateError(f"--report {outdir}: its {name} goes in {Path(outdir) / name}, a folder")
+
+
 def write_report(outdir: str | Path, summary: dict, outcomes: list[Outcome], pipeline: str = "blinkgate",
                  command: str | None = None) -> Path:
     """Write report.md, results.json and the plots into ``outdir``; returns the report path. A
