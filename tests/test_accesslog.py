@@ -877,3 +877,19 @@ def test_the_log_thread_does_not_make_a_database_anew_where_one_was_deleted(tmp_
         assert not db.exists()
     finally:
         writer.close()
+
+
+def test_a_failure_row_whose_detail_is_damaged_still_counts_and_does_not_stop_the_count(tmp_path):
+    """json_extract on a detail that is not JSON raised "malformed JSON": one damaged row kept
+    the door from starting (it restores lockouts from the log). The row counts as a failure."""
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        for t in (1000.0, 1001.0):
+            log.record(decision(), at=t)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE access_log SET detail = '{' WHERE id = 1")
+    conn.close()
+    with AccessLog(db) as log:
+        assert log.failures("alice", 0.0) == [1000.0, 1001.0]
+        assert [i for i, _, _ in log.failures_after(0)] == [1, 2]
+        assert log.counted_failure(1)

@@ -118,9 +118,11 @@ def _number(value: object, spec: str) -> str:
 # A failed challenge that counts towards a lockout, as an SQL condition on an access_log row. A
 # challenge cut short because its identity was just locked out (by another face's failure) is no
 # guess: the door does not count it, and a restart or another process must not either.
+# A row whose detail is not JSON (damaged) counts, as a row without the key does: json_extract
+# on it raised "malformed JSON" and the door would not start until the row was mended.
 COUNTED_FAILURE = ("decision = 'denied' AND reason IN ('no_blink', 'challenge_failed', 'expired', 'identity_changed', "
-                   "'stalled') AND coalesce(json_extract(detail, '$.counted'), 1) != 0 "
-                   "AND coalesce(json_extract(detail, '$.why'), '') != 'identity locked out'")
+                   "'stalled') AND coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.counted') END, 1) != 0 "
+                   "AND coalesce(CASE WHEN json_valid(detail) THEN json_extract(detail, '$.why') END, '') != 'identity locked out'")
 
 
 def _detail(text: str | None) -> dict:
