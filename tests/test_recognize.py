@@ -270,3 +270,36 @@ def test_lfw_strangers_are_unknown(lfw_faces) -> None:
     # Why the defaults are strict: dlib's customary 0.6 without margin lets strangers in here.
     lax = Recognizer([f.encoding for f in enrol], [f.person for f in enrol], 0.6, 0.0)
     assert sum(lax.match(f.encoding).name is not None for f in impostor) >= 3
+
+
+def test_landmarks68_reads_a_gray_frame_as_it_is() -> None:
+    """The gate hands its gray frame over on every frame: no whole-frame RGB copy of it first
+    (the points are the same: dlib reads a grey RGB pixel's intensity as its one level)."""
+    seen = []
+
+    class Point:
+        x, y = 3, 4
+
+    class Shape:
+        def parts(self):
+            return [Point()] * 68
+
+    def predictor(image, rect):
+        seen.append(image)
+        return Shape()
+
+    encoder = FaceEncoder()
+    encoder._shape68 = predictor
+    gray = np.zeros((60, 80), np.uint8)
+    assert encoder.landmarks68(gray, (10.0, 10.0, 50.0, 50.0)).shape == (68, 2)
+    assert seen[-1] is gray
+    encoder.landmarks68(gray[5:, 5:], (10.0, 10.0, 50.0, 50.0))  # a crop: made contiguous for dlib, still gray
+    assert seen[-1].shape == (55, 75) and seen[-1].flags.c_contiguous
+    encoder.landmarks68(np.zeros((60, 80, 3), np.uint8), (10.0, 10.0, 50.0, 50.0))  # colour: dlib's RGB
+    assert seen[-1].shape == (60, 80, 3)
+
+
+def test_landmarks68_of_a_gray_frame_are_those_of_its_rgb_copy(encoder: FaceEncoder) -> None:
+    gray = cv2.cvtColor(read(FR / "examples" / "obama_small.jpg"), cv2.COLOR_BGR2GRAY)
+    (box,) = encoder.detect(gray)
+    assert np.array_equal(encoder.landmarks68(gray, box), encoder.landmarks68(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), box))

@@ -165,8 +165,16 @@ class FaceEncoder:
         return as_encoding(np.array(vector, dtype=np.float64))
 
     def landmarks68(self, image_bgr: np.ndarray, box: Box) -> np.ndarray:
-        """iBUG 68-point landmarks (x, y) as a (68, 2) float64 array; 36–41 and 42–47 are the eyes."""
-        shape = self.shape68(_to_rgb(image_bgr), _box_to_rect(box))
+        """iBUG 68-point landmarks (x, y) as a (68, 2) float64 array; 36–41 and 42–47 are the eyes.
+        A gray frame (the gate's, on every frame) goes to dlib as it is: the predictor reads
+        pixel intensities, the same from a gray pixel as from its grey RGB copy, which cost a
+        whole-frame conversion per face and frame, and a predictor reading three channels."""
+        image = np.asarray(image_bgr)
+        if image.ndim == 2 and image.dtype == np.uint8:
+            image = np.ascontiguousarray(image)  # dlib takes C-contiguous arrays only (a crop is not)
+        else:
+            image = _to_rgb(image)
+        shape = self.shape68(image, _box_to_rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
 
