@@ -127,3 +127,25 @@ def test_a_faint_fold_shadow_on_bright_paper_is_marked(seed):
     folded[int(EYE_Y) + 8:int(EYE_Y) + 11] *= 0.9
     assert crease_score(img.astype(np.uint8), pts) < LOW
     assert crease_score(folded.astype(np.uint8), pts) > 0.8
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_line_shares_are_the_share_of_marked_cells_along_each_line(seed):
+    """The per-line shares, from flat indices cached per bridge span, are the plain count of
+    marked cells along each candidate line (row round(ROWS + tilt * (col - CANVAS / 2)),
+    clipped to the canvas) over its columns."""
+    from blinkgate import fold
+
+    rng = np.random.default_rng(seed)
+    marked = rng.random((fold.CANVAS, fold.CANVAS)) < 0.3
+    first = int(rng.integers(60, 75))
+    cols = np.arange(first, first + int(rng.integers(3, 15)))
+    for columns, cells in [(cols, fold._bridge_cells(int(cols[0]), int(cols[-1]))),
+                           *zip(fold.OUTSIDE, fold._OUTSIDE_CELLS)]:
+        expected = np.zeros((len(fold.TILTS), len(fold.ROWS)))
+        for i, tilt in enumerate(fold.TILTS):
+            for j, row in enumerate(fold.ROWS):
+                rows = np.clip(np.round(row + tilt * (columns - fold.CANVAS / 2)).astype(int), 0, fold.CANVAS - 1)
+                expected[i, j] = marked[rows, columns].mean()
+        assert np.array_equal(fold._line_share(marked.ravel(), cells), expected)
+    assert fold._bridge_cells(int(cols[0]), int(cols[-1])) is fold._bridge_cells(int(cols[0]), int(cols[-1]))

@@ -20,6 +20,8 @@ glasses rim. The measurements are in docs/evaluation-history.md.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -89,18 +91,27 @@ def _ridges(canvas: np.ndarray) -> np.ndarray:
     return _marked(grey, GREY_FLOOR) | _marked(np.log(grey + LOG_OFFSET), LOG_FLOOR)
 
 
-def _line_cells(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas (rows, cols) indices of every candidate line over ``cols``: (tilts, rows, cols)."""
+def _line_cells(cols: np.ndarray) -> np.ndarray:
+    """Flat canvas indices (row * CANVAS + col) of every candidate line over ``cols``: (tilts, rows, cols)."""
     rows = np.round(ROWS[None, :, None] + TILTS[:, None, None] * (cols[None, None, :] - CANVAS / 2)).astype(int)
-    return rows.clip(0, CANVAS - 1), np.broadcast_to(cols, rows.shape)
+    return rows.clip(0, CANVAS - 1) * CANVAS + cols
 
 
 _OUTSIDE_CELLS = [_line_cells(cols) for cols in OUTSIDE]  # fixed columns: index once
 
 
-def _line_share(marked: np.ndarray, cells: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(tilts, rows): share of marked cells along every candidate line."""
-    return marked[cells].mean(axis=-1)
+@functools.lru_cache(maxsize=64)  # a few faces' spans (~30 KB each)
+def _bridge_cells(first: int, last: int) -> np.ndarray:
+    """``_line_cells`` of the bridge columns ``first..last``: the canvas puts the eyes IOD apart,
+    so a face's bridge spans the same few columns frame after frame (indexed once, not per frame)."""
+    cells = _line_cells(np.arange(first, last + 1))
+    cells.flags.writeable = False  # shared by every later call
+    return cells
+
+
+def _line_share(marked: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """(tilts, rows): share of marked cells along every candidate line (``marked`` flattened)."""
+    return np.count_nonzero(marked[cells], axis=-1) / cells.shape[-1]
 
 
 def crease_lines(gray: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -114,9 +125,9 @@ def crease_lines(gray: np.ndarray, pts: np.ndarray) -> np.ndarray:
     bridge = bridge_columns(pts, m)
     if len(bridge) < 3:
         return lines  # eyes so close together on the canvas that there is no bridge to look at
-    marked = _ridges(canvas)
+    marked = _ridges(canvas).ravel()
     side = np.maximum(*(_line_share(marked, cells) for cells in _OUTSIDE_CELLS))
-    return np.minimum(_line_share(marked, _line_cells(bridge)), side).astype(np.float32)
+    return np.minimum(_line_share(marked, _bridge_cells(int(bridge[0]), int(bridge[-1]))), side).astype(np.float32)
 
 
 def crease_score(gray: np.ndarray, pts: np.ndarray) -> float:
