@@ -92,3 +92,15 @@ def test_a_file_moved_or_deleted_by_log_rotation_is_followed(tmp_path):
         log.write([Event("lost", 90.0, 1, "ada", BOX)])
     assert [json.loads(x)["event"] for x in (tmp_path / "events.jsonl.1").read_text().splitlines()] == ["appeared"]
     assert [json.loads(x)["event"] for x in path.read_text().splitlines()] == ["lost"]
+
+
+def test_the_people_database_is_refused_as_an_events_file_and_left_as_it_is(tmp_path):
+    from blinkgate.database import FaceDatabase
+    from blinkgate.errors import BlinkgateError
+
+    db = tmp_path / "faces.db"
+    FaceDatabase(db).close()
+    before = db.read_bytes()
+    with pytest.raises(BlinkgateError, match="is a database, not an events file"):
+        EventLog(db, "cam")
+    assert db.read_bytes() == before

@@ -35,11 +35,26 @@ class EventLog:
         self.source = source
         self.dropped = 0
         self._failing = False
+        self._refuse_a_database()
         try:
             self._fd = self._open()
         except OSError as err:
             raise BlinkgateError(f"cannot write events to {self.path}: {err.strerror}") from err
         self._torn = self._ends_mid_line()
+
+    def _refuse_a_database(self) -> None:
+        """``--events faces.db`` appended JSON lines to the people database: the events were lost
+        (SQLite ignores what lies past its pages) and nothing said so."""
+        try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO would block a read
+                return
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except OSError:
+            return
+        if head == b"SQLite format 3\x00":
+            raise BlinkgateError(f"{self.path} is a database, not an events file: give --events a file of its own "
+                                 "(events.jsonl)")
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
