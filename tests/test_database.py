@@ -190,6 +190,15 @@ def test_creates_parent_dirs(tmp_path: Path) -> None:
     assert path.is_file()
 
 
+def test_a_file_in_the_way_of_the_database_folder_is_named(tmp_path: Path) -> None:
+    # Was "cannot create X/file/sub: [Errno 20] Not a directory: 'X/file/sub'", naming no file.
+    (tmp_path / "file").write_text("")
+    message = f"cannot create {tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is there and is not a folder"
+    with pytest.raises(DatabaseError) as caught:
+        FaceDatabase(tmp_path / "file" / "sub" / "faces.db")
+    assert str(caught.value) == message
+
+
 def test_missing_database_not_created_when_reading(db_path: Path) -> None:
     with pytest.raises(DatabaseError, match="no face database"):
         FaceDatabase(db_path, create=False)

@@ -41,7 +41,7 @@ from platformdirs import user_data_dir
 
 from .config import check_file_owner
 from .errors import DatabaseError
-from .files import PRIVATE_FILE
+from .files import PRIVATE_FILE, make_folders
 from .types import as_encoding
 
 APPLICATION_ID = 0x426C4B47  # "BlKG": marks the file as ours in the SQLite header
@@ -351,9 +351,9 @@ class FaceDatabase:
             if not create:
                 return
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                make_folders(folder)  # a file in the way is named, not "Not a directory: 'FOLDER'"
             except OSError as err:
-                raise DatabaseError(f"cannot create {folder}: {err}") from err
+                raise DatabaseError(f"cannot create {folder}: {err.strerror or err}") from err
         if os.name != "posix":
             return
         info = folder.stat()
