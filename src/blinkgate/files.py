@@ -42,16 +42,38 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o666) -> None:
     """Write ``data`` to ``target`` through a temporary file beside it, renamed over it: a reader
     (``enroll``, an image viewer) sees the old file or the new one, never half of one, and an
     error or Ctrl-C leaves no temporary file. The file gets ``mode`` (less the umask), also when
-    it replaces one: a write in place would keep the old file's mode. Raises OSError."""
+    it replaces one: a write in place would keep the old file's mode. The data is synced before
+    the rename and the rename after it: ext4 (data=writeback, or any filesystem that delays
+    allocation) may otherwise commit the rename first, and a power cut leaves an empty or
+    partial file under the final name. Raises OSError."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder``, so that a rename in it survives a power cut. Not where a folder cannot
+    be opened (Windows) or synced (some network and FUSE filesystems say EINVAL)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def create_private(target: Path) -> None:
