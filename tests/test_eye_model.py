@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from blinkgate.errors import ModelError
-from blinkgate.eye_model import EyeClassifier, default_model_path, evaluate_eyes, normalize_input
+from blinkgate.eye_model import EyeClassifier, default_model_path, evaluate_eyes, file_sha256, normalize_input
 from blinkgate.types import EyeState
 
 CEW = Path(__file__).resolve().parents[2] / "shared" / "data" / "cew-eyes"
@@ -249,3 +249,19 @@ def test_a_sidecar_with_bad_thresholds_is_a_clear_error(tmp_path, sidecar, messa
     as both open and closed."""
     with pytest.raises(ModelError, match=message):
         EyeClassifier(_model_copy(tmp_path, **sidecar)).metadata  # noqa: B018
+
+
+def test_the_sidecar_names_the_model_its_thresholds_are_for(tmp_path):
+    """A sidecar's onnx_sha256 must be its model's: new thresholds beside an old model (train-eyes
+    killed before the rename) are refused; a sidecar from before the key is read as it was."""
+    shipped = json.loads(default_model_path().with_suffix(".json").read_text())
+    assert shipped["onnx_sha256"] == file_sha256(default_model_path())
+    other = EyeClassifier(_model_copy(tmp_path, onnx_sha256="0" * 64))
+    with pytest.raises(ModelError, match=r"eye\.json: its thresholds were written for another model \(sha256 "
+                                         rf"000000000000\.\.\., eye\.onnx is {shipped['onnx_sha256'][:12]}\.\.\.\)"):
+        other.load()
+    old = _model_copy(tmp_path)
+    meta = json.loads(old.with_suffix(".json").read_text())
+    del meta["onnx_sha256"]
+    old.with_suffix(".json").write_text(json.dumps(meta))
+    assert EyeClassifier(old).load().closed_below == 0.2239

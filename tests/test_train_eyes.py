@@ -161,6 +161,48 @@ def test_a_run_stopped_after_training_leaves_the_model_and_its_sidecar_as_they_w
     assert sorted(p.name for p in out.parent.iterdir()) == ["eye.json", "eye.onnx"]
 
 
+def test_a_run_killed_before_its_model_is_renamed_leaves_thresholds_the_old_model_refuses(tmp_path, monkeypatch):
+    """The sidecar is written, then the model renamed into place: a kill between the two left
+    the new thresholds beside the old model, which ran at them (here 0.5 where it was calibrated
+    at 0.2239: a looser "closed") with nothing said."""
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("keras/torch not installed: pip install -e '.[train]'")
+    import os
+    import shutil
+
+    import blinkgate.train_eyes as te
+    from blinkgate.errors import ModelError
+    from blinkgate.eye_model import default_model_path
+
+    _tiny_cew(tmp_path)
+    out = tmp_path / "models" / "eye.onnx"
+    out.parent.mkdir()
+    shutil.copy(default_model_path(), out)
+    shutil.copy(default_model_path().with_suffix(".json"), out.with_suffix(".json"))
+    assert EyeClassifier(out).closed_below == 0.2239
+    monkeypatch.setattr(te, "_score_test", lambda *a, **k: {"test_rows": 0, "test_accuracy": 0.5})
+    real_replace = os.replace
+
+    def killed_at_the_model_rename(src, dst):
+        if str(src).endswith(".partial.onnx"):
+            raise KeyboardInterrupt  # as a kill -9 there would leave it: the sidecar new, the model old
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_at_the_model_rename)
+    with pytest.raises(KeyboardInterrupt):
+        te.train_eyes(tmp_path, out, epochs=1, calibration_folds=0, log=None)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert json.loads(out.with_suffix(".json").read_text())["closed_below"] == 0.5  # the new thresholds
+    with pytest.raises(ModelError, match="its thresholds were written for another model .*: retrain, or restore"):
+        EyeClassifier(out).load()
+
+    from blinkgate.eye_model import file_sha256
+
+    meta = te.train_eyes(tmp_path, out, epochs=1, calibration_folds=0, log=None)  # not killed: they match
+    assert meta["onnx_sha256"] == file_sha256(out)
+    assert EyeClassifier(out).load().closed_below == 0.5
+
+
 @pytest.mark.slow
 def test_tiny_training_run_exports_onnx_that_cv2_loads(tmp_path):
     _needs_training_data()

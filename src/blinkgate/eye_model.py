@@ -5,11 +5,13 @@ sidecar beside the ONNX file (same name, ``.json``) records how it was trained, 
 accuracy and the calibrated thresholds ``closed_below`` / ``open_above``: a score below the
 first is a confident 'closed', above the second a confident 'open', in between 'unknown'.
 The sidecar's ``input_norm`` (absent = "none") names the per-crop input transform the model
-was trained with; ``predict_batch`` applies it.
+was trained with; ``predict_batch`` applies it. Its ``onnx_sha256`` (absent in sidecars written
+before it was added: not checked) is the model file's the thresholds were calibrated for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -68,7 +70,28 @@ def _read_sidecar(model_path: Path) -> dict:
     closed, opened = (meta.get(k, DEFAULT_THRESHOLDS[k]) for k in ("closed_below", "open_above"))
     if closed > opened:  # a probability both "closed" and "open"
         raise ModelError(f"eye model metadata {sidecar}: closed_below must not exceed open_above")
+    _check_model_hash(model_path, meta.get("onnx_sha256"), sidecar)
     return meta
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_model_hash(model_path: Path, expected: object, sidecar: Path) -> None:
+    """Refuse thresholds calibrated for another model: train-eyes killed between writing the
+    sidecar and renaming its model into place left new thresholds beside the old model, which
+    then ran at cut-offs never measured for it."""
+    if expected is None:
+        return
+    try:
+        actual = file_sha256(model_path)
+    except OSError:
+        return  # a missing or unreadable model is load()'s to report
+    if actual != expected:
+        raise ModelError(f"eye model metadata {sidecar}: its thresholds were written for another model "
+                         f"(sha256 {str(expected)[:12]}..., {model_path.name} is {actual[:12]}...): "
+                         "retrain, or restore the model they belong to")
 
 
 def checked_model(path: str | Path | None) -> str | None:

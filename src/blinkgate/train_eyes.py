@@ -28,7 +28,7 @@ import numpy as np
 
 from blinkgate.cew import SIZE, CewData, load_cew
 from blinkgate.errors import TRAIN_EXTRA_HINT, BlinkgateError, ModelError
-from blinkgate.eye_model import normalize_input
+from blinkgate.eye_model import file_sha256, normalize_input
 from blinkgate.files import write_atomic
 from blinkgate.parallel import imap_processes
 
@@ -558,6 +558,9 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
             "open_above_calibrated": calibrated_open,
             **thresholds,
             "onnx_max_abs_diff_vs_keras": diff,
+            # The model these thresholds are for: if the rename below never happens (a kill),
+            # the loader refuses them beside the old model instead of running it at them.
+            "onnx_sha256": file_sha256(partial),
         }
         sidecar = out.with_suffix(".json")
         write_atomic(sidecar, (json.dumps(meta, indent=2) + "\n").encode())
