@@ -164,6 +164,33 @@ def test_ctrl_c_while_a_photo_is_written_leaves_no_temporary_file(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_photo_a_killed_capture_left_hidden_is_deleted_by_the_next_one(tmp_path, caplog):
+    """kill -9 (or a power cut) between writing a photo and renaming it left a hidden
+    ".capture-....jpg.PID.tmp", a face enroll skips and nobody sees, for ever. Only write_atomic's
+    temporary photos are deleted: of a process gone, or an hour old (the PID reused)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, alive = child.pid, os.getpid()
+    killed = tmp_path / f".capture-20260101-120000-000001.jpg.{dead}.tmp"
+    old = tmp_path / f".capture-20260101-120000-000002.jpg.{alive}.tmp"
+    writing = tmp_path / f".capture-20260101-120000-000003.jpg.{alive}.tmp"  # another capture, now
+    others = [tmp_path / f".notes.txt.{dead}.tmp", tmp_path / ".capture-x.jpg.tmp", tmp_path / "capture-1.jpg"]
+    for path in (killed, old, writing, *others):
+        path.write_bytes(b"jpeg")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / f".capture-4.jpg.{dead}.tmp").symlink_to(tmp_path / "capture-1.jpg")
+    with caplog.at_level("INFO", logger="blinkgate"):
+        assert capture([], tmp_path, scripted({})) == []
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([writing.name, f".capture-4.jpg.{dead}.tmp", *(p.name for p in others)])
+    assert f"deleted {killed.name}, a photo a killed capture never finished saving" in caplog.text
+
+
 def test_an_hd_frame_is_saved_as_the_smaller_picture_that_was_checked(tmp_path):
     """Enrol detects on the saved photo: at full HD it could find a background face that the
     check at 640 px missed, and skip the photo as "several faces"."""

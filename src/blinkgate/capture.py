@@ -18,7 +18,7 @@ import numpy as np
 
 from .database import name_key, name_problem
 from .errors import BlinkgateError
-from .files import PRIVATE_FILE, write_atomic
+from .files import PRIVATE_FILE, remove_stale_temps, write_atomic
 from .recognize import DEFAULT_TOLERANCE
 from .sources import Frame, FrameSource
 from .types import Box
@@ -27,6 +27,7 @@ log = logging.getLogger("blinkgate")
 
 DETECT_MAX_SIDE = 640  # HOG on a larger frame costs seconds a frame (1280 px: 2 s here)
 MIN_FACE_PX = 80  # a smaller face gives enrolment too little detail (and is often someone in the background)
+PHOTO_PREFIX = "capture-"  # of the photos' names, then the time
 WAITING = "next photo in a moment"  # a frame not looked at: the last photo was taken less than `every` ago
 
 
@@ -116,6 +117,10 @@ def one_face(image: np.ndarray, detect: Callable[[np.ndarray], list[Box]],
     return small, box, ""
 
 
+def _is_photo_name(name: str) -> bool:
+    return name.startswith(PHOTO_PREFIX) and name.endswith(".jpg")
+
+
 def save_photo(folder: Path, image: np.ndarray) -> Path:
     """Write ``image`` as a new JPEG in ``folder``, atomically (enrol never reads half a photo),
     under a new name (a time to the microsecond), never over an existing photo, and readable by
@@ -125,7 +130,7 @@ def save_photo(folder: Path, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise BlinkgateError("cannot encode the photo as JPEG")
-    path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
+    path = folder / f"{PHOTO_PREFIX}{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
     try:
         if path.exists():
             raise FileExistsError(17, "a photo of that name is already there", str(path))
@@ -165,6 +170,10 @@ def capture(frames: Iterable[Frame], folder: Path, detect: Callable[[np.ndarray]
     the person's name, would be enrolled, and let in, under that name."""
     saved: list[Path] = []
     first_ms, last_ms = None, float("-inf")
+    # A capture killed while writing a photo left it hidden (".capture-....jpg.PID.tmp"), 0600:
+    # enroll skips it, so nobody would know a face was still there.
+    for stale in remove_stale_temps(folder, _is_photo_name):
+        log.info("deleted %s, a photo a killed capture never finished saving", stale.name)
     if isinstance(frames, FrameSource) and frames.live:
         # A stream that stalls gives no frame to check the time on: it ended capture only once
         # it was given up, after its reconnects (14 s for --timeout 3, or minutes).
