@@ -500,6 +500,28 @@ def test_any_command_on_a_full_disk_is_one_line_and_exit_1(tmp_path, argv):
     assert done.stderr.strip().splitlines() == ["blinkgate: error: No space left on device"]
 
 
+@pytest.mark.parametrize("argv", [["people", "--db", "{path}"], ["enroll", "{path}"], ["eval", "{path}"],
+                                  ["eval-blinks", "{path}"], ["people", "--config", "{path}"]])
+def test_a_path_that_cannot_be_looked_at_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch, argv):
+    """A path in a folder without the x bit (Permission denied) or a name past NAME_MAX: Python's
+    Path.is_file()/exists() raise there, and `people --db locked/x.db` was a traceback."""
+    long_name = str(tmp_path / ("a" * 300))  # ENAMETOOLONG, root or not
+    code, _, err = run(capsys, *(a.format(path=long_name) for a in argv))
+    assert code == 2 and err.splitlines() == [f"blinkgate: error: {long_name}: File name too long"]
+
+    locked = tmp_path / "locked" / "x"
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # the folder's x bit, which root does not need
+        if str(path).startswith(str(locked.parent)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    code, _, err = run(capsys, *(a.format(path=locked) for a in argv))
+    assert code == 2 and err.splitlines() == [f"blinkgate: error: {locked}: Permission denied"]
+
+
 def test_missing_camera_is_one_line_without_opencv_noise(tmp_path):
     quiet = _fresh("run", "--source", "99", "--no-display", "--db", str(tmp_path / "f.db"))
     assert quiet.returncode == 2

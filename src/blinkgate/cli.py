@@ -38,6 +38,8 @@ GATE_SETTINGS = ("db", "fps", "eyes", "liveness", "tolerance", "eye_model")  # f
 # Other settings a command reads as door does, by their flag's dest: one ui.token in blinkgate.toml
 # opens run's browser view too (run read only --ui-token and the environment: a new token each run).
 DEST_SETTINGS = {"ui_token": "ui.token"}
+# An OSError on a path the user gave that is theirs to fix, not a bug: one line and exit 2.
+PATH_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENAMETOOLONG)
 # train-eyes --seed: keras seeds numpy's 32-bit generator, and fold f of seed s trains with seed s*100+f.
 TRAIN_MAX_SEED = (2**32 - 1) // 100 - 1
 
@@ -1061,6 +1063,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"blinkgate: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
+        if err.errno in PATH_ERRNOS and err.filename is not None:
+            # A path given that cannot be looked at: a file in a folder without the x bit, a name
+            # past NAME_MAX. Python < 3.14's Path.is_file()/exists() raise these where they
+            # return False for a missing one, so `--db locked/x.db` was a traceback.
+            print(f"blinkgate: error: {err.filename}: {err.strerror}", file=sys.stderr)
+            return 2
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise  # a bug: its traceback says where
         _detach_stdout()  # `blinkgate log --json > out.json` on a full disk: its buffer would fail again at exit
