@@ -898,6 +898,15 @@ def test_eye_model_option_reaches_check_and_eval_blinks(capsys, tmp_path):
     assert code == 0 and json.loads(out)["sure"]["detected"] == 0
 
 
+@pytest.mark.parametrize("flag", [["--db", "typo.db"], ["--tolerance", "0.1"], ["--liveness", "1"], ["--fps", "5"]])
+def test_eval_blinks_takes_no_flag_it_would_ignore(capsys, flag):
+    """eval-blinks names nobody and reads video files on their own clock: --db, --tolerance,
+    --liveness and --fps were taken and changed nothing (`--db typo.db` ran without a word)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["eval-blinks", "clip.mp4", *flag])
+    assert exc.value.code == 2 and f"unrecognized arguments: {' '.join(flag)}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("command", ["check", "eval-blinks", "run", "door"])
 def test_a_missing_or_broken_eye_model_fails_before_any_frame(capsys, tmp_path, command, monkeypatch):
     import blinkgate.sources as sources
@@ -910,8 +919,9 @@ def test_a_missing_or_broken_eye_model_fails_before_any_frame(capsys, tmp_path, 
             "door": ["door", "--source", clip, "--no-display"]}[command]
     if command == "eval-blinks":
         (tmp_path / "clip.mp4").write_bytes(b"")  # it refuses a missing clip before the model
+    db = [] if command == "eval-blinks" else ["--db", str(tmp_path / "f.db")]  # eval-blinks names nobody
     for model, message in ((tmp_path / "none.onnx", "eye model not found"), (broken, "broken.onnx")):
-        code, _, err = run(capsys, *argv, "--eye-model", str(model), "--db", str(tmp_path / "f.db"))
+        code, _, err = run(capsys, *argv, "--eye-model", str(model), *db)
         assert code == 2 and message in err and "Traceback" not in err
 
 

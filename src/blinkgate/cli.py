@@ -564,13 +564,13 @@ def cmd_eval_eyes(args: argparse.Namespace) -> int:
 
 def cmd_eval_blinks(args: argparse.Namespace) -> int:
     from .evaluate_blinks import evaluate_blinks
-    from .gate import Gate
+    from .gate import Gate, GateOptions
 
     clips = [Path(c) for c in args.clips]
     missing = [str(c) for c in clips if not c.is_file()]
     if missing:
         raise BlinkgateError(f"no such clip: {missing[0]}")
-    with Gate(None, _gate_options(args), eye_model=_eye_model(args)) as gate:
+    with Gate(None, GateOptions(eyes=args.eyes), eye_model=_eye_model(args)) as gate:
         result = evaluate_blinks(gate, clips, Path(args.labels) if args.labels else None)
     if args.json:
         print(json.dumps(result))
@@ -734,14 +734,14 @@ def _add_setting(p: argparse.ArgumentParser, key: str, settings: bool = False, *
     p.add_argument(s.flag, **{**options, **kwargs})
 
 
-def _add_gate(p: argparse.ArgumentParser, config: bool = True) -> None:
-    """The gate's flags. They default to None: ``_fill_settings`` fills in the rest."""
-    _add_db(p, config)
-    _add_setting(p, "fps", config, type=_number(0))
-    _add_setting(p, "eyes", config)
-    _add_setting(p, "liveness", config, type=_number(0))
-    _add_setting(p, "tolerance", config, type=_number(0, 1))
-    _add_setting(p, "eye_model", config)
+def _add_gate(p: argparse.ArgumentParser, config: bool = True, keys: tuple[str, ...] = GATE_SETTINGS) -> None:
+    """The gate's flags, those of ``keys``. They default to None: ``_fill_settings`` fills in the rest."""
+    if "db" in keys:
+        _add_db(p, config)
+    types = {"fps": _number(0), "liveness": _number(0), "tolerance": _number(0, 1)}
+    for key in ("fps", "eyes", "liveness", "tolerance", "eye_model"):
+        if key in keys:
+            _add_setting(p, key, config, **({"type": types[key]} if key in types else {}))
 
 
 class _Version(argparse.Action):
@@ -875,7 +875,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clips", nargs="+", metavar="CLIP")
     p.add_argument("--labels", help="label folder (default: labels/ beside each clip)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    _add_gate(p, config=False)
+    # Not --db, --tolerance, --liveness or --fps: it names nobody, blinks do not depend on how long
+    # they keep a face live, and its clips are video files with their own timestamps. Taken before,
+    # they changed nothing: `--db typo.db` ran without a word.
+    _add_gate(p, config=False, keys=("eyes", "eye_model"))
     p.set_defaults(func=cmd_eval_blinks)
 
     p = command("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
