@@ -1622,3 +1622,15 @@ def test_door_with_an_on_grant_program_from_its_settings_file_names_the_file(cap
                        "--db", str(tmp_path / "f.db"))
     assert code == 2 and not opened
     assert f"/nonexistent/open-door does not exist (actions.on_grant, file:{settings})" in err
+
+
+def test_eval_db_help_says_what_eval_does_without_it(capsys, tmp_path, monkeypatch):
+    """eval's --db said "default: $BLINKGATE_DB, else the user data directory": eval reads neither
+    (its numbers must not depend on where it runs) and scores no grant without --db."""
+    db_help = next(a.help for a in _command_parser("eval", "m.csv")._actions if "--db" in a.option_strings)
+    assert "default: none" in db_help and "$BLINKGATE_DB is not read" in db_help
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,label,source\na,live,{tmp_path / 'none.mp4'}\n")
+    monkeypatch.setenv("BLINKGATE_DB", str(tmp_path / "missing.db"))  # read, it would be refused as missing
+    code, _, err = run(capsys, "eval", str(manifest))
+    assert code == 2 and "missing.db" not in err and "none.mp4" in err

@@ -677,11 +677,14 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def _add_db(p: argparse.ArgumentParser, config: bool = True) -> None:
-    """``--db`` and, where settings come from the config file (``config``), ``--config``."""
-    where = "$BLINKGATE_DB, db in blinkgate.toml, else " if config else "$BLINKGATE_DB, else "
-    _add_setting(p, "db", help=f"face database (default: {where}the user data directory)")
-    if config:
-        p.add_argument("--config", metavar="FILE", help="settings file (default: ./blinkgate.toml or the user config dir)")
+    """``--db`` and, where settings come from the config file (``config``), ``--config``. A command
+    without (eval) reads no $BLINKGATE_DB either, and no database unless given one."""
+    if not config:
+        _add_setting(p, "db", help="face database: also score 'granted' for the manifest's identities "
+                                   "(default: none; $BLINKGATE_DB is not read)")
+        return
+    _add_setting(p, "db", help="face database (default: $BLINKGATE_DB, db in blinkgate.toml, else the user data directory)")
+    p.add_argument("--config", metavar="FILE", help="settings file (default: ./blinkgate.toml or the user config dir)")
 
 
 def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
