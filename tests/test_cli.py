@@ -1634,3 +1634,11 @@ def test_eval_db_help_says_what_eval_does_without_it(capsys, tmp_path, monkeypat
     monkeypatch.setenv("BLINKGATE_DB", str(tmp_path / "missing.db"))  # read, it would be refused as missing
     code, _, err = run(capsys, "eval", str(manifest))
     assert code == 2 and "missing.db" not in err and "none.mp4" in err
+
+
+@pytest.mark.parametrize("flag", ["--eye-model", "--model"])
+def test_eval_eyes_takes_the_eye_model_flag_every_other_command_takes(capsys, tmp_path, flag):
+    """The eye model was --eye-model in run, check, door, eval and eval-blinks, but --model in
+    eval-eyes alone: `eval-eyes DIR --eye-model my.onnx` was a usage error."""
+    code, _, err = run(capsys, "eval-eyes", str(tmp_path), flag, str(tmp_path / "my.onnx"))
+    assert code == 2 and err.strip() == f"blinkgate: error: eye model not found: {tmp_path / 'my.onnx'}"

@@ -886,7 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("eval-eyes", help="eye-state accuracy on the test rows of a CEW-style DATA_DIR")
     p.add_argument("data_dir")
-    p.add_argument("--model", metavar="ONNX", help="ONNX model (default: the shipped one)")
+    # --eye-model as in run, check, door, eval and eval-blinks; --model, its first name, still works
+    p.add_argument("--eye-model", "--model", dest="model", metavar="ONNX",
+                   help="eye-state ONNX model, e.g. from train-eyes (default: the shipped one)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval_eyes)
 
