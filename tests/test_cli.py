@@ -1642,3 +1642,10 @@ def test_eval_eyes_takes_the_eye_model_flag_every_other_command_takes(capsys, tm
     eval-eyes alone: `eval-eyes DIR --eye-model my.onnx` was a usage error."""
     code, _, err = run(capsys, "eval-eyes", str(tmp_path), flag, str(tmp_path / "my.onnx"))
     assert code == 2 and err.strip() == f"blinkgate: error: eye model not found: {tmp_path / 'my.onnx'}"
+
+
+@pytest.mark.parametrize("argv", [["check", "a"], ["eval", "m.csv"], ["simulate-attack", "p", "--out", "o"], ["train-eyes", "d"]])
+def test_jobs_reads_the_same_in_every_help(argv):
+    """check said --jobs N, eval, simulate-attack and train-eyes --jobs JOBS."""
+    jobs = next(a for a in _command_parser(*argv)._actions if "--jobs" in a.option_strings)
+    assert jobs.metavar == "N" and "N " in jobs.help

@@ -868,7 +868,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_whole(1), default=None, help="default: the shipped model's setting")
     p.add_argument("--calibration-folds", type=_whole(0), default=5,
                    help="grouped CV folds to calibrate closed_below on (0 = skip; default 5)")
-    p.add_argument("--jobs", type=_whole(1), default=2, help="processes for the calibration folds (default 2)")
+    p.add_argument("--jobs", type=_whole(1), default=2, metavar="N", help="N processes for the calibration folds (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting of the shipped configuration, e.g. --set epochs=40 "
                         "--set filters=16,32,64 (repeatable; the fields of train_eyes.EyeNetConfig)")
@@ -900,7 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", choices=("blinkgate", "article"), default="blinkgate", help="what to evaluate (default blinkgate)")
     p.add_argument("--article-dir", metavar="DIR", help="folder with the article's model.json + model.h5 (for --pipeline article)")
     p.add_argument("--only", metavar="REGEX", help="evaluate only inputs whose id matches")
-    p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=_whole(1), default=1, metavar="N", help="evaluate N inputs at once, one process each (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_gate(p, config=False)
     p.set_defaults(func=cmd_eval)
@@ -913,7 +913,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", default="print,bent-print,folded-print", help="attack kinds to draw from (comma list)")
     p.add_argument("--duration", type=_number(0.1), default=None, metavar="S",
                    help="seconds per sequence, above 0.1 (default: random 6-10)")
-    p.add_argument("--jobs", type=_whole(1), default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=_whole(1), default=1, metavar="N", help="make N sequences at once, one process each (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate_attack)
 
