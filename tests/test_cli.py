@@ -1649,3 +1649,30 @@ def test_jobs_reads_the_same_in_every_help(argv):
     """check said --jobs N, eval, simulate-attack and train-eyes --jobs JOBS."""
     jobs = next(a for a in _command_parser(*argv)._actions if "--jobs" in a.option_strings)
     assert jobs.metavar == "N" and "N " in jobs.help
+
+
+@pytest.mark.parametrize("argv", [["check", "a.mp4"], ["run"], ["eval", "m.csv"], ["capture", "p", "n"]])
+@pytest.mark.parametrize("key, value", [("tolerance", "0"), ("tolerance", "1.01"), ("liveness", "0.05"),
+                                        ("liveness", "0.1"), ("fps", "0.05"), ("fps", "1e10")])
+def test_a_gate_flag_takes_what_the_settings_file_takes(argv, key, value):
+    """check --liveness 0.05 ran where `liveness = 0.05` in blinkgate.toml (and door's --liveness)
+    was refused, and --tolerance 0 was refused where the file's was taken."""
+    from blinkgate.config import BY_KEY, _convert
+    from blinkgate.errors import BlinkgateError
+
+    from blinkgate.cli import build_parser
+
+    setting = BY_KEY[key]
+    if setting.flag not in _command_parser(*argv)._option_string_actions:
+        pytest.skip(f"{argv[0]} has no {setting.flag}")
+    try:
+        _convert(setting, value, "test")
+        in_file = True
+    except BlinkgateError:
+        in_file = False
+    try:
+        build_parser().parse_args([*argv, setting.flag, value])
+        on_command_line = True
+    except SystemExit:
+        on_command_line = False
+    assert on_command_line == in_file

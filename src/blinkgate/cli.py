@@ -687,9 +687,12 @@ def _add_db(p: argparse.ArgumentParser, config: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="settings file (default: ./blinkgate.toml or the user config dir)")
 
 
-def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
-    """An argparse type: a finite number above ``low`` and at most ``high``. NaN would slip past
-    a plain comparison, and a tolerance above 1 names strangers as the nearest enrolled person."""
+def _number(low: float, high: float = math.inf, least: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``low`` (at least ``low``, with ``least``) and at
+    most ``high``. NaN would slip past a plain comparison, and a tolerance above 1 names strangers
+    as the nearest enrolled person."""
+
+    from .config import MAX_NUMBER
 
     def parse(text: str) -> float:
         try:
@@ -698,11 +701,24 @@ def _number(low: float, high: float = math.inf) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         if not math.isfinite(value):  # "inf must be above 0" read as nonsense
             raise argparse.ArgumentTypeError(f"{text} is not a finite number")
-        if not low < value <= high:
-            raise argparse.ArgumentTypeError(f"{text} must be above {low:g}" + (f" and at most {high:g}" if high < math.inf else ""))
+        if value > high:
+            raise argparse.ArgumentTypeError(f"{text} must be at most {high:g}")
+        if not (low <= value if least else low < value):
+            bound = f" and at most {high:g}" if high < MAX_NUMBER else ""  # not the ceiling of every setting
+            raise argparse.ArgumentTypeError(f"{text} must be {'at least' if least else 'above'} {low:g}{bound}")
         return value
 
     return parse
+
+
+def _setting_number(key: str) -> Callable[[str], float]:
+    """An argparse type for the number setting ``key``: the range the settings file and door take
+    (config.SETTINGS). run's --liveness 0.05 was taken where `liveness = 0.05` in the file was
+    refused, and its --tolerance 0 refused where the file's was taken."""
+    from .config import BY_KEY, MAX_NUMBER
+
+    s = BY_KEY[key]
+    return _number(s.minimum, MAX_NUMBER if s.maximum is None else s.maximum, least=True)
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -734,6 +750,8 @@ def _add_setting(p: argparse.ArgumentParser, key: str, settings: bool = False, *
 
     s = BY_KEY[key]
     options = {"metavar": s.placeholder, "help": s.flag_help(settings), "choices": s.choices}
+    if s.type == "float":
+        options["type"] = _setting_number(key)
     p.add_argument(s.flag, **{**options, **kwargs})
 
 
@@ -741,10 +759,9 @@ def _add_gate(p: argparse.ArgumentParser, config: bool = True, keys: tuple[str, 
     """The gate's flags, those of ``keys``. They default to None: ``_fill_settings`` fills in the rest."""
     if "db" in keys:
         _add_db(p, config)
-    types = {"fps": _number(0), "liveness": _number(0), "tolerance": _number(0, 1)}
     for key in ("fps", "eyes", "liveness", "tolerance", "eye_model"):
         if key in keys:
-            _add_setting(p, key, config, **({"type": types[key]} if key in types else {}))
+            _add_setting(p, key, config)
 
 
 class _Version(argparse.Action):
@@ -812,10 +829,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=_number(0), default=0.7, metavar="SECONDS",
                    help="at least this long between photos: turn your head a little (default 0.7)")
     p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up this long after the first frame (of a video file: its first SECONDS) (default 60)")
-    p.add_argument("--fps", type=_number(0), help="frame rate of a frame folder (default 20)")
+    p.add_argument("--fps", type=_setting_number("fps"), help="frame rate of a frame folder (default 20)")
     p.add_argument("--no-display", action="store_true", help="no window")
     # The door's: a face capture took that the gate would not name as the person would be named so once enrolled.
-    p.add_argument("--tolerance", type=_number(0, 1),
+    p.add_argument("--tolerance", type=_setting_number("tolerance"),
                    help="a face further than this from the person's photos is not taken (default: the gate's, 0.5)")
     p.add_argument("--config", metavar="FILE", help="settings file, for tolerance (default: ./blinkgate.toml or the user config dir)")
     p.set_defaults(func=cmd_capture)
