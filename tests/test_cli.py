@@ -1676,3 +1676,21 @@ def test_a_gate_flag_takes_what_the_settings_file_takes(argv, key, value):
     except SystemExit:
         on_command_line = False
     assert on_command_line == in_file
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "{dir}"], "manifest {dir} is a folder: give a CSV or TOML file"),
+    (["eval-blinks", "{dir}"], "clip {dir} is a folder: give its video files"),
+    (["eval-eyes", "{file}"], "CEW data folder {file} is a file: give the folder that holds split.csv"),
+    (["eval-eyes", "{dir}", "--eye-model", "{dir}"], "eye model {dir} is a folder: give its .onnx file"),
+    (["check", "a.mp4", "--eye-model", "{dir}", "--db", "{file}"], "eye model {dir} is a folder: give its .onnx file"),
+    (["people", "--config", "{dir}"], "config file {dir} is a folder: give the blinkgate.toml in it"),
+])
+def test_a_folder_given_for_a_file_or_a_file_for_a_folder_is_said_so(capsys, tmp_path, argv, message):
+    """`eval results/` said "manifest not found: results" of a folder that is there, as eval-blinks,
+    eval-eyes, --eye-model and --config did: the user looked for a path that exists."""
+    folder, file = tmp_path / "d", tmp_path / "f.csv"
+    folder.mkdir()
+    file.write_text("x\n")
+    code, _, err = run(capsys, *(a.format(dir=folder, file=file) for a in argv))
+    assert code == 2 and err.strip() == "blinkgate: error: " + message.format(dir=folder, file=file)

@@ -68,8 +68,9 @@ def to_gray01(image: np.ndarray, size: int = SIZE) -> np.ndarray:
 def read_split(data_dir: str | Path) -> list[dict[str, str]]:
     """Rows of ``split.csv`` as dicts, validated."""
     root = Path(data_dir)
-    if not root.is_dir():
-        raise DatasetError(f"CEW data folder not found: {root}")
+    if not root.is_dir():  # a file is there, not missing
+        raise DatasetError(f"CEW data folder {root} is a file: give the folder that holds split.csv" if root.exists()
+                           else f"CEW data folder not found: {root}")
     csv_path = root / "split.csv"
     if not csv_path.is_file():
         raise DatasetError(f"split.csv not found in {root}")

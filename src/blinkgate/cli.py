@@ -567,9 +567,10 @@ def cmd_eval_blinks(args: argparse.Namespace) -> int:
     from .gate import Gate, GateOptions
 
     clips = [Path(c) for c in args.clips]
-    missing = [str(c) for c in clips if not c.is_file()]
-    if missing:
-        raise BlinkgateError(f"no such clip: {missing[0]}")
+    missing = [c for c in clips if not c.is_file()]
+    if missing:  # a folder is there, not missing: eval-blinks reads video files only
+        raise BlinkgateError(f"clip {missing[0]} is a folder: give its video files" if missing[0].is_dir()
+                             else f"no such clip: {missing[0]}")
     with Gate(None, GateOptions(eyes=args.eyes), eye_model=_eye_model(args)) as gate:
         result = evaluate_blinks(gate, clips, Path(args.labels) if args.labels else None)
     if args.json:

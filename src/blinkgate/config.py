@@ -262,8 +262,9 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
     for given in (explicit, env.get(CONFIG_ENV) or None):
         if given:
             path = Path(given).expanduser()
-            if not path.is_file():
-                raise BlinkgateError(f"no config file at {path}")
+            if not path.is_file():  # a folder is there, not missing
+                raise BlinkgateError(f"config file {path} is a folder: give the {CONFIG_NAME} in it"
+                                     if path.is_dir() else f"no config file at {path}")
             return path
     from platformdirs import user_config_dir
 

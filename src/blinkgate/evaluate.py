@@ -282,8 +282,9 @@ def _load_toml(path: Path, seen: set[Path], defaults: dict) -> list[Presentation
 
 def _load(path: Path, seen: set[Path], defaults: dict) -> list[Presentation]:
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"manifest not found: {path}")
+    if not path.is_file():  # a folder is there, not missing: "not found" sent the user looking for it
+        raise ManifestError(f"manifest {path} is a folder: give a CSV or TOML file" if path.is_dir()
+                            else f"manifest not found: {path}")
     key = path.resolve()
     if key in seen:
         raise ManifestError(f"manifest {path} includes itself")

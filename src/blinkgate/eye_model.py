@@ -144,8 +144,9 @@ class EyeClassifier:
     def load(self) -> EyeClassifier:
         """Read the ONNX file now (otherwise done on the first ``predict``)."""
         if self._net is None:
-            if not self.model_path.is_file():
-                raise ModelError(f"eye model not found: {self.model_path}")
+            if not self.model_path.is_file():  # a folder is there, not missing
+                raise ModelError(f"eye model {self.model_path} is a folder: give its .onnx file"
+                                 if self.model_path.is_dir() else f"eye model not found: {self.model_path}")
             if (shown := not_utf8(str(self.model_path))) is not None:  # OpenCV segfaults on the name
                 raise ModelError(f"eye model {shown}: its name is not UTF-8, which OpenCV cannot take (rename it)")
             try:
