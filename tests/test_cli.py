@@ -101,7 +101,7 @@ def test_an_output_folder_that_cannot_be_written_fails_before_the_work(capsys, t
     blocked = tmp_path / "file"
     blocked.write_text("a file where a folder should be")
     code, _, err = run(capsys, *[a.replace("{bad}", str(blocked)) for a in argv])
-    assert code == 2 and err.startswith(f"blinkgate: error: {flag} {blocked}") and "cannot write there" in err
+    assert code == 2 and err.startswith(f"blinkgate: error: {flag} {blocked}") and "not a folder" in err
 
 
 @pytest.mark.parametrize("out", ["data/split.csv", "eyes.json", "folder"])
@@ -1694,3 +1694,16 @@ def test_a_folder_given_for_a_file_or_a_file_for_a_folder_is_said_so(capsys, tmp
     file.write_text("x\n")
     code, _, err = run(capsys, *(a.format(dir=folder, file=file) for a in argv))
     assert code == 2 and err.strip() == "blinkgate: error: " + message.format(dir=folder, file=file)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["simulate-attack", "p.jpg", "--out", "{file}"], "--out {file}: a file is there, not a folder"),
+    (["simulate-attack", "p.jpg", "--out", "{file}/sub"], "--out {file}/sub: {file} is a file, not a folder"),
+    (["capture", "{file}", "ada"], "PEOPLE_DIR {file}/ada: {file} is a file, not a folder"),
+])
+def test_a_file_where_an_output_folder_goes_is_named(capsys, tmp_path, argv, message):
+    """`simulate-attack --out results.csv` said "cannot write there (File exists)", mkdir's word."""
+    file = tmp_path / "f.csv"
+    file.write_text("x\n")
+    code, _, err = run(capsys, *(a.format(file=file) for a in argv))
+    assert code == 2 and err.strip() == "blinkgate: error: " + message.format(file=file)
