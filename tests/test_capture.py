@@ -318,3 +318,23 @@ def test_capture_under_a_name_typed_in_another_unicode_form_adds_to_its_folder(c
     assert main(["capture", str(people), "Jose\u0301", "--source", source, "--no-display", "--count", "1"]) == 0
     assert [p.name for p in people.iterdir()] == [nfc] and len(list((people / nfc).iterdir())) == 1
     assert f"1 photo of {nfc} in {people / nfc}" in capsys.readouterr().out
+
+
+def test_capture_reads_only_its_tolerance_from_the_settings_file(tmp_path, monkeypatch):
+    """README and --config say capture takes its tolerance from blinkgate.toml; it took the door's
+    fps too, and a frame folder read at `fps = 5` gave 7 photos in --timeout 1 where --fps's
+    default 20 gave 11."""
+    import blinkgate.sources as sources
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blinkgate.toml").write_text("fps = 5\n")
+    opened = []
+
+    def open_source(spec, fps=None, **kwargs):
+        opened.append(fps)
+        raise SourceError("stop here")
+
+    monkeypatch.setattr(sources, "open_source", open_source)
+    assert main(["capture", str(tmp_path / "people"), "Ada", "--source", "frames", "--no-display"]) == 2
+    assert main(["capture", str(tmp_path / "people"), "Ada", "--source", "frames", "--no-display", "--fps", "2"]) == 2
+    assert opened == [20.0, 2.0]

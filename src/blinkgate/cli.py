@@ -175,7 +175,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
         known = known_faces(folder, encoder)  # seconds for large photos: before the camera's window opens
         if len(known):
             log.info("each face must be the person of the photos already in %s (%d with a face)", folder, len(known))
-        source = open_source(args.source, fps=args.fps or 20.0, retries=3)
+        source = open_source(args.source, fps=args.fps, retries=3)
         viewer = None
         try:
             viewer = Viewer("blinkgate capture", not args.no_display, None, source.fps, pace=not source.live,
@@ -834,7 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=_number(0), default=0.7, metavar="SECONDS",
                    help="at least this long between photos: turn your head a little (default 0.7)")
     p.add_argument("--timeout", type=_number(0), default=60.0, metavar="SECONDS", help="give up this long after the first frame (of a video file: its first SECONDS) (default 60)")
-    p.add_argument("--fps", type=_setting_number("fps"), help="frame rate of a frame folder (default 20)")
+    # A default, so _fill_settings leaves it: capture reads only its tolerance from the settings file
+    # (README, --config), and the door's fps there changed how many photos a frame folder gave.
+    p.add_argument("--fps", type=_setting_number("fps"), default=20.0, help="frame rate of a frame folder (default 20)")
     p.add_argument("--no-display", action="store_true", help="no window")
     # The door's: a face capture took that the gate would not name as the person would be named so once enrolled.
     p.add_argument("--tolerance", type=_setting_number("tolerance"),
