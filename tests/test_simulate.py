@@ -358,3 +358,16 @@ def test_folded_prints_that_once_passed_are_rejected(tmp_path):
     assert all(o.error is None for o in outcomes)
     assert sum(o.face_frames for o in outcomes) / sum(o.frames for o in outcomes) > 0.8  # the gate saw faces
     assert [o.id for o in outcomes if o.accepted] == []
+
+
+def test_a_photo_without_a_face_is_named_not_fifty_draws_from_its_folder(tmp_path, capsys):
+    """One photo given said "no usable face in 50 photos drawn from ." (its folder, the draws)."""
+    wall = np.full((200, 200, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "wall.jpg"), wall)
+    (tmp_path / "walls" / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / "walls" / "sub" / name), wall)
+    assert main(["simulate-attack", str(tmp_path / "wall.jpg"), "--out", str(tmp_path / "o1"), "-q"]) == 2
+    assert capsys.readouterr().err == f"blinkgate: error: no usable face in {tmp_path / 'wall.jpg'}\n"
+    assert main(["simulate-attack", str(tmp_path / "walls"), "--out", str(tmp_path / "o2"), "-q"]) == 2
+    assert capsys.readouterr().err == f"blinkgate: error: no usable face in 2 of the 2 photos under {tmp_path / 'walls' / 'sub'}\n"

@@ -715,11 +715,15 @@ def sequence_plan(pools: list[list[Path]], count: int, seed: int, kinds: list[st
 
 def pick_photo(loader: PhotoLoader, pool: list[Path], rng: np.random.Generator, tries: int = 50) -> Photo:
     """A random photo of the pool with a usable face (drawn from the sequence's own generator)."""
+    tried = set()
     for _ in range(tries):
-        photo = loader.load(pool[int(rng.integers(len(pool)))])
-        if photo is not None:
+        path = pool[int(rng.integers(len(pool)))]
+        if (photo := loader.load(path)) is not None:
             return photo
-    raise BlinkgateError(f"no usable face in {tries} photos drawn from {pool[0].parent}")
+        tried.add(path)
+    # The photos tried, not the draws: one photo given was "50 photos drawn from ." (its folder)
+    where = str(pool[0]) if len(pool) == 1 else f"{len(tried)} of the {len(pool)} photos under {os.path.commonpath(pool)}"
+    raise BlinkgateError(f"no usable face in {where}")
 
 
 def render_sequence(photo: Photo, params: dict, seed_words: list[int]):
