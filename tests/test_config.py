@@ -103,6 +103,8 @@ def test_config_file_discovery(tmp_path, monkeypatch):
         ("[lockuot]\nfailures = 1\n", "unknown setting 'lockuot.failures'.*did you mean lockout.failures"),
         ("tolerence = 0.4\n", r"unknown setting 'tolerence' \(did you mean tolerance\?\)"),
         ("[challenge]\nhodl = 5.0\n", r"unknown setting 'challenge.hodl' \(did you mean challenge.hold\?\)"),
+        # the table's name as a key, to switch it off: its switch, not challenge.hold (the nearest spelling)
+        ("challenge = false\n", r"unknown setting 'challenge' \(did you mean challenge.enabled\?\)"),
         ("[challenge]\nhold = \"long\"\n", "challenge.hold must be a number"),
         ("[challenge]\nenabled = 1\n", "challenge.enabled must be true or false"),
         ("[challenge]\ncounts = [0, 2]\n", "counts must be a list of positive"),

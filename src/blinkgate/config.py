@@ -380,6 +380,8 @@ def closest_name(name: str, known: Iterable[str]) -> str | None:
     """The known name a mistyped one most likely meant: the same last part of a dotted key
     first, then the closest spelling; None if none is close."""
     known = list(known)
+    if f"{name}.enabled" in known:  # `challenge = false`: its switch, not the nearest spelling (challenge.hold)
+        return f"{name}.enabled"
     same_leaf = [k for k in known if k.split(".")[-1] == name.split(".")[-1]]
     close = same_leaf or difflib.get_close_matches(name, known, n=1)
     return close[0] if close else None
