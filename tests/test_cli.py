@@ -1707,3 +1707,13 @@ def test_a_file_where_an_output_folder_goes_is_named(capsys, tmp_path, argv, mes
     file.write_text("x\n")
     code, _, err = run(capsys, *(a.format(file=file) for a in argv))
     assert code == 2 and err.strip() == "blinkgate: error: " + message.format(file=file)
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["config"], ["config", "--json"]])
+def test_a_closed_stdout_is_no_traceback(tmp_path, argv):
+    """`blinkgate config >&-` (or a service started without stdout): Python leaves sys.stdout None,
+    and the first write or main's flush was an AttributeError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLINKGATE_")}
+    done = subprocess.run(["sh", "-c", '"$@" >&-', "sh", sys.executable, "-m", "blinkgate", *argv],
+                          stderr=subprocess.PIPE, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == ""
