@@ -1717,3 +1717,18 @@ def test_a_closed_stdout_is_no_traceback(tmp_path, argv):
     done = subprocess.run(["sh", "-c", '"$@" >&-', "sh", sys.executable, "-m", "blinkgate", *argv],
                           stderr=subprocess.PIPE, text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_closed_stderr_keeps_messages_out_of_stdout(tmp_path):
+    """`blinkgate people --db missing.db 2>&-`: print(file=None) wrote the error into stdout, the
+    data; `check --json 2>&-` failed on its progress bar's first write (exit 1, no verdict)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLINKGATE_")}
+    done = subprocess.run(["sh", "-c", '"$@" 2>&-', "sh", sys.executable, "-m", "blinkgate", "people", "--db",
+                           str(tmp_path / "missing.db")], stdout=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    clip = tmp_path / "clip.avi"
+    _blank_video(clip, 3)
+    done = subprocess.run(["sh", "-c", '"$@" 2>&-', "sh", sys.executable, "-m", "blinkgate", "check", str(clip),
+                           "--json", "--db", str(tmp_path / "none.db")], stdout=subprocess.PIPE, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["frames"] == 3

@@ -1071,6 +1071,8 @@ def _option_hint(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stdout is None:  # started with stdout closed (`>&-`): its lines go nowhere, as print's would
         sys.stdout = open(os.devnull, "w")  # for the process's life
+    if sys.stderr is None:  # `2>&-`: print(file=None) wrote the messages into stdout's data, and a
+        sys.stderr = open(os.devnull, "w")  # progress bar's write failed (check exited 1, no verdict)
     parser = build_parser()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
