@@ -1697,9 +1697,9 @@ def test_a_folder_given_for_a_file_or_a_file_for_a_folder_is_said_so(capsys, tmp
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["simulate-attack", "p.jpg", "--out", "{file}"], "--out {file}: a file is there, not a folder"),
-    (["simulate-attack", "p.jpg", "--out", "{file}/sub"], "--out {file}/sub: {file} is a file, not a folder"),
-    (["capture", "{file}", "ada"], "PEOPLE_DIR {file}/ada: {file} is a file, not a folder"),
+    (["simulate-attack", "p.jpg", "--out", "{file}"], "--out {file}: {file} is there and is not a folder"),
+    (["simulate-attack", "p.jpg", "--out", "{file}/sub"], "--out {file}/sub: {file} is there and is not a folder"),
+    (["capture", "{file}", "ada"], "PEOPLE_DIR {file}/ada: {file} is there and is not a folder"),
 ])
 def test_a_file_where_an_output_folder_goes_is_named(capsys, tmp_path, argv, message):
     """`simulate-attack --out results.csv` said "cannot write there (File exists)", mkdir's word."""

@@ -28,7 +28,7 @@ def test_a_file_in_the_way_of_a_folder_is_named(tmp_path):
 def test_eval_names_the_file_in_the_way_of_its_report(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["eval", str(tmp_path / "m.csv"), "--report", str(tmp_path / "file" / "report")]) == 2
-    assert f"cannot write there ({tmp_path / 'file'} is there and is not a folder)" in capsys.readouterr().err
+    assert f"report: {tmp_path / 'file'} is there and is not a folder\n" in capsys.readouterr().err
 
 
 def test_write_atomic_syncs_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):

@@ -81,11 +81,9 @@ def _writable_folder(path: str | Path, flag: str, mode: int = 0o777) -> None:
         make_folders(folder, mode)
         with tempfile.TemporaryFile(dir=folder):
             pass
+    except NotADirectoryError as err:  # make_folders names the file in the way
+        raise BlinkgateError(f"{flag} {path}: {err.strerror}") from None
     except OSError as err:
-        # A file where a folder is wanted gave mkdir's "File exists": name it
-        if (file := next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)) is not None:
-            where = "a file is there" if file == folder else f"{file} is a file"
-            raise BlinkgateError(f"{flag} {path}: {where}, not a folder") from None
         raise BlinkgateError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
 
 
