@@ -341,6 +341,32 @@ def test_a_refused_webhook_url_is_not_printed_in_full():
         assert "S3CRET" not in str(err.value) and "ha.example" in str(err.value)
 
 
+def test_a_webhook_answered_200_is_delivered_once_though_the_receiver_keeps_the_connection_open(caplog):
+    """The body was read after the status: a receiver that answered 200 and held the connection
+    timed the read out, and the grant was POSTed again (the door opened three times, logged as failed)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    seen, conns = [], []
+
+    def answer():
+        while True:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            seen.append(1)
+            conns.append(conn)  # kept open: no body, no close
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/door"
+    caplog.set_level(logging.INFO, logger="blinkgate.actions")
+    t = time.perf_counter()
+    WebhookAction(url, timeout_s=0.5, retries=2, backoff_s=0.01).run(Grant("a", 1, 0.0, None))
+    assert len(seen) == 1 and time.perf_counter() - t < 0.5
+    assert "webhook: 200 for a" in caplog.text and "failed" not in caplog.text
+    server.close()
+
+
 def test_webhook_retries_a_garbled_reply_like_a_dropped_connection(caplog):
     """A reply whose status line is not HTTP raised http.client's BadStatusLine out of run()."""
     server = socket.socket()
