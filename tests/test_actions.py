@@ -518,6 +518,26 @@ def test_a_command_that_cannot_be_started_is_refused_at_start(tmp_path, monkeypa
     assert CommandAction("open-door {name}").argv[0] == "open-door"
 
 
+def test_a_script_the_kernel_cannot_start_is_refused_at_start(tmp_path):
+    """Executable, so it passed the start's check, then failed at the first grant: a script without
+    its #! line ("Exec format error": no shell runs it) or with a missing interpreter ("No such file")."""
+    script = tmp_path / "open-door"
+    for text, said in (("echo open >> /tmp/x\n", "is a script without a #! line"),
+                       ("#!/usr/bin/nosuch-python\n", "interpreter that cannot be run: #!/usr/bin/nosuch-python"),
+                       ("#!/usr/bin/env nosuch-python3\n", "nosuch-python3 is not on PATH")):
+        script.write_text(text)
+        script.chmod(0o755)
+        with pytest.raises(BlinkgateError, match=re.escape(said)):
+            CommandAction(f"{script} {{name}}")
+    done = tmp_path / "done"
+    for text in (f"#!/bin/sh\necho \"$1\" > {done}\n", f"#!/usr/bin/env sh\necho \"$1\" > {done}\n"):
+        script.write_text(text)
+        CommandAction(f"{script} {{name}}").run(Grant("ada", 1, 0.0, None))
+        assert done.read_text() == "ada\n"
+        done.unlink()
+    assert CommandAction(f"{sys.executable} -c pass").argv[0] == sys.executable  # a binary: not read as a script
+
+
 def test_a_shell_operator_in_the_command_is_warned_about_at_start(caplog):
     """No shell runs the command: `open-door {name} | logger` passed '|' and 'logger' to
     open-door without a word."""

@@ -116,8 +116,14 @@ def check_program(program: str) -> None:
     ``subprocess`` finds it (a path as given, a bare name on ``$PATH``) and executable. Checked
     at start: otherwise the door started fine and the error came at the first grant, with
     someone waiting at the door."""
-    if "{" in program or shutil.which(program) is not None:
+    if "{" in program:
         return  # a placeholder in it: which program is known only at a grant
+    found = shutil.which(program)
+    if found is not None:
+        why = _script_problem(found)
+        if why:
+            raise BlinkgateError(f"--on-grant program {program} {why}")
+        return
     if not os.path.dirname(program):
         why = "is not on PATH (give its full path; a service's PATH is short)"
     elif not os.path.exists(program):
@@ -127,6 +133,31 @@ def check_program(program: str) -> None:
     else:
         why = f"is not executable (chmod +x {shlex.quote(program)})"
     raise BlinkgateError(f"--on-grant program {program} {why}")
+
+
+def _script_problem(path: str) -> str:
+    """Why the kernel cannot start the executable file ``path`` as a script, "" if it can (or it
+    is not a script). Without a shell a script needs its ``#!`` line, and that line's interpreter:
+    both failed only at the first grant ("Exec format error", "No such file or directory")."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return ""  # unreadable: only the kernel knows (a binary may be execute-only)
+    if not head.startswith(b"#!"):
+        if head and not head.startswith(b"\x7fELF") and b"\0" not in head:
+            return "is a script without a #! line: no shell runs it (make #!/bin/sh its first line)"
+        return ""
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    if not words:
+        return "has an empty #! line"
+    interpreter = words[0]
+    if not os.path.isfile(interpreter) or not os.access(interpreter, os.X_OK):
+        return f"names an interpreter that cannot be run: #!{interpreter}"
+    # `#!/usr/bin/env python3`: env finds the program on PATH, the door's own
+    if os.path.basename(interpreter) == "env" and len(words) == 2 and shutil.which(words[1]) is None:
+        return f"runs {words[1]} through env, and {words[1]} is not on PATH"
+    return ""
 
 
 def warn_shell_operators(argv: list[str]) -> None:
