@@ -186,6 +186,27 @@ def test_a_name_that_would_read_as_an_option_is_not_passed_to_the_command(tmp_pa
     assert json.loads(out.read_text()) == [str(out), "--who=-x"]
 
 
+def test_a_command_still_running_when_the_door_stops_is_killed(tmp_path):
+    """The command runs in its own session: it outlived the door's exit, and its timeout with it."""
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "hang.sh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    script.chmod(0o755)
+    runner = ActionRunner([CommandAction(str(script), timeout_s=60)])
+    runner.fire(grant("alice"))
+    deadline = time.monotonic() + 5
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    runner.close(timeout_s=0.2)
+    time.sleep(0.2)
+    state = Path(f"/proc/{pid}/stat")
+    alive = state.exists() and state.read_text().split(")")[-1].split()[0] != "Z"
+    if alive:
+        subprocess.run(["kill", "-9", str(pid)], check=False)
+    assert not alive
+
+
 def test_bad_command_lines_are_refused():
     with pytest.raises(BlinkgateError):
         CommandAction("open-door 'unbalanced")

@@ -197,6 +197,7 @@ class CommandAction(Action):
         self.argv = parse_command(template)
         warn_shell_operators(self.argv)
         self.timeout_s = timeout_s
+        self._running: subprocess.Popen | None = None  # for close: the door's exit ends its timeout too
 
     def command(self, grant: Grant) -> list[str]:
         """The argv for ``grant``; :class:`BlinkgateError` if a placeholder would make an option."""
@@ -230,16 +231,30 @@ class CommandAction(Action):
             except OSError as err:
                 log.warning("on-grant command failed to start: %s (%s)", argv[0], err.strerror or err)
                 return
+            self._running = proc
             try:
                 proc.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 log.warning("on-grant command timed out after %.0f s: %s", self.timeout_s, argv[0])
                 return
+            finally:
+                self._running = None
             if proc.returncode != 0:
                 log.warning("on-grant command exited with %d: %s", proc.returncode, _last_line(stderr)[:200])
             else:
                 log.info("on-grant command done for %s", grant.name)
+
+    def close(self) -> None:
+        """Kill a command still running (the runner waited for it first): in its own session it
+        outlived the door, past its timeout, holding the relay for as long as it hung."""
+        proc = self._running
+        if proc is not None and proc.poll() is None:
+            log.warning("on-grant command still running as the door stops: killed (%s)", self.argv[0])
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _last_line(f) -> str:
@@ -566,7 +581,8 @@ class ActionRunner:
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Finish what is queued (up to ``timeout_s``), then stop the workers."""
+        """Finish what is queued (up to ``timeout_s``), then stop the workers and the actions
+        (a command still running is killed)."""
         self.join(timeout_s)
         for w in self._workers:
             try:
