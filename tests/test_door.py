@@ -1471,6 +1471,40 @@ def test_a_repeated_sample_with_a_changed_frame_is_not_skipped():
     assert gate.n == 2  # the changed frame is seen; only the exact repeat is skipped
 
 
+def test_a_grant_revoked_on_its_own_frame_is_not_reported_as_door_granted():
+    """Alice's answer passes on the frame where her other face's no_blink locks the name out: the
+    grant is revoked at once and fires no action, but `--events` still said door_granted, the
+    event README tells a script to open on."""
+    from blinkgate.door import door_events, standing_grants
+
+    s = Scene(DoorOptions(lockout=LockoutPolicy(failures=1)), seed=7)
+    s.appear(1, "alice")
+    prompt = s.until("challenge")
+    s.step(7)
+    s.appear(2, "alice", BOX2)  # its prompt goes unanswered; it blinked, so its failure counts
+    s.step()
+    s.blink(2, s.t - 300, s.t - 100)
+    s.answer(1, prompt.detail["count"], first_ms=100)
+    for _ in range(200):
+        result = s.step()
+        if any(d.decision == "granted" for d in result.decisions):
+            break
+    assert [(d.track_id, d.decision) for d in result.decisions][:3] == [(1, "granted"), (2, "denied"), (1, "revoked")]
+    assert standing_grants(result.decisions) == []
+    kinds = [(e.kind, e.track_id) for e in door_events(result)]
+    assert ("door_granted", 1) not in kinds and ("door_revoked", 1) in kinds and ("lockout", 2) in kinds
+    s.logic.clear("alice")  # a grant that stands is reported
+    s.leave(1)
+    s.leave(2)
+    s.appear(3, "alice")
+    s.answer(3, s.until("challenge").detail["count"])
+    for _ in range(200):
+        result = s.step()
+        if result.decisions:
+            break
+    assert [(e.kind, e.track_id) for e in door_events(result)] == [("door_granted", 3)]
+
+
 def test_a_grant_revoked_on_its_own_frame_fires_no_unlock():
     """Another face of the same name failing on the frame of a grant locks the name out and
     revokes the grant in the same result; the unlock action fired all the same."""

@@ -977,8 +977,12 @@ GATE_GRANT_EVENTS = frozenset({"granted", "expired"})
 
 def door_events(result: DoorResult) -> list[Event]:
     """The events the door reports (``--events``, the browser view) for one result: the Gate's
-    (appeared, recognised, blink, lost, ...) without its grant-level ones, then the door's."""
-    return [ev for ev in result.frame.events if ev.kind not in GATE_GRANT_EVENTS] + result.events
+    (appeared, recognised, blink, lost, ...) without its grant-level ones, then the door's,
+    without a ``door_granted`` the same frame took back (``standing_grants``): a script opening
+    on it opened for a name locked out on that frame, which no action and no `verify` let in."""
+    standing = {d.track_id for d in standing_grants(result.decisions)}
+    return [ev for ev in result.frame.events if ev.kind not in GATE_GRANT_EVENTS] + [
+        ev for ev in result.events if ev.kind != "door_granted" or ev.track_id in standing]
 
 
 def door_faces_for_drawing(result: DoorResult) -> FrameResult:
