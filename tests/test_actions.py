@@ -545,7 +545,8 @@ def test_a_script_the_kernel_cannot_start_is_refused_at_start(tmp_path):
     script = tmp_path / "open-door"
     for text, said in (("echo open >> /tmp/x\n", "is a script without a #! line"),
                        ("#!/usr/bin/nosuch-python\n", "interpreter that cannot be run: #!/usr/bin/nosuch-python"),
-                       ("#!/usr/bin/env nosuch-python3\n", "nosuch-python3 is not on PATH")):
+                       ("#!/usr/bin/env nosuch-python3\n", "nosuch-python3 is not on PATH"),
+                       ("#!/bin/sh\r\necho open\r\n", "Windows line ends (CRLF)")):  # "No such file": /bin/sh\r
         script.write_text(text)
         script.chmod(0o755)
         with pytest.raises(BlinkgateError, match=re.escape(said)):

@@ -148,7 +148,10 @@ def _script_problem(path: str) -> str:
         if head and not head.startswith(b"\x7fELF") and b"\0" not in head:
             return "is a script without a #! line: no shell runs it (make #!/bin/sh its first line)"
         return ""
-    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "replace").split()
+    line = head[2:].split(b"\n", 1)[0]
+    if line.endswith(b"\r"):  # the kernel reads the \r as part of the interpreter's name
+        return "has Windows line ends (CRLF): convert it (dos2unix, or sed -i 's/\\r$//')"
+    words = line.decode("utf-8", "replace").replace("\t", " ").split()
     if not words:
         return "has an empty #! line"
     interpreter = words[0]
