@@ -388,6 +388,36 @@ def test_a_webhook_answered_200_is_delivered_once_though_the_receiver_keeps_the_
     server.close()
 
 
+def test_a_webhook_answered_a_byte_at_a_time_gives_up_at_its_timeout(caplog):
+    """urllib's timeout is per socket read: headers dripped a byte every 0.1 s held the worker
+    for as long as the receiver went on, and every later grant was dropped as too late."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def answer():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not stop.wait(0.1):
+            conn.sendall(b"x")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/door"
+    t = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="blinkgate.actions"):
+        action = WebhookAction(url, timeout_s=0.5, retries=0)
+        done = threading.Thread(target=action.run, args=(Grant("a", 1, 0.0, None),))
+        done.start()
+        done.join(5)
+    stop.set()
+    server.close()
+    assert not done.is_alive() and time.perf_counter() - t < 2
+    assert "webhook failed after 1 attempts (no answer within 0.5 s)" in caplog.text
+
+
 def test_webhook_retries_a_garbled_reply_like_a_dropped_connection(caplog):
     """A reply whose status line is not HTTP raised http.client's BadStatusLine out of run()."""
     server = socket.socket()

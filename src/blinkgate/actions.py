@@ -331,6 +331,33 @@ class WebhookAction(Action):
             headers[SIGNATURE_HEADER] = sign(self.secret, ts, body)
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
 
+    def _post(self, req: urllib.request.Request) -> int:
+        """Send ``req`` and return its HTTP status, raising as urllib does, within ``timeout_s``
+        in all. urllib's timeout is per socket operation: a receiver that sent its headers a byte
+        a second held the webhook's worker for hours, and every later grant was dropped as too
+        late. Past the timeout the send is left to its own thread, whose socket goes when the
+        receiver lets go."""
+        answer: list = []
+
+        def send() -> None:
+            try:
+                # The status line says it was delivered; the body is not read. A receiver that
+                # answered 200 and kept the connection open timed the read out, and the grant
+                # was sent again: the door opened three times, and the log said it failed.
+                with self._opener.open(req, timeout=self.timeout_s) as resp:
+                    answer.append(resp.status)
+            except BaseException as err:  # handed to the worker's thread, which decides
+                answer.append(err)
+
+        sender = threading.Thread(target=send, name="blinkgate-webhook-send", daemon=True)
+        sender.start()
+        sender.join(self.timeout_s)
+        if not answer:
+            raise TimeoutError(f"no answer within {self.timeout_s:g} s")
+        if isinstance(answer[0], BaseException):
+            raise answer[0]
+        return answer[0]
+
     def run(self, grant: Grant) -> None:
         req = self.request(grant)
         for attempt in range(self.retries + 1):
@@ -339,11 +366,7 @@ class WebhookAction(Action):
                             time.time() - grant.unix_time)
                 return
             try:
-                # The status line says it was delivered; the body is not read. A receiver that
-                # answered 200 and kept the connection open timed the read out, and the grant
-                # was sent again: the door opened three times, and the log said it failed.
-                with self._opener.open(req, timeout=self.timeout_s) as resp:
-                    status = resp.status
+                status = self._post(req)
                 log.info("webhook: %s for %s", status, grant.name)
                 return
             except urllib.error.HTTPError as err:
