@@ -576,13 +576,15 @@ def test_a_script_the_kernel_cannot_start_is_refused_at_start(tmp_path):
     for text, said in (("echo open >> /tmp/x\n", "is a script without a #! line"),
                        ("#!/usr/bin/nosuch-python\n", "interpreter that cannot be run: #!/usr/bin/nosuch-python"),
                        ("#!/usr/bin/env nosuch-python3\n", "nosuch-python3 is not on PATH"),
-                       ("#!/bin/sh\r\necho open\r\n", "Windows line ends (CRLF)")):  # "No such file": /bin/sh\r
+                       ("#!/bin/sh\r\necho open\r\n", "Windows line ends (CRLF)"),
+                       ("#!/usr/bin/env sh -e\n", "passes 'sh -e' to env as one program name")):  # "No such file": /bin/sh\r
         script.write_text(text)
         script.chmod(0o755)
         with pytest.raises(BlinkgateError, match=re.escape(said)):
             CommandAction(f"{script} {{name}}")
     done = tmp_path / "done"
-    for text in (f"#!/bin/sh\necho \"$1\" > {done}\n", f"#!/usr/bin/env sh\necho \"$1\" > {done}\n"):
+    for text in (f"#!/bin/sh\necho \"$1\" > {done}\n", f"#!/usr/bin/env sh\necho \"$1\" > {done}\n",
+                 f"#!/usr/bin/env -S sh -e\necho \"$1\" > {done}\n"):
         script.write_text(text)
         CommandAction(f"{script} {{name}}").run(Grant("ada", 1, 0.0, None))
         assert done.read_text() == "ada\n"

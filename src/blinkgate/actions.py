@@ -158,8 +158,11 @@ def _script_problem(path: str) -> str:
     if not os.path.isfile(interpreter) or not os.access(interpreter, os.X_OK):
         return f"names an interpreter that cannot be run: #!{interpreter}"
     # `#!/usr/bin/env python3`: env finds the program on PATH, the door's own
-    if os.path.basename(interpreter) == "env" and len(words) == 2 and shutil.which(words[1]) is None:
-        return f"runs {words[1]} through env, and {words[1]} is not on PATH"
+    if os.path.basename(interpreter) == "env" and len(words) > 1 and not words[1].startswith("-"):
+        if len(words) > 2:  # Linux hands env the rest of the line as one word: "python3 -u"
+            return f"passes {' '.join(words[1:])!r} to env as one program name (use #!{interpreter} -S ...)"
+        if shutil.which(words[1]) is None:
+            return f"runs {words[1]} through env, and {words[1]} is not on PATH"
     return ""
 
 
