@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -363,6 +364,30 @@ def test_summary_scores_granted_only_where_an_identity_was_checked():
     assert s["accepted"]["bona_fide"]["bpcer"] == 0.0 and s["accepted"]["real_attacks"]["print"]["apcer"] == 1.0
     assert s["granted"]["bona_fide"]["n"] == 2 and s["granted"]["bona_fide"]["bpcer"] == 0.5
     assert s["granted"]["real_attacks"]["print"]["apcer"] == 0.0
+
+
+def test_a_grant_to_someone_else_counts_against_an_attack():
+    """docs/evaluation.md: "A grant to someone else also counts against an attack"."""
+    wrong = replace(_o("a2", "print", 2.0, granted=False), wrong_grant=True)
+    s = summarise([_o("l1", "live", 1.0, granted=True), _o("a1", "print", 2.0, granted=False), wrong])
+    assert s["granted"]["real_attacks"]["print"]["apcer"] == 0.5
+    assert s["granted"]["real_attacks"]["print"]["accepted_ids"] == ["a2"]
+
+
+def test_an_input_accepted_at_the_time_limit_is_within_it():
+    b = summarise([_o("l1", "live", 10.0), _o("l2", "live", 10.01)], time_limit_s=10.0)["accepted"]["bona_fide"]
+    assert (b["accepted"], b["rejected_ids"]) == (1, ["l2"])
+
+
+def test_a_group_is_told_not_to_blink_only_if_all_its_inputs_are():
+    mixed = [_o("n1", "live", 1.0, group="mix"), _o("n2", "live", 1.0, group="mix", expect_blink=False)]
+    assert summarise(mixed)["accepted"]["bona_fide_groups"]["mix"]["expect_blink"] is False
+
+
+def test_attack_frame_shares_are_of_the_frames_with_a_face():
+    o = replace(_o("a1", "print"), frames=10, face_frames=4, closed_frames=1, open_frames=3)
+    row = summarise([o])["accepted"]["real_attacks"]["print"]
+    assert (row["face_frames"], row["closed_frames"], row["open_frames"]) == (0.4, 0.25, 0.75)
 
 
 def test_report_has_tables_and_plots(tmp_path):
