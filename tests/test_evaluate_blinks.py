@@ -27,7 +27,7 @@ def test_scoring_rules():
     both = score_clip(Path("c.mp4"), LABELS, detections, {}, sure_only=False)
     assert (both.labelled, both.true_pos, both.false_pos) == (2, 2, 2)
     r = summarise([both])
-    assert r["precision"] == 0.5 and r["recall"] == 1.0
+    assert r["precision"] == 0.5 and r["recall"] == 1.0 and r["f1"] == pytest.approx(2 / 3, abs=1e-4)
 
 
 def test_slack_and_misses():
@@ -35,6 +35,10 @@ def test_slack_and_misses():
     assert s.true_pos == 1
     s = score_clip(Path("c.mp4"), LABELS, [(17, 18)], {}, slack=2)
     assert s.true_pos == 0 and s.missed == [10, 40] and s.false_at == [17]
+    # the slack holds on both sides: a detection ending 2 frames before the blink starts matches
+    assert score_clip(Path("c.mp4"), LABELS, [(7, 8)], {}, slack=2).true_pos == 1
+    s = score_clip(Path("c.mp4"), LABELS, [(6, 7)], {}, slack=2)
+    assert s.true_pos == 0 and s.false_at == [6]
 
 
 def test_matching_is_one_to_one():
@@ -87,6 +91,9 @@ def test_overlapping_labels_are_an_error(tmp_path):
         read_labels(sheet)
     sheet.write_text("start_frame,end_frame,kind,confidence\n34,47,wink,sure\n48,50,blink,likely\n")
     assert len(read_labels(sheet)) == 2  # next to each other is not overlapping
+    sheet.write_text("start_frame,end_frame,kind,confidence\n34,47,wink,sure\n47,50,blink,likely\n")
+    with pytest.raises(BlinkgateError, match="frames 34-47 and 47-50 overlap"):
+        read_labels(sheet)  # one shared frame is an overlap
 
 
 def test_a_label_sheet_that_cannot_be_read_is_a_one_line_error(tmp_path, monkeypatch):
@@ -114,6 +121,9 @@ def test_a_label_past_the_end_of_its_clip_is_an_error(tmp_path):
     (tmp_path / "labels" / "c.csv").write_text("start_frame,end_frame,kind,confidence\n5,7,blink,sure\n17,19,blink,sure\n")
     with Gate(None) as gate:
         assert evaluate_blinks(gate, [tmp_path / "c.avi"])["sure"]["labelled"] == 2
+    (tmp_path / "labels" / "c.csv").write_text("start_frame,end_frame,kind,confidence\n18,20,blink,sure\n")
+    with Gate(None) as gate, pytest.raises(BlinkgateError, match="frames 18-20 is past the end"):
+        evaluate_blinks(gate, [tmp_path / "c.avi"])  # frames are numbered from 0: the last is 19
 
 
 def test_a_clip_with_frames_that_could_not_be_decoded_is_an_error(tmp_path):
@@ -141,6 +151,34 @@ def test_per_frame_accuracy():
     s = score_clip(Path("c.mp4"), LABELS[:1], [], states, slack=0)
     assert (s.closed_frames, s.closed_read) == (4, 2)
     assert s.open_frames == 26 and s.open_read == 26
+    # frames within the slack of a label are left out of the open count, as labelling uncertainty
+    s = score_clip(Path("c.mp4"), LABELS[:1], [], states, slack=2)
+    assert s.open_frames == 22 and s.closed_frames == 4
+
+
+def test_a_detected_blink_spans_the_frames_between_its_last_open_and_first_reopened_frame(tmp_path):
+    """The gate's blink event names the last open frame before the closure and the first open one
+    after it; the closure scored against the labels is the frames strictly between."""
+    from blinkgate.evaluate_blinks import detect_blinks
+    from blinkgate.types import Event, FrameResult
+
+    from fakes import noise_clip
+
+    class OneBlink:
+        def reset(self):
+            pass
+
+        def run(self, source):
+            times = []
+            for frame in source:
+                times.append(frame.timestamp_ms)
+                events = [Event("blink", frame.timestamp_ms, 1, None, (0, 0, 1, 1),
+                                {"start_ms": times[9], "end_ms": times[14]})] if frame.index == 14 else []
+                yield frame, FrameResult(frame.index, frame.timestamp_ms, [], events)
+
+    noise_clip(tmp_path / "c.avi", 20)
+    blinks, states, _, frames = detect_blinks(OneBlink(), tmp_path / "c.avi")
+    assert (blinks, states, frames) == ([(10, 13)], {}, 20)
 
 
 @pytest.mark.slow
