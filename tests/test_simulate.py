@@ -283,6 +283,15 @@ def test_simulate_attack_is_reproducible(tmp_path, capsys):
     assert "SIMULATED" in (tmp_path / "a" / "README.txt").read_text()
 
 
+def test_sequences_of_one_kind_from_one_pool_differ(tmp_path):
+    """Each sequence is drawn from (seed, index): without the index every print of a run was the
+    same video."""
+    rows = simulate([str(shared("faces", "lfw65", "Hugh_Grant"))], tmp_path, seed=11, count=2,
+                    kinds=["print"], duration=0.2)
+    assert json.dumps(rows[0]["params"]) != json.dumps(rows[1]["params"])
+    assert (tmp_path / "sim-s11-0000.avi").read_bytes() != (tmp_path / "sim-s11-0001.avi").read_bytes()
+
+
 def test_simulate_attack_errors(tmp_path, capsys):
     assert main(["simulate-attack", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "no such photo" in capsys.readouterr().err
