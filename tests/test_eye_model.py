@@ -164,7 +164,9 @@ def test_shipped_model_without_its_thresholds_is_a_broken_install(tmp_path, monk
 
 
 def test_construction_is_lazy(tmp_path):
-    EyeClassifier(tmp_path / "missing.onnx")  # no error until used
+    clf = EyeClassifier(tmp_path / "missing.onnx")  # no error until used
+    with pytest.raises(ModelError):
+        clf.load()
 
 
 def test_runtime_import_pulls_no_training_stack():
@@ -265,3 +267,36 @@ def test_the_sidecar_names_the_model_its_thresholds_are_for(tmp_path):
     del meta["onnx_sha256"]
     old.with_suffix(".json").write_text(json.dumps(meta))
     assert EyeClassifier(old).load().closed_below == 0.2239
+
+
+def test_a_score_between_the_thresholds_is_unknown_and_the_thresholds_themselves_are_not_confident(tmp_path):
+    clf = EyeClassifier(_model_copy(tmp_path, closed_below=0.2, open_above=0.7))
+    states = [clf.state(p) for p in (0.1, 0.2, 0.5, 0.7, 0.8)]
+    assert states == [EyeState.CLOSED, EyeState.UNKNOWN, EyeState.UNKNOWN, EyeState.UNKNOWN, EyeState.OPEN]
+
+
+def test_eval_eyes_scores_accuracy_at_one_half_and_the_confident_share_between_the_thresholds(tmp_path, monkeypatch):
+    """The metrics of ``eval-eyes`` from known scores: accuracy and the confusion at 0.5, the
+    undecided share between closed_below and open_above, and accuracy over the decided rows."""
+    from blinkgate import eye_model
+    from blinkgate.cew import CewData
+
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    p_open = np.array([0.9, 0.55, 0.3, 0.1, 0.45, 0.8], np.float32)  # 0.55 / 0.45: undecided
+    n = len(labels)
+    data = CewData(np.zeros((n, 24, 24, 1), np.float32), labels, np.arange(n), np.array(["test"] * n),
+                   np.array([f"x/{i}.jpg" for i in range(n)]))
+    monkeypatch.setattr(eye_model, "load_cew", lambda *a, **k: data)
+    monkeypatch.setattr(EyeClassifier, "predict_batch", lambda self, batch: p_open[:len(batch)])
+    r = evaluate_eyes(tmp_path, _model_copy(tmp_path, closed_below=0.4, open_above=0.6))
+    assert r["n"] == 6 and r["accuracy"] == round(4 / 6, 4)  # 0.55 right, 0.45 right, 0.3 and 0.8 wrong
+    assert r["confusion"] == {"labels": ["closed", "open"], "closed": [2, 1], "open": [1, 2]}
+    assert r["undecided_rate"] == round(2 / 6, 4) and r["decided_accuracy"] == 0.5  # 0.9 and 0.1 right of 0.9, 0.3, 0.1, 0.8
+
+
+def test_a_face_whose_eyes_are_labelled_differently_is_left_out():
+    from blinkgate.eye_model import faces_as_the_gate_reads_them
+
+    paths = np.array(["eyes/w_L.jpg", "eyes/w_R.jpg", "eyes/a_L.jpg", "eyes/a_R.jpg"])
+    counts = faces_as_the_gate_reads_them(paths, np.array([0, 1, 1, 1]), np.array([0.9, 0.9, 0.9, 0.9]), 0.2, 0.5)
+    assert counts["faces"] == 1 and counts["right"] == 1
