@@ -34,7 +34,12 @@ def test_labels_follow_the_folders(cew):
 
 def test_splits_are_group_disjoint(cew):
     train, test = cew.only("train"), cew.only("test")
+    assert set(train.split) == {"train"} and set(test.split) == {"test"} and len(test) == 926
     assert len(train) + len(test) == len(cew)
+    for part in (train, test):  # every array cut alike: image i is still the eye of label i
+        assert len(part.images) == len(part.labels) == len(part.groups) == len(part.paths) == len(part)
+    first = int(np.flatnonzero(cew.split == "test")[0])
+    assert np.array_equal(test.images[0], cew.images[first]) and test.paths[0] == cew.paths[first]
     assert not set(train.groups) & set(test.groups)
 
 
