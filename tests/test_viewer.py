@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -23,14 +22,33 @@ from conftest import mode_of
 def test_a_file_plays_at_its_own_speed_only_when_someone_watches(monkeypatch, live, ui, paced):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    clock = _Clock()  # the viewer's own clock, so that the test measures its waits, not the machine
+    monkeypatch.setattr(viewer_module, "time", clock)
+    started = clock.now
     viewer = Viewer("t", display=False, record=None, fps=25.0, pace=not live, ui=ui)
-    started = time.monotonic()
     for i in range(6):
+        clock.now += 0.01  # the frame's own work
         viewer.wait(i * 40.0)  # 6 frames at 25 fps: the last is due 0.2 s in
-    took = time.monotonic() - started
     assert viewer.pace is paced
-    assert (took >= 0.19) if paced else (took < 0.1)  # unpaced: well under the 0.2 s a paced run waits
+    if paced:  # each frame waited for its time: the run took the clip's 0.2 s
+        assert clock.now - started == pytest.approx(0.2) and len(clock.slept) == 6
+    else:
+        assert clock.slept == [] and clock.now - started == pytest.approx(0.06)
     viewer.close()
+
+
+class _Clock:
+    """Stands in for the ``time`` module: sleeping moves it on at once."""
+
+    def __init__(self):
+        self.now, self.slept = 100.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
 # -- recordings ---------------------------------------------------------------------------------
