@@ -839,9 +839,8 @@ def test_closing_a_camera_mid_read_leaves_the_release_to_the_reading_thread():
     source = LiveSource(0, opener=lambda target: camera, fresh_only=True)
     next(iter(source))
     time.sleep(0.05)  # the thread is now inside the stuck read
-    started = time.monotonic()
     source.close()
-    assert time.monotonic() - started < 3
+    assert camera.reading  # close() returned with the read still stuck: it did not wait for it
     assert not camera.released.is_set()
     gate_open.set()
     assert camera.released.wait(5) and not camera.released_mid_read
