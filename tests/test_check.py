@@ -365,3 +365,55 @@ def test_a_frame_folder_with_undecodable_frames_is_judged_and_says_frames_were_s
         verdict = check_source(gate, source)
     assert verdict.frames == 3 and verdict.to_json()["truncated"] is True
     assert verdict.format().endswith("; damaged: 1 frame could not be decoded and was skipped)")
+
+
+class FaceScript:
+    """A gate that reports the faces a script gives per frame: (track, name, live, granted, blurred)."""
+
+    def __init__(self, frames: list[list[tuple]]):
+        self.frames = frames
+
+    def reset(self):
+        pass
+
+    def run(self, source):
+        from blinkgate.types import EyeReading, EyeState, FaceResult, FrameResult
+
+        for i, faces in enumerate(self.frames):
+            results = [FaceResult(t, (0.0, 0.0, 10.0, 10.0), name, None, EyeReading(EyeState.OPEN), 0, live, granted,
+                                  eyes_blurred=blurred) for t, name, live, granted, blurred in faces]
+            yield Frame(FRAME, i * 50.0, i), FrameResult(i, i * 50.0, results, [])
+
+
+def test_a_track_of_fewer_frames_than_the_floor_is_left_out_unless_it_went_live():
+    from blinkgate.check import MIN_TRACK_FRAMES
+
+    n = MIN_TRACK_FRAMES  # track 1 on n frames, 2 on one fewer, 3 on one frame, live there
+    a, b, live = (1, "a", False, False, False), (2, "b", False, False, False), (3, None, True, False, False)
+    frames = [[a] + [b] * (i < n - 1) + [live] * (i == 0) for i in range(n)]
+    verdict = check_source(FaceScript(frames), Frames(0))
+    assert [(f.track, f.frames) for f in verdict.faces] == [(1, n), (3, 1)]  # 2 had one frame too few
+    assert verdict.live and verdict.faces[1].first_live_s == 0.0
+
+
+def test_eyes_count_as_blurred_only_on_more_than_half_of_a_tracks_frames():
+    half = [[(1, "a", False, False, i % 2 == 0)] for i in range(4)]
+    assert [f.eyes_blurred for f in check_source(FaceScript(half), Frames(0)).faces] == [False]
+    most = [[(1, "a", False, False, i < 3)] for i in range(4)]
+    assert [f.eyes_blurred for f in check_source(FaceScript(most), Frames(0)).faces] == [True]
+
+
+def test_a_grant_without_a_name_is_no_grant_in_the_verdict():
+    """A grant is someone's: a nameless face the gate somehow called granted grants no one."""
+    verdict = check_source(FaceScript([[(1, None, True, True, False)]] * 4), Frames(0))
+    assert verdict.live and not verdict.granted and not verdict.faces[0].granted
+
+
+def test_an_input_whose_stamp_cannot_be_read_is_never_done():
+    """A missing input has no stamp (None), and a line recorded without one also has None: the
+    two must not match, or an input gone missing and back would be skipped unchecked."""
+    from blinkgate.check import DoneSources, is_done
+
+    done = DoneSources(sources={"a.mp4": None, "b.mp4": [1, 2, 3, 4]})
+    assert not is_done("a.mp4", done, None) and not is_done("c.mp4", done, None)
+    assert is_done("b.mp4", done, [1, 2, 3, 4]) and not is_done("b.mp4", done, [1, 2, 3, 5])
