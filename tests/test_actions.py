@@ -93,6 +93,34 @@ def test_one_visit_fires_once_per_person():
     assert len({g.id for g in rec.grants}) == 3 and runner.skipped_cooldown == 1
 
 
+def test_the_cool_down_ends_when_its_time_is_up_and_a_nameless_decision_fires_nothing():
+    clock, rec = Clock(), Recorder()
+    runner = ActionRunner([rec], cooldown_s=30, clock=clock)
+    assert runner.fire(grant("alice", 1))
+    clock.t += 30
+    assert runner.fire(grant("alice", 2))  # 30 s on: a new visit
+    assert not runner.fire(grant(None, 3))  # no one's grant opens nothing
+    runner.close()
+    assert [g.track for g in rec.grants] == [1, 2]
+
+
+def test_an_older_grant_dropped_late_does_not_lift_the_cool_down_of_a_newer_one():
+    """A grant dropped as too late ends only its own cool-down: bob's first grant, dropped after
+    his second one ran, must not clear the cool-down that the second started."""
+    clock, slow = Clock(), Recorder(delay=2.0)
+    runner = ActionRunner([slow], cooldown_s=30, max_age_s=1.0, clock=clock)
+    runner.fire(grant("alice", 1))  # the action is busy with her for 2 s
+    runner.fire(grant("bob", 2))  # waits 2 s: dropped
+    time.sleep(1.5)
+    clock.t += 31
+    assert runner.fire(grant("bob", 3))  # waits 0.5 s: run
+    assert runner.join()
+    assert [g.track for g in slow.grants] == [1, 3]
+    clock.t += 5
+    assert not runner.fire(grant("bob", 4))  # the door opened for bob 5 s ago
+    runner.close()
+
+
 def test_an_action_that_raises_does_not_stop_the_others():
     class Boom(Action):
         name = "boom"
@@ -299,6 +327,35 @@ def test_webhook_posts_signed_json_exactly_once_per_visit(hook):
     assert not verify("wrong", ts, body, sig)
     assert not verify("s3cret", ts, body.replace(b"alice", b"mallory"), sig)
     assert not verify("s3cret", str(int(ts) - 3600), body, sign("s3cret", str(int(ts) - 3600), body))  # too old
+
+
+def test_the_signature_is_the_documented_hmac_and_a_timestamp_from_the_future_is_refused():
+    """README: ``sha256=HMAC(secret, timestamp + "." + body)``; a receiver's check refuses any
+    grant more than max_age_s from its own clock, either way (a timestamp ahead of it would stay
+    valid until then: a captured request could be replayed)."""
+    import hashlib
+    import hmac
+
+    body, ts = b'{"name":"alice"}', "1700000000"
+    assert sign("k", ts, body) == "sha256=" + hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
+    sig = sign("k", ts, body)
+    assert verify("k", ts, body, sig, max_age_s=30, now=1700000030) and verify("k", ts, body, sig, now=1699999970)
+    assert not verify("k", ts, body, sig, max_age_s=30, now=1700000031)
+    assert not verify("k", ts, body, sig, max_age_s=30, now=1700000000 - 3600)  # signed an hour ahead
+
+
+def test_webhook_backs_off_twice_as_long_after_each_failure(monkeypatch):
+    import types
+
+    from blinkgate import actions
+
+    slept = []
+    monkeypatch.setattr(actions, "time", types.SimpleNamespace(time=time.time, monotonic=time.monotonic,
+                                                               sleep=slept.append))
+    h = Hook(status=[503, 503, 503, 200])
+    WebhookAction(h.url, timeout_s=2, retries=3, backoff_s=0.5).run(Grant("a", 1, 0.0, None))
+    h.close()
+    assert len(h.requests) == 4 and slept == [0.5, 1.0, 2.0]
 
 
 def test_webhook_retries_server_errors_but_not_refusals():
