@@ -338,3 +338,16 @@ def test_capture_reads_only_its_tolerance_from_the_settings_file(tmp_path, monke
     assert main(["capture", str(tmp_path / "people"), "Ada", "--source", "frames", "--no-display"]) == 2
     assert main(["capture", str(tmp_path / "people"), "Ada", "--source", "frames", "--no-display", "--fps", "2"]) == 2
     assert opened == [20.0, 2.0]
+
+
+def test_a_face_exactly_at_the_tolerance_is_the_same_person_and_one_exactly_the_minimum_wide_is_taken():
+    """Both bounds are inclusive, as the gate names a face at distance <= tolerance and the
+    message asks for "at least" min_face_px."""
+    from blinkgate.capture import _other_person, one_face
+
+    faces = np.array([[0.0, 0.0], [3.0, 0.0]])
+    assert _other_person(np.array([0.0, 0.5]), faces, None, tolerance=0.5) == ""
+    assert _other_person(np.array([0.0, 0.51]), faces, None, tolerance=0.5).startswith("not the person")
+    image = np.zeros((100, 100, 3), np.uint8)
+    assert one_face(image, lambda img: [(10.0, 10.0, 50.0, 50.0)], min_face_px=40)[1] == (10.0, 10.0, 50.0, 50.0)
+    assert one_face(image, lambda img: [(10.0, 10.0, 49.0, 49.0)], min_face_px=40)[1] is None
