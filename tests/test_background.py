@@ -30,6 +30,8 @@ def test_face_crop_keeps_the_box_inside_and_clips_to_the_frame():
     image = np.zeros((100, 200, 3), np.uint8)
     crop, box = face_crop(image, (150.0, 10.0, 190.0, 50.0))
     assert crop.shape == (70, 70, 3) and box == (20.0, 10.0, 60.0, 50.0)  # 20 px margins, cut at the edges
+    crop, box = face_crop(image, (10.2, 10.2, 20.5, 20.5), margin=0.0)  # a tracked box is fractional
+    assert box[2] <= crop.shape[1] and box[3] <= crop.shape[0] and box[0] >= 0 and box[1] >= 0
 
 
 def test_the_worker_encodes_like_the_frame_loop_and_survives_a_bad_face(photo):
