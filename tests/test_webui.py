@@ -509,6 +509,22 @@ def test_wrong_tokens_are_logged_a_line_a_minute_and_a_guesser_is_refused_for_a_
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
+def test_wrong_tokens_count_towards_a_block_only_within_their_window():
+    """A user who mistypes the token now and then, a window apart, is never blocked."""
+    from blinkgate.webui import TokenGuard
+
+    clock = FakeClock()
+    guard = TokenGuard(clock, limit=3, window_s=60.0, block_s=60.0)
+    for _ in range(2):
+        guard.failed("10.0.0.5")
+    clock.now += 61
+    guard.failed("10.0.0.5")  # the third wrong token, but the first of a new window
+    assert guard.blocked_for("10.0.0.5") == 0.0
+    guard.failed("10.0.0.5")
+    guard.failed("10.0.0.5")  # three within the window
+    assert guard.blocked_for("10.0.0.5") == 60.0
+
+
 def test_a_flood_of_wrong_tokens_logs_a_few_lines_not_one_each(caplog):
     clock = FakeClock()
     with caplog.at_level("WARNING", logger="blinkgate"), \
