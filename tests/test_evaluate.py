@@ -288,6 +288,40 @@ def test_run_presentation_times_acceptance_from_the_first_frame(tmp_path):
     assert not out.accepted and out.accept_s is None and out.granted is None
 
 
+class ListedPipeline:
+    """The faces of each frame, as listed."""
+
+    name = "listed"
+
+    def __init__(self, frames):
+        self.frames, self.i = frames, 0
+
+    def reset(self):
+        self.i = 0
+
+    def process(self, image, t):
+        self.i += 1
+        return self.frames[self.i - 1], 0
+
+
+def test_a_grant_to_someone_else_is_remembered_and_the_biggest_face_is_the_main_one(tmp_path):
+    small_bob = FaceObs((0, 0, 10, 10), "bob", "open", (0.9, 0.9), True, True)
+    big = FaceObs((0, 0, 50, 50), None, "closed", (0.1, 0.1))
+    frames = [[small_bob, big], [replace(big, state="open")], [replace(big, state="open")]]
+    p = Presentation("p", "print", frames=_frames(tmp_path, 3), identity="ann")
+    out = run_presentation(ListedPipeline(frames), p, check_grant=True)
+    assert out.wrong_grant and out.granted is False  # bob was let in on frame 1, gone by the last
+    assert (out.face_frames, out.closed_frames, out.open_frames) == (3, 1, 2)
+    assert out.timeline["state"] == ["closed", "open", "open"]
+
+
+def test_an_input_accepted_before_a_damaged_frame_has_its_verdict(tmp_path):
+    frames = _frames(tmp_path, 4)
+    frames[3].write_bytes(b"half a png")
+    out = run_presentation(ScriptedPipeline(live_from=1), Presentation("p", "print", frames=frames))
+    assert out.frames == 3 and out.accepted and out.error is None  # an accepted attack, whatever came after
+
+
 def test_run_presentation_reports_a_broken_input(tmp_path):
     p = Presentation("p", "print", source=tmp_path / "nothing-here")
     out = run_presentation(ScriptedPipeline(), p)
