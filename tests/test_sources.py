@@ -961,3 +961,13 @@ def test_a_missing_recording_is_not_called_a_camera(tmp_path):
         open_recording_path(tmp_path / "nosuch.mp4")
     with pytest.raises(SourceError, match="no such file, folder or camera"):
         open_source(str(tmp_path / "nosuch.mp4"))
+
+
+def test_the_capture_clock_never_gives_two_frames_the_same_time():
+    """Two frames read at once with no capture time (a driver's queue emptied back to back):
+    the gate expects strictly increasing times."""
+    from blinkgate.sources import CaptureClock
+
+    clock = CaptureClock()
+    times = [clock.stamp(math.nan, 500.0), clock.stamp(math.nan, 500.0), clock.stamp(0.0, 500.0)]
+    assert times[0] == 500.0 and times[0] < times[1] < times[2]
