@@ -107,6 +107,14 @@ def test_config_file_discovery(tmp_path, monkeypatch):
         ("challenge = false\n", r"unknown setting 'challenge' \(did you mean challenge.enabled\?\)"),
         ("[challenge]\nhold = \"long\"\n", "challenge.hold must be a number"),
         ("[challenge]\nenabled = 1\n", "challenge.enabled must be true or false"),
+        # quoted in the file: a wrong TOML type as `enabled = 1` is, not text to parse (the environment's is)
+        ("[challenge]\nenabled = \"yes\"\n", r"^config file .*door.toml: challenge.enabled must be true or false \(without quotes\), got 'yes'$"),
+        ('tolerance = "0.4"\n', r"^config file .*door.toml: tolerance must be a number \(without quotes\), got '0.4'$"),
+        ('[lockout]\nfailures = "3"\n', "lockout.failures must be a number"),
+        ('[challenge]\ncounts = "1,2"\n', r"challenge.counts must be a list of whole numbers, like \[1, 2\]"),
+        # a key of the same table that takes a port, not the same word in another table (mqtt.port)
+        ("[ui]\nport = 8080\n", r"unknown setting 'ui.port' \(did you mean ui.listen\?\)"),
+        ('[mqtt]\nuser = "door"\n', r"unknown setting 'mqtt.user' \(did you mean mqtt.username\?\)"),
         ("[challenge]\ncounts = [0, 2]\n", "counts must be a list of positive"),
         ("[lockout]\nfailures = 2.5\n", "whole number"),
         ("eyes = \"magic\"\n", "eyes must be one of landmarks, haar"),
@@ -130,8 +138,9 @@ def test_bad_files_are_errors(conf, text, message):
 
 def test_env_values_are_parsed_and_checked(conf):
     r = resolve(cli(), env={"BLINKGATE_CHALLENGE_ENABLED": "off", "BLINKGATE_CHALLENGE_COUNTS": "1,3",
-                            "BLINKGATE_MQTT_TLS": "yes", "BLINKGATE_DB": ""})
+                            "BLINKGATE_MQTT_TLS": "yes", "BLINKGATE_DB": "", "BLINKGATE_TOLERANCE": "0.4"})
     assert r["challenge.enabled"] is False and r["challenge.counts"] == (1, 3) and r["mqtt.tls"] is True
+    assert r["tolerance"] == 0.4  # text, as every variable is: parsed, where in the file it is a wrong type
     assert r.origins["db"] == "default"  # an empty variable is unset
     with pytest.raises(BlinkgateError, match="BLINKGATE_LOCKOUT_FAILURES"):
         resolve(cli(), env={"BLINKGATE_LOCKOUT_FAILURES": "many"})

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Mapping
@@ -190,13 +191,18 @@ def _show(s: Setting, value) -> str:
 # -- parsing -----------------------------------------------------------------------------------
 
 
-def _convert(s: Setting, value, where: str):
-    """A value from TOML (typed) or from a string (env, CLI) → the setting's type."""
+def _convert(s: Setting, value, where: str, typed: bool = False):
+    """A value from TOML (``typed``) or from a string (env, CLI) → the setting's type. Only
+    text is parsed: in a TOML file `tolerance = "0.4"` or `enabled = "yes"` is a wrong type,
+    as `enabled = 1` is, not a number or a switch."""
     def bad(why: str) -> BlinkgateError:
         shown = "***" if s.secret else repr(_masked(s, value) if isinstance(value, str) else value)
         return BlinkgateError(f"{where}: {s.key} {why}, got {shown}")
 
     text = isinstance(value, str)
+    if typed and text and s.type != "str":
+        raise bad({"bool": "must be true or false (without quotes)", "ints": "must be a list of whole numbers, like [1, 2]"}
+                  .get(s.type, "must be a number (without quotes)"))
     if s.type == "str":
         if not text:
             raise bad("must be a string")
@@ -402,8 +408,8 @@ def load_file(path: Path) -> dict[str, object]:
     for key, value in _flatten(data).items():
         s = BY_KEY.get(key)
         if s is None:
-            raise BlinkgateError(f"config file {path}: unknown setting {key!r}{did_you_mean(key, BY_KEY)}")
-        out[key] = _convert(s, value, f"config file {path}")
+            raise BlinkgateError(f"config file {path}: unknown setting {key!r}{_file_hint(key)}")
+        out[key] = _convert(s, value, f"config file {path}", typed=True)
         if key in PATH_KEYS:
             out[key] = _beside(path, out[key], key)
     if any(BY_KEY[k].secret and v for k, v in out.items()) and os.name == "posix":
@@ -414,6 +420,17 @@ def load_file(path: Path) -> dict[str, object]:
                 "config file %s holds a secret and is readable by every user: chmod 600 %s (or 640 for a "
                 "service's group)", path, path)
     return out
+
+
+def _file_hint(key: str) -> str:
+    """:func:`did_you_mean` for a key in a settings file, but first a key of the same table whose
+    value the word names: `[ui] port = 8080` meant ui.listen ([HOST:]PORT), not mqtt.port."""
+    table, _, leaf = key.rpartition(".")
+    word = re.compile(rf"\b{re.escape(leaf)}\b", re.IGNORECASE)
+    for s in SETTINGS:
+        if table and s.key.startswith(table + ".") and word.search(f"{s.placeholder} {s.help}"):
+            return f" (did you mean {s.key}?)"
+    return did_you_mean(key, BY_KEY)
 
 
 def _beside(config: Path, value: str, key: str) -> str:
