@@ -74,7 +74,8 @@ def test_closing_the_window_stops(tmp_path):
     assert len(saved) == 2  # frames 0 and 7; the window closed at 8
 
 
-@pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/b", "a\\b", "-rf", ".ann", " .ann", "Eve\nAda", "Eve\x1b[2J"])
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "a/b", "a\\b", "-rf", ".ann", " .ann", "Eve\nAda", "Eve\x1b[2J",
+                                  "bob\u200b", "\u202eboB", "a\u2066b\u2069"])
 def test_a_name_that_cannot_be_a_folder_under_people_dir_is_refused(name):
     with pytest.raises(BlinkgateError):
         check_name(name)

@@ -587,6 +587,22 @@ def test_people_and_forget_leave_an_empty_file_as_it_is(capsys, tmp_path):
     assert db.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]
 
 
+def test_people_shows_an_invisible_difference_and_lines_up_wide_and_combining_names(capsys, tmp_path, monkeypatch):
+    """An older database's 'bob' + U+200B listed as a second 'bob'; 'Zoe' + U+0308 (a Mac folder)
+    and '山田' were padded by character count, which shifted their image counts."""
+    from blinkgate import database
+
+    monkeypatch.setattr(database, "name_problem", lambda name: None)  # rows from before names were checked
+    db = tmp_path / "faces.db"
+    with database.FaceDatabase(db) as faces:
+        for i, name in enumerate(("bob", "bob\u200b", "Zoe\u0308", "\u5c71\u7530", "Ada ")):
+            faces.add_image(name, f"/p/{i}.jpg", str(i), np.eye(128)[i] * 0.1)
+    code, out, _ = run(capsys, "people", "--db", str(db))
+    assert code == 0 and out.splitlines() == [
+        "'Ada '       1 image", "Zoe\u0308          1 image", "bob          1 image", "'bob\\u200b'  1 image",
+        "\u5c71\u7530         1 image"]
+
+
 def test_corrupt_database_is_a_clear_error(capsys, tmp_path):
     db = tmp_path / "faces.db"
     db.write_bytes(b"definitely not sqlite" * 100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -561,6 +562,20 @@ def test_a_name_with_a_line_break_is_refused(db_path: Path) -> None:
             with pytest.raises(ValueError, match="control characters"):
                 db.add_image(name, "/p/e.jpg", "h", enc(1))
         assert db.people() == []
+
+
+@pytest.mark.parametrize("name, said", [
+    ("bob\u200b", "U+200B ZERO WIDTH SPACE at character 4"),  # shown as 'bob', beside the real bob
+    ("\u202eboB", "U+202E RIGHT-TO-LEFT OVERRIDE at character 1"),  # shown as 'Bob', backwards
+    ("Ada \u2066Lovelace\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE at character 5"),
+    ("Eve\u2028Ada", "U+2028 LINE SEPARATOR at character 4"),
+])
+def test_a_name_with_an_invisible_or_text_direction_character_is_refused(db_path: Path, name, said) -> None:
+    with FaceDatabase(db_path) as db:
+        with pytest.raises(ValueError, match=re.escape(f"invisible or text-direction characters: {said} ")):
+            db.add_image(name, "/p/e.jpg", "h", enc(1))
+        db.add_image("Zoe\u0308 \u5c71\u7530", "/p/z.jpg", "hz", enc(2))  # combining marks and CJK are fine
+        assert db.people() == [("Zoe\u0308 \u5c71\u7530", 1)]
 
 
 def test_every_change_of_who_is_enrolled_is_counted(tmp_path):

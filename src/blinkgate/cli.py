@@ -212,7 +212,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    from .database import FaceDatabase, existing_database
+    from .database import FaceDatabase, existing_database, shown_name, text_width
 
     # Not FaceDatabase's check: it adopts an empty file as a new database, which a listing must not make.
     db_path = existing_database(_db_path(args), ": enrol people with `blinkgate enroll DIR`")
@@ -223,9 +223,10 @@ def cmd_people(args: argparse.Namespace) -> int:
     elif not people:
         print(f"nobody enrolled in {db_path}")
     else:
-        width = max(len(n) for n, _ in people)
-        for name, count in people:
-            print(f"{name:<{width}}  {_count(count, 'image')}")
+        shown = [shown_name(n) for n, _ in people]  # 'bob' + U+200B must not read as 'bob'
+        width = max(map(text_width, shown))
+        for name, (_, count) in zip(shown, people):
+            print(f"{name}{' ' * (width - text_width(name))}  {_count(count, 'image')}")
     return 0
 
 
@@ -234,7 +235,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from .database import FaceDatabase, existing_database, name_key
+    from .database import FaceDatabase, existing_database, name_key, shown_name
 
     db_path = existing_database(_db_path(args))  # an empty file is no database to forget anyone from
     with FaceDatabase(db_path, create=False) as db:
@@ -244,7 +245,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
     # Two folders, 'José' in two Unicode forms or with a space after it: both went.
     also = (f", enrolled under {len(removed.names)} names that differ only in Unicode form or spaces"
             if len(removed.names) > 1 else "")
-    print(f"forgot {name}{also} ({_count(removed.images, 'image')}; {_count(removed.snapshots, 'face snapshot')} "
+    print(f"forgot {shown_name(name)}{also} ({_count(removed.images, 'image')}; {_count(removed.snapshots, 'face snapshot')} "
           "deleted from the access log, its entries kept)")
     log.info(RUNNING_NOTE)
     # enroll re-adds whatever is still in the person's folder: a revoked person would be back

@@ -178,9 +178,37 @@ def name_problem(name: str) -> str | None:
     if name.startswith("-"):
         return ("must not start with '-' (an unlock command like 'open-door {name}' would read it "
                 "as an option)")
-    if any(unicodedata.category(c) == "Cc" for c in name):
-        return "must not hold control characters (a line break in it would forge lines in `blinkgate log`)"
+    for i, c in enumerate(name, 1):
+        if unicodedata.category(c) == "Cc":
+            return (f"must not hold control characters: {char_name(c)} at character {i} (a line break in it would "
+                    "forge lines in `blinkgate log`)")
+        if unicodedata.category(c) in HIDDEN:
+            return (f"must not hold invisible or text-direction characters: {char_name(c)} at character {i} (the "
+                    "name would look like another, or read otherwise, in `people`, `log` and on screen)")
     return None
+
+
+# Format characters (U+200B zero width space, U+202E right-to-left override, U+2066-2069 isolates)
+# and line/paragraph separators: "bob" + U+200B showed as "bob" beside "bob", one a look-alike's.
+HIDDEN = ("Cf", "Zl", "Zp")
+
+
+def char_name(c: str) -> str:
+    """'U+200B ZERO WIDTH SPACE'; a control character has no name: 'U+000A'."""
+    return f"U+{ord(c):04X} {unicodedata.name(c, '')}".rstrip()
+
+
+def shown_name(name: str) -> str:
+    """``name`` as a listing shows it: quoted, with Python escapes, if spaces around it or a
+    character that cannot be seen would make it look like another (an older database's rows)."""
+    return repr(name) if name != name.strip() or not name.isprintable() else name
+
+
+def text_width(text: str) -> int:
+    """Terminal columns ``text`` takes: a combining mark none, a wide (CJK) character two.
+    Padding by len() shifted the columns after 'Zoe' + U+0308 (a Mac folder's name) or '山田'."""
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 People = tuple[np.ndarray, list[str]]  # (N, 128) encodings and their N names, as known_encodings
