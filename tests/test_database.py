@@ -578,6 +578,15 @@ def test_a_name_with_an_invisible_or_text_direction_character_is_refused(db_path
         assert db.people() == [("Zoe\u0308 \u5c71\u7530", 1)]
 
 
+def test_a_joiner_inside_a_word_is_part_of_a_name_and_elsewhere_refused() -> None:
+    from blinkgate.database import name_problem
+
+    assert name_problem("Mohammad\u200cReza") is None  # Persian: ZWNJ between letters
+    assert name_problem("\u0915\u094d\u200d\u0937") is None  # Devanagari: ZWJ after a virama (a mark)
+    assert "U+200C" in name_problem("bob\u200c")
+    assert "U+200D" in name_problem("b\u200d ob")
+
+
 def test_every_change_of_who_is_enrolled_is_counted(tmp_path):
     # A running door polls this count and reloads the people when it moves.
     with FaceDatabase(tmp_path / "f.db") as db:

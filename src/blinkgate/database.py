@@ -182,7 +182,7 @@ def name_problem(name: str) -> str | None:
         if unicodedata.category(c) == "Cc":
             return (f"must not hold control characters: {char_name(c)} at character {i} (a line break in it would "
                     "forge lines in `blinkgate log`)")
-        if unicodedata.category(c) in HIDDEN:
+        if unicodedata.category(c) in HIDDEN and not _joiner_in_a_word(name, i - 1):
             return (f"must not hold invisible or text-direction characters: {char_name(c)} at character {i} (the "
                     "name would look like another, or read otherwise, in `people`, `log` and on screen)")
     return None
@@ -191,6 +191,13 @@ def name_problem(name: str) -> str | None:
 # Format characters (U+200B zero width space, U+202E right-to-left override, U+2066-2069 isolates)
 # and line/paragraph separators: "bob" + U+200B showed as "bob" beside "bob", one a look-alike's.
 HIDDEN = ("Cf", "Zl", "Zp")
+
+
+def _joiner_in_a_word(name: str, i: int) -> bool:
+    """U+200C/U+200D between two letters: written in Persian ('Mohammad' ZWNJ 'Reza') and Indic
+    names, so kept; ``people`` still shows them escaped."""
+    return (name[i] in "\u200c\u200d" and 0 < i < len(name) - 1
+            and unicodedata.category(name[i - 1])[0] in "LM" and unicodedata.category(name[i + 1])[0] in "LM")
 
 
 def char_name(c: str) -> str:
