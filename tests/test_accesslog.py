@@ -354,6 +354,29 @@ def test_a_snapshot_exported_over_an_existing_file_is_private_too(tmp_path, caps
     assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(tmp_path / "no" / "x.jpg")]) == 2
 
 
+def test_a_snapshot_a_killed_export_left_hidden_is_deleted_by_the_next_export_to_that_name(tmp_path, capsys, caplog):
+    """kill -9 between writing the copy and renaming it left ".face.jpg.PID.tmp", a face nobody
+    sees, for ever: rerunning the export wrote face.jpg and kept it. Only that target's
+    temporary files of a process gone are deleted, not another name's nor a running export's."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "f.db"
+    with AccessLog(db) as log:
+        i = log.record(decision("challenge_passed", "granted"), encode_jpeg(face_image()))
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    killed = tmp_path / f".face.jpg.{child.pid}.tmp"
+    running = tmp_path / f".face.jpg.{os.getppid()}.tmp"  # another export to that name, now
+    kept = [tmp_path / f".other.jpg.{child.pid}.tmp", running]
+    for path in (killed, *kept):
+        path.write_bytes(b"\xff\xd8\xff a face")
+    with caplog.at_level("INFO", logger="blinkgate"):
+        assert main(["log", "--db", str(db), "--snapshot", str(i), "--out", str(tmp_path / "face.jpg")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["f.db", "face.jpg", *(p.name for p in kept)])
+    assert f"deleted {killed.name}, a copy a killed export never finished writing" in caplog.text
+
+
 def test_a_snapshot_export_replaces_no_file_but_an_earlier_export(tmp_path, capsys):
     """`--out faces.db` replaced the face database (enrolments, audit trail) with a JPEG, exit 0."""
     db = tmp_path / "f.db"

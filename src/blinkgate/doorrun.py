@@ -431,8 +431,12 @@ def _write_private(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` as a new 0600 file, atomically. A face is biometric data,
     kept 0600 in the database: the copy is the owner's too, also over an existing file, whose
     mode an in-place write would have kept (0644: readable by every user)."""
-    from .files import PRIVATE_FILE, write_atomic
+    from .files import PRIVATE_FILE, remove_stale_temps, write_atomic
 
+    # An export killed between writing and renaming left the face hidden beside the target
+    # (".face.jpg.PID.tmp", 0600), for ever: only that name's, of a process that is gone.
+    for stale in remove_stale_temps(target.parent, lambda name: name == target.name):
+        log.info("deleted %s, a copy a killed export never finished writing", stale.name)
     try:
         write_atomic(target, data, PRIVATE_FILE)
     except OSError as err:
