@@ -161,6 +161,38 @@ def test_a_run_stopped_after_training_leaves_the_model_and_its_sidecar_as_they_w
     assert sorted(p.name for p in out.parent.iterdir()) == ["eye.json", "eye.onnx"]
 
 
+def test_what_a_killed_run_left_hidden_beside_its_model_is_deleted_by_the_next_run(tmp_path, monkeypatch):
+    """kill -9 while exporting or scoring the model left ".eye.PID.partial.onnx" (a quarter MB)
+    beside it, one more per kill, for ever (Ctrl-C and errors delete it). The next run into that
+    model deletes its own: of a process gone, not another model's nor a run still going."""
+    import os
+    import subprocess
+    import sys
+
+    import blinkgate.train_eyes as te
+
+    _tiny_cew(tmp_path)
+    models = tmp_path / "models"
+    models.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead, alive = child.pid, os.getppid()
+    killed = [models / f".eye.{dead}.partial.onnx", models / f".eye.json.{dead}.tmp"]  # the sidecar's write_atomic
+    kept = [models / f".other.{dead}.partial.onnx", models / f".eye.{alive}.partial.onnx", models / "eye.onnx"]
+    for path in (*killed, *kept):
+        path.write_bytes(b"onnx")
+    said = []
+
+    def stopped(*args, **kwargs):  # no training needed: the folder is cleaned before it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(te, "fit", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        te.train_eyes(tmp_path, models / "eye.onnx", epochs=1, calibration_folds=0, log=said.append)
+    assert sorted(p.name for p in models.iterdir()) == sorted(p.name for p in kept)
+    assert f"deleted {killed[0].name}, left by a killed train-eyes" in said
+
+
 def test_a_run_killed_before_its_model_is_renamed_leaves_thresholds_the_old_model_refuses(tmp_path, monkeypatch):
     """The sidecar is written, then the model renamed into place: a kill between the two left
     the new thresholds beside the old model, which ran at them (here 0.5 where it was calibrated

@@ -82,19 +82,22 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temps(folder: Path, targets: Callable[[str], bool]) -> list[Path]:
+def remove_stale_temps(folder: Path, targets: Callable[[str], bool],
+                       pattern: re.Pattern[str] = TEMP_NAME) -> list[Path]:
     """Delete the temporary files write_atomic left in ``folder`` when it was killed (kill -9,
     a power cut) between writing and renaming one, for a target name ``targets`` accepts: only
     regular files of that exact pattern whose process is gone, or older than ``STALE_TEMP_S``
     (a PID is reused, after a reboot at once). Hidden, they are skipped by enroll, but stay a
-    face on disk nobody sees. Best effort: what cannot be listed or deleted stays. The deleted."""
+    face on disk nobody sees. ``pattern``: another writer's temporary names, its groups the
+    target name and the PID, as ``TEMP_NAME``'s. Best effort: what cannot be listed or deleted
+    stays. The deleted."""
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        found = TEMP_NAME.fullmatch(entry.name)
+        found = pattern.fullmatch(entry.name)
         if not found or not targets(found[1]):
             continue
         try:

@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -29,11 +30,12 @@ import numpy as np
 from blinkgate.cew import SIZE, CewData, load_cew
 from blinkgate.errors import TRAIN_EXTRA_HINT, BlinkgateError, ModelError
 from blinkgate.eye_model import file_sha256, normalize_input
-from blinkgate.files import write_atomic
+from blinkgate.files import remove_stale_temps, write_atomic
 from blinkgate.parallel import imap_processes
 
 EXPORT_TOLERANCE = 1e-4  # max |cv2.dnn - keras| accepted for an exported model
 TARGET_PRECISION = 0.99  # a confident 'open' / 'closed' must be at least this precise
+PARTIAL_NAME = re.compile(r"\.(.+)\.([0-9]+)\.partial\.onnx")  # a model being written: .STEM.PID.partial.onnx
 # Shipped policy: only 'closed' is made strict. A false CLOSED is what could let a photo blink;
 # a false OPEN cannot make a blink on its own, and a strict open cut-off hides real blinks
 # behind UNKNOWN frames. The calibrated open cut-off is still recorded in the sidecar.
@@ -513,6 +515,7 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
     if calibration_folds > groups:  # a fold without rows was a traceback from keras, after the others had trained
         raise BlinkgateError(f"--calibration-folds {calibration_folds} is more than the {groups} groups (people) of the "
                              f"train rows: each fold needs one; give at most {groups}, or 0 to skip")
+    _remove_stale_partials(Path(out_path), log)
     thresholds = {"closed_below": 0.5, "open_above": OPEN_ABOVE}
     calibrated_open = None
     oof_acc = None
@@ -569,6 +572,16 @@ def train_eyes(data_dir: str | Path, out_path: str | Path, seed: int = 0,
         partial.unlink(missing_ok=True)
     log(f"wrote {out_path} and {sidecar.name}: test accuracy {meta['test_accuracy']:.4f}")
     return meta
+
+
+def _remove_stale_partials(out: Path, log: Any) -> None:
+    """Delete what a run into ``out`` killed (kill -9) while exporting or scoring its model, or
+    writing its sidecar, left hidden beside it: a model (a quarter MB) per kill, for ever. Only
+    those names', of a process gone (``remove_stale_temps``)."""
+    sidecar = out.with_suffix(".json").name
+    stale = remove_stale_temps(out.parent, lambda stem: stem == out.stem, PARTIAL_NAME)
+    for path in stale + remove_stale_temps(out.parent, lambda name: name == sidecar):
+        log(f"deleted {path.name}, left by a killed train-eyes")
 
 
 def _score_test(onnx_path: str | Path, data_dir: str | Path, input_norm: str = "none") -> dict:
