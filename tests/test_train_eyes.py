@@ -266,13 +266,34 @@ def test_calibrated_run_keeps_open_policy_and_out_of_fold_covers_every_row(tmp_p
     assert np.isfinite(oof).all() and np.isfinite(flipped).all()
     assert not np.array_equal(oof, flipped)  # the mirrored crops are really scored apart
 
+    import inspect
+
+    import blinkgate.train_eyes as te
+
+    runs = []
+
+    def spied(*args, **kwargs):  # the run's own out-of-fold scores, and the rows they are of
+        rows = inspect.signature(out_of_fold).bind(*args, **kwargs).arguments["rows"]
+        runs.append((out_of_fold(*args, **kwargs), rows))
+        return runs[-1][0]
+
     out = tmp_path / "eye.onnx"
-    meta = train_eyes(CEW, out, seed=0, epochs=1, max_train_rows=120, calibration_folds=2,
-                      jobs=1, log=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(te, "out_of_fold", spied)
+        meta = train_eyes(CEW, out, seed=0, epochs=1, max_train_rows=120, calibration_folds=2,
+                          jobs=1, log=None)
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["open_above"] == OPEN_ABOVE == 0.5  # policy, whatever calibration found
     assert sidecar["open_above_calibrated"] >= 0.5 >= sidecar["closed_below"]
-    assert sidecar["cv_oof_accuracy"] is not None and meta["train_rows"] == 120
+    [(oof, rows)] = runs
+    labels = te._train_rows(CEW, rows).labels
+    assert oof.shape == (1, 120) and np.isfinite(oof).all() and meta["train_rows"] == 120
+    # What the sidecar reports is this run's out-of-fold accuracy at 0.5 and its thresholds are
+    # calibrated on those same scores: not a number from elsewhere, nor the labels inverted.
+    assert sidecar["cv_oof_accuracy"] == round(float(np.mean((oof[0] >= 0.5) == labels)), 4)
+    assert 0.0 <= sidecar["cv_oof_accuracy"] <= 1.0
+    assert calibrate(oof[0], labels) == {"closed_below": sidecar["closed_below"],
+                                         "open_above": sidecar["open_above_calibrated"]}
 
 
 @pytest.mark.slow
