@@ -1074,3 +1074,18 @@ def test_a_later_blink_whose_check_fails_does_not_keep_a_granted_face_live():
     face = rig.step({ALICE_BOX: O})[ALICE_BOX]
     assert not face.granted and not face.live and face.live_until_ms is None
     assert rig.kinds()[-1] == "expired"
+
+
+def test_a_face_the_full_scan_finds_is_tracked_on_every_frame_between_scans(tmp_path):
+    # 10 copies of one photo: the search around the track missed this face on every frame the
+    # full scan did not run on (only frames 0 and 5 had a face, and the track never held).
+    import cv2
+
+    from blinkgate.detect import FaceDetector
+    from conftest import shared
+
+    image = cv2.imread(str(shared("faces", "lfw65", "Jiang_Zemin", "Jiang_Zemin_0002.jpg")))
+    gate = Gate(detector=FaceDetector(), eyes=FakeEyes())
+    results = [gate.process(image, 50.0 * i) for i in range(10)]
+    assert [len(r.faces) for r in results] == [1] * 10
+    assert [e.kind for r in results for e in r.events] == ["appeared"]  # one track, never lost

@@ -413,8 +413,13 @@ class Gate:
         if not self.tracker.tracks or now - self._last_scan_ms >= self.options.full_scan_ms:
             self._last_scan_ms = now
             return dedupe(self.detector.detect(gray))
-        found = (self.detector.detect_around(gray, t.box) for t in self.tracker.tracks.values())
-        return dedupe([b for b in found if b is not None])
+        found = [self.detector.detect_around(gray, t.box) for t in self.tracker.tracks.values()]
+        if None in found:
+            # A marginal face the small search misses on a frame the full scan finds it on (a
+            # still photo: on every frame): scan now, not after max_gap_ms ends its track.
+            self._last_scan_ms = now
+            return dedupe([b for b in found if b is not None] + self.detector.detect(gray))
+        return dedupe(found)
 
     def _recognise_due(self, image: np.ndarray, active: list[Track], now: float, events: list[Event]) -> None:
         """New tracks are recognised at once; of the rest, the most overdue one per frame."""
