@@ -90,7 +90,7 @@ def remove_stale_temps(folder: Path, targets: Callable[[str], bool],
     (a PID is reused, after a reboot at once). Hidden, they are skipped by enroll, but stay a
     face on disk nobody sees. ``pattern``: another writer's temporary names, its groups the
     target name and the PID, as ``TEMP_NAME``'s. Best effort: what cannot be listed or deleted
-    stays. The deleted."""
+    stays. Returns the paths deleted."""
     removed = []
     try:
         entries = list(os.scandir(folder))
